@@ -1,0 +1,157 @@
+"""What the invoke tasks print: progress lines, recaps and the status table."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+from etcdlab import offline
+from etcdlab import provision as provisioning
+from etcdlab.cluster import Cluster, NodeStatus
+from etcdlab.config import LabConfig, QuorumWarning
+from etcdlab.docker_cluster import DockerLab, connect
+from etcdlab.errors import LabError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+_OUTCOME_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red",
+                  "unreachable": "bold red", "skipped": "dim"}
+
+
+def user_errors(func: F) -> F:
+    """Turn a LabError into one red line on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LabError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            sys.exit(1)
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_config(settings: Mapping[str, Any], **overrides: Any) -> LabConfig:
+    """LabConfig from invoke's ``lab`` section and flags; warnings printed once."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuorumWarning)
+        config = LabConfig.from_mapping(settings, overrides)
+    for warning in caught:
+        err_console.print(f"[yellow]warning:[/] {warning.message}")
+    return config
+
+
+def say(message: str) -> None:
+    """One progress line."""
+    console.print(f"[cyan]•[/] {message}")
+
+
+def show_task(task: str, results: dict[str, str]) -> None:
+    """One line per finished Ansible task: the task, then each host's outcome."""
+    hosts = "  ".join(
+        f"{host} [{_OUTCOME_STYLE.get(outcome, '')}]{outcome}[/]"
+        for host, outcome in results.items()
+    )
+    console.print(f"  {task}  {hosts}", soft_wrap=True)
+
+
+@user_errors
+def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
+    """``invoke provision``: create/repair the lab and print recap, status and time."""
+    done = provisioning.provision(config, say, show_task, keep_on_failure)
+    console.print("\n[bold]PLAY RECAP[/]")
+    for line in done.run.recap_lines():
+        console.print(f"  {line}")
+    cluster = Cluster(done.config)
+    cluster.wait_healthy(timeout=60)
+    print_status(cluster.status())
+    what = "no changes" if done.run.changed == 0 else f"{done.run.changed} change(s)"
+    console.print(
+        f"[bold green]provisioned[/] {done.config.nodes} node(s) in {done.elapsed_s:.1f} s "
+        f"(ansible {done.run.elapsed_s:.1f} s, {what}; image {done.image}, "
+        f"etcd {done.config.etcd_version})"
+    )
+
+
+@user_errors
+def status(config: LabConfig, as_json: bool = False) -> None:
+    """``invoke status``: one row (or JSON object) per node."""
+    lab = DockerLab(config)
+    if not lab.containers():
+        raise LabError(f"no lab on network {config.network}: run `invoke provision` first")
+    nodes = Cluster(config, lab).status()
+    if as_json:
+        print(json.dumps([n.as_dict() for n in nodes], indent=2))
+    else:
+        print_status(nodes)
+    if not all(n.healthy for n in nodes):
+        sys.exit(2)
+
+
+def print_status(nodes: list[NodeStatus]) -> None:
+    """The status table."""
+    table = Table(title="etcdlab status", title_justify="left")
+    for column in ("node", "ip", "etcd", "member id", "role", "term", "index", "db size",
+                   "health", "chrony source", "offset", "stratum"):
+        table.add_column(column)
+    for n in nodes:
+        table.add_row(
+            n.name, n.ip, n.etcd_version or "-", n.member_id or "-",
+            "[bold]leader[/]" if n.is_leader else ("follower" if n.member_id else "-"),
+            _maybe(n.raft_term), _maybe(n.raft_index),
+            f"{n.db_size / 1024:.0f} KiB" if n.db_size is not None else "-",
+            "[green]healthy[/]" if n.healthy else f"[red]unhealthy[/] {n.error}".strip(),
+            _chrony_source(n),
+            f"{n.chrony_offset_ms:+.3f} ms" if n.chrony_offset_ms is not None else "-",
+            _maybe(n.chrony_stratum),
+        )
+    console.print(table)
+
+
+def _chrony_source(node: NodeStatus) -> str:
+    if node.chrony_role == "server":
+        return "serves (local)"
+    if node.chrony_synced:
+        return node.chrony_source
+    return "[red]not synced[/]" if node.chrony_role else "-"
+
+
+def _maybe(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+@user_errors
+def destroy(config: LabConfig) -> None:
+    """``invoke destroy``: remove the lab's containers and network (idempotent)."""
+    removed = DockerLab(config).destroy(say)
+    console.print(
+        f"[bold green]destroyed[/] {removed} container(s) of {config.network}"
+        if removed else f"nothing to destroy on {config.network}"
+    )
+
+
+@user_errors
+def prepare_offline(config: LabConfig) -> None:
+    """``invoke offline``: build the local base image and the etcd archive."""
+    started = time.monotonic()
+    client = connect()
+    image = offline.ensure_base_image(config, client, say)
+    archive = offline.ensure_etcd_archive(config, say)
+    console.print(
+        f"[bold green]offline assets ready[/] in {time.monotonic() - started:.1f} s: image "
+        f"{image}, etcd archive {archive}\n  use them with "
+        "`invoke -f profiles/offline.yaml provision`"
+    )

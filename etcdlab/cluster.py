@@ -1,0 +1,205 @@
+"""Talking to a running lab: endpoints, leader, health, etcd3 clients, chrony state."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import etcd3
+import etcd3.etcdrpc as etcdrpc
+import grpc
+
+from etcdlab.config import LabConfig
+from etcdlab.docker_cluster import DockerLab
+from etcdlab.errors import LabError
+
+CLIENT_PORT = 2379
+
+
+@dataclass(frozen=True)
+class ChronyState:
+    """What ``chronyc`` says on one node."""
+
+    role: str  # "server" (local stratum) or "client"
+    synced: bool
+    source: str  # the selected source, or "" when none
+    stratum: int | None
+    offset_ms: float | None  # last offset: positive means the local clock was ahead
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as ``invoke status`` shows it."""
+
+    name: str
+    ip: str
+    container: str
+    healthy: bool
+    etcd_version: str
+    member_id: str
+    is_leader: bool
+    leader_id: str
+    raft_term: int | None
+    raft_index: int | None
+    db_size: int | None
+    error: str
+    chrony_role: str
+    chrony_synced: bool
+    chrony_source: str
+    chrony_stratum: int | None
+    chrony_offset_ms: float | None
+
+    def as_dict(self) -> dict:
+        """A JSON-ready dict (``invoke status --json``)."""
+        return asdict(self)
+
+
+class Cluster:
+    """A provisioned lab: its nodes, their etcd clients and their state."""
+
+    def __init__(self, config: LabConfig, lab: DockerLab | None = None) -> None:
+        self.config = config
+        self.lab = lab or DockerLab(config)
+        self.ips = config.node_ips
+
+    @property
+    def names(self) -> list[str]:
+        """Node names in order."""
+        return self.config.node_names
+
+    def endpoint(self, name: str) -> str:
+        """``ip:port`` of a member's client URL."""
+        return f"{self.ips[name]}:{CLIENT_PORT}"
+
+    @contextmanager
+    def client(self, name: str, timeout: float = 5.0) -> Iterator[etcd3.Etcd3Client]:
+        """An etcd3 client bound to one member (closed afterwards)."""
+        client = etcd3.client(host=self.ips[name], port=CLIENT_PORT, timeout=timeout)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def raw_status(self, name: str, timeout: float = 2.0) -> etcdrpc.StatusResponse:
+        """The member's own Maintenance.Status answer (raises grpc.RpcError when down)."""
+        channel = grpc.insecure_channel(self.endpoint(name))
+        try:
+            stub = etcdrpc.MaintenanceStub(channel)
+            return stub.Status(etcdrpc.StatusRequest(), timeout=timeout)
+        finally:
+            channel.close()
+
+    def healthy(self, name: str, timeout: float = 2.0) -> bool:
+        """etcd's own ``/health`` verdict for a member (needs a leader and quorum)."""
+        url = f"http://{self.endpoint(name)}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return json.loads(response.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def leader(self, timeout: float = 2.0) -> str | None:
+        """The name of the member a majority reports as leader, or None."""
+        votes: dict[int, int] = {}
+        member_names: dict[int, str] = {}
+        for name in self.names:
+            try:
+                status = self.raw_status(name, timeout)
+            except grpc.RpcError:
+                continue
+            member_names[status.header.member_id] = name
+            if status.leader:
+                votes[status.leader] = votes.get(status.leader, 0) + 1
+        for leader_id, count in votes.items():
+            if count > len(self.names) // 2:
+                return member_names.get(leader_id)
+        return None
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Block until every member is healthy and there is one leader."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.healthy(n) for n in self.names) and self.leader():
+                return
+            time.sleep(0.5)
+        raise LabError(f"cluster not healthy after {timeout:.0f} s: see `invoke status`")
+
+    def status(self) -> list[NodeStatus]:
+        """The state of every node, queried in parallel."""
+        with ThreadPoolExecutor(max_workers=max(1, len(self.names))) as pool:
+            return list(pool.map(self.node_status, self.names))
+
+    def node_status(self, name: str) -> NodeStatus:
+        """etcd and chrony state of one node; unreachable parts are reported, not raised."""
+        containers = {n.name: n for n in self.lab.nodes()}
+        node = containers.get(name)
+        container_state = node.status if node else "missing"
+        error = ""
+        fields: dict = {
+            "etcd_version": "", "member_id": "", "is_leader": False, "leader_id": "",
+            "raft_term": None, "raft_index": None, "db_size": None,
+        }
+        if container_state == "running":
+            try:
+                status = self.raw_status(name)
+                fields.update(
+                    etcd_version=status.version,
+                    member_id=f"{status.header.member_id:x}",
+                    is_leader=status.leader == status.header.member_id,
+                    leader_id=f"{status.leader:x}" if status.leader else "",
+                    raft_term=status.raftTerm,
+                    raft_index=status.raftIndex,
+                    db_size=status.dbSize,
+                )
+                if status.errors:
+                    error = "; ".join(status.errors)
+            except grpc.RpcError as exc:
+                error = f"etcd unreachable: {exc.code().name}"
+            chrony = self.chrony_state(name)
+        else:
+            error = f"container {container_state}"
+            chrony = ChronyState("", False, "", None, None)
+        return NodeStatus(
+            name=name,
+            ip=self.ips[name],
+            container=container_state,
+            healthy=container_state == "running" and self.healthy(name),
+            error=error,
+            chrony_role=chrony.role,
+            chrony_synced=chrony.synced,
+            chrony_source=chrony.source,
+            chrony_stratum=chrony.stratum,
+            chrony_offset_ms=chrony.offset_ms,
+            **fields,
+        )
+
+    def chrony_state(self, name: str) -> ChronyState:
+        """Parse ``chronyc -c tracking`` and ``chronyc -c sources`` on a node."""
+        code, tracking = self.lab.exec(name, ["chronyc", "-n", "-c", "tracking"], check=False)
+        _, sources = self.lab.exec(name, ["chronyc", "-n", "-c", "sources"], check=False)
+        if code != 0:
+            return ChronyState("", False, "", None, None)
+        return parse_chrony(tracking, sources)
+
+
+def parse_chrony(tracking_csv: str, sources_csv: str) -> ChronyState:
+    """Turn chronyc's CSV output into a ChronyState (pure, unit-tested)."""
+    row = tracking_csv.strip().splitlines()[0].split(",") if tracking_csv.strip() else []
+    if len(row) < 14:
+        return ChronyState("", False, "", None, None)
+    ref_id, stratum, last_offset = row[0], int(row[2]), float(row[5])
+    selected = ""
+    for line in sources_csv.strip().splitlines():
+        cols = line.split(",")
+        if len(cols) > 2 and cols[1] == "*":
+            selected = cols[2]
+    if ref_id.upper() == "7F7F0101":  # chrony's LOCAL reference: serving its own clock
+        return ChronyState("server", True, "local", stratum, 0.0)
+    synced = bool(selected) and row[13].strip() == "Normal"
+    return ChronyState("client", synced, selected, stratum if synced else None,
+                       round(last_offset * 1000.0, 3))

@@ -1,0 +1,286 @@
+"""The lab's Docker side: engine connection, network, node containers, base image.
+
+Everything the lab creates carries the label ``io.etcdlab.lab=<network name>``, so that
+``destroy`` removes exactly the lab's containers and network and nothing else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from etcdlab.config import LabConfig
+from etcdlab.errors import LabError
+
+LAB_LABEL = "io.etcdlab.lab"
+NODE_LABEL = "io.etcdlab.node"
+
+Say = Callable[[str], None]
+
+
+def connect() -> docker.DockerClient:
+    """A client for the local Docker engine, or a LabError saying how to get one."""
+    try:
+        client = docker.from_env(version="auto", timeout=120)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise LabError(
+            "cannot reach a Docker engine "
+            f"({_first_line(exc)}). Install Docker (Debian/Ubuntu: `apt-get install docker.io`) "
+            "and start it (`systemctl start docker`, or `dockerd &` where there is no "
+            "systemd); your user must be allowed to use /var/run/docker.sock."
+        ) from None
+    return client
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A lab container as Docker sees it."""
+
+    name: str
+    ip: str
+    status: str
+
+
+@dataclass
+class Created:
+    """What one ``DockerLab.create`` call made, so that a failure can undo exactly that."""
+
+    containers: list[str] = field(default_factory=list)
+    network: bool = False
+
+
+class DockerLab:
+    """Create, inspect and remove one lab's network and containers."""
+
+    def __init__(self, config: LabConfig, client: docker.DockerClient | None = None) -> None:
+        self.config = config
+        self.client = client or connect()
+
+    # -- inspection ---------------------------------------------------------------------
+    def containers(self) -> list[Container]:
+        """This lab's containers (running or not), in node order."""
+        found = self.client.containers.list(
+            all=True, filters={"label": f"{LAB_LABEL}={self.config.network}"}
+        )
+        return sorted(found, key=lambda c: _node_number(c.labels.get(NODE_LABEL, c.name)))
+
+    def nodes(self) -> list[NodeInfo]:
+        """Name, address and Docker state of every lab container."""
+        result = []
+        for container in self.containers():
+            nets = container.attrs["NetworkSettings"]["Networks"]
+            ip = nets.get(self.config.network, {}).get("IPAddress", "")
+            result.append(NodeInfo(container.name, ip, container.status))
+        return result
+
+    def container(self, name: str) -> Container:
+        """One lab container by node name."""
+        try:
+            container = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            raise LabError(f"no container {name}: run `invoke provision` first") from None
+        if container.labels.get(LAB_LABEL) != self.config.network:
+            raise LabError(f"container {name} is not part of this lab")
+        return container
+
+    def exec(self, name: str, command: list[str], check: bool = True) -> tuple[int, str]:
+        """Run a command in a node; returns (exit code, combined output)."""
+        code, output = self.container(name).exec_run(command, demux=False)
+        text = (output or b"").decode(errors="replace")
+        if check and code != 0:
+            raise LabError(f"{name}: `{' '.join(command)}` failed ({code}): {text.strip()}")
+        return code, text
+
+    # -- checks before creating anything -------------------------------------------------
+    def preflight(self) -> None:
+        """Refuse names and subnets that belong to something else, before creating."""
+        cfg = self.config
+        wanted = ipaddress.ip_network(cfg.subnet)
+        for net in self.client.networks.list():
+            labels = net.attrs.get("Labels") or {}
+            ours = labels.get(LAB_LABEL) == cfg.network
+            if net.name == cfg.network and not ours:
+                raise LabError(
+                    f"a Docker network named {cfg.network} exists and is not this lab's; "
+                    "remove it or choose another name with --network / lab.network"
+                )
+            if ours:
+                continue
+            for pool in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                subnet = pool.get("Subnet")
+                if subnet and _overlaps(wanted, subnet):
+                    raise LabError(
+                        f"subnet {cfg.subnet} overlaps Docker network {net.name} ({subnet}); "
+                        "choose another with --subnet / lab.subnet"
+                    )
+        existing = [c.name for c in self.containers()]
+        if existing and existing != cfg.node_names:
+            raise LabError(
+                f"the lab already has {len(existing)} node(s) ({', '.join(existing)}), not "
+                f"{cfg.nodes}: etcd membership does not change by re-provisioning; run "
+                "`invoke destroy` first"
+            )
+        for name in cfg.node_names:
+            try:
+                container = self.client.containers.get(name)
+            except docker.errors.NotFound:
+                continue
+            if container.labels.get(LAB_LABEL) != cfg.network:
+                raise LabError(
+                    f"a container named {name} exists and is not this lab's; remove it or "
+                    "choose another name prefix with --prefix / lab.prefix"
+                )
+
+    # -- creation -----------------------------------------------------------------------
+    def create(self, image: str, say: Say) -> Created:
+        """Create the network and any missing node; start stopped ones.
+
+        On failure, whatever this call created is removed again before the error is raised.
+        """
+        self.preflight()
+        created = Created()
+        try:
+            created.network = self._ensure_network(say)
+            for name, ip in self.config.node_ips.items():
+                if self._ensure_node(name, ip, image, say):
+                    created.containers.append(name)
+        except BaseException:
+            self.undo(created, say)
+            raise
+        return created
+
+    def undo(self, created: Created, say: Say) -> None:
+        """Remove what one ``create`` call made (nothing that existed before it)."""
+        self._remove(created.containers, remove_network=created.network, say=say)
+
+    def _ensure_network(self, say: Say) -> bool:
+        cfg = self.config
+        if self.client.networks.list(names=[cfg.network]):
+            return False
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=cfg.subnet, gateway=cfg.gateway)]
+        )
+        try:
+            self.client.networks.create(
+                cfg.network, driver="bridge", ipam=ipam, labels={LAB_LABEL: cfg.network}
+            )
+        except docker.errors.APIError as exc:
+            raise LabError(f"cannot create network {cfg.network}: {_explain(exc)}") from None
+        say(f"created network {cfg.network} ({cfg.subnet})")
+        return True
+
+    def _ensure_node(self, name: str, ip: str, image: str, say: Say) -> bool:
+        api = self.client.api
+        try:
+            existing = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            existing = None
+        if existing is not None:
+            if existing.status != "running":
+                existing.start()
+                say(f"started {name}")
+            return False
+        host_config = api.create_host_config(
+            init=True,
+            cap_add=["NET_ADMIN"],
+            network_mode=self.config.network,
+            restart_policy={"Name": "no"},
+        )
+        networking = api.create_networking_config(
+            {self.config.network: api.create_endpoint_config(ipv4_address=ip)}
+        )
+        try:
+            api.create_container(
+                image,
+                command=["sleep", "infinity"],
+                name=name,
+                hostname=name,
+                labels={LAB_LABEL: self.config.network, NODE_LABEL: name},
+                host_config=host_config,
+                networking_config=networking,
+                detach=True,
+            )
+            api.start(name)
+        except docker.errors.APIError as exc:
+            self._remove([name], remove_network=False, say=lambda _m: None)
+            raise LabError(f"cannot start container {name}: {_explain(exc)}") from None
+        say(f"created {name} ({ip}) from {image}")
+        return True
+
+    # -- removal ------------------------------------------------------------------------
+    def destroy(self, say: Say) -> int:
+        """Remove every container and the network labelled as this lab's. Idempotent."""
+        names = [c.name for c in self.containers()]
+        self._remove(names, remove_network=True, say=say)
+        return len(names)
+
+    def _remove(self, names: list[str], remove_network: bool, say: Say) -> None:
+        for name in names:
+            try:
+                self.client.containers.get(name).remove(force=True)
+                say(f"removed {name}")
+            except docker.errors.NotFound:
+                pass
+        if remove_network:
+            for net in self.client.networks.list(
+                filters={"label": f"{LAB_LABEL}={self.config.network}"}
+            ):
+                net.remove()
+                say(f"removed network {net.name}")
+
+
+def image_available(client: docker.DockerClient, image: str) -> bool:
+    """Whether the image is present locally."""
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def pull(client: docker.DockerClient, image: str) -> str | None:
+    """Pull an image; None on success, else the reason in one line."""
+    repository, tag = split_image(image)
+    try:
+        client.images.pull(repository, tag=tag)
+    except docker.errors.DockerException as exc:
+        return _first_line(exc)
+    return None
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """``repo/name:tag`` → (``repo/name``, ``tag``); the tag defaults to ``latest``."""
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, _, tag = image.rpartition(":")
+        return repository, tag
+    return image, "latest"
+
+
+def _overlaps(wanted: ipaddress.IPv4Network | ipaddress.IPv6Network, subnet: str) -> bool:
+    try:
+        other = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        return False
+    return other.version == wanted.version and wanted.overlaps(other)
+
+
+def _node_number(name: str) -> int:
+    match = re.search(r"(\d+)$", name)
+    return int(match.group(1)) if match else 0
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

