@@ -1,0 +1,170 @@
+"""Small, generic PNG charts for the report (matplotlib, Agg backend, no display needed).
+
+Every function writes one PNG to ``path`` and returns its file name, which the report
+embeds with a relative link. Charts are deterministic: jitter uses a fixed seed, and
+PNG metadata carries no timestamp, so the same samples give the same file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
+from matplotlib.figure import Figure  # noqa: E402
+
+from etcdlab.stats import cdf_points  # noqa: E402
+
+DPI = 110
+FIGURE_SIZE = (7.0, 4.2)
+JITTER_SEED = 7  # any fixed value: the same samples must give the same picture
+_JITTER_WIDTH = 0.12
+
+
+def _new_figure(title: str) -> tuple[Figure, plt.Axes]:
+    """Return a figure with one set of axes, titled, with a light grid."""
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE)
+    axes.set_title(title)
+    axes.grid(True, axis="y", alpha=0.3)
+    return figure, axes
+
+
+def _save(figure: Figure, path: str | os.PathLike[str]) -> str:
+    """Write the figure as PNG, close it, and return the file name."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        figure.tight_layout()
+        figure.savefig(target, dpi=DPI, format="png", metadata={"Software": None})
+    finally:
+        plt.close(figure)
+    return target.name
+
+
+def strip_plot(
+    path: str | os.PathLike[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    ylabel: str,
+    reference_lines: Mapping[str, float] | None = None,
+) -> str:
+    """Plot each series as jittered points over a box plot, side by side.
+
+    ``reference_lines`` draws labelled horizontal dashed lines (e.g. the election
+    timeout). Empty series keep their place on the axis with no points.
+    """
+    figure, axes = _new_figure(title)
+    jitter = random.Random(JITTER_SEED)
+    names = list(series)
+    filled = [(i + 1, list(series[name])) for i, name in enumerate(names) if series[name]]
+    if filled:
+        axes.boxplot(
+            [values for _, values in filled],
+            positions=[position for position, _ in filled],
+            widths=0.5,
+            showfliers=False,
+            medianprops={"color": "black"},
+        )
+    for position, values in filled:
+        offsets = [position + jitter.uniform(-_JITTER_WIDTH, _JITTER_WIDTH) for _ in values]
+        axes.scatter(offsets, values, s=18, alpha=0.7, zorder=3, color=f"C{position - 1}")
+    for label, value in (reference_lines or {}).items():
+        axes.axhline(value, linestyle="--", linewidth=1, color="grey")
+        axes.annotate(label, (0.5, value), xytext=(2, 2), textcoords="offset points",
+                      fontsize=8, color="grey")
+    axes.set_xticks(range(1, len(names) + 1), names)
+    axes.set_xlim(0.4, len(names) + 0.6)
+    axes.set_ylabel(ylabel)
+    if all(v >= 0 for _, values in filled for v in values):
+        axes.set_ylim(bottom=0)
+    return _save(figure, path)
+
+
+def histogram(
+    path: str | os.PathLike[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    xlabel: str,
+    bins: int = 20,
+) -> str:
+    """Overlay one histogram per series, sharing the same bins."""
+    figure, axes = _new_figure(title)
+    values = [v for name in series for v in series[name]]
+    if values:
+        low, high = min(values), max(values)
+        edges = [low + (high - low) * i / bins for i in range(bins + 1)] if high > low else bins
+        for name, data in series.items():
+            if data:
+                axes.hist(list(data), bins=edges, alpha=0.55, label=name)
+        axes.legend()
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("count")
+    return _save(figure, path)
+
+
+def cdf_plot(
+    path: str | os.PathLike[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    xlabel: str,
+) -> str:
+    """Plot the empirical cumulative distribution of each series as a step line."""
+    figure, axes = _new_figure(title)
+    for name, data in series.items():
+        if data:
+            ordered, fractions = cdf_points(data)
+            axes.step(ordered, fractions, where="post", label=name)
+    if any(series.values()):
+        axes.legend(loc="lower right")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("fraction of samples ≤ x")
+    axes.set_ylim(0, 1.02)
+    return _save(figure, path)
+
+
+def bar_chart(
+    path: str | os.PathLike[str],
+    labels: Sequence[str],
+    values: Sequence[float],
+    title: str,
+    ylabel: str,
+    value_labels: Sequence[str] | None = None,
+) -> str:
+    """Draw one bar per label; ``value_labels`` (already formatted) are printed on top."""
+    if len(labels) != len(values):
+        raise ValueError(f"bar_chart: {len(labels)} labels for {len(values)} values")
+    if value_labels is not None and len(value_labels) != len(values):
+        raise ValueError(f"bar_chart: {len(value_labels)} value labels for {len(values)} values")
+    figure, axes = _new_figure(title)
+    bars = axes.bar(list(labels), list(values), width=0.55)
+    if value_labels is not None:
+        axes.bar_label(bars, labels=list(value_labels), padding=3)
+        axes.margins(y=0.15)
+    axes.set_ylabel(ylabel)
+    return _save(figure, path)
+
+
+def line_chart(
+    path: str | os.PathLike[str],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> str:
+    """Plot each series, given as (x values, y values), as a line with markers."""
+    figure, axes = _new_figure(title)
+    for name, (xs, ys) in series.items():
+        if len(xs) != len(ys):
+            raise ValueError(f"line_chart: series {name!r} has {len(xs)} x and {len(ys)} y values")
+        axes.plot(list(xs), list(ys), marker="o", markersize=3, label=name)
+    if series:
+        axes.legend()
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    return _save(figure, path)

@@ -1,0 +1,132 @@
+"""The one place numbers become text: durations, sizes, rates, counts, yes/no.
+
+Every formatter accepts None (a value that was not measured) and returns ``MISSING``.
+The same functions are jinja filters (:data:`FILTERS`), so a template can write
+``{{ value | seconds }}`` but never does arithmetic itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+MISSING = "—"
+
+_DURATION_UNITS = ((1e-9, "ns"), (1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
+_BINARY_UNITS = ((1, "B"), (1024, "KiB"), (1024**2, "MiB"), (1024**3, "GiB"), (1024**4, "TiB"))
+
+
+def _three_digits(value: float) -> str:
+    """Three significant digits, keeping trailing zeros (1.00, 23.1, 412, 4120)."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 999.5:
+        return f"{value:.0f}"
+    rounded = float(f"{value:.3g}")  # round first so that 0.9997 gives "1.00", not "1.000"
+    decimals = max(0, 2 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:.{decimals}f}"
+
+
+def _scaled(value: float, units: tuple[tuple[float, str], ...]) -> str:
+    """Format a non-zero value in the largest unit that keeps it at or above 1."""
+    index = 0
+    for i, (factor, _) in enumerate(units):
+        if abs(value) >= factor:
+            index = i
+    text = _three_digits(value / units[index][0])
+    # Rounding can carry into the next unit (999.7 µs → "1000 µs"): move up one unit.
+    if abs(float(text)) >= 1000 and index + 1 < len(units):
+        next_factor, next_suffix = units[index + 1]
+        return f"{_three_digits(value / next_factor)} {next_suffix}"
+    return f"{text} {units[index][1]}"
+
+
+def _finite(value: float, what: str) -> float:
+    """Return value as a float, rejecting NaN and infinity with a clear message."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what}: cannot format {value!r}")
+    return number
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """Format a duration given in seconds: 0.000412 → "412 µs", 0.0231 → "23.1 ms",
+    1.234 → "1.23 s"; 3 significant digits, whole seconds from 1000 s up."""
+    if seconds is None:
+        return MISSING
+    number = _finite(seconds, "fmt_seconds")
+    if number == 0:
+        return "0 s"
+    return _scaled(number, _DURATION_UNITS)
+
+
+def fmt_ms(milliseconds: float | None) -> str:
+    """Format a duration given in milliseconds, choosing the unit like :func:`fmt_seconds`."""
+    if milliseconds is None:
+        return MISSING
+    return fmt_seconds(_finite(milliseconds, "fmt_ms") / 1000.0)
+
+
+def fmt_bytes(size: float | None) -> str:
+    """Format a size in bytes with binary units: 512 → "512 B", 2**31 → "2.00 GiB"."""
+    if size is None:
+        return MISSING
+    number = _finite(size, "fmt_bytes")
+    if abs(number) < 1024:
+        return f"{number:.0f} B"
+    return _scaled(number, _BINARY_UNITS)
+
+
+def fmt_count(count: float | None) -> str:
+    """Format a whole count with thousands separators: 12345 → "12,345"."""
+    if count is None:
+        return MISSING
+    number = _finite(count, "fmt_count")
+    if number != int(number):
+        raise ValueError(f"fmt_count: {count!r} is not a whole number")
+    return f"{int(number):,}"
+
+
+def fmt_rate(per_second: float | None, unit: str = "ops/s") -> str:
+    """Format a rate: 3 significant digits below 1000, whole numbers with separators above
+    (1353.4 → "1,353 ops/s", 12.34 → "12.3 ops/s")."""
+    if per_second is None:
+        return MISSING
+    number = _finite(per_second, "fmt_rate")
+    text = f"{round(number):,}" if abs(number) >= 999.5 else _three_digits(number)
+    return f"{text} {unit}"
+
+
+def fmt_bool(flag: bool | None) -> str:
+    """Format a boolean as "yes" or "no"."""
+    if flag is None:
+        return MISSING
+    return "yes" if flag else "no"
+
+
+def fmt_percent(fraction: float | None, decimals: int = 1) -> str:
+    """Format a fraction (0.123, not 12.3) as a percentage: "12.3 %"."""
+    if fraction is None:
+        return MISSING
+    return f"{_finite(fraction, 'fmt_percent') * 100:.{decimals}f} %"
+
+
+def fmt_factor(factor: float | None) -> str:
+    """Format a ratio between two measurements: 12.3 → "12×", 1.46 → "1.5×", 0.5 → "0.50×"."""
+    if factor is None:
+        return MISSING
+    number = _finite(factor, "fmt_factor")
+    if abs(number) >= 10:
+        return f"{number:.0f}×"
+    return f"{number:.1f}×" if abs(number) >= 1 else f"{number:.2f}×"
+
+
+FILTERS = {
+    "seconds": fmt_seconds,
+    "ms": fmt_ms,
+    "bytes": fmt_bytes,
+    "count": fmt_count,
+    "rate": fmt_rate,
+    "yesno": fmt_bool,
+    "percent": fmt_percent,
+    "factor": fmt_factor,
+}

@@ -1,0 +1,71 @@
+"""Unit tests for etcdlab.units, the one place numbers become text."""
+
+import math
+
+import pytest
+
+from etcdlab import units
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.000412, "412 µs"),
+        (0.0231, "23.1 ms"),
+        (1.234, "1.23 s"),
+        (0.5, "500 ms"),
+        (60.0, "60.0 s"),
+        (3612.4, "3612 s"),
+        (0.0000005, "500 ns"),
+        (0, "0 s"),
+        (-0.0042, "-4.20 ms"),
+        (0.0009997, "1.00 ms"),  # rounding carries into the next unit
+        (0.99996, "1.00 s"),
+    ],
+)
+def test_fmt_seconds_picks_the_unit(seconds, text):
+    assert units.fmt_seconds(seconds) == text
+
+
+def test_fmt_ms_takes_milliseconds():
+    assert units.fmt_ms(1000) == "1.00 s"
+    assert units.fmt_ms(150) == "150 ms"
+    assert units.fmt_ms(0.35) == "350 µs"
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(512, "512 B"), (1536, "1.50 KiB"), (16 * 1024**2, "16.0 MiB"), (2 * 1024**3, "2.00 GiB")],
+)
+def test_fmt_bytes_uses_binary_units(size, text):
+    assert units.fmt_bytes(size) == text
+
+
+def test_fmt_rate_count_percent_bool_factor():
+    assert units.fmt_rate(1353.4) == "1,353 ops/s"
+    assert units.fmt_rate(12.34) == "12.3 ops/s"
+    assert units.fmt_rate(583, "QPS") == "583 QPS"
+    assert units.fmt_count(12345) == "12,345"
+    assert units.fmt_count(3.0) == "3"
+    assert units.fmt_percent(0.123) == "12.3 %"
+    assert units.fmt_bool(True) == "yes"
+    assert units.fmt_bool(False) == "no"
+    assert units.fmt_factor(23.4) == "23×"
+    assert units.fmt_factor(1.46) == "1.5×"
+
+
+def test_none_is_shown_as_missing_everywhere():
+    for formatter in units.FILTERS.values():
+        assert formatter(None) == units.MISSING
+
+
+def test_invalid_numbers_are_rejected():
+    with pytest.raises(ValueError):
+        units.fmt_seconds(math.nan)
+    with pytest.raises(ValueError, match="whole number"):
+        units.fmt_count(2.5)
+
+
+def test_filters_are_the_formatters():
+    assert units.FILTERS["seconds"] is units.fmt_seconds
+    assert units.FILTERS["yesno"] is units.fmt_bool
