@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
-from etcdlab import offline
+from etcdlab import experiments, offline
 from etcdlab import provision as provisioning
 from etcdlab.cluster import Cluster, NodeStatus
 from etcdlab.config import LabConfig, QuorumWarning
 from etcdlab.docker_cluster import DockerLab, connect
 from etcdlab.errors import LabError
+from etcdlab.experiments.base import run_experiment
+from etcdlab.faults import Faults
+from etcdlab.report import render_report
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output (CI logs, tests) gets wide lines instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 F = TypeVar("F", bound=Callable[..., Any])
 _OUTCOME_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red",
                   "unreachable": "bold red", "skipped": "dim"}
@@ -71,6 +78,17 @@ def show_task(task: str, results: dict[str, str]) -> None:
 @user_errors
 def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
     """``invoke provision``: create/repair the lab and print recap, status and time."""
+    _provision(config, keep_on_failure)
+
+
+@user_errors
+def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
+    """``invoke lab``: provision, then run every experiment and render the report."""
+    config = _provision(config, keep_on_failure=False)
+    report.__wrapped__(config, quick, None, results_dir, None)
+
+
+def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
     done = provisioning.provision(config, say, show_task, keep_on_failure)
     console.print("\n[bold]PLAY RECAP[/]")
     for line in done.run.recap_lines():
@@ -84,6 +102,7 @@ def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
         f"(ansible {done.run.elapsed_s:.1f} s, {what}; image {done.image}, "
         f"etcd {done.config.etcd_version})"
     )
+    return done.config
 
 
 @user_errors
@@ -155,3 +174,99 @@ def prepare_offline(config: LabConfig) -> None:
         f"{image}, etcd archive {archive}\n  use them with "
         "`invoke -f profiles/offline.yaml provision`"
     )
+
+
+def default_results_dir() -> Path:
+    """``results/<UTC timestamp>`` under the project folder."""
+    return provisioning.ROOT / "results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``["trials=3", "seed=2"]`` → ``{"trials": "3", "seed": "2"}``."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LabError(f"--param takes KEY=VALUE, got {pair!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def print_experiments() -> None:
+    """``invoke experiments``: one line each."""
+    table = Table(title="experiments (DESIGN.md questions)", title_justify="left")
+    for column in ("Q", "name", "what it measures", "--quick changes"):
+        table.add_column(column)
+    for exp in experiments.registry().values():
+        quick = ", ".join(f"{k}={v}" for k, v in exp.quick.items())
+        table.add_row(str(exp.question), exp.name, exp.title, quick)
+    console.print(table)
+
+
+def _running_cluster(config: LabConfig) -> Cluster:
+    lab = DockerLab(config)
+    if not lab.containers():
+        raise LabError(f"no lab on network {config.network}: run `invoke provision` first")
+    return Cluster(config, lab)
+
+
+def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
+             params: dict[str, Any]) -> bool:
+    console.rule(f"Q{exp.question} {exp.name}")
+    console.print(f"[dim]{exp.title}; params {params}[/]")
+    try:
+        result = run_experiment(exp, cluster, results_dir, params, console)
+    except LabError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        return False
+    console.print(f"[green]ok[/] {exp.name} in {result.metadata['elapsed_s']:.1f} s → "
+                  f"{results_dir / (exp.name + '.json')}")
+    return True
+
+
+@user_errors
+def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | None,
+               overrides: dict[str, Any]) -> None:
+    """``invoke experiment NAME``: run one experiment and save its JSON result."""
+    exp = experiments.get(name)
+    params = exp.params(quick, **overrides)
+    results_dir = results_dir or default_results_dir()
+    if not _run_one(_running_cluster(config), exp, results_dir, params):
+        sys.exit(1)
+
+
+@user_errors
+def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: Path | None,
+           from_dir: Path | None) -> None:
+    """``invoke report``: run the selected experiments, then render REPORT.md."""
+    if from_dir is not None:
+        if not from_dir.is_dir():
+            raise LabError(f"{from_dir} is not a folder of results")
+        _render(from_dir)
+        return
+    selected = [experiments.get(n) for n in only] if only else list(
+        experiments.registry().values())
+    results_dir = results_dir or default_results_dir()
+    cluster = _running_cluster(config)
+    failed = [e.name for e in selected
+              if not _run_one(cluster, e, results_dir, e.params(quick))]
+    _render(results_dir)
+    if failed:
+        raise LabError(f"experiment(s) failed: {', '.join(failed)} (their sections say why)")
+
+
+def _render(results_dir: Path) -> None:
+    try:
+        path = render_report(results_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise LabError(f"cannot render the report: {exc}") from None
+    console.print(f"[bold green]report[/] {path}")
+
+
+@user_errors
+def heal(config: LabConfig) -> None:
+    """``invoke heal``: undo every fault a killed run may have left, wait healthy."""
+    repaired = Faults(_running_cluster(config)).heal()
+    for line in repaired:
+        say(line)
+    console.print("[bold green]healthy[/]" + ("" if repaired else ": nothing to repair"))

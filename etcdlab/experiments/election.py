@@ -1,0 +1,257 @@
+"""Q1 ``election``: how long does etcd take to elect a new leader, crash vs graceful stop?
+
+Per trial: find the leader, wait a random part of a heartbeat interval, then SIGKILL it
+(crash) or SIGTERM it (graceful: an etcd 3.5 leader hands leadership over before it
+exits). Measured from the moment the signal was sent:
+
+(a) ``elected_s``: a majority of the survivors report the same new leader (each survivor
+    polled every ``poll_interval_ms``);
+(b) ``first_write_s``: a client's first successful write through a survivor;
+(c) ``log_elected_s``: etcd's own log line ("became leader" / "elected leader" for the new
+    term), whose timestamp has millisecond resolution.
+
+The stopped member is started again and the cluster waited healthy before the next
+trial. After each series every member's revision and KV hash are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import grpc
+
+from etcdlab import stats
+from etcdlab.cluster import Cluster
+from etcdlab.errors import LabError
+from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import RawKV, member_hashes, rpc_stubs
+
+ETCD_LOG = "/var/log/etcd/etcd.log"
+SERIES = ("crash", "graceful")
+
+
+def run(ctx: Context) -> None:
+    """Both series of trials, then a consistency check after each."""
+    params = ctx.params
+    rng = random.Random(params["seed"])
+    ctx.samples.update({"crash": [], "graceful": [], "consistency": []})
+    ids = member_names(ctx.cluster)
+    for series in SERIES:
+        with ctx.phase(f"election: {series}", params["trials"]) as advance:
+            for trial in range(1, params["trials"] + 1):
+                sample = one_trial(ctx, series, trial, rng, ids)
+                ctx.samples[series].append(sample)
+                advance()
+        members = member_hashes(ctx.cluster)
+        consistent = len({(m["revision"], m["hash"]) for m in members}) == 1
+        ctx.samples["consistency"].append(
+            {"series": series, "consistent": consistent, "members": members}
+        )
+        ctx.log(f"{series}: members consistent = {consistent}")
+
+
+def one_trial(
+    ctx: Context, series: str, trial: int, rng: random.Random, ids: Mapping[int, str]
+) -> dict[str, Any]:
+    """Stop the leader once and time the recovery three ways."""
+    cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
+    cluster.wait_healthy(timeout=60)
+    time.sleep(params["settle_s"])
+    leader, leader_id, term_before = current_leader(cluster)
+    survivors = [n for n in cluster.names if n != leader]
+    stubs = rpc_stubs(cluster, survivors)
+    writer = FirstWrite(cluster, survivors, params["write_timeout_s"])
+    delay = rng.uniform(0, cluster.config.etcd_heartbeat_interval_ms / 1000.0)
+    time.sleep(delay)
+    writer.start()
+    signalled = faults.crash(leader) if series == "crash" else faults.stop(leader)
+    writer.go.set()
+    try:
+        new_leader_id, elected_at, term_after = wait_new_leader(
+            stubs, leader_id, params["poll_interval_ms"] / 1000.0, params["timeout_s"]
+        )
+        writer.join(params["timeout_s"])
+    finally:
+        writer.stop.set()
+        for channel, _stub in stubs.values():
+            channel.close()
+    faults.wait_exited(leader)
+    log_at = elected_in_log(ctx, survivors, term_after)
+    faults.restart(leader)
+    if writer.succeeded_at is None:
+        raise LabError(f"trial {trial}: no write succeeded within {params['timeout_s']} s")
+    return {
+        "trial": trial,
+        "killed": leader,
+        "new_leader": ids.get(new_leader_id, f"{new_leader_id:x}"),
+        "signal_delay_s": round(delay, 6),
+        "elected_s": round(elected_at - signalled, 6),
+        "first_write_s": round(writer.succeeded_at - signalled, 6),
+        "write_attempts": writer.attempts,
+        "log_elected_s": None if log_at is None else round(log_at - signalled, 6),
+        "term_before": term_before,
+        "term_after": term_after,
+    }
+
+
+def current_leader(cluster: Cluster) -> tuple[str, int, int]:
+    """(name, member id, term) of the leader a majority agrees on."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        name = cluster.leader()
+        if name is not None:
+            status = cluster.raw_status(name)
+            if status.leader == status.header.member_id:
+                return name, status.leader, status.raftTerm
+        time.sleep(0.1)
+    raise LabError("no leader within 30 s")
+
+
+def member_names(cluster: Cluster) -> dict[int, str]:
+    """Member id → node name."""
+    with cluster.client(cluster.names[0]) as client:
+        return {m.id: m.name for m in client.members}
+
+
+def wait_new_leader(
+    stubs: Mapping[str, tuple[grpc.Channel, Any]], old_id: int, interval: float, timeout: float
+) -> tuple[int, float, int]:
+    """Poll the survivors until a majority of them names one leader other than ``old_id``.
+
+    Returns (leader id, wall-clock time seen, term).
+    """
+    from etcd3 import etcdrpc
+
+    need = len(stubs) // 2 + 1
+    deadline = time.monotonic() + timeout
+    request = etcdrpc.StatusRequest()
+    while time.monotonic() < deadline:
+        polled = time.monotonic()
+        votes: dict[int, list[int]] = {}
+        for _channel, stub in stubs.values():
+            try:
+                status = stub.Status(request, timeout=max(interval, 0.05))
+            except grpc.RpcError:
+                continue
+            if status.leader and status.leader != old_id:
+                votes.setdefault(status.leader, []).append(status.raftTerm)
+        for leader_id, terms in votes.items():
+            if len(terms) >= need:
+                return leader_id, time.time(), max(terms)
+        time.sleep(max(0.0, interval - (time.monotonic() - polled)))
+    raise LabError(f"no new leader within {timeout} s")
+
+
+class FirstWrite(threading.Thread):
+    """Tries writes through the survivors from the moment of the fault until one succeeds."""
+
+    def __init__(self, cluster: Cluster, survivors: list[str], timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.timeout = timeout
+        self.survivors = survivors
+        self.go = threading.Event()
+        self.stop = threading.Event()
+        self.succeeded_at: float | None = None
+        self.attempts = 0
+
+    def run(self) -> None:
+        # A put proposed while there is no leader is dropped and only ends at its
+        # deadline, so the deadline bounds how finely the first success is timed.
+        clients = [RawKV(self.cluster, n, timeout=self.timeout) for n in self.survivors]
+        try:
+            self.go.wait()
+            while not self.stop.is_set():
+                client = clients[self.attempts % len(clients)]
+                self.attempts += 1
+                try:
+                    client.put("/etcdlab/election/probe", str(time.time()))
+                except grpc.RpcError:  # unavailable, no leader yet, or timed out: again
+                    time.sleep(0.002)
+                    continue
+                self.succeeded_at = time.time()
+                return
+        finally:
+            for client in clients:
+                client.close()
+
+
+def elected_in_log(ctx: Context, survivors: list[str], term: int) -> float | None:
+    """Earliest wall-clock time a survivor's etcd log records a leader at ``term``."""
+    found: list[float] = []
+    for name in survivors:
+        _code, text = ctx.cluster.lab.exec(name, ["tail", "-n", "300", ETCD_LOG], check=False)
+        for line in text.splitlines():
+            when = parse_elected_line(line, term)
+            if when is not None:
+                found.append(when)
+    return min(found) if found else None
+
+
+def parse_elected_line(line: str, term: int) -> float | None:
+    """The timestamp of a zap JSON log line saying a leader was elected at ``term``."""
+    if "leader" not in line or not line.startswith("{"):
+        return None
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    message = entry.get("msg", "")
+    if not (("elected leader" in message or "became leader" in message)
+            and message.rstrip().endswith(f"at term {term}")):
+        return None
+    return datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-series statistics of ``elected_s``, first write, detection lag, consistency."""
+    summary: dict[str, Any] = {}
+    for series in SERIES:
+        trials = samples.get(series) or []
+        if not trials:
+            continue
+        s = stats.summarize([t["elected_s"] for t in trials])
+        summary[series] = {
+            "trials": len(trials), "mean_s": s["mean"], "median_s": s["median"],
+            "p95_s": s["p95"], "min_s": s["min"], "max_s": s["max"], "stdev_s": s["stdev"],
+            "log_median_s": _median_or_none(t["log_elected_s"] for t in trials),
+            "first_write_median_s": stats.summarize([t["first_write_s"] for t in trials])[
+                "median"],
+        }
+    crash = samples.get("crash") or []
+    writes = stats.summarize([t["first_write_s"] for t in crash]) if crash else None
+    summary["first_write"] = (
+        {"median_s": writes["median"], "p95_s": writes["p95"]} if writes else {}
+    )
+    lags = [(t["elected_s"] - t["log_elected_s"]) * 1000.0 for t in crash
+            if t["log_elected_s"] is not None]
+    summary["detection_lag_median_ms"] = stats.percentile(lags, 50) if lags else None
+    checks = samples.get("consistency") or []
+    summary["members_consistent"] = bool(checks) and all(c["consistent"] for c in checks)
+    summary["new_leader_differs"] = all(
+        t["new_leader"] != t["killed"] for s in SERIES for t in samples.get(s) or []
+    )
+    return summary
+
+
+def _median_or_none(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return stats.percentile(present, 50) if present else None
+
+
+EXPERIMENT = Experiment(
+    name="election",
+    question=1,
+    title="Leader election time: crash (SIGKILL) vs graceful stop (SIGTERM)",
+    defaults={"trials": 20, "poll_interval_ms": 5, "write_timeout_s": 0.1, "timeout_s": 15.0,
+              "settle_s": 1.0, "seed": 1},
+    quick={"trials": 5},
+    run=run,
+    summarize=summarize,
+)

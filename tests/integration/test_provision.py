@@ -1,0 +1,102 @@
+"""The provisioned lab: etcd members, leader, replication, chrony, idempotency, destroy."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import docker
+import pytest
+
+from etcdlab.docker_cluster import LAB_LABEL
+
+
+def test_provision_prints_progress_recap_status_and_elapsed_time(lab):
+    out = lab.first_provision.stdout
+    assert "Install" in out  # task-by-task progress lines name the tasks
+    assert "PLAY RECAP" in out
+    for name in lab.config.node_names:
+        assert f"{name} : ok=" in out
+    assert "etcdlab status" in out
+    assert "provisioned 3 node(s) in" in out
+
+
+def test_every_member_is_healthy_with_exactly_one_leader(lab):
+    nodes = lab.status_json()
+    assert [n["name"] for n in nodes] == lab.config.node_names
+    assert all(n["healthy"] for n in nodes), nodes
+    assert sum(n["is_leader"] for n in nodes) == 1
+    assert len({n["member_id"] for n in nodes}) == 3
+    assert len({n["raft_term"] for n in nodes}) == 1
+    assert all(n["etcd_version"].startswith("3.5.") for n in nodes)
+    assert all(n["db_size"] > 0 for n in nodes)
+    for node, ip in zip(nodes, lab.config.node_ips.values(), strict=True):
+        assert node["ip"] == ip
+
+
+def test_a_put_through_one_member_is_read_linearizably_through_every_other(lab):
+    cluster = lab.cluster
+    key, value = f"/test/replication/{uuid.uuid4().hex}", uuid.uuid4().hex
+    writer, *readers = cluster.names
+    with cluster.client(writer) as client:
+        client.put(key, value)
+    for name in readers:
+        with cluster.client(name) as client:
+            read, meta = client.get(key)  # python3-etcd3 reads are linearizable by default
+            assert read is not None, name
+            assert read.decode() == value
+            assert meta.key.decode() == key
+
+
+def test_chrony_clients_select_the_lab_time_server(lab):
+    server_ip = lab.config.node_ips[lab.config.node_names[0]]
+    deadline = time.monotonic() + 90
+    while True:
+        nodes = lab.status_json()
+        clients = [n for n in nodes if n["chrony_role"] == "client"]
+        if clients and all(n["chrony_synced"] for n in clients):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"chrony clients not synced after 90 s: {clients}")
+        time.sleep(3)
+    assert [n["chrony_role"] for n in nodes] == ["server", "client", "client"]
+    assert all(n["chrony_source"] == server_ip for n in clients)
+    assert all(abs(n["chrony_offset_ms"]) < 50 for n in clients)
+
+
+def test_second_provision_changes_nothing(lab):
+    again = lab.invoke("provision")
+    for name in lab.config.node_names:
+        assert f"{name} : ok=" in again.stdout
+        line = next(x for x in again.stdout.splitlines() if x.strip().startswith(f"{name} :"))
+        assert "changed=0" in line, line
+    assert "no changes" in again.stdout
+
+
+def test_status_table_shows_every_column(lab):
+    out = lab.invoke("status").stdout
+    for column in ("node", "ip", "etcd", "member id", "role", "term", "index", "db size",
+                   "health", "chrony source", "offset", "stratum"):
+        assert column in out
+    assert "leader" in out and "follower" in out
+
+
+@pytest.mark.last
+def test_destroy_removes_exactly_the_lab_and_is_safe_twice(lab):
+    client = docker.from_env(version="auto")
+    bystander = client.containers.run(
+        lab.config.offline_image, ["sleep", "60"], detach=True, remove=True,
+        labels={"purpose": "etcdlab-test-bystander"},
+    )
+    try:
+        first = lab.invoke("destroy")
+        assert "destroyed 3 container(s)" in first.stdout
+        label = f"{LAB_LABEL}={lab.config.network}"
+        assert client.containers.list(all=True, filters={"label": label}) == []
+        assert client.networks.list(filters={"label": label}) == []
+        bystander.reload()
+        assert bystander.status == "running"
+        second = lab.invoke("destroy")
+        assert "nothing to destroy" in second.stdout
+    finally:
+        bystander.remove(force=True)

@@ -1,0 +1,100 @@
+"""Inventory generation, role variables, archive checks and runner-event progress."""
+
+import pytest
+
+from etcdlab import offline
+from etcdlab.config import LabConfig
+from etcdlab.errors import LabError
+from etcdlab.provision import (
+    TaskProgress,
+    build_inventory,
+    expected_sha256,
+    role_checksum_table,
+    role_variables,
+    verify_archive,
+)
+
+
+def test_inventory_puts_every_node_in_etcd_and_the_first_serves_time():
+    inventory = build_inventory(LabConfig(nodes=3))["all"]
+    etcd_hosts = inventory["children"]["etcd"]["hosts"]
+    assert list(etcd_hosts) == ["node1", "node2", "node3"]
+    assert etcd_hosts["node2"] == {"ansible_host": "node2", "etcd_member_ip": "172.21.0.11"}
+    assert list(inventory["children"]["chrony_server"]["hosts"]) == ["node1"]
+    assert list(inventory["children"]["chrony_client"]["hosts"]) == ["node2", "node3"]
+
+
+def test_connection_follows_the_accelerator_setting():
+    fast = build_inventory(LabConfig())["all"]["vars"]["ansible_connection"]
+    plain = build_inventory(LabConfig(ansible_accelerator="none"))["all"]["vars"]
+    assert fast == "docker"
+    assert plain["ansible_connection"] == "community.docker.docker"
+
+
+def test_role_variables_map_settings_one_to_one():
+    variables = role_variables(LabConfig(etcd_election_timeout_ms=1500, subnet="10.9.0.0/24"))
+    assert variables["etcd_election_timeout_ms"] == 1500
+    assert variables["chrony_servers"] == ["10.9.0.10"]
+    assert variables["chrony_allow"] == ["10.9.0.0/24"]
+    assert variables["chrony_no_system_clock"] is True
+    assert "etcd_archive_src" not in variables
+
+
+def test_local_archive_is_passed_with_its_checksum(tmp_path):
+    archive = tmp_path / "etcd-v3.5.1-linux-amd64.tar.gz"
+    archive.write_bytes(b"etcd")
+    config = LabConfig(etcd_archive=str(archive), etcd_archive_sha256="a" * 64)
+    variables = role_variables(config)
+    assert variables["etcd_archive_src"] == str(archive)
+    assert variables["etcd_archive_sha256"] == "a" * 64
+
+
+def test_role_checksum_table_has_the_official_3_5_6_sums():
+    table = role_checksum_table()
+    assert table["3.5.6"]["linux-amd64"].startswith("4db32e3bc06dd099")
+    assert table["3.5.6"]["linux-arm64"].startswith("888e25c9c94702ac")
+
+
+def test_expected_checksum_prefers_setting_then_sidecar(tmp_path):
+    archive = tmp_path / "etcd.tar.gz"
+    archive.write_bytes(b"etcd")
+    (tmp_path / "etcd.tar.gz.sha256").write_text("b" * 64 + "  etcd.tar.gz\n")
+    assert expected_sha256(LabConfig(etcd_archive=str(archive)), archive) == "b" * 64
+    chosen = LabConfig(etcd_archive=str(archive), etcd_archive_sha256="c" * 64)
+    assert expected_sha256(chosen, archive) == "c" * 64
+
+
+def test_checksum_mismatch_is_refused_with_both_sums(tmp_path):
+    archive = tmp_path / "etcd.tar.gz"
+    archive.write_bytes(b"not etcd")
+    config = LabConfig(etcd_archive=str(archive), etcd_archive_sha256="0" * 64)
+    with pytest.raises(LabError, match="checksum mismatch.*expected sha256 0{64}, got "):
+        verify_archive(config)
+    good = config.with_changes(etcd_archive_sha256=offline.sha256_of(archive))
+    verify_archive(good)
+
+
+def test_task_progress_reports_each_task_and_the_recap():
+    shown = []
+    progress = TaskProgress(lambda task, results: shown.append((task, results)))
+    events = [
+        {"event": "playbook_on_task_start", "event_data": {"task": "Install etcd."}},
+        {"event": "runner_on_ok", "event_data": {"host": "node2", "res": {"changed": True}}},
+        {"event": "runner_on_ok", "event_data": {"host": "node1", "res": {"changed": False}}},
+        {"event": "playbook_on_task_start", "event_data": {"task": "Start etcd."}},
+        {"event": "runner_on_failed",
+         "event_data": {"host": "node1", "task": "Start etcd.", "res": {"msg": "boom\nnow"}}},
+        {"event": "playbook_on_stats",
+         "event_data": {"ok": {"node1": 1, "node2": 1}, "changed": {"node2": 1},
+                        "failures": {"node1": 1}}},
+    ]
+    for event in events:
+        progress(event)
+    assert shown == [
+        ("Install etcd.", {"node1": "ok", "node2": "changed"}),
+        ("Start etcd.", {"node1": "failed"}),
+    ]
+    run = progress.run
+    assert run.failures == ["node1: Start etcd.: boom now"]
+    assert run.changed == 1
+    assert run.recap_lines()[0].startswith("node1 : ok=1  changed=0  unreachable=0  failed=1")
