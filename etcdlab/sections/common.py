@@ -1,0 +1,42 @@
+"""Helpers the per-experiment report sections share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from etcdlab.results import Result
+from etcdlab.units import MISSING
+
+
+def format_metadata_value(key: str, value: Any) -> str:
+    """A metadata value as the environment table shows it."""
+    from etcdlab.report import _format_metadata_value
+
+    return _format_metadata_value(key, value)
+
+def values(rows: Iterable[Mapping[str, Any]], key: str) -> list[float]:
+    """The non-null values of key across sample rows, as floats."""
+    return [float(row[key]) for row in rows if row.get(key) is not None]
+
+
+def range_text(low: float | None, high: float | None, formatter: Callable[[float], str]) -> str:
+    """Format an interval as "low – high", or MISSING if it is unknown."""
+    if low is None or high is None:
+        return MISSING
+    return f"{formatter(low)} – {formatter(high)}"
+
+
+def intervals_overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool | None:
+    """Whether two summaries' median confidence intervals overlap; None if one is missing."""
+    bounds = (a["median_ci_low"], a["median_ci_high"], b["median_ci_low"], b["median_ci_high"])
+    if any(bound is None for bound in bounds):
+        return None
+    return bounds[0] <= bounds[3] and bounds[2] <= bounds[1]
+
+def metadata_text(result: Result, *keys: str) -> str:
+    """The first of keys present in the result's metadata, formatted; MISSING if none is."""
+    for key in keys:
+        if result.metadata.get(key) is not None:
+            return format_metadata_value(key, result.metadata[key])
+    return MISSING

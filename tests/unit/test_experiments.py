@@ -1,0 +1,80 @@
+"""The experiment registry and the pure parts of Q1 / Q2 (log parsing, summaries)."""
+
+import pytest
+
+from etcdlab import experiments
+from etcdlab.errors import LabError
+from etcdlab.experiments import conflicts, election
+from etcdlab.report import QUESTIONS
+
+
+def test_registry_lists_experiments_in_question_order_with_design_names():
+    registered = experiments.registry()
+    numbers = [e.question for e in registered.values()]
+    assert numbers == sorted(numbers)
+    design = {q.experiment: q.number for q in QUESTIONS}
+    for name, experiment in registered.items():
+        assert design[name] == experiment.question
+
+
+def test_unknown_experiment_names_the_known_ones():
+    with pytest.raises(LabError, match="known: election, conflicts"):
+        experiments.get("elections")
+
+
+def test_quick_params_and_overrides():
+    exp = experiments.get("election")
+    assert exp.params()["trials"] == 20
+    assert exp.params(quick=True)["trials"] == 5
+    assert exp.params(quick=True, trials="7")["trials"] == 7
+    with pytest.raises(LabError, match="has no parameter 'trails'"):
+        exp.params(trails=3)
+
+
+def test_elected_leader_line_is_parsed_with_its_term():
+    line = ('{"level":"info","ts":"2025-06-16T23:35:44.921Z","logger":"raft",'
+            '"caller":"etcdserver/zap_raft.go:77","msg":"raft.node: 74ac2a1902010f1d elected '
+            'leader 74ac2a1902010f1d at term 12"}')
+    assert election.parse_elected_line(line, 12) == pytest.approx(1750116944.921)
+    assert election.parse_elected_line(line, 13) is None
+    assert election.parse_elected_line("not json leader", 12) is None
+
+
+def test_election_summary_comes_from_the_samples():
+    def trial(n, elected, write, log):
+        return {"trial": n, "killed": "node1", "new_leader": "node2", "elected_s": elected,
+                "first_write_s": write, "log_elected_s": log}
+
+    samples = {
+        "crash": [trial(1, 1.2, 1.3, 1.19), trial(2, 1.4, 1.5, 1.38), trial(3, 1.0, 1.1, None)],
+        "graceful": [trial(1, 0.02, 0.01, 0.015)],
+        "consistency": [{"series": "crash", "consistent": True, "members": []},
+                        {"series": "graceful", "consistent": True, "members": []}],
+    }
+    summary = election.summarize(samples, {})
+    assert summary["crash"]["median_s"] == pytest.approx(1.2)
+    assert summary["crash"]["trials"] == 3
+    assert summary["graceful"]["median_s"] == pytest.approx(0.02)
+    assert summary["first_write"]["median_s"] == pytest.approx(1.3)
+    assert summary["detection_lag_median_ms"] == pytest.approx(15.0)
+    assert summary["members_consistent"] is True
+    samples["consistency"][1]["consistent"] = False
+    assert election.summarize(samples, {})["members_consistent"] is False
+
+
+def test_conflicts_summary_counts_lost_updates_and_checks_revision_order():
+    samples = {
+        "naive": {"acknowledged": 10, "final_value": 4, "unknown": 0, "retries": 0,
+                  "elapsed_s": 0.5, "values": [], "revisions": []},
+        "cas": {"acknowledged": 3, "final_value": 3, "unknown": 0, "retries": 5,
+                "elapsed_s": 0.25, "values": [1, 2, 3], "revisions": [10, 12, 15]},
+    }
+    summary = conflicts.summarize(samples, {"workers": 2, "increments": 5})
+    assert summary["naive"]["lost_updates"] == 6
+    assert summary["cas"]["lost_updates"] == 0
+    assert summary["cas"]["retries"] == 5
+    assert summary["cas"]["ops_per_s"] == pytest.approx(12.0)
+    assert summary["revisions_strictly_increasing"] is True
+    samples["cas"]["revisions"] = [10, 15, 12]
+    assert conflicts.summarize(samples, {"workers": 2, "increments": 5})[
+        "revisions_strictly_increasing"] is False
