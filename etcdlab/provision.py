@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -260,7 +261,7 @@ def run_playbook(
     """Apply ``playbooks/<playbook>`` to the lab through ansible-runner."""
     import ansible_runner  # slow import: only when a playbook runs
 
-    private = ROOT / ".lab" / config.network
+    private = state_dir(config)
     inventory_dir = private / "inventory"
     if inventory_dir.exists():
         shutil.rmtree(inventory_dir)
@@ -312,6 +313,54 @@ def _runner_tail(result: Any) -> str:
     return lines[-1] if lines else f"ansible-runner status {result.status}, rc {result.rc}"
 
 
+# -- what was provisioned -------------------------------------------------------------
+def state_dir(config: LabConfig) -> Path:
+    """The lab's private folder: ansible-runner data and the provisioned settings."""
+    return ROOT / ".lab" / config.network
+
+
+def save_provisioned(config: LabConfig) -> None:
+    """Remember the settings a lab was provisioned with, offline fallbacks resolved."""
+    path = state_dir(config) / "provisioned.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.as_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def provisioned_config(config: LabConfig) -> LabConfig:
+    """The settings the running lab was provisioned with (image, etcd archive resolved).
+
+    Falls back to ``config`` for a lab provisioned before this was recorded.
+    """
+    path = state_dir(config) / "provisioned.json"
+    if not path.is_file():
+        return config
+    return LabConfig.from_mapping(json.loads(path.read_text()))
+
+
+def record_timing(config: LabConfig, kind: str, seconds: float) -> dict[str, float]:
+    """Remember the last ``cold`` or ``rerun`` provisioning time; returns both known."""
+    path = state_dir(config) / "timings.json"
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings[kind] = round(seconds, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings, sort_keys=True) + "\n")
+    return timings
+
+
+def reconfigure(
+    config: LabConfig,
+    show: Callable[[str, dict[str, str]], None],
+    playbook: str = "etcd.yml",
+    **changes: Any,
+) -> PlaybookRun:
+    """Re-apply a role playbook with some settings changed (rolling, quorum kept).
+
+    ``reconfigure(config, show, etcd_quota_backend_bytes=16 * 2**20)`` sets a small quota;
+    ``reconfigure(config, show)`` restores what the lab was provisioned with.
+    """
+    return run_playbook(provisioned_config(config).with_changes(**changes), playbook, show)
+
+
 # -- the whole provisioning -----------------------------------------------------------
 @dataclass
 class ProvisionResult:
@@ -344,4 +393,5 @@ def provision(
             say("provisioning failed: removing what this run created")
             lab.undo(created, say)
         raise
+    save_provisioned(config)
     return ProvisionResult(config, image, created.containers, run, time.monotonic() - started)
