@@ -52,6 +52,7 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@user_errors
 def load_config(settings: Mapping[str, Any], **overrides: Any) -> LabConfig:
     """LabConfig from invoke's ``lab`` section and flags; warnings printed once."""
     with warnings.catch_warnings(record=True) as caught:
