@@ -1,0 +1,85 @@
+"""Q1 and Q2 against the real lab (quick parameters), and the report they render."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def first_run(lab, tmp_path_factory):
+    """`invoke report --quick --only election,conflicts` once for this module."""
+    results = tmp_path_factory.mktemp("results")
+    done = lab.invoke("report", "--quick", "--only", "election,conflicts", "--results",
+                      str(results))
+    return results, done
+
+
+def load(results, name):
+    return json.loads((results / f"{name}.json").read_text())
+
+
+def test_every_election_trial_sees_a_new_leader_in_a_plausible_time(first_run, lab):
+    results, _ = first_run
+    election = load(results, "election")
+    assert election["status"] == "ok", election["error"]
+    timeout_s = lab.config.etcd_election_timeout_ms / 1000
+    crash, graceful = election["samples"]["crash"], election["samples"]["graceful"]
+    assert len(crash) == len(graceful) == 5
+    for trial in crash + graceful:
+        assert trial["new_leader"] != trial["killed"]
+        assert trial["term_after"] > trial["term_before"]
+    for trial in crash:
+        # A follower's randomised timeout fires in [T, 2T) after the last heartbeat.
+        assert 0.5 * timeout_s < trial["elected_s"] < 3 * timeout_s + 1.0, trial
+        assert trial["first_write_s"] > 0.5 * timeout_s
+    for trial in graceful:
+        assert trial["elected_s"] < timeout_s, trial  # a hand-over, not an election
+    summary = election["summary"]
+    assert summary["crash"]["trials"] == 5
+    assert summary["members_consistent"] is True
+    assert summary["graceful"]["median_s"] < summary["crash"]["median_s"]
+    assert election["metadata"]["node_count"] == 3
+
+
+def test_conflicts_cas_loses_nothing_and_revisions_increase(first_run):
+    results, _ = first_run
+    conflicts = load(results, "conflicts")
+    assert conflicts["status"] == "ok", conflicts["error"]
+    summary = conflicts["summary"]
+    assert summary["cas"]["lost_updates"] == 0
+    assert summary["cas"]["acknowledged"] == 8 * 50
+    assert summary["revisions_strictly_increasing"] is True
+    assert summary["naive"]["acknowledged"] + summary["naive"]["unknown"] == 8 * 50
+
+
+def test_report_and_charts_exist_with_numbers_in_each_run_section(first_run):
+    results, done = first_run
+    report = (results / "REPORT.md").read_text()
+    assert "report" in done.stdout
+    for chart in ("election.png", "conflicts_lost_updates.png", "conflicts_throughput.png"):
+        assert (results / chart).stat().st_size > 1000
+        assert f"]({chart})" in report
+    sections = re.split(r"^## ", report, flags=re.M)
+    q1 = next(s for s in sections if s.startswith("Q1."))
+    q2 = next(s for s in sections if s.startswith("Q2."))
+    assert re.search(r"median \d", q1) and re.search(r"\d+(\.\d+)? (ms|s)\b", q1)
+    assert re.search(r"lost \d+ of \d+", q2)
+    assert "Not measured in this run" not in q1 + q2
+
+
+def test_report_from_saved_results_renders_again_without_the_cluster(first_run, lab):
+    results, _ = first_run
+    before = (results / "REPORT.md").read_text()
+    (results / "REPORT.md").unlink()
+    again = lab.invoke("report", "--from", str(results), INVOKE_LAB_NETWORK="no-such-lab")
+    assert "report" in again.stdout
+    assert (results / "REPORT.md").read_text() == before
+
+
+def test_lab_is_healthy_after_the_experiments(first_run, lab):
+    nodes = lab.status_json()
+    assert all(n["healthy"] for n in nodes)
+    assert sum(n["is_leader"] for n in nodes) == 1
