@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import etcd3
 import etcd3.etcdrpc as etcdrpc
@@ -17,6 +20,7 @@ import grpc
 from etcdlab.config import LabConfig
 from etcdlab.docker_cluster import DockerLab
 from etcdlab.errors import LabError
+from etcdlab.nodes import DockerNodes, nodes_for
 
 CLIENT_PORT = 2379
 
@@ -60,26 +64,62 @@ class NodeStatus:
 
 
 class Cluster:
-    """A provisioned lab: its nodes, their etcd clients and their state."""
+    """A provisioned lab: its nodes, their etcd clients and their state.
 
-    def __init__(self, config: LabConfig, lab: DockerLab | None = None) -> None:
+    ``lab`` is the backend that reaches the nodes (:mod:`etcdlab.nodes`): containers
+    through Docker, or existing hosts over SSH. With TLS on, every client presents the
+    lab's client certificate and checks the members' against the lab's CA.
+    """
+
+    def __init__(self, config: LabConfig, lab: Any = None) -> None:
         self.config = config
-        self.lab = lab or DockerLab(config)
-        self.ips = config.node_ips
+        if lab is None:
+            lab = nodes_for(config)
+        elif isinstance(lab, DockerLab):
+            lab = DockerNodes(config, lab)
+        self.lab = lab
+        self.ips: dict[str, str] = dict(lab.ips)
+        self.tls = config.tls_enabled
 
     @property
     def names(self) -> list[str]:
         """Node names in order."""
-        return self.config.node_names
+        return list(self.lab.names)
 
     def endpoint(self, name: str) -> str:
         """``ip:port`` of a member's client URL."""
         return f"{self.ips[name]}:{CLIENT_PORT}"
 
+    def url(self, name: str) -> str:
+        """The member's client URL, http or https."""
+        return f"{'https' if self.tls else 'http'}://{self.endpoint(name)}"
+
+    def tls_files(self) -> tuple[str, str, str]:
+        """(CA certificate, client certificate, client key) of a TLS lab."""
+        pki = self.config.pki_path
+        files = (pki / "ca.crt", pki / "client.crt", pki / "client.key")
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise LabError(f"TLS is on but {', '.join(missing)} is missing: run `invoke provision`")
+        return tuple(str(f) for f in files)  # type: ignore[return-value]
+
+    def channel(self, name: str) -> grpc.Channel:
+        """A gRPC channel to one member (the caller closes it)."""
+        if not self.tls:
+            return grpc.insecure_channel(self.endpoint(name))
+        ca, cert, key = (Path(f).read_bytes() for f in self.tls_files())
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                                   certificate_chain=cert)
+        return grpc.secure_channel(self.endpoint(name), credentials)
+
     @contextmanager
     def client(self, name: str, timeout: float = 5.0) -> Iterator[etcd3.Etcd3Client]:
         """An etcd3 client bound to one member (closed afterwards)."""
-        client = etcd3.client(host=self.ips[name], port=CLIENT_PORT, timeout=timeout)
+        tls: dict[str, str] = {}
+        if self.tls:
+            ca, cert, key = self.tls_files()
+            tls = {"ca_cert": ca, "cert_cert": cert, "cert_key": key}
+        client = etcd3.client(host=self.ips[name], port=CLIENT_PORT, timeout=timeout, **tls)
         try:
             yield client
         finally:
@@ -87,7 +127,7 @@ class Cluster:
 
     def raw_status(self, name: str, timeout: float = 2.0) -> etcdrpc.StatusResponse:
         """The member's own Maintenance.Status answer (raises grpc.RpcError when down)."""
-        channel = grpc.insecure_channel(self.endpoint(name))
+        channel = self.channel(name)
         try:
             stub = etcdrpc.MaintenanceStub(channel)
             return stub.Status(etcdrpc.StatusRequest(), timeout=timeout)
@@ -96,9 +136,14 @@ class Cluster:
 
     def healthy(self, name: str, timeout: float = 2.0) -> bool:
         """etcd's own ``/health`` verdict for a member (needs a leader and quorum)."""
-        url = f"http://{self.endpoint(name)}/health"
+        context = None
+        if self.tls:
+            ca, cert, key = self.tls_files()
+            context = ssl.create_default_context(cafile=ca)
+            context.load_cert_chain(cert, key)
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            with urllib.request.urlopen(f"{self.url(name)}/health", timeout=timeout,
+                                        context=context) as response:
                 return json.loads(response.read()).get("health") == "true"
         except (OSError, ValueError):
             return False
@@ -136,9 +181,7 @@ class Cluster:
 
     def node_status(self, name: str) -> NodeStatus:
         """etcd and chrony state of one node; unreachable parts are reported, not raised."""
-        containers = {n.name: n for n in self.lab.nodes()}
-        node = containers.get(name)
-        container_state = node.status if node else "missing"
+        container_state = self.lab.states().get(name, "missing")
         error = ""
         fields: dict = {
             "etcd_version": "", "member_id": "", "is_leader": False, "leader_id": "",
@@ -180,8 +223,11 @@ class Cluster:
 
     def chrony_state(self, name: str) -> ChronyState:
         """Parse ``chronyc -c tracking`` and ``chronyc -c sources`` on a node."""
-        code, tracking = self.lab.exec(name, ["chronyc", "-n", "-c", "tracking"], check=False)
-        _, sources = self.lab.exec(name, ["chronyc", "-n", "-c", "sources"], check=False)
+        try:
+            code, tracking = self.lab.exec(name, ["chronyc", "-n", "-c", "tracking"], check=False)
+            _, sources = self.lab.exec(name, ["chronyc", "-n", "-c", "sources"], check=False)
+        except LabError:
+            code = -1
         if code != 0:
             return ChronyState("", False, "", None, None)
         return parse_chrony(tracking, sources)

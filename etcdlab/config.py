@@ -17,6 +17,8 @@ from typing import Any
 
 from etcdlab.errors import LabError
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The project folder: playbooks/, roles/, inventory/, ansible.cfg and .lab/ live there."""
 DEFAULT_IMAGE = "ubuntu:22.04"
 DEFAULT_ETCD_VERSION = "3.5.6"
 MAX_NODES = 9
@@ -53,6 +55,9 @@ class LabConfig:
     chrony_makestep_threshold: float = 1.0
     chrony_makestep_limit: int = 3
     ansible_accelerator: str = "mitogen"
+    inventory: str = ""
+    etcd_tls: str = "auto"
+    etcd_auth: bool = False
 
     def __post_init__(self) -> None:
         self._validate()
@@ -108,6 +113,28 @@ class LabConfig:
     def cache_path(self) -> Path:
         """Where offline assets (etcd archive, wheels) are kept between runs."""
         return Path(self.cache_dir).expanduser()
+
+    @property
+    def state_path(self) -> Path:
+        """The lab's private folder: ansible-runner data, provisioned settings, PKI."""
+        return PROJECT_ROOT / ".lab" / self.network
+
+    @property
+    def pki_path(self) -> Path:
+        """Where the lab's CA, member and client certificates are kept (TLS labs)."""
+        return self.state_path / "pki"
+
+    @property
+    def hosts_mode(self) -> bool:
+        """True when the lab is existing hosts from an inventory (no containers)."""
+        return bool(self.inventory)
+
+    @property
+    def tls_enabled(self) -> bool:
+        """TLS for clients and peers: ``auto`` means on for inventories, off for containers."""
+        if self.etcd_tls == "auto":
+            return self.hosts_mode
+        return self.etcd_tls == "true"
 
     @property
     def archive_path(self) -> Path | None:
@@ -166,6 +193,15 @@ class LabConfig:
             raise LabError("chrony_minpoll must be ≤ chrony_maxpoll, both in -6..24")
         if self.ansible_accelerator not in {"mitogen", "none"}:
             raise LabError("ansible_accelerator must be 'mitogen' or 'none'")
+        if self.inventory and not Path(self.inventory).expanduser().is_file():
+            raise LabError(f"inventory {self.inventory} does not exist")
+        if self.etcd_tls not in {"auto", "true", "false"}:
+            raise LabError("etcd_tls must be auto, true or false")
+        if self.etcd_auth and not self.tls_enabled:
+            raise LabError(
+                "etcd_auth needs TLS: the lab's own tools authenticate as root with their "
+                "client certificate (set etcd_tls: true)"
+            )
 
 
 class QuorumWarning(UserWarning):
@@ -193,4 +229,6 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
             raise ValueError(f"{name} must be a whole number, got {value!r}") from None
     if isinstance(default, float):
         return float(value)
+    if isinstance(value, bool):  # YAML's true/false for a string setting like etcd_tls
+        return "true" if value else "false"
     return str(value)

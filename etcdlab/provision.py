@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -17,12 +18,11 @@ from typing import Any
 import yaml
 
 from etcdlab import offline
-from etcdlab.config import DEFAULT_IMAGE, LabConfig
+from etcdlab.config import DEFAULT_IMAGE, PROJECT_ROOT, LabConfig
 from etcdlab.docker_cluster import DockerLab, image_available, pull
 from etcdlab.errors import LabError
 
-ROOT = Path(__file__).resolve().parent.parent
-"""The project folder: playbooks/, roles/, inventory/ and ansible.cfg live there."""
+ROOT = PROJECT_ROOT
 
 ETCD_RELEASE_URL = (
     "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-{arch}.tar.gz"
@@ -42,9 +42,13 @@ def ansible_connection(config: LabConfig) -> str:
     return "docker" if config.ansible_accelerator == "mitogen" else "community.docker.docker"
 
 
-def role_variables(config: LabConfig) -> dict[str, Any]:
-    """The role variables a LabConfig sets (passed as Ansible extravars)."""
-    server_ip = config.node_ips[config.node_names[0]]
+def role_variables(config: LabConfig, member_ips: list[str] | None = None) -> dict[str, Any]:
+    """The role variables a LabConfig sets (passed as Ansible extravars).
+
+    For an inventory of hosts (``member_ips`` given) the container-only choices are left
+    to the inventory and the roles: which host serves time, and whether chronyd may set
+    the clock (it does, on a real host).
+    """
     variables: dict[str, Any] = {
         "etcd_version": config.etcd_version,
         "etcd_heartbeat_interval_ms": config.etcd_heartbeat_interval_ms,
@@ -52,16 +56,24 @@ def role_variables(config: LabConfig) -> dict[str, Any]:
         "etcd_quota_backend_bytes": config.etcd_quota_backend_bytes,
         "etcd_snapshot_count": config.etcd_snapshot_count,
         "etcd_log_level": config.etcd_log_level,
-        "chrony_servers": [server_ip],
-        "chrony_allow": [config.subnet],
         "chrony_minpoll": config.chrony_minpoll,
         "chrony_maxpoll": config.chrony_maxpoll,
         "chrony_iburst": config.chrony_iburst,
         "chrony_makestep_threshold": config.chrony_makestep_threshold,
         "chrony_makestep_limit": config.chrony_makestep_limit,
-        # Containers share the host's clock: chronyd must never try to set it.
-        "chrony_no_system_clock": True,
+        "etcd_tls": config.tls_enabled,
+        "etcd_tls_controller_dir": str(config.pki_path),
+        "etcd_auth": config.etcd_auth,
     }
+    if member_ips is None:
+        variables.update({
+            "chrony_servers": [config.node_ips[config.node_names[0]]],
+            "chrony_allow": [config.subnet],
+            # Containers share the host's clock: chronyd must never try to set it.
+            "chrony_no_system_clock": True,
+        })
+    else:
+        variables["chrony_allow"] = [f"{ip}/32" for ip in member_ips]
     if config.archive_path is not None:
         variables["etcd_archive_src"] = str(config.archive_path)
         if config.etcd_archive_sha256:
@@ -113,6 +125,11 @@ def resolve_assets(config: LabConfig, lab: DockerLab, say: Say) -> tuple[LabConf
     image = _resolve_image(config, lab, say)
     if image == config.offline_image and config.image == DEFAULT_IMAGE:
         config = config.with_changes(image=image)
+    return resolve_archive(config, say), image
+
+
+def resolve_archive(config: LabConfig, say: Say) -> LabConfig:
+    """Use the official release when reachable, else the offline archive; verify it."""
     if config.archive_path is None:
         reason = _release_unreachable(config.etcd_version)
         if reason is not None:
@@ -128,7 +145,7 @@ def resolve_assets(config: LabConfig, lab: DockerLab, say: Say) -> tuple[LabConf
             )
     if config.archive_path is not None:
         config = config.with_changes(etcd_archive_sha256=verify_archive(config))
-    return config, image
+    return config
 
 
 def verify_archive(config: LabConfig) -> str:
@@ -262,11 +279,19 @@ def run_playbook(
     import ansible_runner  # slow import: only when a playbook runs
 
     private = state_dir(config)
-    inventory_dir = private / "inventory"
-    if inventory_dir.exists():
-        shutil.rmtree(inventory_dir)
-    shutil.copytree(ROOT / "inventory" / "group_vars", inventory_dir / "group_vars")
-    (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(build_inventory(config)))
+    member_ips = None
+    if config.hosts_mode:
+        inventory = str(Path(config.inventory).expanduser().resolve())
+        from etcdlab.nodes import inventory_hosts
+
+        member_ips = [h.member_ip for h in inventory_hosts(Path(inventory))]
+    else:
+        inventory_dir = private / "inventory"
+        if inventory_dir.exists():
+            shutil.rmtree(inventory_dir)
+        shutil.copytree(ROOT / "inventory" / "group_vars", inventory_dir / "group_vars")
+        (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(build_inventory(config)))
+        inventory = str(inventory_dir)
     envvars = {
         # ansible-playbook lives beside this Python (the venv), which need not be on PATH.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
@@ -287,8 +312,11 @@ def run_playbook(
         private_data_dir=str(private),
         project_dir=str(ROOT),
         playbook=f"playbooks/{playbook}",
-        inventory=str(inventory_dir),
-        extravars={**role_variables(config), **(extra or {})},
+        inventory=inventory,
+        extravars={**role_variables(config, member_ips), **(extra or {})},
+        # Passwords go in a 0600 file named on the command line, never in the
+        # extravars, which ansible-runner records in its artifacts.
+        cmdline=f"-e @{secrets_file(config)}" if config.etcd_auth else None,
         envvars=envvars,
         event_handler=progress,
         quiet=True,
@@ -316,7 +344,7 @@ def _runner_tail(result: Any) -> str:
 # -- what was provisioned -------------------------------------------------------------
 def state_dir(config: LabConfig) -> Path:
     """The lab's private folder: ansible-runner data and the provisioned settings."""
-    return ROOT / ".lab" / config.network
+    return config.state_path
 
 
 def save_provisioned(config: LabConfig) -> None:
@@ -335,6 +363,19 @@ def provisioned_config(config: LabConfig) -> LabConfig:
     if not path.is_file():
         return config
     return LabConfig.from_mapping(json.loads(path.read_text()))
+
+
+def secrets_file(config: LabConfig) -> Path:
+    """The lab's etcd passwords (root and the lab user), made once, readable by the owner."""
+    path = state_dir(config) / "secrets.yml"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        values = {"etcd_root_password": secrets.token_urlsafe(24),
+                  "etcd_lab_password": secrets.token_urlsafe(24)}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            yaml.safe_dump(values, handle)
+    return path
 
 
 def record_timing(config: LabConfig, kind: str, seconds: float) -> dict[str, float]:
@@ -381,6 +422,8 @@ def provision(
 ) -> ProvisionResult:
     """Create the containers (if needed) and apply ``site.yml``; idempotent."""
     started = time.monotonic()
+    if config.hosts_mode:
+        return _provision_hosts(config, say, show, started)
     lab = DockerLab(config)
     lab.preflight()
     config, image = resolve_assets(config, lab, say)
@@ -395,3 +438,14 @@ def provision(
         raise
     save_provisioned(config)
     return ProvisionResult(config, image, created.containers, run, time.monotonic() - started)
+
+
+def _provision_hosts(
+    config: LabConfig, say: Say, show: Callable[[str, dict[str, str]], None], started: float
+) -> ProvisionResult:
+    """Apply ``site.yml`` over SSH to the hosts of an inventory (nothing created)."""
+    config = resolve_archive(config, say)
+    say(f"applying playbooks/site.yml to the hosts of {config.inventory}")
+    run = run_playbook(config, "site.yml", show)
+    save_provisioned(config)
+    return ProvisionResult(config, "existing hosts", [], run, time.monotonic() - started)

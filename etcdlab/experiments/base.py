@@ -101,16 +101,17 @@ def metadata(cluster: Cluster, started_utc: str, image: str | None = None) -> di
     """Where and on what a result was measured (stored once, at the top of the result)."""
     config = cluster.config
     versions = sorted({n.etcd_version for n in cluster.status() if n.etcd_version})
-    container = cluster.lab.container(cluster.names[0])
     return {
         "started_utc": started_utc,
         "finished_utc": utc_now_iso(),
         "etcd_version": ", ".join(versions) or "unknown",
-        "node_count": config.nodes,
+        "node_count": len(cluster.names),
+        "transport": cluster.lab.kind,
+        "tls": cluster.tls,
         "heartbeat_ms": config.etcd_heartbeat_interval_ms,
         "election_timeout_ms": config.etcd_election_timeout_ms,
         "quota_backend_bytes": config.etcd_quota_backend_bytes,
-        "image": image or (container.image.tags or [container.image.short_id])[0],
+        "image": image or cluster.lab.describe(),
         "kernel": platform.release(),
         "cpu_count": os.cpu_count(),
         "host": platform.node(),

@@ -32,7 +32,6 @@ from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import RawKV, member_hashes, rpc_stubs
 
-ETCD_LOG = "/var/log/etcd/etcd.log"
 SERIES = ("crash", "graceful")
 
 
@@ -186,8 +185,7 @@ def elected_in_log(ctx: Context, survivors: list[str], term: int) -> float | Non
     """Earliest wall-clock time a survivor's etcd log records a leader at ``term``."""
     found: list[float] = []
     for name in survivors:
-        _code, text = ctx.cluster.lab.exec(name, ["tail", "-n", "300", ETCD_LOG], check=False)
-        for line in text.splitlines():
+        for line in ctx.cluster.lab.service_log(name, "etcd").splitlines():
             when = parse_elected_line(line, term)
             if when is not None:
                 found.append(when)

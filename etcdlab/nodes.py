@@ -1,0 +1,270 @@
+"""How the lab reaches its nodes: ``docker exec`` for the container lab, SSH for hosts.
+
+Both backends answer the same questions — which nodes, at which addresses, in what state,
+run this command, signal that process, start that service — so that the cluster view,
+the faults and the experiments work on either. The container backend signals processes
+from this machine (docker top gives their host pids: the time a signal was sent is known
+to the microsecond); over SSH a signal is sent with ``pkill`` on the host and its time is
+known to within the SSH round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from etcdlab.config import LabConfig
+from etcdlab.errors import LabError
+
+SUPERVISOR_LOGS = {"etcd": "/var/log/etcd/etcd.log", "chronyd": "/var/log/chrony/chronyd.log"}
+"""Where the roles' supervisord programs write their output."""
+
+
+class DockerNodes:
+    """The container lab's nodes, reached through the Docker engine."""
+
+    kind = "docker"
+
+    def __init__(self, config: LabConfig, lab: Any = None) -> None:
+        from etcdlab.docker_cluster import DockerLab
+
+        self.config = config
+        self.docker = lab or DockerLab(config)
+        self.names = config.node_names
+        self.ips = config.node_ips
+
+    def exec(self, name: str, command: list[str], check: bool = True) -> tuple[int, str]:
+        """Run a command in a node; returns (exit code, combined output)."""
+        return self.docker.exec(name, command, check=check)
+
+    def states(self) -> dict[str, str]:
+        """Docker's state of every node ("running", "exited", "paused"; absent = missing)."""
+        return {n.name: n.status for n in self.docker.nodes()}
+
+    def process_pid(self, name: str, command: str) -> int | None:
+        """Host pid of a process in the node, by its command name."""
+        for pid, _stat, comm in self._processes(name):
+            if comm == command:
+                return pid
+        return None
+
+    def process_stopped(self, name: str, command: str) -> bool:
+        """Whether that process is stopped (SIGSTOP: ps state T)."""
+        return any(comm == command and stat.startswith("T")
+                   for _pid, stat, comm in self._processes(name))
+
+    def _processes(self, name: str) -> list[tuple[int, str, str]]:
+        top = self.docker.container(name).top(ps_args="-eo pid,stat,comm")
+        return [(int(row[0]), row[1], os.path.basename(row[2].split()[0]))
+                for row in top.get("Processes") or []]
+
+    def signal(self, name: str, command: str, sig: signal.Signals) -> float:
+        """Signal a process; returns the wall-clock time the signal was sent."""
+        pid = self.process_pid(name, command)
+        if pid is None:
+            raise LabError(f"{name}: {command} is not running")
+        sent = time.time()
+        try:
+            os.kill(pid, sig)
+        except PermissionError:  # not root here: signal from inside the container
+            sent = time.time()
+            self.exec(name, ["pkill", f"-{sig.name.removeprefix('SIG')}", "-x", command])
+        return sent
+
+    def service(self, name: str, action: str, program: str) -> tuple[int, str]:
+        """``supervisorctl ACTION PROGRAM`` in the node."""
+        return self.exec(name, ["supervisorctl", action, program], check=False)
+
+    def service_log(self, name: str, program: str, lines: int = 300) -> str:
+        """The last lines a service wrote (its supervisord log file)."""
+        _code, text = self.exec(name, ["tail", "-n", str(lines), SUPERVISOR_LOGS[program]],
+                                check=False)
+        return text
+
+    def repair(self) -> list[str]:
+        """Unpause paused and start stopped containers; what was done."""
+        repaired = []
+        for container in self.docker.containers():
+            if container.status == "paused":
+                container.unpause()
+                repaired.append(f"{container.name}: unpaused container")
+            elif container.status != "running":
+                container.start()
+                repaired.append(f"{container.name}: started container")
+        return repaired
+
+    def describe(self) -> str:
+        """The image the nodes run (for result metadata)."""
+        container = self.docker.container(self.names[0])
+        return (container.image.tags or [container.image.short_id])[0]
+
+    # Backwards-compatible name used by early experiment code.
+    def container(self, name: str) -> Any:
+        """The Docker container of a node."""
+        return self.docker.container(name)
+
+    def nodes(self) -> list[Any]:
+        """Docker's view of the lab containers."""
+        return self.docker.nodes()
+
+    def containers(self) -> list[Any]:
+        """The lab's containers."""
+        return self.docker.containers()
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """One inventory host and how to reach it."""
+
+    name: str
+    address: str
+    member_ip: str
+    user: str
+    port: int
+    key_file: str
+    common_args: str
+    become: bool
+
+
+class SshNodes:
+    """Existing hosts from an Ansible inventory, reached over SSH."""
+
+    kind = "ssh"
+
+    def __init__(self, config: LabConfig) -> None:
+        self.config = config
+        self.hosts = {h.name: h for h in inventory_hosts(Path(config.inventory))}
+        self.names = list(self.hosts)
+        self.ips = {h.name: h.member_ip for h in self.hosts.values()}
+        self._service_managers: dict[str, str] = {}
+
+    def ssh_command(self, name: str, command: list[str]) -> list[str]:
+        """The ``ssh`` command line that runs ``command`` on a host (with sudo if needed)."""
+        host = self.hosts[name]
+        remote = shlex.join(command)
+        if host.become and host.user != "root":
+            remote = "sudo -n " + remote
+        line = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(host.port)]
+        if host.key_file:
+            line += ["-i", os.path.expanduser(host.key_file)]
+        line += shlex.split(host.common_args)
+        return [*line, f"{host.user}@{host.address}", remote]
+
+    def exec(self, name: str, command: list[str], check: bool = True) -> tuple[int, str]:
+        """Run a command on a host over SSH; returns (exit code, combined output)."""
+        done = subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
+                              timeout=60)
+        output = done.stdout + done.stderr
+        if done.returncode == 255:
+            raise LabError(f"{name}: ssh failed: {output.strip().splitlines()[-1:]}")
+        if check and done.returncode != 0:
+            raise LabError(f"{name}: `{shlex.join(command)}` failed ({done.returncode}): "
+                           f"{output.strip()}")
+        return done.returncode, output
+
+    def states(self) -> dict[str, str]:
+        """"running" for every host that answers over SSH, else "unreachable"."""
+        states = {}
+        for name in self.names:
+            try:
+                code, _ = self.exec(name, ["true"], check=False)
+            except (LabError, subprocess.TimeoutExpired):
+                code = 255
+            states[name] = "running" if code == 0 else "unreachable"
+        return states
+
+    def process_pid(self, name: str, command: str) -> int | None:
+        """Pid of a process on the host, by its command name."""
+        code, out = self.exec(name, ["pidof", "-s", command], check=False)
+        return int(out.split()[0]) if code == 0 and out.strip() else None
+
+    def process_stopped(self, name: str, command: str) -> bool:
+        """Whether that process is stopped (SIGSTOP)."""
+        pid = self.process_pid(name, command)
+        if pid is None:
+            return False
+        _code, out = self.exec(name, ["ps", "-o", "stat=", "-p", str(pid)], check=False)
+        return out.strip().startswith("T")
+
+    def signal(self, name: str, command: str, sig: signal.Signals) -> float:
+        """Signal a process with pkill; returns the time the ssh command was started."""
+        sent = time.time()
+        code, out = self.exec(
+            name, ["pkill", f"-{sig.name.removeprefix('SIG')}", "-x", command], check=False
+        )
+        if code != 0:
+            raise LabError(f"{name}: {command} is not running")
+        return sent
+
+    def service(self, name: str, action: str, program: str) -> tuple[int, str]:
+        """Start/stop a service with the host's manager (systemd or supervisord)."""
+        if self._manager(name) == "systemd":
+            unit = {"chronyd": "chrony"}.get(program, program)
+            return self.exec(name, ["systemctl", action, unit], check=False)
+        return self.exec(name, ["supervisorctl", action, program], check=False)
+
+    def service_log(self, name: str, program: str, lines: int = 300) -> str:
+        """The last lines a service wrote (journald under systemd, else its log file)."""
+        if self._manager(name) == "systemd":
+            unit = {"chronyd": "chrony"}.get(program, program)
+            command = ["journalctl", "-u", unit, "-o", "cat", "-n", str(lines), "--no-pager"]
+        else:
+            command = ["tail", "-n", str(lines), SUPERVISOR_LOGS[program]]
+        _code, text = self.exec(name, command, check=False)
+        return text
+
+    def _manager(self, name: str) -> str:
+        if name not in self._service_managers:
+            code, _ = self.exec(name, ["test", "-d", "/run/systemd/system"], check=False)
+            self._service_managers[name] = "systemd" if code == 0 else "supervisor"
+        return self._service_managers[name]
+
+    def repair(self) -> list[str]:
+        """Hosts are not ours to restart: nothing to repair at this level."""
+        return []
+
+    def describe(self) -> str:
+        """Where the lab runs (for result metadata)."""
+        return f"ssh hosts ({Path(self.config.inventory).name})"
+
+
+def inventory_hosts(path: Path) -> list[SshHost]:
+    """The etcd members of an Ansible inventory, as ``ansible-inventory`` resolves them."""
+    binary = Path(sys.executable).parent / "ansible-inventory"
+    command = [str(binary if binary.exists() else "ansible-inventory"), "-i", str(path), "--list"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabError(f"cannot read inventory {path}: {done.stderr.strip().splitlines()[-1:]}")
+    data = json.loads(done.stdout)
+    hostvars = data.get("_meta", {}).get("hostvars", {})
+    members = data.get("etcd", {}).get("hosts", [])
+    if not members:
+        raise LabError(f"inventory {path} has no hosts in the group `etcd`")
+    hosts = []
+    for name in members:
+        vars_ = hostvars.get(name, {})
+        address = str(vars_.get("ansible_host", name))
+        hosts.append(SshHost(
+            name=name,
+            address=address,
+            member_ip=str(vars_.get("etcd_member_ip", address)),
+            user=str(vars_.get("ansible_user", "root")),
+            port=int(vars_.get("ansible_port", 22)),
+            key_file=str(vars_.get("ansible_ssh_private_key_file", "")),
+            common_args=str(vars_.get("ansible_ssh_common_args", "")),
+            become=bool(vars_.get("ansible_become", False)),
+        ))
+    return hosts
+
+
+def nodes_for(config: LabConfig) -> DockerNodes | SshNodes:
+    """The backend that reaches this lab's nodes."""
+    return SshNodes(config) if config.inventory else DockerNodes(config)
