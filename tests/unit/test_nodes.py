@@ -1,0 +1,81 @@
+"""Hosts from an inventory, and the SSH command lines that reach them."""
+
+import textwrap
+
+import pytest
+
+from etcdlab.config import LabConfig
+from etcdlab.errors import LabError
+from etcdlab.nodes import SshNodes, inventory_hosts
+from etcdlab.provision import role_variables
+
+INVENTORY = textwrap.dedent("""
+    all:
+      vars:
+        ansible_user: ubuntu
+        ansible_become: true
+        ansible_ssh_common_args: "-o StrictHostKeyChecking=no"
+      children:
+        etcd:
+          hosts:
+            vm1: {ansible_host: 192.0.2.11}
+            vm2: {ansible_host: vm2.example, etcd_member_ip: 192.0.2.12, ansible_port: 2222}
+        chrony_server:
+          hosts: {vm1: {}}
+        chrony_client:
+          hosts: {vm2: {}}
+""")
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    path = tmp_path / "vms.yml"
+    path.write_text(INVENTORY)
+    return path
+
+
+def test_inventory_hosts_resolve_addresses_users_and_member_ips(inventory):
+    vm1, vm2 = inventory_hosts(inventory)
+    assert (vm1.name, vm1.address, vm1.member_ip, vm1.port) == ("vm1", "192.0.2.11",
+                                                                "192.0.2.11", 22)
+    assert (vm2.address, vm2.member_ip, vm2.port) == ("vm2.example", "192.0.2.12", 2222)
+    assert vm1.user == "ubuntu" and vm1.become is True
+
+
+def test_inventory_without_etcd_group_is_refused(tmp_path):
+    path = tmp_path / "empty.yml"
+    path.write_text("all:\n  hosts:\n    lonely: {}\n")
+    with pytest.raises(LabError, match="no hosts in the group `etcd`"):
+        inventory_hosts(path)
+
+
+def test_ssh_command_uses_sudo_for_a_non_root_become_user(inventory):
+    nodes = SshNodes(LabConfig(inventory=str(inventory)))
+    command = nodes.ssh_command("vm2", ["pkill", "-KILL", "-x", "etcd"])
+    assert command[:2] == ["ssh", "-o"]
+    assert command[command.index("-p"):command.index("-p") + 2] == ["-p", "2222"]
+    assert "StrictHostKeyChecking=no" in command
+    assert command[-2:] == ["ubuntu@vm2.example", "sudo -n pkill -KILL -x etcd"]
+    assert nodes.ips == {"vm1": "192.0.2.11", "vm2": "192.0.2.12"}
+
+
+def test_tls_is_on_by_default_for_hosts_and_off_for_containers(inventory):
+    assert LabConfig().tls_enabled is False
+    assert LabConfig(inventory=str(inventory)).tls_enabled is True
+    assert LabConfig(inventory=str(inventory), etcd_tls="false").tls_enabled is False
+    assert LabConfig.from_mapping({"etcd_tls": True}).tls_enabled is True
+
+
+def test_auth_needs_tls_and_inventory_must_exist():
+    with pytest.raises(LabError, match="etcd_auth needs TLS"):
+        LabConfig(etcd_auth=True)
+    with pytest.raises(LabError, match="inventory /nope.yml does not exist"):
+        LabConfig(inventory="/nope.yml")
+
+
+def test_hosts_get_no_container_only_chrony_settings(inventory):
+    variables = role_variables(LabConfig(inventory=str(inventory)), ["192.0.2.11", "192.0.2.12"])
+    assert "chrony_no_system_clock" not in variables
+    assert "chrony_servers" not in variables
+    assert variables["chrony_allow"] == ["192.0.2.11/32", "192.0.2.12/32"]
+    assert variables["etcd_tls"] is True
