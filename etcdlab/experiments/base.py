@@ -49,6 +49,8 @@ class Experiment:
     quick: Mapping[str, Any]
     run: RunFn
     summarize: SummarizeFn
+    needs_containers: str = ""
+    """Why the experiment only works on the container lab (empty: it works on hosts too)."""
 
     def params(self, quick: bool = False, **overrides: Any) -> dict[str, Any]:
         """Defaults, then the quick set, then explicit overrides (``None`` = not given)."""
@@ -134,6 +136,11 @@ def run_experiment(
     with ``status: failed`` and the error, then raises LabError.
     """
     console = console or Console()
+    if experiment.needs_containers and cluster.lab.kind != "docker":
+        raise LabError(
+            f"{experiment.name} needs the container lab: {experiment.needs_containers}. "
+            "It cannot run on an inventory of hosts."
+        )
     cluster.wait_healthy(timeout=60)
     faults = Faults(cluster)
     started_utc = utc_now_iso()
