@@ -14,6 +14,7 @@ CLUSTER_HELP = {
     "network": "Docker network name of the lab (default dist-sys-net)",
     "subnet": "IPv4 subnet of the lab network (default 172.21.0.0/16)",
     "image": "base image of the nodes (default ubuntu:22.04)",
+    "inventory": "an Ansible inventory of existing hosts (SSH) instead of containers",
 }
 
 
@@ -23,25 +24,35 @@ def _config(c, **flags):
 
 @task(help={**CLUSTER_HELP, "keep-on-failure": "keep containers this run created if it fails"})
 def provision(c, nodes=None, prefix=None, network=None, subnet=None, image=None,
-              keep_on_failure=False):
-    """Create the lab's containers and apply the Ansible roles (etcd + chrony). Idempotent."""
+              inventory=None, keep_on_failure=False):
+    """Create the lab's containers and apply the Ansible roles (etcd + chrony). Idempotent.
+
+    With --inventory the same roles go to existing hosts over SSH; nothing is created.
+    """
     cli.provision(
-        _config(c, nodes=nodes, prefix=prefix, network=network, subnet=subnet, image=image),
+        _config(c, nodes=nodes, prefix=prefix, network=network, subnet=subnet, image=image,
+                inventory=inventory),
         keep_on_failure=keep_on_failure,
     )
 
 
 @task(help={"json": "print a JSON list, one object per node", "network": CLUSTER_HELP["network"],
-            "nodes": CLUSTER_HELP["nodes"], "prefix": CLUSTER_HELP["prefix"]})
-def status(c, json=False, nodes=None, prefix=None, network=None):
+            "nodes": CLUSTER_HELP["nodes"], "prefix": CLUSTER_HELP["prefix"],
+            "inventory": CLUSTER_HELP["inventory"]})
+def status(c, json=False, nodes=None, prefix=None, network=None, inventory=None):
     """Show each node: etcd version, member id, leader, raft term/index, DB size, health, chrony."""
-    cli.status(_config(c, nodes=nodes, prefix=prefix, network=network), as_json=json)
+    cli.status(_config(c, nodes=nodes, prefix=prefix, network=network, inventory=inventory),
+               as_json=json)
 
 
-@task(help={"network": CLUSTER_HELP["network"]})
-def destroy(c, network=None):
-    """Remove the lab's containers and network (found by their Docker labels). Safe to repeat."""
-    cli.destroy(_config(c, network=network))
+@task(help={"network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"],
+            "purge": "on an inventory of hosts: stop and remove etcd, chrony and their data"})
+def destroy(c, network=None, inventory=None, purge=False):
+    """Remove the lab's containers and network (found by their Docker labels). Safe to repeat.
+
+    On an inventory of hosts nothing is removed unless --purge is given.
+    """
+    cli.destroy(_config(c, network=network, inventory=inventory), purge=purge)
 
 
 @task
@@ -60,6 +71,7 @@ RUN_HELP = {
     "quick": "smaller documented parameter set that keeps every phase (CI, first tries)",
     "results": "folder for NAME.json results (default results/<UTC timestamp>)",
     "network": CLUSTER_HELP["network"],
+    "inventory": CLUSTER_HELP["inventory"],
 }
 
 
@@ -69,37 +81,53 @@ RUN_HELP = {
           "param": "override any parameter: --param KEY=VALUE (repeatable)"},
     iterable=["param"],
 )
-def experiment(c, name, quick=False, results=None, trials=None, param=None, network=None):
+def experiment(c, name, quick=False, results=None, trials=None, param=None, network=None,
+               inventory=None):
     """Run one experiment against the provisioned lab and write RESULTS/NAME.json."""
     overrides = {**cli.parse_params(param or []), "trials": trials}
-    cli.experiment(_config(c, network=network), name, quick, _path(results), overrides)
+    cli.experiment(_config(c, network=network, inventory=inventory), name, quick,
+                   _path(results), overrides)
 
 
 @task(
     help={**RUN_HELP, "only": "comma-separated experiment names (default: all)",
           "from": "only re-render REPORT.md from the JSON results in this folder"},
 )
-def report(c, quick=False, only=None, results=None, network=None, from_=None):
+def report(c, quick=False, only=None, results=None, network=None, inventory=None, from_=None):
     """Run the experiments, then render RESULTS/REPORT.md with its PNG charts beside it."""
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    cli.report(_config(c, network=network), quick, names, _path(results), _path(from_))
+    cli.report(_config(c, network=network, inventory=inventory), quick, names, _path(results),
+               _path(from_))
 
 
 @task(help={**RUN_HELP, **CLUSTER_HELP})
 def lab(c, quick=False, results=None, nodes=None, prefix=None, network=None, subnet=None,
-        image=None):
+        image=None, inventory=None):
     """Provision the lab, then run every experiment and render the report (provision + report)."""
-    config = _config(c, nodes=nodes, prefix=prefix, network=network, subnet=subnet, image=image)
+    config = _config(c, nodes=nodes, prefix=prefix, network=network, subnet=subnet, image=image,
+                     inventory=inventory)
     cli.lab(config, quick, _path(results))
 
 
-@task(help={"network": CLUSTER_HELP["network"]})
-def heal(c, network=None):
+@task(help={"network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]})
+def heal(c, network=None, inventory=None):
     """Undo every fault a killed run left (partitions, stopped or paused members); wait healthy."""
-    cli.heal(_config(c, network=network))
+    cli.heal(_config(c, network=network, inventory=inventory))
 
 
 def _path(value):
     from pathlib import Path
 
     return Path(value).expanduser() if value else None
+
+
+# -- membership registry (Q10) --------------------------------------------------------------
+
+
+@task(help={"name": "service name: its instances are the keys /services/NAME/*",
+            "watch": "then keep printing joins, updates and leaves as they happen",
+            "seconds": "with --watch, stop after this many seconds (default: at Ctrl-C)",
+            "network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]})
+def members(c, name, watch=False, seconds=0, network=None, inventory=None):
+    """Show the instances registered for service NAME (etcdlab.registry); --watch follows them."""
+    cli.members(_config(c, network=network, inventory=inventory), name, watch, float(seconds))

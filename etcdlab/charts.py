@@ -168,3 +168,128 @@ def line_chart(
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     return _save(figure, path)
+
+
+def step_chart(
+    path: str | os.PathLike[str],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    spans: Mapping[str, tuple[float, float]] | None = None,
+) -> str:
+    """Plot each series, given as (x values, y values), as a step line (a value holds until
+    the next x); ``spans`` shades labelled x intervals (e.g. a fault window). Earlier series
+    are drawn wider, so that a later one lying on top of them leaves them visible."""
+    figure, axes = _new_figure(title)
+    for index, (label, (start, end)) in enumerate((spans or {}).items()):
+        axes.axvspan(start, end, alpha=0.15, color=f"C{index + 3}", label=label)
+    widths = [1.2 + 1.6 * (len(series) - 1 - i) for i in range(len(series))]
+    for (name, (xs, ys)), width in zip(series.items(), widths, strict=True):
+        if len(xs) != len(ys):
+            raise ValueError(f"step_chart: series {name!r} has {len(xs)} x and {len(ys)} y values")
+        axes.step(list(xs), list(ys), where="post", label=name, linewidth=width)
+    if series or spans:
+        axes.legend(loc="best", fontsize=8)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(bottom=0)
+    return _save(figure, path)
+
+
+def cdf_plot_log(
+    path: str | os.PathLike[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    xlabel: str,
+) -> str:
+    """Like :func:`cdf_plot`, on a logarithmic x axis: for latencies whose tail is orders of
+    magnitude above their median, which a linear axis would squash against zero."""
+    figure, axes = _new_figure(title)
+    for name, data in series.items():
+        positive = [value for value in data if value > 0]
+        if positive:
+            ordered, fractions = cdf_points(positive)
+            axes.step(ordered, fractions, where="post", label=name)
+    if any(series.values()):
+        axes.legend(loc="lower right")
+        axes.set_xscale("log")
+    axes.grid(True, axis="x", which="both", alpha=0.2)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("fraction of samples ≤ x")
+    axes.set_ylim(0, 1.02)
+    return _save(figure, path)
+
+
+def time_series(
+    path: str | os.PathLike[str],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    spans: Mapping[str, tuple[float, float]] | None = None,
+    reference_lines: Mapping[str, float] | None = None,
+) -> str:
+    """Plot each series, given as (x values, y values), as a line with markers; y may be
+    negative. ``spans`` shades labelled x intervals (e.g. an isolation window);
+    ``reference_lines`` draws labelled horizontal dashed lines (e.g. ± a threshold)."""
+    figure, axes = _new_figure(title)
+    for index, (label, (start, end)) in enumerate((spans or {}).items()):
+        axes.axvspan(start, end, alpha=0.12, color=f"C{index + 6}", label=label)
+    for name, (xs, ys) in series.items():
+        if len(xs) != len(ys):
+            raise ValueError(f"time_series: series {name!r} has {len(xs)} x and {len(ys)} y values")
+        axes.plot(list(xs), list(ys), marker="o", markersize=3, linewidth=1.2, label=name)
+    for label, value in (reference_lines or {}).items():
+        axes.axhline(value, linestyle="--", linewidth=1, color="grey")
+        axes.annotate(label, (0.01, value), xycoords=("axes fraction", "data"), xytext=(2, 2),
+                      textcoords="offset points", fontsize=8, color="grey")
+    if series or spans:
+        axes.legend(loc="best", fontsize=8)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    return _save(figure, path)
+
+
+def space_time_diagram(
+    path: str | os.PathLike[str],
+    processes: Sequence[int],
+    events: Sequence[Mapping[str, object]],
+    title: str,
+) -> str:
+    """A space-time diagram: one horizontal line per process, a dot per event labelled with
+    its (clock, process id), an arrow from each send to its receive.
+
+    ``events`` are dicts with ``process``, ``t`` (x position), ``kind`` ("local", "send",
+    "receive"), ``clock`` and ``msg`` (message id, for sends and receives).
+    """
+    figure, axes = plt.subplots(figsize=(9.0, 1.2 + 1.1 * len(processes)))
+    axes.set_title(title)
+    row = {pid: index for index, pid in enumerate(processes)}
+    times = [float(e["t"]) for e in events] or [0.0]
+    for pid in processes:
+        axes.hlines(row[pid], min(times), max(times), color="lightgrey", linewidth=1, zorder=1)
+    markers = {"local": ("o", "C0"), "send": ("^", "C2"), "receive": ("v", "C3")}
+    sends = {e["msg"]: e for e in events if e["kind"] == "send"}
+    for event in events:
+        if event["kind"] == "receive" and event["msg"] in sends:
+            source = sends[event["msg"]]
+            axes.annotate("", xy=(float(event["t"]), row[event["process"]]),
+                          xytext=(float(source["t"]), row[source["process"]]),
+                          arrowprops={"arrowstyle": "->", "color": "grey", "linewidth": 0.8},
+                          zorder=2)
+    for kind, (marker, color) in markers.items():
+        chosen = [e for e in events if e["kind"] == kind]
+        axes.scatter([float(e["t"]) for e in chosen], [row[e["process"]] for e in chosen],
+                     marker=marker, color=color, s=30, zorder=3, label=kind)
+    for index, event in enumerate(events):
+        axes.annotate(f"({event['clock']},{event['process']})",
+                      (float(event["t"]), row[event["process"]]),
+                      xytext=(0, 7 if index % 2 else -12), textcoords="offset points",
+                      fontsize=7, ha="center")
+    axes.set_yticks(range(len(processes)), [f"P{pid}" for pid in processes])
+    axes.set_ylim(-0.7, len(processes) - 0.3)
+    axes.invert_yaxis()
+    axes.set_xlabel("real time since the start (s)")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8)
+    return _save(figure, path)

@@ -102,7 +102,7 @@ def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
     cluster = Cluster(done.config)
     cluster.wait_healthy(timeout=60)
     print_status(cluster.status())
-    cold = len(done.created) == done.config.nodes
+    cold = len(done.created) == done.config.nodes and not done.config.hosts_mode
     timings = provisioning.record_timing(done.config, "cold" if cold else "rerun", done.elapsed_s)
     what = "no changes" if done.run.changed == 0 else f"{done.run.changed} change(s)"
     console.print(
@@ -125,10 +125,7 @@ def _timing(seconds: float | None) -> str:
 @user_errors
 def status(config: LabConfig, as_json: bool = False) -> None:
     """``invoke status``: one row (or JSON object) per node."""
-    lab = DockerLab(config)
-    if not lab.containers():
-        raise LabError(f"no lab on network {config.network}: run `invoke provision` first")
-    nodes = Cluster(config, lab).status()
+    nodes = _running_cluster(config).status()
     if as_json:
         print(json.dumps([n.as_dict() for n in nodes], indent=2))
     else:
@@ -170,8 +167,23 @@ def _maybe(value: Any) -> str:
 
 
 @user_errors
-def destroy(config: LabConfig) -> None:
-    """``invoke destroy``: remove the lab's containers and network (idempotent)."""
+def destroy(config: LabConfig, purge: bool = False) -> None:
+    """``invoke destroy``: remove the lab's containers and network (idempotent).
+
+    On an inventory of hosts nothing is removed unless ``purge``: then etcd and chrony
+    are stopped and removed with their data (``playbooks/purge.yml``).
+    """
+    if config.hosts_mode:
+        if not purge:
+            console.print(
+                f"{config.inventory} lists existing hosts: nothing removed. "
+                "`invoke destroy --purge` stops etcd and chrony and removes them and their data."
+            )
+            return
+        run = provisioning.run_playbook(config, "purge.yml", show_task)
+        shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
+        console.print(f"[bold green]purged[/] etcd and chrony from {len(run.recap)} host(s)")
+        return
     removed = DockerLab(config).destroy(say)
     shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
     console.print(
@@ -222,6 +234,8 @@ def print_experiments() -> None:
 
 
 def _running_cluster(config: LabConfig) -> Cluster:
+    if config.hosts_mode:
+        return Cluster(config)
     lab = DockerLab(config)
     if not lab.containers():
         raise LabError(f"no lab on network {config.network}: run `invoke provision` first")
@@ -288,3 +302,63 @@ def heal(config: LabConfig) -> None:
     for line in repaired:
         say(line)
     console.print("[bold green]healthy[/]" + ("" if repaired else ": nothing to repair"))
+
+
+# -- membership registry (Q10): `invoke members` ------------------------------------------
+
+
+@user_errors
+def members(config: LabConfig, name: str, watch: bool = False, seconds: float = 0.0) -> None:
+    """``invoke members NAME``: the service's instances; with ``watch``, then live changes."""
+    from etcdlab import registry
+
+    cluster = _running_cluster(config)
+    endpoints = [cluster.endpoint(n) for n in cluster.names]
+    view = registry.snapshot_view(name, endpoints)
+    revision = view.revision
+    print_members(name, [view.members[i] for i in sorted(view.members)], revision)
+    if not watch:
+        return
+    until = "Ctrl-C" if seconds <= 0 else f"{seconds:g} s or Ctrl-C"
+    console.print(f"[dim]watching /services/{name}/ from revision {revision + 1} "
+                  f"(until {until})[/]")
+    styles = {"join": "green", "update": "yellow", "leave": "red"}
+
+    def show(changes: list[registry.Change]) -> None:
+        for change in changes:
+            endpoint = change.instance.endpoint if change.instance else ""
+            console.print(f"  {time.strftime('%H:%M:%S')}  rev {change.revision}  "
+                          f"[{styles.get(change.kind, '')}]{change.kind:<6}[/] "
+                          f"{change.instance_id}  {endpoint}  [dim]{change.via}[/]")
+
+    # The watch continues the printed snapshot: nothing between the two is lost or repeated.
+    live = registry.watch(name, endpoints, show, view=view)
+    deadline = time.monotonic() + seconds if seconds > 0 else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.stop()
+    reconnects = sum(1 for c in live.connections if c["what"] != "snapshot")
+    console.print(f"{len(live.members())} member(s) at revision {live.revision}; "
+                  f"{reconnects} reconnection(s) or resync(s)")
+
+
+def print_members(name: str, instances: list[Any], revision: int) -> None:
+    """The members table of one service."""
+    table = Table(title=f"/services/{name}/ at revision {revision}", title_justify="left")
+    for column in ("instance", "endpoint", "registered (UTC)", "lease", "created rev",
+                   "modified rev", "metadata"):
+        table.add_column(column)
+    for instance in instances:
+        registered = ("-" if instance.registered_at is None else time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.gmtime(instance.registered_at)))
+        table.add_row(instance.instance_id, instance.endpoint, registered,
+                      f"{instance.lease:x}" if instance.lease else "-",
+                      str(instance.create_revision), str(instance.mod_revision),
+                      json.dumps(dict(instance.metadata)) if instance.metadata else "-")
+    console.print(table)
+    if not instances:
+        console.print(f"[dim]no instance of {name} is registered[/]")

@@ -120,6 +120,16 @@ def fmt_factor(factor: float | None) -> str:
     return f"{number:.1f}×" if abs(number) >= 1 else f"{number:.2f}×"
 
 
+def fmt_ppm(ppm: float | None) -> str:
+    """Format a clock rate error in parts per million: 49.962 → "50.0 ppm", -8333.3 →
+    "-8,333 ppm"; 3 significant digits below 1000."""
+    if ppm is None:
+        return MISSING
+    number = _finite(ppm, "fmt_ppm")
+    text = f"{round(number):,}" if abs(number) >= 999.5 else _three_digits(number)
+    return f"{text} ppm"
+
+
 FILTERS = {
     "seconds": fmt_seconds,
     "ms": fmt_ms,
@@ -129,4 +139,5 @@ FILTERS = {
     "yesno": fmt_bool,
     "percent": fmt_percent,
     "factor": fmt_factor,
+    "ppm": fmt_ppm,
 }

@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import grpc
 from etcd3 import etcdrpc
 
 from etcdlab.cluster import CLIENT_PORT, Cluster
 from etcdlab.errors import LabError
+
+T = TypeVar("T")
+
+
+# gRPC metadata that makes a member answer "etcdserver: no leader" at once when it has
+# none (clientv3.WithRequireLeader), instead of holding the request until it times out.
+REQUIRE_LEADER = (("hasleader", "true"),)
+
+# etcd errors after which a write may still be applied: the outcome is unknown. The
+# server's copy of the client's deadline can expire first: code UNKNOWN, "context
+# deadline exceeded".
+_UNKNOWN_DETAILS = ("request timed out", "leader changed", "connection lost",
+                    "deadline exceeded")
+
+
+def error_outcome(exc: grpc.RpcError) -> str:
+    """"unknown" for a timeout (the operation may still take effect), else "failed"."""
+    if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return "unknown"
+    details = (exc.details() or "").lower()
+    return "unknown" if any(text in details for text in _UNKNOWN_DETAILS) else "failed"
+
+
+def attempt(call: Callable[[], T]) -> tuple[dict[str, Any], T | None]:
+    """Run one etcd call and record its outcome: ok / failed / unknown (timed out).
+
+    Returns ({outcome, code, details, elapsed_s}, the call's value or None).
+    """
+    started = time.perf_counter()
+    try:
+        value = call()
+    except grpc.RpcError as exc:
+        return {"outcome": error_outcome(exc), "code": exc.code().name,
+                "details": exc.details() or "",
+                "elapsed_s": round(time.perf_counter() - started, 6)}, None
+    return {"outcome": "ok", "code": "OK", "details": "",
+            "elapsed_s": round(time.perf_counter() - started, 6)}, value
 
 
 def rpc_stubs(cluster: Cluster, names: list[str]) -> dict[str, tuple[grpc.Channel, Any]]:
@@ -96,6 +135,11 @@ class RawKV:
         answer = self.kv.Txn(request, timeout=self.timeout)
         return answer.succeeded, answer.header.revision
 
+    def delete(self, key: str) -> int:
+        """Delete one key; returns how many keys were deleted."""
+        request = etcdrpc.DeleteRangeRequest(key=key.encode())
+        return self.kv.DeleteRange(request, timeout=self.timeout).deleted
+
     def close(self) -> None:
         """Close the channel."""
         self.channel.close()
@@ -105,3 +149,52 @@ class RawKV:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PrefixWatch:
+    """A bare gRPC watch on every key under a prefix, on one member.
+
+    Calls ``on_event(event, real_time)`` for each event (an etcd ``mvccpb.Event``; the
+    time is when this program received it), from the watch's own thread. Unlike the
+    ``etcd3`` client's watcher it needs no client object and stops cleanly on
+    :meth:`close`.
+    """
+
+    def __init__(self, cluster: Cluster, name: str, prefix: str,
+                 on_event: Callable[[Any, float], None], timeout: float = 10.0) -> None:
+        self.channel = grpc.insecure_channel(f"{cluster.ips[name]}:{CLIENT_PORT}")
+        self.stub = etcdrpc.WatchStub(self.channel)
+        self.prefix = prefix.encode()
+        self.on_event = on_event
+        self.stopping = threading.Event()
+        self.created = threading.Event()
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"watch {prefix}")
+        self.thread.start()
+        if not self.created.wait(timeout):
+            self.close()
+            raise LabError(f"{name}: the watch on {prefix} was not created in {timeout} s")
+
+    def _requests(self) -> Iterator[Any]:
+        end = self.prefix[:-1] + bytes([self.prefix[-1] + 1])
+        yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
+            key=self.prefix, range_end=end))
+        self.stopping.wait()
+
+    def _run(self) -> None:
+        try:
+            for answer in self.stub.Watch(self._requests()):
+                received = time.time()
+                if answer.created:
+                    self.created.set()
+                for event in answer.events:
+                    self.on_event(event, received)
+        except grpc.RpcError as exc:
+            if not self.stopping.is_set():
+                self.error = f"{exc.code().name}: {exc.details()}"
+
+    def close(self) -> None:
+        """Cancel the watch and close its channel."""
+        self.stopping.set()
+        self.channel.close()
+        self.thread.join(5)
