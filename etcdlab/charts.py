@@ -256,6 +256,7 @@ def space_time_diagram(
     processes: Sequence[int],
     events: Sequence[Mapping[str, object]],
     title: str,
+    xlabel: str = "real time since the start (s)",
 ) -> str:
     """A space-time diagram: one horizontal line per process, a dot per event labelled with
     its (clock, process id), an arrow from each send to its receive.
@@ -290,6 +291,6 @@ def space_time_diagram(
     axes.set_yticks(range(len(processes)), [f"P{pid}" for pid in processes])
     axes.set_ylim(-0.7, len(processes) - 0.3)
     axes.invert_yaxis()
-    axes.set_xlabel("real time since the start (s)")
+    axes.set_xlabel(xlabel)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8)
     return _save(figure, path)

@@ -1,0 +1,512 @@
+"""Q3 ``partition``: what happens on each side of a network partition?
+
+Two scenarios, each repeated ``trials`` times, each cutting one node off from the other
+members with iptables (``faults.cut_off``: node↔node traffic only, so this machine still
+reaches both sides and can ask the minority what it does):
+
+(a) ``leader_isolated``: the leader is cut off. Measured from the moment the rules were in
+    force: the time until both majority members name one new leader (``new_leader_s``)
+    and until the old leader gives up leadership (``step_down_s``; check-quorum). A lease
+    granted before the cut shows whether the new leader refreshed it.
+(b) ``follower_isolated``: a follower is cut off; the leader should keep its term and its
+    majority, and the follower should lose its leader without disrupting anyone (pre-vote).
+
+In both, after the majority wrote a new value of a test key, the cut-off member is asked
+to: read serializably (expected: the old value, a stale read), read linearizably and
+write, once the way a default client does (held until the deadline: *unknown*) and once
+with the ``hasleader`` metadata of ``clientv3.WithRequireLeader`` (expected: refused at
+once, "etcdserver: no leader": *failed*). Every outcome is ok, failed or unknown
+(timed out), with the gRPC code and details. Then the partition is removed and the
+time is measured until the cut-off member follows the leader (``rejoin_s``) and every
+member serves the same value, mod revision and store revision of the key
+(``converge_s``); at the end every member's KV hash is compared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from etcd3 import etcdrpc
+
+from etcdlab.cluster import CLIENT_PORT, Cluster
+from etcdlab.errors import LabError
+from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import REQUIRE_LEADER, attempt, member_hashes
+from etcdlab.experiments.election import current_leader, member_names
+
+KEY_PREFIX = "/etcdlab/partition/"
+SCENARIOS = ("leader_isolated", "follower_isolated")
+# What the cut-off member is asked, in this order (the serializable read first: it is
+# answered at once and shows the state the member was left with).
+MINORITY_OPS = ("serializable_read", "linearizable_read", "linearizable_read_require_leader",
+                "write", "write_require_leader")
+
+
+@dataclass
+class Member:
+    """Bare gRPC stubs to one member (no client-side failover or blacklisting)."""
+
+    name: str
+    channel: grpc.Channel
+    kv: Any
+    maintenance: Any
+    lease: Any
+
+    @classmethod
+    def open(cls, cluster: Cluster, name: str) -> Member:
+        """Channels to one member's client port."""
+        channel = grpc.insecure_channel(f"{cluster.ips[name]}:{CLIENT_PORT}")
+        return cls(name, channel, etcdrpc.KVStub(channel), etcdrpc.MaintenanceStub(channel),
+                   etcdrpc.LeaseStub(channel))
+
+    def status(self, timeout: float = 0.5) -> tuple[int, int, int] | None:
+        """(own member id, the leader it knows or 0, raft term), or None if unreachable."""
+        try:
+            answer = self.maintenance.Status(etcdrpc.StatusRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return None
+        return answer.header.member_id, answer.leader, answer.raftTerm
+
+    def put(self, key: str, value: str, timeout: float, require_leader: bool = False) -> int:
+        """Write; returns the store revision of the write."""
+        request = etcdrpc.PutRequest(key=key.encode(), value=value.encode())
+        metadata = REQUIRE_LEADER if require_leader else None
+        return self.kv.Put(request, timeout=timeout, metadata=metadata).header.revision
+
+    def get(self, key: str, timeout: float, serializable: bool = False,
+            require_leader: bool = False) -> dict[str, Any]:
+        """Read one key: {value, mod_revision, revision} (value None if absent)."""
+        request = etcdrpc.RangeRequest(key=key.encode(), serializable=serializable)
+        metadata = REQUIRE_LEADER if require_leader else None
+        answer = self.kv.Range(request, timeout=timeout, metadata=metadata)
+        kv = answer.kvs[0] if answer.kvs else None
+        return {"value": kv.value.decode() if kv else None,
+                "mod_revision": kv.mod_revision if kv else 0,
+                "revision": answer.header.revision}
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+
+def open_members(cluster: Cluster) -> dict[str, Member]:
+    """A Member per node (caller closes them)."""
+    return {name: Member.open(cluster, name) for name in cluster.names}
+
+
+def run(ctx: Context) -> None:
+    """Both scenarios, ``trials`` times each, then a KV hash comparison of every member."""
+    params = ctx.params
+    ids = member_names(ctx.cluster)
+    stamp = f"{time.time_ns()}"
+    for scenario in SCENARIOS:
+        ctx.samples[scenario] = []
+        trial_fn = leader_trial if scenario == "leader_isolated" else follower_trial
+        with ctx.phase(f"partition: {scenario.replace('_', ' ')}", params["trials"]) as advance:
+            for trial in range(1, params["trials"] + 1):
+                key = f"{KEY_PREFIX}{stamp}/{scenario}/{trial}"
+                sample = trial_fn(ctx, trial, ids, key)
+                ctx.samples[scenario].append(sample)
+                ctx.log(_trial_line(scenario, sample))
+                advance()
+    ctx.cluster.wait_healthy(timeout=60)
+    members = member_hashes(ctx.cluster)
+    consistent = len({(m["revision"], m["hash"]) for m in members}) == 1
+    ctx.samples["consistency"] = {"consistent": consistent, "members": members}
+    ctx.log(f"after both scenarios: members consistent = {consistent}")
+
+
+def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> dict[str, Any]:
+    """Cut the leader off; time the new election and step-down; probe both sides; heal."""
+    cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
+    cluster.wait_healthy(timeout=60)
+    old, old_id, term_before = current_leader(cluster)
+    majority = [n for n in cluster.names if n != old]
+    members = open_members(cluster)
+    timeout = params["majority_timeout_s"]
+    try:
+        lease_id = members[old].lease.LeaseGrant(
+            etcdrpc.LeaseGrantRequest(TTL=params["lease_ttl_s"]), timeout=timeout).ID
+        granted_at = time.time()
+        before_value = f"before-{trial}"
+        members[old].put(key, before_value, timeout)
+        time.sleep(params["settle_s"])  # lets the lease age before the cut
+        lease_before = _lease_ttl(members[old], lease_id, timeout)
+        cut_before, cut_after = faults.cut_off(old)
+        seen = watch_leader_change(
+            members, majority, old, old_id, params["poll_interval_ms"] / 1000.0,
+            params["election_wait_s"],
+        )
+        if seen["new_leader_id"] is None:
+            raise LabError(f"trial {trial}: the majority elected no leader within "
+                           f"{params['election_wait_s']} s of cutting {old} off")
+        new = ids.get(seen["new_leader_id"], f"{seen['new_leader_id']:x}")
+        lease_after = _lease_ttl(members[new], lease_id, timeout)
+        majority_value = f"majority-{trial}"
+        majority_write, majority_revision = attempt(
+            lambda: members[new].put(key, majority_value, timeout))
+        majority_write["revision"] = majority_revision
+        probes = minority_ops(members[old], key, f"minority-{trial}", params["op_timeout_s"])
+        other = next(n for n in majority if n != new)
+        majority_read = _read_record(members[other], key, timeout)
+        heal_before, heal_after = faults.reconnect()
+        rejoin = wait_rejoined(members, old, seen["new_leader_id"], key,
+                               params["poll_interval_ms"] / 1000.0, params["heal_wait_s"])
+        after = members[new].status(timeout=2.0)
+        with contextlib.suppress(grpc.RpcError):  # it expires anyway; this only tidies up
+            members[new].lease.LeaseRevoke(etcdrpc.LeaseRevokeRequest(ID=lease_id),
+                                           timeout=timeout)
+    finally:
+        for member in members.values():
+            member.close()
+    return {
+        "trial": trial,
+        "isolated": old,
+        "old_leader": old,
+        "new_leader": new,
+        "term_before": term_before,
+        "term_after": after[2] if after else None,
+        "leader_after_heal": ids.get(after[1]) if after else None,
+        "cut_window_s": round(cut_after - cut_before, 6),
+        "new_leader_s": _since(seen["new_leader_at"], cut_after),
+        "step_down_s": _since(seen["stepped_down_at"], cut_after),
+        "old_leader_view_after": ids.get(seen["old_view"], seen["old_view"]),
+        "lease": {"ttl_s": params["lease_ttl_s"],
+                  "age_at_cut_s": round(cut_after - granted_at, 3),
+                  "remaining_before_cut_s": lease_before,
+                  "remaining_after_new_leader_s": lease_after},
+        "before_value": before_value,
+        "majority_value": majority_value,
+        "majority_write": majority_write,
+        "majority_read": majority_read,
+        "minority": probes,
+        "heal_window_s": round(heal_after - heal_before, 6),
+        "rejoin_s": _since(rejoin["followed_at"], heal_after),
+        "converge_s": _since(rejoin["converged_at"], heal_after),
+        "after_heal": rejoin["members"],
+    }
+
+
+def follower_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> dict[str, Any]:
+    """Cut a follower off; check the leader keeps serving and is not disrupted; heal."""
+    cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
+    cluster.wait_healthy(timeout=60)
+    leader, leader_id, term_before = current_leader(cluster)
+    followers = [n for n in cluster.names if n != leader]
+    isolated = followers[(trial - 1) % len(followers)]
+    majority = [n for n in cluster.names if n != isolated]
+    members = open_members(cluster)
+    timeout = params["majority_timeout_s"]
+    try:
+        before_value = f"before-{trial}"
+        members[leader].put(key, before_value, timeout)
+        time.sleep(params["settle_s"])
+        cut_before, cut_after = faults.cut_off(isolated)
+        majority_value = f"majority-{trial}"
+        majority_write, majority_revision = attempt(
+            lambda: members[leader].put(key, majority_value, timeout))
+        majority_write["revision"] = majority_revision
+        seen = watch_follower_cut(members, majority, isolated,
+                                  params["poll_interval_ms"] / 1000.0,
+                                  params["follower_watch_s"], params["election_wait_s"])
+        probes = minority_ops(members[isolated], key, f"minority-{trial}",
+                              params["op_timeout_s"])
+        other = next(n for n in majority if n != leader)
+        majority_read = _read_record(members[other], key, timeout)
+        heal_before, heal_after = faults.reconnect()
+        rejoin = wait_rejoined(members, isolated, leader_id, key,
+                               params["poll_interval_ms"] / 1000.0, params["heal_wait_s"])
+        after = members[leader].status(timeout=2.0)
+    finally:
+        for member in members.values():
+            member.close()
+    return {
+        "trial": trial,
+        "isolated": isolated,
+        "leader": leader,
+        "term_before": term_before,
+        "term_after": after[2] if after else None,
+        "leader_after_heal": ids.get(after[1]) if after else None,
+        "cut_window_s": round(cut_after - cut_before, 6),
+        "majority_leaders_seen": sorted(ids.get(i, f"{i:x}") for i in seen["majority_leaders"]),
+        "majority_terms_seen": sorted(seen["majority_terms"]),
+        "isolated_lost_leader_s": _since(seen["lost_leader_at"], cut_after),
+        "watched_s": round(seen["watched_until"] - cut_after, 3),
+        "before_value": before_value,
+        "majority_value": majority_value,
+        "majority_write": majority_write,
+        "majority_read": majority_read,
+        "minority": probes,
+        "heal_window_s": round(heal_after - heal_before, 6),
+        "rejoin_s": _since(rejoin["followed_at"], heal_after),
+        "converge_s": _since(rejoin["converged_at"], heal_after),
+        "after_heal": rejoin["members"],
+    }
+
+
+def watch_leader_change(
+    members: Mapping[str, Member], majority: list[str], old: str, old_id: int,
+    interval: float, timeout: float,
+) -> dict[str, Any]:
+    """Poll both sides until the majority agrees on a new leader and the old one stepped down.
+
+    Returns wall-clock times (None when not seen within ``timeout``), the new leader's id
+    and the leader the old leader names after stepping down (0: none).
+    """
+    seen: dict[str, Any] = {"new_leader_id": None, "new_leader_at": None,
+                            "stepped_down_at": None, "old_view": None}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        polled = time.monotonic()
+        if seen["new_leader_at"] is None:
+            views = [members[n].status(timeout=max(interval, 0.05)) for n in majority]
+            leaders = {None if v is None else v[1] for v in views}
+            if len(leaders) == 1 and not leaders & {None, 0, old_id}:
+                seen["new_leader_id"], seen["new_leader_at"] = leaders.pop(), time.time()
+        if seen["stepped_down_at"] is None:
+            view = members[old].status(timeout=max(interval, 0.05))
+            if view is not None and view[1] != view[0]:
+                seen["stepped_down_at"], seen["old_view"] = time.time(), view[1]
+        if seen["new_leader_at"] is not None and seen["stepped_down_at"] is not None:
+            break
+        time.sleep(max(0.0, interval - (time.monotonic() - polled)))
+    return seen
+
+
+def watch_follower_cut(
+    members: Mapping[str, Member], majority: list[str], isolated: str, interval: float,
+    watch: float, timeout: float,
+) -> dict[str, Any]:
+    """Watch the majority for ``watch`` seconds and the cut-off follower until it has no leader.
+
+    Records every leader and term the majority reports meanwhile (one of each means the
+    leader was not disrupted) and when the follower stopped naming a leader.
+    """
+    seen: dict[str, Any] = {"majority_leaders": set(), "majority_terms": set(),
+                            "lost_leader_at": None}
+    started = time.monotonic()
+    while True:
+        polled = time.monotonic()
+        for name in majority:
+            view = members[name].status(timeout=max(interval, 0.05))
+            if view is not None:
+                seen["majority_leaders"].add(view[1])
+                seen["majority_terms"].add(view[2])
+        if seen["lost_leader_at"] is None:
+            view = members[isolated].status(timeout=max(interval, 0.05))
+            if view is not None and view[1] == 0:
+                seen["lost_leader_at"] = time.time()
+        elapsed = time.monotonic() - started
+        if (elapsed >= watch and seen["lost_leader_at"] is not None) or elapsed >= timeout:
+            break
+        time.sleep(max(0.0, interval - (time.monotonic() - polled)))
+    seen["watched_until"] = time.time()
+    return seen
+
+
+def minority_ops(member: Member, key: str, value: str, timeout: float) -> dict[str, Any]:
+    """Ask the cut-off member to read and write; every outcome with its code and details."""
+    calls = {
+        "serializable_read": lambda: member.get(key, timeout, serializable=True),
+        "linearizable_read": lambda: member.get(key, timeout),
+        "linearizable_read_require_leader": lambda: member.get(key, timeout,
+                                                               require_leader=True),
+        "write": lambda: member.put(key, value, timeout),
+        "write_require_leader": lambda: member.put(key, value, timeout, require_leader=True),
+    }
+    probes: dict[str, Any] = {"value_written": value}
+    for op in MINORITY_OPS:
+        record, answer = attempt(calls[op])
+        if isinstance(answer, dict):
+            record.update(answer)
+        elif answer is not None:
+            record["revision"] = answer
+        probes[op] = record
+    return probes
+
+
+def wait_rejoined(
+    members: Mapping[str, Member], isolated: str, leader_id: int, key: str, interval: float,
+    timeout: float,
+) -> dict[str, Any]:
+    """After healing: when the cut-off member follows ``leader_id`` and all members agree.
+
+    Agreement = every member serves the same value and mod revision of ``key`` and the
+    same store revision (serializable reads: each member's own state).
+    """
+    followed_at = converged_at = None
+    states: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        polled = time.monotonic()
+        if followed_at is None:
+            view = members[isolated].status(timeout=max(interval, 0.05))
+            if view is not None and view[1] == leader_id:
+                followed_at = time.time()
+        if converged_at is None:
+            states = {}
+            for name, member in members.items():
+                try:
+                    states[name] = member.get(key, max(interval, 0.2), serializable=True)
+                except grpc.RpcError:
+                    states[name] = None
+            answers = {None if s is None else (s["value"], s["mod_revision"], s["revision"])
+                       for s in states.values()}
+            if len(answers) == 1 and None not in answers:
+                converged_at = time.time()
+        if followed_at is not None and converged_at is not None:
+            break
+        time.sleep(max(0.0, interval - (time.monotonic() - polled)))
+    if followed_at is None or converged_at is None:
+        raise LabError(f"{isolated}: not rejoined {timeout} s after the partition healed "
+                       f"(follows leader: {followed_at is not None}, members agree: "
+                       f"{converged_at is not None}; last states {states})")
+    return {"followed_at": followed_at, "converged_at": converged_at, "members": states}
+
+
+def _lease_ttl(member: Member, lease_id: int, timeout: float) -> int | None:
+    """The lease's remaining TTL in whole seconds, as the member answers it."""
+    try:
+        answer = member.lease.LeaseTimeToLive(etcdrpc.LeaseTimeToLiveRequest(ID=lease_id),
+                                              timeout=timeout)
+    except grpc.RpcError:
+        return None
+    return answer.TTL
+
+
+def _read_record(member: Member, key: str, timeout: float) -> dict[str, Any]:
+    """A linearizable read through a majority member, as an outcome record."""
+    record, answer = attempt(lambda: member.get(key, timeout))
+    record["member"] = member.name
+    if answer:
+        record.update(answer)
+    return record
+
+
+def _since(moment: float | None, origin: float) -> float | None:
+    return None if moment is None else round(moment - origin, 6)
+
+
+def _trial_line(scenario: str, sample: Mapping[str, Any]) -> str:
+    minority = sample["minority"]
+    outcomes = ", ".join(f"{op} {minority[op]['outcome']}" for op in MINORITY_OPS)
+    head = (f"new leader after {sample['new_leader_s']} s"
+            if scenario == "leader_isolated" else f"leader kept: {sample['leader_after_heal']}")
+    return (f"{scenario} {sample['trial']}: {sample['isolated']} cut off; {head}; minority: "
+            f"{outcomes}; converged {sample['converge_s']} s after healing")
+
+
+# -- summary (pure) --------------------------------------------------------------------------
+
+def is_stale(trial: Mapping[str, Any]) -> bool | None:
+    """Whether the cut-off member's serializable read returned an older state than the
+    majority's linearizable read (None when either read failed)."""
+    local, majority = trial["minority"]["serializable_read"], trial["majority_read"]
+    if local["outcome"] != "ok" or majority["outcome"] != "ok":
+        return None
+    return (local["mod_revision"] < majority["mod_revision"]
+            and local["value"] != majority["value"])
+
+
+def write_applied_after_heal(trial: Mapping[str, Any]) -> bool:
+    """Whether any member ended up with the value the cut-off member was asked to write."""
+    written = trial["minority"]["value_written"]
+    return any(state and state["value"] == written for state in trial["after_heal"].values())
+
+
+def agreed(values: Iterable[Any]) -> Any:
+    """The one value all trials agree on, "mixed" if they differ, None if there are none."""
+    distinct = set(values)
+    if not distinct:
+        return None
+    return distinct.pop() if len(distinct) == 1 else "mixed"
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Times (medians over trials), the minority's outcomes, staleness, healing, consistency."""
+    leader = samples.get("leader_isolated") or []
+    follower = samples.get("follower_isolated") or []
+    trials = [*leader, *follower]
+    summary: dict[str, Any] = {"trials": {"leader_isolated": len(leader),
+                                          "follower_isolated": len(follower)}}
+    if leader:
+        overlaps = [max(0.0, t["step_down_s"] - t["new_leader_s"]) for t in leader
+                    if t["step_down_s"] is not None and t["new_leader_s"] is not None]
+        summary["leader_isolated"] = {
+            "new_leader_s": _median(t["new_leader_s"] for t in leader),
+            "new_leader_min_s": min(t["new_leader_s"] for t in leader),
+            "new_leader_max_s": _max(t["new_leader_s"] for t in leader),
+            "step_down_s": _median(t["step_down_s"] for t in leader),
+            "two_leaders_s": statistics.median(overlaps) if overlaps else None,
+            "majority_write_ok": all(t["majority_write"]["outcome"] == "ok" for t in leader),
+            "lease_refreshed": agreed(
+                t["lease"]["remaining_after_new_leader_s"] is not None
+                and t["lease"]["remaining_before_cut_s"] is not None
+                and t["lease"]["remaining_after_new_leader_s"]
+                > t["lease"]["remaining_before_cut_s"] for t in leader),
+            "old_leader_follows_new": all(t["leader_after_heal"] == t["new_leader"]
+                                          for t in leader),
+        }
+    if follower:
+        summary["follower_isolated"] = {
+            "leader_unchanged": all(t["leader_after_heal"] == t["leader"]
+                                    and t["majority_leaders_seen"] == [t["leader"]]
+                                    for t in follower),
+            "term_unchanged": all(t["term_after"] == t["term_before"]
+                                  and t["majority_terms_seen"] == [t["term_before"]]
+                                  for t in follower),
+            "majority_write_ok": all(t["majority_write"]["outcome"] == "ok" for t in follower),
+            "isolated_lost_leader_s": _median(t["isolated_lost_leader_s"] for t in follower),
+        }
+    if trials:
+        minority: dict[str, Any] = {
+            f"{op}_outcome": agreed(t["minority"][op]["outcome"] for t in trials)
+            for op in MINORITY_OPS
+        }
+        stale = [is_stale(t) for t in trials]
+        minority["serializable_read_stale"] = (None if any(s is None for s in stale)
+                                               else all(stale))
+        minority["write_applied_after_heal"] = any(write_applied_after_heal(t) for t in trials)
+        minority["outcome_counts"] = {
+            op: {outcome: sum(1 for t in trials if t["minority"][op]["outcome"] == outcome)
+                 for outcome in sorted({t["minority"][op]["outcome"] for t in trials})}
+            for op in MINORITY_OPS
+        }
+        summary["minority"] = minority
+        summary["heal"] = {
+            "converge_s": _median(t["converge_s"] for t in trials),
+            "converge_max_s": _max(t["converge_s"] for t in trials),
+            "rejoin_s": _median(t["rejoin_s"] for t in trials),
+        }
+    consistency = samples.get("consistency")
+    summary["members_consistent"] = bool(consistency) and consistency["consistent"]
+    return summary
+
+
+EXPERIMENT = Experiment(
+    name="partition",
+    question=3,
+    title="Network partition: what each side does, and how it heals",
+    defaults={"trials": 3, "settle_s": 3.0, "poll_interval_ms": 5, "op_timeout_s": 2.0,
+              "majority_timeout_s": 5.0, "election_wait_s": 15.0, "follower_watch_s": 3.0,
+              "heal_wait_s": 30.0, "lease_ttl_s": 30},
+    quick={"trials": 1},
+    run=run,
+    summarize=summarize,
+)

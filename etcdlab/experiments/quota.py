@@ -1,0 +1,370 @@
+"""Q6 ``quota``: what happens when ``--quota-backend-bytes`` is reached, and how to recover?
+
+Set up: the etcd role is re-applied with a small quota (``provision.reconfigure``: rolling,
+one member at a time, quorum kept), the configured value is read back from every
+member's config file, and the backend is compacted and defragmented so that it starts
+small. Run: fixed-size values are written, cycling over a few keys, one write at a time
+through the leader, recording every write's latency and, every few writes, each
+member's DB size, until a write is refused with "database space exceeded". While the
+NOSPACE alarm is raised: each member's alarm list, a refused write through the leader and
+through a follower, reads on both, and a delete. Recovery, as the etcd docs say, each
+step timed with the DB sizes before and after: compact to the current revision,
+defragment each member in turn, disarm every alarm; then a write must be accepted again.
+Finally (in a ``finally``) the role is re-applied with the provisioned settings, which
+restores the quota; a run that stopped with the alarm raised is recovered first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grpc
+from etcd3 import etcdrpc
+
+from etcdlab import provision, stats
+from etcdlab.cluster import Cluster
+from etcdlab.errors import LabError
+from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import attempt
+from etcdlab.experiments.election import member_names
+from etcdlab.experiments.partition import Member, open_members
+
+KEY_PREFIX = "/etcdlab/quota/"
+NOSPACE_TEXT = "database space exceeded"
+CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
+DEFRAG_TIMEOUT_S = 120.0
+
+
+def run(ctx: Context) -> None:
+    """Small quota → fill until NOSPACE → probe → recover → restore the quota (always)."""
+    cluster = ctx.cluster
+    ids = member_names(cluster)
+    members = open_members(cluster)
+    show = _playbook_logger(ctx)
+    try:
+        ctx.samples["setup"] = set_up(ctx, members, show)
+        ctx.samples["fill"] = fill(ctx, members)
+        ctx.samples["alarm"] = during_alarm(ctx, members, ids)
+        ctx.samples["recovery"] = recover(ctx, members, ids)
+    finally:
+        try:
+            if active_alarms(members[cluster.names[0]]):
+                ctx.log("quota: the NOSPACE alarm is still raised: recovering before restoring")
+                ctx.samples["cleanup_recovery"] = recover(ctx, members, ids)
+        finally:
+            for member in members.values():
+                member.close()
+            ctx.samples["restore"] = restore(ctx, show)
+
+
+def set_up(ctx: Context, members: Mapping[str, Member],
+           show: Callable[[str, dict[str, str]], None]) -> dict[str, Any]:
+    """Apply the small quota (rolling restart), read it back, start from a small backend."""
+    cluster, quota = ctx.cluster, ctx.params["quota_bytes"]
+    ctx.log(f"quota: re-applying the etcd role with quota-backend-bytes = {quota}")
+    started = time.monotonic()
+    run = provision.reconfigure(cluster.config, show, etcd_quota_backend_bytes=quota)
+    reconfigure_s = time.monotonic() - started
+    cluster.wait_healthy(timeout=120)
+    configured = configured_quota(cluster)
+    if any(value != quota for value in configured.values()):
+        raise LabError(f"the quota was not applied: the members' config files say {configured}")
+    leader = _leader(cluster)
+    sizes_before = db_sizes(members)
+    revision = members[leader].get(KEY_PREFIX, 5.0)["revision"]
+    compact, _ = attempt(lambda: compact_to(members[leader], revision))
+    for member in members.values():
+        member.maintenance.Defragment(etcdrpc.DefragmentRequest(), timeout=DEFRAG_TIMEOUT_S)
+    return {"quota_bytes": quota, "configured": configured,
+            "reconfigure_s": round(reconfigure_s, 3), "playbook_changed": run.changed,
+            "db_sizes_before_cleanup": sizes_before, "cleanup_compact": compact,
+            "db_sizes_start": db_sizes(members)}
+
+
+def fill(ctx: Context, members: Mapping[str, Member]) -> dict[str, Any]:
+    """Write fixed-size values through the leader until one is refused for lack of space."""
+    cluster, params = ctx.cluster, ctx.params
+    leader = _leader(cluster)
+    value_bytes, keys, every = params["value_bytes"], params["keys"], params["size_every"]
+    value = "x" * value_bytes
+    timeout = params["op_timeout_s"]
+    limit = 4 * params["quota_bytes"] // value_bytes + 1000
+    writes: list[dict[str, Any]] = []
+    sizes: list[dict[str, Any]] = []
+    acknowledged = unknown = 0
+    refused: dict[str, Any] | None = None
+    started = time.perf_counter()
+    with ctx.phase("quota: filling the backend", params["quota_bytes"] // value_bytes) as advance:
+        for n in range(limit):
+            if n % every == 0:
+                sizes.append({"write": n, "at_s": round(time.perf_counter() - started, 6),
+                              "acknowledged_bytes": acknowledged * value_bytes,
+                              "db_size": db_sizes(members)})
+            key = f"{KEY_PREFIX}{n % keys}"
+            record, _revision = attempt(lambda k=key: members[leader].put(k, value, timeout))
+            record.update(write=n, at_s=round(time.perf_counter() - started, 6))
+            writes.append(record)
+            if record["outcome"] == "ok":
+                acknowledged += 1
+                advance()
+            elif record["outcome"] == "unknown":
+                unknown += 1
+            elif NOSPACE_TEXT in record["details"]:
+                refused = record
+                break
+            else:
+                raise LabError(f"write {n} failed before the quota was reached: "
+                               f"{record['code']} {record['details']}")
+    elapsed = time.perf_counter() - started
+    if refused is None:
+        raise LabError(f"no NOSPACE after {limit} writes of {value_bytes} B: "
+                       "is the quota in force?")
+    at_alarm = db_sizes(members)
+    sizes.append({"write": len(writes), "at_s": round(elapsed, 6),
+                  "acknowledged_bytes": acknowledged * value_bytes, "db_size": at_alarm})
+    ctx.log(f"quota: refused after {acknowledged} writes ({acknowledged * value_bytes} B "
+            f"acknowledged) in {elapsed:.1f} s: {refused['details']}; DB sizes {at_alarm}")
+    return {"leader": leader, "value_bytes": value_bytes, "keys": keys,
+            "acknowledged": acknowledged, "unknown": unknown,
+            "bytes_acknowledged": acknowledged * value_bytes, "elapsed_s": round(elapsed, 6),
+            "refused": refused, "db_size_at_alarm": at_alarm, "writes": writes, "sizes": sizes}
+
+
+def during_alarm(ctx: Context, members: Mapping[str, Member],
+                 ids: Mapping[int, str]) -> dict[str, Any]:
+    """Which members list the alarm; a write, reads and a delete while it is raised."""
+    cluster, params = ctx.cluster, ctx.params
+    timeout = params["op_timeout_s"]
+    leader = _leader(cluster)
+    follower = next(n for n in cluster.names if n != leader)
+    started = time.monotonic()
+    alarms: dict[str, list[dict[str, str]]] = {}
+    while time.monotonic() - started < params["alarm_wait_s"]:
+        alarms = {name: list_alarms(member, ids) for name, member in members.items()}
+        if all(any(a["alarm"] == "NOSPACE" for a in listed) for listed in alarms.values()):
+            break
+        time.sleep(0.1)
+    listed_s = time.monotonic() - started
+    probes: dict[str, Any] = {}
+    value = "y" * 16
+    probes["write_leader"], _ = attempt(
+        lambda: members[leader].put(f"{KEY_PREFIX}during", value, timeout))
+    probes["write_follower"], _ = attempt(
+        lambda: members[follower].put(f"{KEY_PREFIX}during", value, timeout))
+    probes["read_linearizable"], answer = attempt(
+        lambda: members[follower].get(f"{KEY_PREFIX}0", timeout))
+    probes["read_linearizable"]["found"] = bool(answer and answer["value"])
+    probes["read_serializable"], answer = attempt(
+        lambda: members[follower].get(f"{KEY_PREFIX}1", timeout, serializable=True))
+    probes["read_serializable"]["found"] = bool(answer and answer["value"])
+    probes["delete"], deleted = attempt(lambda: _delete(members[leader], f"{KEY_PREFIX}0",
+                                                        timeout))
+    probes["delete"]["deleted"] = deleted
+    health = {name: cluster.healthy(name) for name in cluster.names}
+    ctx.log("quota: during the alarm: " + ", ".join(
+        f"{name} {probe['outcome']}" for name, probe in probes.items()))
+    return {"alarms": alarms, "listed_after_s": round(listed_s, 3),
+            "probes": probes, "health_endpoint": health}
+
+
+def recover(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str]) -> dict[str, Any]:
+    """Compact to the current revision, defragment each member, disarm: each step timed."""
+    cluster, timeout = ctx.cluster, ctx.params["op_timeout_s"]
+    leader = _leader(cluster)
+    steps: dict[str, Any] = {"db_size_before": db_sizes(members)}
+    revision = members[leader].get(KEY_PREFIX, timeout)["revision"]
+    steps["compact"], _ = attempt(lambda: compact_to(members[leader], revision))
+    steps["compact"]["revision"] = revision
+    steps["db_size_after_compact"] = db_sizes(members)
+    steps["defragment"] = []
+    for name, member in members.items():
+        before = _db_size(member)
+        record, _ = attempt(lambda m=member: m.maintenance.Defragment(
+            etcdrpc.DefragmentRequest(), timeout=DEFRAG_TIMEOUT_S))
+        record.update(member=name, db_size_before=before, db_size_after=_db_size(member))
+        steps["defragment"].append(record)
+    raised = list_alarms(members[leader], ids)
+    steps["disarm"] = []
+    for alarm in raised:
+        record, _ = attempt(lambda m=alarm["member_id"]: members[leader].maintenance.Alarm(
+            etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.DEACTIVATE, memberID=m,
+                                 alarm=etcdrpc.NOSPACE), timeout=timeout))
+        record.update(alarm)
+        steps["disarm"].append(record)
+    steps["alarms_after"] = {name: list_alarms(member, ids) for name, member in members.items()}
+    steps["db_size_after"] = db_sizes(members)
+    steps["write_after"], _ = attempt(
+        lambda: members[leader].put(f"{KEY_PREFIX}after", "z" * 16, timeout))
+    ctx.log(f"quota: recovery: compact {steps['compact']['outcome']} in "
+            f"{steps['compact']['elapsed_s']:.3f} s; defragment "
+            + ", ".join(f"{d['member']} {d['elapsed_s']:.3f} s" for d in steps["defragment"])
+            + f"; disarmed {len(steps['disarm'])}; write after: {steps['write_after']['outcome']}")
+    return steps
+
+
+def restore(ctx: Context, show: Callable[[str, dict[str, str]], None]) -> dict[str, Any]:
+    """Re-apply the etcd role with the provisioned settings (the provisioned quota)."""
+    cluster = ctx.cluster
+    ctx.log("quota: restoring the provisioned settings")
+    started = time.monotonic()
+    provision.reconfigure(cluster.config, show)
+    elapsed = time.monotonic() - started
+    cluster.wait_healthy(timeout=120)
+    return {"reconfigure_s": round(elapsed, 3), "configured": configured_quota(cluster)}
+
+
+# -- etcd and node helpers -------------------------------------------------------------------
+
+def compact_to(member: Member, revision: int) -> int:
+    """Compact the keyspace up to ``revision`` and wait until it is physically done."""
+    member.kv.Compact(etcdrpc.CompactionRequest(revision=revision, physical=True),
+                      timeout=DEFRAG_TIMEOUT_S)
+    return revision
+
+
+def list_alarms(member: Member, ids: Mapping[int, str]) -> list[dict[str, str]]:
+    """The alarms one member lists: [{member: name (or hex id), member_id, alarm}]."""
+    answer = member.maintenance.Alarm(
+        etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET), timeout=5.0)
+    return [{"member": ids.get(a.memberID, f"{a.memberID:x}"), "member_id": a.memberID,
+             "alarm": etcdrpc.AlarmType.Name(a.alarm)} for a in answer.alarms]
+
+
+def active_alarms(member: Member) -> bool:
+    """Whether the cluster (as this member sees it) has any alarm raised."""
+    try:
+        answer = member.maintenance.Alarm(
+            etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET), timeout=5.0)
+    except grpc.RpcError:
+        return False
+    return bool(answer.alarms)
+
+
+def db_sizes(members: Mapping[str, Member]) -> dict[str, int | None]:
+    """Each member's backend size in bytes (Status ``dbSize``); None when it does not answer."""
+    return {name: _db_size(member) for name, member in members.items()}
+
+
+def _db_size(member: Member) -> int | None:
+    try:
+        return member.maintenance.Status(etcdrpc.StatusRequest(), timeout=5.0).dbSize
+    except grpc.RpcError:
+        return None
+
+
+def _delete(member: Member, key: str, timeout: float) -> int:
+    return member.kv.DeleteRange(etcdrpc.DeleteRangeRequest(key=key.encode()),
+                                 timeout=timeout).deleted
+
+
+def configured_quota(cluster: Cluster) -> dict[str, int | None]:
+    """``quota-backend-bytes`` as each member's etcd config file sets it."""
+    configured: dict[str, int | None] = {}
+    for name in cluster.names:
+        _code, text = cluster.lab.exec(name, ["cat", CONFIG_FILE], check=False)
+        configured[name] = parse_quota(text)
+    return configured
+
+
+def parse_quota(config_text: str) -> int | None:
+    """The ``quota-backend-bytes`` value of an etcd YAML config file, or None."""
+    for line in config_text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "quota-backend-bytes":
+            try:
+                return int(value.strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _leader(cluster: Cluster) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        leader = cluster.leader()
+        if leader is not None:
+            return leader
+        time.sleep(0.2)
+    raise LabError("no leader within 30 s")
+
+
+def _playbook_logger(ctx: Context) -> Callable[[str, dict[str, str]], None]:
+    """A ``show`` callback for reconfigure: logs the tasks that changed or failed something."""
+    def show(task: str, outcomes: dict[str, str]) -> None:
+        notable = {host: o for host, o in outcomes.items() if o not in ("ok", "skipped")}
+        if notable:
+            ctx.log(f"  {task} " + "  ".join(f"{h} {o}" for h, o in sorted(notable.items())))
+    return show
+
+
+# -- summary (pure) --------------------------------------------------------------------------
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The quota, what was written until the alarm, what worked during it, the recovery."""
+    fill_ = samples.get("fill") or {}
+    alarm = samples.get("alarm") or {}
+    recovery = samples.get("recovery") or {}
+    probes = alarm.get("probes") or {}
+    listed = alarm.get("alarms") or {}
+    summary: dict[str, Any] = {
+        "quota_bytes": params["quota_bytes"],
+        "configured_quota_bytes": (samples.get("setup") or {}).get("configured"),
+        "bytes_written_at_alarm": fill_.get("bytes_acknowledged"),
+        "writes_at_alarm": fill_.get("acknowledged"),
+        "fill_s": fill_.get("elapsed_s"),
+        "db_size_at_alarm": fill_.get("db_size_at_alarm"),
+        "refused_details": (fill_.get("refused") or {}).get("details"),
+        "alarm": ", ".join(sorted({a["alarm"] for alarms in listed.values() for a in alarms}))
+        or None,
+        "alarm_listed_by_every_member": bool(listed) and all(
+            any(a["alarm"] == "NOSPACE" for a in alarms) for alarms in listed.values()),
+        "writes_refused_during_alarm": bool(probes) and all(
+            probes[p]["outcome"] == "failed" and NOSPACE_TEXT in probes[p]["details"]
+            for p in ("write_leader", "write_follower")),
+        "reads_during_alarm_ok": bool(probes) and all(
+            probes[p]["outcome"] == "ok" and probes[p].get("found")
+            for p in ("read_linearizable", "read_serializable")),
+        "delete_during_alarm_ok": bool(probes) and probes["delete"]["outcome"] == "ok"
+        and probes["delete"].get("deleted") == 1,
+    }
+    writes = [w for w in fill_.get("writes") or [] if w["outcome"] == "ok"]
+    if writes:
+        half = len(writes) // 2
+        first, second = writes[:half] or writes, writes[half:]
+        summary["write_latency_first_half_ms"] = 1000 * stats.percentile(
+            [w["elapsed_s"] for w in first], 50)
+        summary["write_latency_second_half_ms"] = 1000 * stats.percentile(
+            [w["elapsed_s"] for w in second], 50)
+    if recovery:
+        defrags = recovery["defragment"]
+        summary["recovery"] = {
+            "compact_s": recovery["compact"]["elapsed_s"],
+            "compact_ok": recovery["compact"]["outcome"] == "ok",
+            "defrag_s": sum(d["elapsed_s"] for d in defrags),
+            "defrag_max_member_s": max((d["elapsed_s"] for d in defrags), default=None),
+            "defrag_ok": all(d["outcome"] == "ok" for d in defrags),
+            "disarm_s": sum(d["elapsed_s"] for d in recovery["disarm"]),
+            "alarms_disarmed": len(recovery["disarm"]),
+            "alarms_left": sum(len(a) for a in recovery["alarms_after"].values()),
+            "db_size_before": recovery["db_size_before"],
+            "db_size_after_compact": recovery["db_size_after_compact"],
+            "db_size_after": recovery["db_size_after"],
+            "writes_ok_after": recovery["write_after"]["outcome"] == "ok",
+        }
+    restored = samples.get("restore") or {}
+    summary["quota_restored"] = restored.get("configured")
+    return summary
+
+
+EXPERIMENT = Experiment(
+    name="quota",
+    question=6,
+    title="--quota-backend-bytes: the NOSPACE alarm and the recovery",
+    defaults={"quota_bytes": 32 * 1024**2, "value_bytes": 32 * 1024, "keys": 16,
+              "size_every": 16, "op_timeout_s": 5.0, "alarm_wait_s": 10.0},
+    quick={"quota_bytes": 16 * 1024**2},
+    run=run,
+    summarize=summarize,
+)

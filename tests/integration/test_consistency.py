@@ -1,0 +1,104 @@
+"""Q3 partition, Q5 read-latency and Q6 quota against the real lab (quick parameters).
+
+Each experiment runs through the real ``invoke experiment NAME --quick``; after each, the
+lab must be healthy again with exactly one leader.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def run_quick(lab, results, name: str) -> dict:
+    """``invoke experiment NAME --quick`` into ``results``; the saved result as JSON."""
+    lab.invoke("experiment", name, "--quick", "--results", str(results))
+    result = json.loads((results / f"{name}.json").read_text())
+    assert result["status"] == "ok", result["error"]
+    return result
+
+
+def assert_healthy_with_one_leader(lab) -> None:
+    nodes = lab.status_json()
+    assert all(n["healthy"] for n in nodes), nodes
+    assert sum(n["is_leader"] for n in nodes) == 1, nodes
+    assert not any("alarm" in (n["error"] or "").lower() for n in nodes), nodes
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return tmp_path_factory.mktemp("consistency")
+
+
+def test_partition_minority_is_stale_refuses_writes_and_heals_to_one_revision(lab, results):
+    result = run_quick(lab, results, "partition")
+    summary = result["summary"]
+    timeout_s = lab.config.etcd_election_timeout_ms / 1000
+    assert 0.5 * timeout_s < summary["leader_isolated"]["new_leader_s"] < 3 * timeout_s + 1
+    assert summary["leader_isolated"]["majority_write_ok"] is True
+    assert summary["minority"]["serializable_read_stale"] is True
+    # A default client's write is held until its deadline (unknown); with require-leader
+    # the cut-off member refuses it at once: never acknowledged, never applied.
+    assert summary["minority"]["write_require_leader_outcome"] == "failed"
+    assert summary["minority"]["outcome_counts"]["write"].get("ok", 0) == 0
+    assert summary["minority"]["linearizable_read_require_leader_outcome"] == "failed"
+    assert summary["minority"]["outcome_counts"]["linearizable_read"].get("ok", 0) == 0
+    assert summary["minority"]["write_applied_after_heal"] is False
+    assert summary["follower_isolated"]["leader_unchanged"] is True
+    assert summary["heal"]["converge_s"] is not None
+    assert summary["members_consistent"] is True
+    for scenario in ("leader_isolated", "follower_isolated"):
+        for trial in result["samples"][scenario]:
+            states = {(s["value"], s["mod_revision"], s["revision"])
+                      for s in trial["after_heal"].values()}
+            assert len(states) == 1, trial["after_heal"]
+            assert trial["minority"]["write_require_leader"]["details"] == (
+                "etcdserver: no leader")
+    assert_healthy_with_one_leader(lab)
+
+
+def test_read_latency_fills_every_cell_with_positive_percentiles(lab, results):
+    result = run_quick(lab, results, "read-latency")
+    summary = result["summary"]
+    for level in ("c1", "c8", "c32"):
+        for target in ("leader", "follower"):
+            for consistency in ("linearizable", "serializable"):
+                cell = summary[level][target][consistency]
+                assert cell["reads"] == result["params"]["reads"], (level, target, consistency)
+                assert 0 < cell["p50_ms"] <= cell["p90_ms"] <= cell["p99_ms"] <= cell["max_ms"]
+                assert cell["throughput_rps"] > 0
+    assert summary["harness_overhead_ratio"] > 0
+    assert_healthy_with_one_leader(lab)
+
+
+def test_quota_reaches_the_alarm_and_recovers(lab, results):
+    result = run_quick(lab, results, "quota")
+    summary = result["summary"]
+    quota = result["params"]["quota_bytes"]
+    assert set(summary["configured_quota_bytes"].values()) == {quota}
+    assert summary["alarm"] == "NOSPACE"
+    assert summary["alarm_listed_by_every_member"] is True
+    assert 0 < summary["bytes_written_at_alarm"] <= quota
+    assert summary["writes_refused_during_alarm"] is True
+    assert summary["reads_during_alarm_ok"] is True
+    assert summary["delete_during_alarm_ok"] is True
+    recovery = summary["recovery"]
+    assert recovery["compact_ok"] and recovery["defrag_ok"]
+    assert recovery["alarms_left"] == 0
+    assert recovery["writes_ok_after"] is True
+    assert all(size < quota for size in recovery["db_size_after"].values())
+    assert set(summary["quota_restored"].values()) == {lab.config.etcd_quota_backend_bytes}
+    assert_healthy_with_one_leader(lab)
+
+
+def test_the_report_presents_all_three(lab, results):
+    if not all((results / f"{name}.json").is_file()
+               for name in ("partition", "read-latency", "quota")):
+        pytest.skip("an experiment above did not save its result")
+    lab.invoke("report", "--from", str(results))
+    text = (results / "REPORT.md").read_text()
+    for number in (3, 5, 6):
+        start = text.index(f"## Q{number}.")
+        section = text[start:text.index(f"## Q{number + 1}.", start)]
+        assert "### Answer" in section and "### Method" in section, section[:400]
