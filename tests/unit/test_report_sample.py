@@ -1,0 +1,44 @@
+"""Render the report from the checked-in sample results and compare with the expected file."""
+
+import os
+import shutil
+from pathlib import Path
+
+from etcdlab.report import render_report
+from etcdlab.results import load_results
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-run"
+EXPECTED = SAMPLE / "REPORT.md.expected"
+
+
+def render(tmp_path: Path) -> tuple[Path, str]:
+    run = tmp_path / "sample-run"
+    run.mkdir()
+    for result in SAMPLE.glob("*.json"):
+        shutil.copy(result, run / result.name)
+    report = render_report(run)
+    return run, report.read_text()
+
+
+def test_sample_results_are_valid_measured_records():
+    results = load_results(SAMPLE)
+    assert set(results) == {"election", "conflicts"}
+    election = results["election"]
+    assert election.ok and len(election.samples["crash"]) == 20
+    assert election.metadata["node_count"] == 3
+
+
+def test_report_from_sample_matches_the_expected_rendering(tmp_path):
+    run, text = render(tmp_path)
+    if os.environ.get("ETCDLAB_UPDATE_EXPECTED") == "1":
+        EXPECTED.write_text(text)
+    assert text == EXPECTED.read_text()
+    for chart in ("election.png", "conflicts_lost_updates.png", "conflicts_throughput.png"):
+        assert (run / chart).stat().st_size > 1000
+
+
+def test_sample_report_states_the_measured_numbers(tmp_path):
+    _run, text = render(tmp_path)
+    assert "median of 1.16 s (n = 20" in text
+    assert "lost 1,163 of 1,600 acknowledged increments" in text
+    assert "Not measured in this run: run `invoke experiment partition`" in text
