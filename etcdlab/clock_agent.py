@@ -1,0 +1,102 @@
+"""A clock-probe agent for Q9 (``faulty-clock``): standard library only, run in a node.
+
+The experiment runs this file's source with the node's own ``python3`` (``python3 -c``),
+with a faked clock where it injects a fault. The agent answers probes on a UDP port and,
+every ``interval`` seconds by its own clock, sends each peer one probe: the four NTP
+timestamps of every exchange (t1 sent, t2 received by the peer, t3 answered by the peer,
+t4 answer received) are written out as JSON when it exits. A probe without an answer
+within ``timeout`` is recorded as lost (an unknown outcome, not a verdict).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import threading
+import time
+
+# The first reading of the (possibly faked) clock, as early as the agent can take it:
+# libfaketime's clock starts with the process, a few milliseconds before this line.
+LOADED = time.time()
+
+
+def serve(sock: socket.socket, stop: threading.Event) -> None:
+    """Answer every probe: t2 when it arrived, t3 just before the answer leaves."""
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            data, sender = sock.recvfrom(2048)
+        except TimeoutError:
+            continue
+        t2 = time.time()
+        try:
+            probe = json.loads(data)
+        except ValueError:
+            continue
+        probe["t2"] = t2
+        probe["t3"] = time.time()
+        sock.sendto(json.dumps(probe).encode(), sender)
+
+
+def probe(sock: socket.socket, peer: tuple[str, int], ident: str, timeout: float) -> dict:
+    """One exchange with one peer; answers to earlier, timed-out probes are skipped."""
+    t1 = time.time()
+    sock.sendto(json.dumps({"id": ident, "t1": t1}).encode(), peer)
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return {"t1": t1, "lost": True}
+        sock.settimeout(remaining)
+        try:
+            data, _sender = sock.recvfrom(2048)
+        except TimeoutError:
+            return {"t1": t1, "lost": True}
+        t4 = time.time()
+        answer = json.loads(data)
+        if answer.get("id") == ident:
+            return {"t1": answer["t1"], "t2": answer["t2"], "t3": answer["t3"], "t4": t4}
+
+
+def main(argv: list[str]) -> None:
+    """Parse the arguments, answer and send probes for every round, print the record."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--etcdlab-node-agent", action="store_true")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--bind", required=True, help="ip:port to answer probes on")
+    parser.add_argument("--peers", required=True, help='JSON {"name": "ip:port"}')
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--interval", type=float, required=True)
+    parser.add_argument("--timeout", type=float, default=0.5)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    host, port = args.bind.rsplit(":", 1)
+    peers = {name: (a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1]))
+             for name, a in json.loads(args.peers).items()}
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind((host, int(port)))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind((host, 0))
+    stop = threading.Event()
+    responder = threading.Thread(target=serve, args=(server, stop), daemon=True)
+    responder.start()
+    started = time.time()
+    exchanges = []
+    for round_index in range(args.rounds):
+        due = started + args.warmup + round_index * args.interval
+        time.sleep(max(0.0, due - time.time()))
+        for peer, address in sorted(peers.items()):
+            record = probe(client, address, f"{args.name}/{round_index}/{peer}", args.timeout)
+            exchanges.append({"round": round_index, "peer": peer, **record})
+    # Keep answering while the others finish their last round.
+    time.sleep(args.warmup + args.timeout * len(peers) + 1.0)
+    stop.set()
+    responder.join()
+    json.dump({"name": args.name, "loaded": LOADED, "started": started,
+               "exchanges": exchanges}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

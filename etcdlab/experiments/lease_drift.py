@@ -1,0 +1,528 @@
+"""Q8 ``lease-drift``: a client clock drifting 500 ms/min against etcd leases and locks.
+
+etcd expires a lease on its leader's monotonic clock (etcd is Go: libfaketime cannot
+touch it); the drifting party is the client. Per trial two holder clients run at once,
+each a separate Python process on this machine with a libfaketime rate: ``fast`` (its
+clock gains ``drift_ms_per_min``) and ``slow`` (it loses as much). Each grants a lease
+of ``ttl_s``, takes a lock (a key created with that lease, only if absent: the key's
+create revision is the fencing token), never renews, and acts — writes to a protected
+resource — during the last ``act_window_s`` before its own clock says the lease ends:
+alternately a fenced write (a transaction that compares the lock key's create revision
+with its token) and a plain, unfenced put. It prints every step; this program stamps
+each line with the real time it arrived.
+
+This program (the real clock) watches the lock keys: the lease's revocation is the
+deletion of the lock key, at a known revision. A contender (real clock) tries to take
+each lock every few milliseconds and, once it has it, writes the resource with its own
+token. A holder's write is stale when etcd applied or evaluated it after the lock key's
+deletion (by revision, which is exact). The first trial also runs a slow client that
+keeps its lease alive with keepalives every TTL/3 by its own clock, while this program
+polls the lease's remaining TTL.
+
+Client processes are this module run as a script (``python -m etcdlab.experiments.
+lease_drift --client ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import grpc
+from etcd3 import etcdrpc
+
+from etcdlab import clocks
+from etcdlab.cluster import Cluster
+from etcdlab.errors import LabError
+from etcdlab.experiments.base import Context, Experiment
+
+KEY_PREFIX = "/etcdlab/lease-drift/"
+HOLDERS = ("fast", "slow")
+
+
+# -- etcd calls (bare gRPC: each returns the revision etcd answered with) -----------------
+
+
+class Etcd:
+    """The few etcd calls this experiment needs, on one member, without client retries."""
+
+    def __init__(self, endpoint: str, timeout: float = 2.0) -> None:
+        self.channel = grpc.insecure_channel(endpoint)
+        self.kv = etcdrpc.KVStub(self.channel)
+        self.lease = etcdrpc.LeaseStub(self.channel)
+        self.timeout = timeout
+
+    def grant(self, ttl: int) -> int:
+        """A new lease of ``ttl`` seconds; returns its id."""
+        return self.lease.LeaseGrant(etcdrpc.LeaseGrantRequest(TTL=ttl),
+                                     timeout=self.timeout).ID
+
+    def keepalive(self, lease_id: int) -> int:
+        """Renew a lease once; returns the TTL etcd granted (0: the lease is gone)."""
+        answers = self.lease.LeaseKeepAlive(iter([etcdrpc.LeaseKeepAliveRequest(ID=lease_id)]),
+                                            timeout=self.timeout)
+        for answer in answers:
+            return answer.TTL
+        return 0
+
+    def time_to_live(self, lease_id: int) -> int:
+        """The lease's remaining TTL in whole seconds as etcd's leader sees it (-1: gone)."""
+        return self.lease.LeaseTimeToLive(etcdrpc.LeaseTimeToLiveRequest(ID=lease_id),
+                                          timeout=self.timeout).TTL
+
+    def revoke(self, lease_id: int) -> None:
+        """Revoke a lease (and delete its keys)."""
+        self.lease.LeaseRevoke(etcdrpc.LeaseRevokeRequest(ID=lease_id), timeout=self.timeout)
+
+    def acquire(self, lock: str, owner: str, lease_id: int) -> tuple[bool, int]:
+        """Create the lock key with the lease if it is absent: (taken, revision = token)."""
+        answer = self.kv.Txn(etcdrpc.TxnRequest(
+            compare=[etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.CREATE,
+                                     key=lock.encode(), create_revision=0)],
+            success=[etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
+                key=lock.encode(), value=owner.encode(), lease=lease_id))],
+        ), timeout=self.timeout)
+        return answer.succeeded, answer.header.revision
+
+    def fenced_put(self, lock: str, token: int, key: str, value: str) -> tuple[bool, int]:
+        """Write only while the lock key is still the one created at ``token``."""
+        answer = self.kv.Txn(etcdrpc.TxnRequest(
+            compare=[etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.CREATE,
+                                     key=lock.encode(), create_revision=token)],
+            success=[etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
+                key=key.encode(), value=value.encode()))],
+        ), timeout=self.timeout)
+        return answer.succeeded, answer.header.revision
+
+    def put(self, key: str, value: str, lease_id: int = 0) -> int:
+        """A plain put; returns its revision."""
+        return self.kv.Put(etcdrpc.PutRequest(key=key.encode(), value=value.encode(),
+                                              lease=lease_id), timeout=self.timeout).header.revision
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+
+# -- the client process (runs with a faked clock) -------------------------------------------
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One JSON line on stdout, flushed: the parent stamps it with the real time."""
+    print(json.dumps({"event": event, "local": time.time(), **fields}), flush=True)
+
+
+def holder(args: argparse.Namespace) -> None:
+    """Take the lock, never renew, act until the own clock says the lease has ended."""
+    etcd = Etcd(args.endpoint)
+    believed_start = time.time()  # before the grant: the careful choice
+    lease_id = etcd.grant(args.ttl)
+    believed_end = believed_start + args.ttl
+    taken, token = etcd.acquire(args.lock, args.name, lease_id)
+    emit("acquired", lease=lease_id, taken=taken, token=token, believed_end=believed_end)
+    if not taken:
+        return
+    time.sleep(max(0.0, believed_end - args.act_window - time.time()))
+    count = 0
+    while time.time() < believed_end:
+        count += 1
+        kind = "fenced" if count % 2 else "unfenced"
+        value = f"{args.name}-{count}"
+        try:
+            if kind == "fenced":
+                ok, revision = etcd.fenced_put(args.lock, token, args.resource, value)
+            else:
+                ok, revision = True, etcd.put(args.resource + "-unfenced", value)
+            outcome = "ok" if ok else "failed"
+        except grpc.RpcError:
+            ok, revision, outcome = False, None, "unknown"
+        emit("write", kind=kind, ok=ok, revision=revision, outcome=outcome)
+        time.sleep(max(0.0, min(args.act_interval, believed_end - time.time())))
+    emit("believed_expired")
+    etcd.close()
+
+
+def keeper(args: argparse.Namespace) -> None:
+    """Hold a lease with keepalives every TTL/3 by the own clock, for ``duration``."""
+    etcd = Etcd(args.endpoint)
+    lease_id = etcd.grant(args.ttl)
+    etcd.put(args.lock, args.name, lease_id)
+    emit("granted", lease=lease_id)
+    end = time.time() + args.duration
+    while time.time() < end:
+        time.sleep(min(args.ttl / 3.0, max(0.0, end - time.time())))
+        try:
+            emit("keepalive", ttl=etcd.keepalive(lease_id))
+        except grpc.RpcError as exc:
+            emit("keepalive", ttl=None, error=str(exc.code()))
+    emit("done")
+    etcd.revoke(lease_id)
+    etcd.close()
+
+
+def client_main(argv: list[str]) -> None:
+    """Entry point of a client process."""
+    parser = argparse.ArgumentParser(prog="lease_drift --client")
+    parser.add_argument("--client", choices=("holder", "keeper"), required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--ttl", type=int, required=True)
+    parser.add_argument("--lock", required=True)
+    parser.add_argument("--resource", default="")
+    parser.add_argument("--act-window", type=float, default=2.0)
+    parser.add_argument("--act-interval", type=float, default=0.05)
+    parser.add_argument("--duration", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    (holder if args.client == "holder" else keeper)(args)
+
+
+# -- the experiment (real clock) --------------------------------------------------------------
+
+
+class Spawned:
+    """A client process and the lines it printed, each stamped with the real time."""
+
+    def __init__(self, faults: Any, argv: list[str], rate: float) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self.seen = threading.Condition()
+        self.other: list[str] = []  # whatever else it printed (errors)
+        self.process = faults.spawn_faked(argv, rate=rate, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            real = time.time()
+            try:
+                record = json.loads(line)
+            except ValueError:
+                self.other.append(line.rstrip())
+                continue
+            with self.seen:
+                self.lines.append({**record, "real": real})
+                self.seen.notify_all()
+
+    def wait_for(self, event: str, timeout: float) -> dict[str, Any] | None:
+        """The first line of that event, waiting up to ``timeout`` for it."""
+        deadline = time.monotonic() + timeout
+        with self.seen:
+            while True:
+                found = next((line for line in self.lines if line["event"] == event), None)
+                if found or self.process.poll() is not None and not self.reader.is_alive():
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.seen.wait(min(remaining, 0.2))
+
+    def finish(self, timeout: float) -> str:
+        """Wait for the process to exit; returns the end of what it printed besides events."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.reader.join(5)
+        return "\n".join(self.other)[-2000:]
+
+
+def client_argv(kind: str, name: str, endpoint: str, ttl: int, lock: str, **extra: Any
+                ) -> list[str]:
+    """The command line of one client process."""
+    argv = [sys.executable, "-m", "etcdlab.experiments.lease_drift", "--client", kind,
+            "--name", name, "--endpoint", endpoint, "--ttl", str(ttl), "--lock", lock]
+    for key, value in extra.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return argv
+
+
+class KeyWatch:
+    """Every event under a prefix, as (key, type, revision, real time seen)."""
+
+    def __init__(self, cluster: Cluster, node: str, prefix: str) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.channel = grpc.insecure_channel(cluster.endpoint(node))
+        self.stub = etcdrpc.WatchStub(self.channel)
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.prefix = prefix
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise LabError("the watch on the lock keys did not start")
+
+    def _requests(self) -> Iterator[etcdrpc.WatchRequest]:
+        key = self.prefix.encode()
+        end = key[:-1] + bytes([key[-1] + 1])
+        yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(key=key,
+                                                                             range_end=end))
+        self.stop.wait()
+
+    def _run(self) -> None:
+        try:
+            for answer in self.stub.Watch(self._requests()):
+                real = time.time()
+                if answer.created:
+                    self.ready.set()
+                for event in answer.events:
+                    self.events.append({
+                        "key": event.kv.key.decode(), "real": real,
+                        "type": "delete" if event.type == event.DELETE else "put",
+                        "revision": event.kv.mod_revision, "lease": event.kv.lease})
+        except grpc.RpcError:
+            if not self.stop.is_set():
+                raise
+
+    def deleted(self, key: str) -> dict[str, Any] | None:
+        """The first deletion of ``key`` seen."""
+        return next((e for e in self.events if e["key"] == key and e["type"] == "delete"), None)
+
+    def close(self) -> None:
+        """Cancel the watch."""
+        self.stop.set()
+        self.channel.close()
+        self.thread.join(5)
+
+
+def contend(cluster: Cluster, node: str, lock: str, resource: str, ttl: int, timeout: float,
+            stop: threading.Event, result: dict[str, Any]) -> None:
+    """Take the lock as soon as it is free (real clock); then write with the new token."""
+    etcd = Etcd(cluster.endpoint(node))
+    lease_id = etcd.grant(int(timeout) + ttl)  # outlives the wait for the lock
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                taken, token = etcd.acquire(lock, "contender", lease_id)
+            except grpc.RpcError:
+                time.sleep(0.01)
+                continue
+            if taken:
+                result.update(acquired_real=time.time(), token=token)
+                ok, revision = etcd.fenced_put(lock, token, resource, "contender")
+                result.update(write_ok=ok, write_revision=revision)
+                return
+            time.sleep(0.005)
+    finally:
+        with contextlib.suppress(grpc.RpcError):  # already gone: nothing to clean up
+            etcd.revoke(lease_id)
+        etcd.close()
+
+
+def run(ctx: Context) -> None:
+    """``trials`` trials of the fast and slow holders; keepalives in the first."""
+    params = ctx.params
+    if params["ttl_s"] < 2:
+        raise LabError("ttl_s must be at least 2 (etcd's minimum TTL is 1.5 × election timeout)")
+    ctx.samples.update({"trials": [],
+                        "rates": {"fast": clocks.drift_rate(params["drift_ms_per_min"]),
+                                  "slow": clocks.drift_rate(-params["drift_ms_per_min"])}})
+    with ctx.phase("lease-drift: trials", params["trials"]) as advance:
+        for trial in range(1, params["trials"] + 1):
+            ctx.samples["trials"].append(one_trial(ctx, trial, keepalive=trial == 1))
+            advance()
+            ctx.log(f"trial {trial}: " + ", ".join(
+                f"{name} believed {_signed(summarize_holder(h)['belief_error_s'])} s after "
+                f"etcd revoked" for name, h in ctx.samples["trials"][-1]["holders"].items()))
+
+
+def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
+    """Both holders at once (and the keepalive client), each against a contender."""
+    params, cluster, faults = ctx.params, ctx.cluster, ctx.faults
+    names = cluster.names
+    ttl = int(params["ttl_s"])
+    prefix = f"{KEY_PREFIX}{time.time_ns()}/"
+    watch = KeyWatch(cluster, names[0], prefix)
+    rates = ctx.samples["rates"]
+    spawned: dict[str, Spawned] = {}
+    contenders: dict[str, dict[str, Any]] = {}
+    threads = []
+    stop = threading.Event()
+    keeper_record: dict[str, Any] | None = None
+    try:
+        for index, name in enumerate(HOLDERS):
+            node = names[(index + 1) % len(names)]
+            argv = client_argv("holder", name, cluster.endpoint(node), ttl, f"{prefix}lock/{name}",
+                               resource=f"{prefix}resource/{name}",
+                               act_window=params["act_window_s"],
+                               act_interval=params["act_interval_s"])
+            spawned[name] = Spawned(faults, argv, rates[name])
+        if keepalive:
+            duration = params["keepalive_ttls"] * ttl
+            argv = client_argv("keeper", "keeper", cluster.endpoint(names[-1]), ttl,
+                               f"{prefix}keepalive", duration=duration)
+            spawned["keeper"] = Spawned(faults, argv, rates["slow"])
+        for name in HOLDERS:
+            acquired = spawned[name].wait_for("acquired", 60)
+            if acquired is None or not acquired["taken"]:
+                raise LabError(f"{name} holder could not take its lock: "
+                               f"{spawned[name].finish(5)}")
+            contenders[name] = {}
+            thread = threading.Thread(target=contend, daemon=True, args=(
+                cluster, names[0], f"{prefix}lock/{name}", f"{prefix}resource/{name}", ttl,
+                ttl * 2 + 30, stop, contenders[name]))
+            thread.start()
+            threads.append(thread)
+        if keepalive:
+            keeper_record = watch_keepalive(cluster, spawned["keeper"], names[0],
+                                            params["keepalive_ttls"] * ttl)
+        for name in HOLDERS:
+            spawned[name].wait_for("believed_expired", ttl * 2 + 30)
+        for thread in threads:
+            thread.join(ttl + 30)
+    finally:
+        stop.set()
+        errors = {name: s.finish(30) for name, s in spawned.items()}
+        watch.close()
+    holders = {}
+    for name in HOLDERS:
+        lines = spawned[name].lines
+        lock = f"{prefix}lock/{name}"
+        acquired = next(line for line in lines if line["event"] == "acquired")
+        believed = next((line for line in lines if line["event"] == "believed_expired"), None)
+        if believed is None:
+            raise LabError(f"{name} holder did not report its believed expiry: {errors[name]}")
+        holders[name] = {
+            "rate": rates[name],
+            "acquired_real": acquired["real"], "token": acquired["token"],
+            "lease": acquired["lease"],
+            "believed_expired_real": believed["real"],
+            "revoked": watch.deleted(lock),
+            "contender": contenders.get(name, {}),
+            "writes": [{k: line[k] for k in ("kind", "ok", "revision", "outcome", "real")}
+                       for line in lines if line["event"] == "write"],
+        }
+    return {"trial": trial, "ttl_s": ttl, "holders": holders, "keepalive": keeper_record}
+
+
+def watch_keepalive(cluster: Cluster, keeper: Spawned, node: str, duration: float
+                    ) -> dict[str, Any]:
+    """Poll the kept lease's remaining TTL every second until the keeper is done."""
+    granted = keeper.wait_for("granted", 60)
+    if granted is None:
+        raise LabError(f"the keepalive client did not start: {keeper.finish(5)}")
+    etcd = Etcd(cluster.endpoint(node))
+    remaining = []
+    try:
+        deadline = time.monotonic() + duration + 30
+        while time.monotonic() < deadline:
+            if any(line["event"] == "done" for line in keeper.lines):
+                break
+            try:
+                remaining.append({"real": time.time(), "ttl": etcd.time_to_live(granted["lease"])})
+            except grpc.RpcError:
+                remaining.append({"real": time.time(), "ttl": None})
+            time.sleep(1.0)
+    finally:
+        etcd.close()
+    return {
+        "granted_real": granted["real"],
+        "keepalives": [{"real": line["real"], "ttl": line.get("ttl")}
+                       for line in keeper.lines if line["event"] == "keepalive"],
+        "remaining": remaining,
+        "done": any(line["event"] == "done" for line in keeper.lines),
+    }
+
+
+def summarize_holder(holder_record: Mapping[str, Any]) -> dict[str, Any]:
+    """Belief error, overlap and stale writes of one holder in one trial."""
+    revoked = holder_record["revoked"]
+    believed = holder_record["believed_expired_real"]
+    contender = holder_record["contender"] or {}
+    revoked_revision = revoked["revision"] if revoked else None
+    stale = {"fenced_rejected": 0, "fenced_accepted": 0, "unfenced_accepted": 0, "unknown": 0,
+             "fenced_before": 0, "unfenced_before": 0}
+    for write in holder_record["writes"]:
+        if write["outcome"] == "unknown":
+            stale["unknown"] += 1
+            continue
+        after = revoked_revision is not None and write["revision"] >= revoked_revision
+        if write["kind"] == "fenced":
+            if not write["ok"]:
+                stale["fenced_rejected"] += 1  # the compare failed: the lock was gone
+            elif after:
+                stale["fenced_accepted"] += 1
+            else:
+                stale["fenced_before"] += 1
+        elif after:
+            stale["unfenced_accepted"] += 1
+        else:
+            stale["unfenced_before"] += 1
+    acquired2 = contender.get("acquired_real")
+    return {
+        "belief_error_s": believed - revoked["real"] if revoked else None,
+        "etcd_lease_s": revoked["real"] - holder_record["acquired_real"] if revoked else None,
+        "believed_lease_s": believed - holder_record["acquired_real"],
+        "overlap_s": max(0.0, believed - acquired2) if acquired2 else None,
+        "second_acquired_after_revoke_s": acquired2 - revoked["real"]
+        if acquired2 and revoked else None,
+        "contender_write_ok": contender.get("write_ok"),
+        **stale,
+    }
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Per holder: belief errors and overlaps over the trials; fencing counts; keepalives."""
+    summary: dict[str, Any] = {}
+    per_trial = [{name: summarize_holder(h) for name, h in trial["holders"].items()}
+                 for trial in samples["trials"]]
+    for name in HOLDERS:
+        rows = [t[name] for t in per_trial if name in t]
+        errors = [r["belief_error_s"] for r in rows if r["belief_error_s"] is not None]
+        overlaps = [r["overlap_s"] for r in rows if r["overlap_s"] is not None]
+        summary[name] = {
+            "trials": len(rows),
+            "belief_error_s": sum(errors) / len(errors) if errors else None,
+            "belief_error_min_s": min(errors) if errors else None,
+            "belief_error_max_s": max(errors) if errors else None,
+            "overlap_s": max(overlaps) if overlaps else None,
+            "trials_with_overlap": sum(1 for o in overlaps if o > 0),
+            "stale_fenced_rejected": sum(r["fenced_rejected"] for r in rows),
+            "stale_unfenced_accepted": sum(r["unfenced_accepted"] for r in rows),
+            "expected_error_s": params["ttl_s"] * (1.0 / samples["rates"][name] - 1.0),
+        }
+    rows = [r for t in per_trial for r in t.values()]
+    summary["fenced_stale_writes_rejected"] = sum(r["fenced_rejected"] for r in rows)
+    summary["fenced_stale_writes_accepted"] = sum(r["fenced_accepted"] for r in rows)
+    summary["unfenced_stale_writes_accepted"] = sum(r["unfenced_accepted"] for r in rows)
+    summary["unknown_writes"] = sum(r["unknown"] for r in rows)
+    summary["contender_writes_ok"] = all(r["contender_write_ok"] for r in rows)
+    keep = next((t["keepalive"] for t in samples["trials"] if t.get("keepalive")), None)
+    if keep:
+        ttls = [r["ttl"] for r in keep["remaining"] if r["ttl"] is not None]
+        summary["keepalive"] = {
+            "kept_alive": bool(ttls) and min(ttls) > 0 and keep["done"],
+            "min_remaining_ttl_s": min(ttls) if ttls else None,
+            "keepalives": len(keep["keepalives"]),
+            "duration_s": params["keepalive_ttls"] * params["ttl_s"],
+        }
+    return summary
+
+
+def _signed(value: float | None) -> str:
+    return "?" if value is None else f"{value:+.3f}"
+
+
+EXPERIMENT = Experiment(
+    name="lease-drift",
+    question=8,
+    title="Client clocks drifting ±500 ms/min against etcd leases, locks and fencing",
+    defaults={"ttl_s": 60, "drift_ms_per_min": 500.0, "trials": 3, "act_window_s": 2.0,
+              "act_interval_s": 0.05, "keepalive_ttls": 2.0},
+    # A 10 s TTL with 3000 ms/min keeps the 500 ms of disagreement of 500 ms/min over 60 s.
+    quick={"ttl_s": 10, "drift_ms_per_min": 3000.0, "trials": 1},
+    run=run,
+    summarize=summarize,
+)
+
+
+if __name__ == "__main__":
+    client_main(sys.argv[1:])

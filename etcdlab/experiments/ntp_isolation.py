@@ -1,0 +1,292 @@
+"""Q7 ``ntp-isolation``: how chrony recovers after a client was cut off from its server.
+
+One client's chronyd (node 2) gets a drifting clock through libfaketime: a constant
+offset (default 10 s) plus a rate (default 50 ppm fast). The offset matters: with a rate
+alone chronyd mixes the kernel's real receive timestamps with its faked clock and rejects
+most samples; with an offset of seconds it falls back to its own timestamps. Containers
+run chronyd with ``-x`` (they share this machine's clock), so chronyd never changes the
+clock: it keeps its own corrected time, which is what it measures and serves, and
+reports in ``chronyc tracking`` how wrong the system clock is ("System time").
+
+Per run (once with ``iburst``, once without; same drift, same T): chronyd restarts with
+no driftfile and the run's options; it settles (the server selected, sample offsets
+below ``settle_offset_ms``, frequency skew below ``settle_skew_ppm``); then NTP (UDP 123)
+between client and server is cut with iptables for ``isolation_s`` — etcd's traffic
+keeps flowing — and restored. ``chronyc tracking``, ``ntpdata`` and ``sources`` are read
+every ``sample_interval_s`` throughout. At the end chronyd is stopped, which makes it
+write its driftfile, and the driftfile is read. heal() restores the role's files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from etcdlab.errors import LabError
+from etcdlab.experiments.base import Context, Experiment
+
+CHRONY_LOG = "/var/log/chrony/chronyd.log"
+RUNS = ("iburst", "no_iburst")
+_OBSERVE = ("chronyc -n -c tracking; echo '=='; chronyc -n ntpdata; echo '=='; "
+            "chronyc -n -c sources")
+
+
+def run(ctx: Context) -> None:
+    """Both runs on the same client, one after the other."""
+    params, cluster = ctx.params, ctx.cluster
+    if len(cluster.names) < 2:
+        raise LabError("ntp-isolation needs a time server and at least one client")
+    client = params["client"] or cluster.names[1]
+    server = cluster.names[0]
+    if client not in cluster.names or client == server:
+        raise LabError(f"client must be one of {', '.join(cluster.names[1:])}")
+    rate = 1.0 + params["drift_ppm"] * 1e-6
+    ctx.samples.update({"client": client, "server": server, "rate": rate,
+                        "faketime_offset_s": params["clock_offset_s"], "runs": {}})
+    for mode in RUNS:
+        with ctx.phase(f"ntp-isolation: {mode}", 4) as advance:
+            ctx.samples["runs"][mode] = one_run(ctx, client, server, mode == "iburst",
+                                                rate, advance)
+        ctx.log(f"{mode}: {_describe(ctx.samples['runs'][mode])}")
+
+
+def one_run(
+    ctx: Context, client: str, server: str, iburst: bool, rate: float, advance: Any
+) -> dict[str, Any]:
+    """Restart chronyd with a drifting clock, let it settle, isolate it, reconnect."""
+    params, faults, lab = ctx.params, ctx.faults, ctx.cluster.lab
+    _code, size = lab.exec(client, ["sh", "-c", f"stat -c %s {CHRONY_LOG} 2>/dev/null || echo 0"])
+    record: dict[str, Any] = {"iburst": iburst, "rows": []}
+    rows = record["rows"]
+    started = faults.configure_chronyd(
+        client, offset_s=params["clock_offset_s"], rate=rate, iburst=iburst,
+        minpoll=params["minpoll"], maxpoll=params["maxpoll"], fresh_driftfile=True,
+    )
+    record["chronyd_started_at"] = started
+    record["conf"] = lab.exec(client, ["grep", "-E", "^(server|makestep|driftfile)",
+                                       "/etc/chrony/chrony.conf"], check=False)[1].splitlines()
+    settled_at = observe(
+        ctx, client, rows, "settle", started + params["settle_timeout_s"],
+        until=lambda row: settled(row, params["settle_offset_ms"], params["settle_skew_ppm"]),
+    )
+    if settled_at is None:
+        raise LabError(f"{client}: chrony did not settle within {params['settle_timeout_s']} s "
+                       "(see `chronyc sources` on it)")
+    record["settled_at"] = settled_at
+    advance()
+    observe(ctx, client, rows, "before", time.time() + params["before_s"])
+    advance()
+    record["cut_at"] = faults.cut_ntp(client, server)
+    observe(ctx, client, rows, "isolated", record["cut_at"] + params["isolation_s"])
+    record["reconnected_at"] = faults.restore_ntp(client, server)
+    advance()
+    baseline = rows[-1]["valid_rx"] if rows else None
+
+    def resynced(row: Mapping[str, Any]) -> bool:
+        return (baseline is not None and row["valid_rx"] is not None
+                and row["valid_rx"] > baseline and row["selected"])
+
+    resync_seen = observe(ctx, client, rows, "after",
+                          record["reconnected_at"] + params["after_timeout_s"], until=resynced)
+    if resync_seen is not None:
+        observe(ctx, client, rows, "after", time.time() + params["after_s"])
+    advance()
+    faults.stop_chronyd(client)
+    drift = faults.read_driftfile(client)
+    record["driftfile"] = None if drift is None else {"frequency_ppm": drift[0],
+                                                      "skew_ppm": drift[1]}
+    _code, log = lab.exec(client, ["sh", "-c", f"tail -c +{int(size.strip() or 0) + 1} "
+                                               f"{CHRONY_LOG}"], check=False)
+    record["log"] = [line for line in log.splitlines() if line.strip()][-60:]
+    return record
+
+
+def observe(
+    ctx: Context, client: str, rows: list[dict[str, Any]], phase: str, deadline: float,
+    until: Any = None,
+) -> float | None:
+    """Read chrony's state every ``sample_interval_s`` until ``deadline`` (or ``until``).
+
+    Returns the time ``until(row)`` first held, or None.
+    """
+    interval = ctx.params["sample_interval_s"]
+    while time.time() < deadline:
+        began = time.time()
+        _code, text = ctx.cluster.lab.exec(client, ["sh", "-c", _OBSERVE], check=False)
+        row = {"t": time.time(), "phase": phase, **parse_observation(text)}
+        rows.append(row)
+        if until is not None and until(row):
+            return row["t"]
+        time.sleep(max(0.0, interval - (time.time() - began)))
+    return None
+
+
+def settled(row: Mapping[str, Any], offset_ms: float, skew_ppm: float) -> bool:
+    """Synchronised on the server, with small sample offsets and a precise frequency."""
+    return (row["selected"] and row["sample_offset_s"] is not None
+            and abs(row["sample_offset_s"]) * 1000.0 < offset_ms
+            and row["skew_ppm"] is not None and row["skew_ppm"] < skew_ppm)
+
+
+def parse_observation(text: str) -> dict[str, Any]:
+    """One reading of ``chronyc tracking`` (CSV), ``ntpdata`` (text), ``sources`` (CSV).
+
+    Sign conventions are chrony's: ``system_time_s`` is negative when the system clock
+    is fast; ``sample_offset_s`` (ntpdata "Offset") is server minus local.
+    """
+    parts = text.split("==")
+    tracking = parts[0].strip().splitlines() if parts else []
+    ntpdata = parts[1] if len(parts) > 1 else ""
+    sources = parts[2].strip().splitlines() if len(parts) > 2 else []
+    row: dict[str, Any] = {
+        "system_time_s": None, "last_offset_s": None, "frequency_ppm": None, "skew_ppm": None,
+        "leap": None, "sample_offset_s": None, "valid_rx": None, "total_tx": None,
+        "ntp_tests": None, "selected": False, "state": None, "reach": None, "poll": None,
+        "last_rx_s": None,
+    }
+    fields = tracking[0].split(",") if tracking else []
+    if len(fields) >= 14:
+        row.update(system_time_s=float(fields[4]), last_offset_s=float(fields[5]),
+                   frequency_ppm=float(fields[7]), skew_ppm=float(fields[9]),
+                   leap=fields[13].strip())
+    labels = {}
+    for line in ntpdata.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            labels[key.strip()] = value.strip()
+    if "Offset" in labels:
+        row["sample_offset_s"] = float(labels["Offset"].split()[0])
+    if "Total valid RX" in labels:
+        row["valid_rx"] = int(labels["Total valid RX"])
+    if "Total TX" in labels:
+        row["total_tx"] = int(labels["Total TX"])
+    row["ntp_tests"] = labels.get("NTP tests")
+    for line in sources:
+        cols = line.split(",")
+        if len(cols) >= 10:
+            row.update(state=cols[1], selected=cols[1] == "*", reach=int(cols[5], 8),
+                       poll=int(cols[4]), last_rx_s=_int_or_none(cols[6]))
+            break
+    return row
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value < 2**31 else None
+
+
+def sample_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct NTP samples seen in the readings, each once, at the time it arrived.
+
+    A new sample is a reading whose valid-sample count rose; its arrival is the reading's
+    time minus the source's "LastRx" age. ``clock_error_ms`` is local minus server.
+    """
+    points = []
+    previous = None
+    for row in rows:
+        count = row.get("valid_rx")
+        if count is None or row.get("sample_offset_s") is None:
+            continue
+        if previous is None or count > previous:
+            age = row.get("last_rx_s") or 0
+            points.append({"t": row["t"] - age, "clock_error_ms": -row["sample_offset_s"] * 1e3,
+                           "valid_rx": count, "phase": row["phase"]})
+        previous = count
+    return points
+
+
+def summarize_run(run: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of one run, from its readings only."""
+    rows = run["rows"]
+    cut, reconnected = run["cut_at"], run["reconnected_at"]
+    points = sample_points(rows)
+    before = [p for p in points if p["t"] < cut]
+    after = [p for p in points if p["t"] >= reconnected]
+    last_before = before[-1] if before else None
+    first_after = after[0] if after else None
+    # Selection is decided when a sample arrives: the sample that brought it back.
+    selected_again = next((r for r in rows if r["t"] >= reconnected and r["selected"]
+                           and first_after is not None and r["valid_rx"] is not None
+                           and r["valid_rx"] >= first_after["valid_rx"]), None)
+    first_sync = next((r for r in rows if r["selected"]), None)
+    at_cut = _last(r for r in rows if r["t"] <= cut)
+    at_reconnect = _last(r for r in rows if r["t"] <= reconnected)
+    isolated = [r for r in rows if cut <= r["t"] <= reconnected]
+    system_change = None
+    if at_cut and at_reconnect and at_cut["system_time_s"] is not None \
+            and at_reconnect["system_time_s"] is not None:
+        # chrony's System time is negative when the clock is fast: the clock's own wander
+        # is minus its change.
+        system_change = -(at_reconnect["system_time_s"] - at_cut["system_time_s"]) * 1e3
+    log = run.get("log") or []
+    return {
+        "isolation_s": reconnected - cut,
+        "startup_sync_s": first_sync["t"] - run["chronyd_started_at"] if first_sync else None,
+        "settle_s": run["settled_at"] - run["chronyd_started_at"],
+        "offset_before_ms": last_before["clock_error_ms"] if last_before else None,
+        "offset_after_ms": first_after["clock_error_ms"] if first_after else None,
+        "offset_at_reconnect_ms": (first_after["clock_error_ms"] - last_before["clock_error_ms"]
+                                   if first_after and last_before else None),
+        "first_sample_after_s": first_after["t"] - reconnected if first_after else None,
+        "resync_s": (selected_again["t"] - (selected_again["last_rx_s"] or 0) - reconnected
+                     if selected_again else None),
+        "system_time_change_ms": system_change,
+        "frequency_ppm_at_cut": at_cut["frequency_ppm"] if at_cut else None,
+        "skew_ppm_at_cut": at_cut["skew_ppm"] if at_cut else None,
+        "poll_at_cut": at_cut["poll"] if at_cut else None,
+        "reach_at_reconnect": at_reconnect["reach"] if at_reconnect else None,
+        "selected_while_isolated": bool(isolated) and all(r["selected"] for r in isolated),
+        "driftfile_ppm": (run["driftfile"] or {}).get("frequency_ppm"),
+        "samples": len(points),
+        "makestep_attempts": sum("System clock wrong by" in line for line in log),
+        "step_refused": sum("Could not step system clock" in line for line in log),
+    }
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Both runs' figures; top-level figures are the iburst run's."""
+    runs = {mode: summarize_run(samples["runs"][mode], params)
+            for mode in RUNS if mode in samples.get("runs", {})}
+    first = runs.get("iburst") or next(iter(runs.values()), {})
+    return {
+        "isolation_s": params["isolation_s"],
+        "drift_ppm": params["drift_ppm"],
+        "uncorrected_drift_ms": params["drift_ppm"] * 1e-6 * params["isolation_s"] * 1e3,
+        "offset_at_reconnect_ms": first.get("offset_at_reconnect_ms"),
+        "driftfile_ppm": first.get("driftfile_ppm"),
+        **runs,
+    }
+
+
+def _last(rows: Any) -> Any:
+    items = list(rows)
+    return items[-1] if items else None
+
+
+def _describe(run: Mapping[str, Any]) -> str:
+    figures = summarize_run(run, {})
+    offset = figures["offset_at_reconnect_ms"]
+    resync = figures["resync_s"]
+    return (f"offset change over the isolation "
+            f"{'?' if offset is None else f'{offset:+.3f} ms'}, resync after "
+            f"{'?' if resync is None else f'{resync:.1f} s'}, driftfile "
+            f"{figures['driftfile_ppm']} ppm")
+
+
+EXPERIMENT = Experiment(
+    name="ntp-isolation",
+    question=7,
+    title="chrony after an isolation from its time server: iburst, makestep, driftfile",
+    defaults={"client": "", "drift_ppm": 50.0, "clock_offset_s": 10.0, "isolation_s": 300.0,
+              "minpoll": 4, "maxpoll": 6, "settle_timeout_s": 300.0, "settle_offset_ms": 1.0,
+              "settle_skew_ppm": 1.0, "before_s": 30.0, "after_timeout_s": 240.0,
+              "after_s": 20.0, "sample_interval_s": 1.0},
+    quick={"isolation_s": 30.0, "minpoll": 2, "maxpoll": 3, "settle_timeout_s": 150.0,
+           "before_s": 10.0, "after_timeout_s": 60.0, "after_s": 8.0},
+    run=run,
+    summarize=summarize,
+)
