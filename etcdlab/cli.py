@@ -310,9 +310,14 @@ def heal(config: LabConfig) -> None:
 @user_errors
 def members(config: LabConfig, name: str, watch: bool = False, seconds: float = 0.0) -> None:
     """``invoke members NAME``: the service's instances; with ``watch``, then live changes."""
+    cluster = _running_cluster(config)
+    with cluster.tls_environment():
+        _members(cluster, name, watch, seconds)
+
+
+def _members(cluster: Cluster, name: str, watch: bool, seconds: float) -> None:
     from etcdlab import registry
 
-    cluster = _running_cluster(config)
     endpoints = [cluster.endpoint(n) for n in cluster.names]
     view = registry.snapshot_view(name, endpoints)
     revision = view.revision

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import time
 import urllib.request
@@ -23,6 +24,25 @@ from etcdlab.errors import LabError
 from etcdlab.nodes import DockerNodes, nodes_for
 
 CLIENT_PORT = 2379
+TLS_ENV = "ETCDLAB_TLS_DIR"
+"""Folder with ca.crt, client.crt and client.key: set while an experiment runs on a TLS lab,
+so that channels opened by library code and by helper processes use TLS too."""
+
+
+def open_channel(address: str, tls_dir: str | None = None) -> grpc.Channel:
+    """A gRPC channel to ``ip:port``: TLS with the lab's client certificate when ``tls_dir``
+    names the lab's PKI folder, plain when it is ""; None means ``$ETCDLAB_TLS_DIR``."""
+    if tls_dir is None:
+        tls_dir = os.environ.get(TLS_ENV, "")
+    if not tls_dir:  # "" says plain explicitly
+        return grpc.insecure_channel(address)
+    folder = Path(tls_dir)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(folder / "ca.crt").read_bytes(),
+        private_key=(folder / "client.key").read_bytes(),
+        certificate_chain=(folder / "client.crt").read_bytes(),
+    )
+    return grpc.secure_channel(address, credentials)
 
 
 @dataclass(frozen=True)
@@ -103,23 +123,47 @@ class Cluster:
             raise LabError(f"TLS is on but {', '.join(missing)} is missing: run `invoke provision`")
         return tuple(str(f) for f in files)  # type: ignore[return-value]
 
+    @property
+    def tls_dir(self) -> str | None:
+        """The PKI folder of a TLS lab (checked to hold the client files), else None."""
+        if not self.tls:
+            return None
+        self.tls_files()
+        return str(self.config.pki_path)
+
     def channel(self, name: str) -> grpc.Channel:
         """A gRPC channel to one member (the caller closes it)."""
+        return open_channel(self.endpoint(name), self.tls_dir or "")
+
+    def etcd3_tls(self) -> dict[str, str]:
+        """Keyword arguments that make an ``etcd3.client`` use the lab's TLS files."""
         if not self.tls:
-            return grpc.insecure_channel(self.endpoint(name))
-        ca, cert, key = (Path(f).read_bytes() for f in self.tls_files())
-        credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
-                                                   certificate_chain=cert)
-        return grpc.secure_channel(self.endpoint(name), credentials)
+            return {}
+        ca, cert, key = self.tls_files()
+        return {"ca_cert": ca, "cert_cert": cert, "cert_key": key}
+
+    @contextmanager
+    def tls_environment(self) -> Iterator[None]:
+        """Within: ``$ETCDLAB_TLS_DIR`` names this lab's PKI (TLS labs only), for code that
+        opens its own channels and for the processes it starts."""
+        if not self.tls:
+            yield
+            return
+        previous = os.environ.get(TLS_ENV)
+        os.environ[TLS_ENV] = str(self.tls_dir)
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(TLS_ENV, None)
+            else:
+                os.environ[TLS_ENV] = previous
 
     @contextmanager
     def client(self, name: str, timeout: float = 5.0) -> Iterator[etcd3.Etcd3Client]:
         """An etcd3 client bound to one member (closed afterwards)."""
-        tls: dict[str, str] = {}
-        if self.tls:
-            ca, cert, key = self.tls_files()
-            tls = {"ca_cert": ca, "cert_cert": cert, "cert_key": key}
-        client = etcd3.client(host=self.ips[name], port=CLIENT_PORT, timeout=timeout, **tls)
+        client = etcd3.client(host=self.ips[name], port=CLIENT_PORT, timeout=timeout,
+                              **self.etcd3_tls())
         try:
             yield client
         finally:

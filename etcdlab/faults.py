@@ -1,8 +1,9 @@
 """Faults an experiment injects, and ``heal()`` that undoes every one of them.
 
-Members are crashed, stopped and paused with signals sent from this machine to the
-container's etcd process (docker top gives its host pid; the time of the signal is then
-known to the microsecond). Partitions are iptables rules in a chain of the lab's own,
+Members are crashed, stopped and paused with signals to their etcd process, through the
+lab's node backend (:mod:`etcdlab.nodes`): for containers they are sent from this machine
+(docker top gives the host pid; the time of the signal is known to the microsecond), on
+hosts with ``pkill`` over SSH. Partitions are iptables rules in a chain of the lab's own,
 ``ETCDLAB``, inside each container (``NET_ADMIN``); only traffic between nodes is cut,
 so that this machine still reaches every side. Experiments use :meth:`Faults.session`,
 which heals in a ``finally`` — also on Ctrl-C — and ``invoke heal`` repairs a lab that a
@@ -53,26 +54,12 @@ class Faults:
 
     # -- processes --------------------------------------------------------------------
     def etcd_pid(self, name: str) -> int | None:
-        """Host pid of the member's etcd process, or None when it is not running."""
-        top = self.lab.container(name).top(ps_args="-eo pid,stat,comm")
-        for row in top.get("Processes") or []:
-            if os.path.basename(row[2].split()[0]) == "etcd":
-                return int(row[0])
-        return None
+        """Pid of the member's etcd process (this machine's pid for containers), or None."""
+        return self.lab.process_pid(name, ETCD_PROGRAM)
 
     def signal_etcd(self, name: str, sig: signal.Signals) -> float:
         """Send a signal to the member's etcd; returns the wall-clock time it was sent."""
-        pid = self.etcd_pid(name)
-        if pid is None:
-            raise LabError(f"{name}: etcd is not running")
-        sent = time.time()
-        try:
-            os.kill(pid, sig)
-        except PermissionError:
-            # Not root on this machine: signal from inside the container instead.
-            sent = time.time()
-            self.lab.exec(name, ["pkill", f"-{sig.name.removeprefix('SIG')}", "-x", "etcd"])
-        return sent
+        return self.lab.signal(name, ETCD_PROGRAM, sig)
 
     def crash(self, name: str) -> float:
         """SIGKILL the member's etcd (a crash: no leadership transfer)."""
@@ -101,10 +88,8 @@ class Faults:
             time.sleep(0.05)
 
     def start(self, name: str) -> None:
-        """Start the member's etcd again through the supervisor (no-op when running)."""
-        code, out = self.lab.exec(name, ["supervisorctl", "start", ETCD_PROGRAM], check=False)
-        if code != 0 and "already started" not in out:
-            raise LabError(f"{name}: cannot start etcd: {out.strip()}")
+        """Start the member's etcd again (supervisord or systemd; no-op when running)."""
+        self._service(name, "start", ETCD_PROGRAM)
 
     def restart(self, name: str, timeout: float = 60.0) -> None:
         """Start a stopped member and wait until it is healthy again."""
@@ -224,12 +209,10 @@ class Faults:
         if NODE_AGENT_MARK not in argv:
             raise LabError(f"node agents must carry {NODE_AGENT_MARK} in their argv")
         env = faketime_env(offset_s, rate) if (offset_s, rate) != (0.0, 1.0) else {}
-        code, output = self.lab.container(name).exec_run(argv, environment=env, demux=True)
-        stdout, stderr = output if isinstance(output, tuple) else (output, b"")
+        code, stdout, stderr = self.lab.exec_env(name, argv, env)
         if code != 0:
-            raise LabError(f"{name}: agent failed ({code}): "
-                           f"{(stderr or stdout or b'').decode(errors='replace')[-500:]}")
-        return code, (stdout or b"").decode(errors="replace")
+            raise LabError(f"{name}: agent failed ({code}): {(stderr or stdout)[-500:]}")
+        return code, stdout
 
     def configure_chronyd(
         self,
@@ -249,7 +232,7 @@ class Faults:
         Every file is backed up first and restored by heal(). Returns the wall-clock
         time chronyd was started.
         """
-        self._supervisorctl(name, "stop", CHRONY_PROGRAM)  # chronyd writes its driftfile now
+        self._service(name, "stop", CHRONY_PROGRAM)  # chronyd writes its driftfile now
         if offset_s is not None or rate is not None:
             self._backup(name, CHRONY_SUPERVISOR_CONF)
             env = faketime_env(offset_s or 0.0, 1.0 if rate is None else rate)
@@ -266,12 +249,12 @@ class Faults:
         self.lab.exec(name, ["supervisorctl", "reread"], check=False)
         self.lab.exec(name, ["supervisorctl", "update", CHRONY_PROGRAM], check=False)
         started = time.time()
-        self._supervisorctl(name, "start", CHRONY_PROGRAM)
+        self._service(name, "start", CHRONY_PROGRAM)
         return started
 
     def stop_chronyd(self, name: str) -> None:
         """Stop a node's chronyd (it writes its driftfile as it exits); heal() restarts it."""
-        self._supervisorctl(name, "stop", CHRONY_PROGRAM)
+        self._service(name, "stop", CHRONY_PROGRAM)
 
     def read_driftfile(self, name: str) -> tuple[float, float] | None:
         """(frequency ppm, skew ppm) from the node's chrony driftfile, None when absent."""
@@ -297,10 +280,11 @@ class Faults:
             self.lab.exec(client, ["iptables", "-w", "-D", CHAIN, *rule], check=False)
         return time.time()
 
-    def _supervisorctl(self, name: str, action: str, program: str) -> None:
-        code, out = self.lab.exec(name, ["supervisorctl", action, program], check=False)
+    def _service(self, name: str, action: str, program: str) -> None:
+        """Start or stop a service; already in that state is fine."""
+        code, out = self.lab.service(name, action, program)
         if code != 0 and not any(word in out for word in ("already started", "not running")):
-            raise LabError(f"{name}: supervisorctl {action} {program}: {out.strip()}")
+            raise LabError(f"{name}: cannot {action} {program}: {out.strip()}")
 
     def _write(self, name: str, path: str, text: str) -> None:
         self.lab.exec(name, ["sh", "-c", 'printf %s "$1" > "$2"', "write", text, path])
@@ -321,7 +305,7 @@ class Faults:
         paths = [line.strip()[1:] for line in listing.splitlines() if line.strip()]
         if code != 0 or not paths:
             return []
-        self._supervisorctl(name, "stop", CHRONY_PROGRAM)
+        self._service(name, "stop", CHRONY_PROGRAM)
         restored = []
         for entry in paths:
             kind, _, path = entry.lstrip("/").partition("/")
@@ -352,10 +336,8 @@ class Faults:
             restored = self._restore_files(name)
             if restored:
                 repaired.append(f"{name}: restored {', '.join(restored)}")
-            code, out = self.lab.exec(name, ["supervisorctl", "status", CHRONY_PROGRAM],
-                                      check=False)
-            if "RUNNING" not in out:
-                self._supervisorctl(name, "start", CHRONY_PROGRAM)
+            if not self.lab.service_running(name, CHRONY_PROGRAM):
+                self._service(name, "start", CHRONY_PROGRAM)
                 repaired.append(f"{name}: chronyd started")
         return repaired
 
@@ -365,20 +347,13 @@ class Faults:
 
         Returns what it repaired (for ``invoke heal``); waits for a healthy cluster.
         """
-        repaired: list[str] = []
-        for container in self.lab.containers():
-            if container.status == "paused":
-                container.unpause()
-                repaired.append(f"{container.name}: unpaused container")
-            elif container.status != "running":
-                container.start()
-                repaired.append(f"{container.name}: started container")
+        repaired = self.lab.repair()
         for name in self.cluster.names:
             if self.partitioned(name):
                 self._iptables(name, "-F", CHAIN)
                 repaired.append(f"{name}: partition rules removed")
             pid = self.etcd_pid(name)
-            if pid is not None and _stopped(self, name):
+            if pid is not None and self.lab.process_stopped(name, ETCD_PROGRAM):
                 self.signal_etcd(name, signal.SIGCONT)
                 repaired.append(f"{name}: etcd resumed (was SIGSTOPped)")
             if pid is None:
@@ -396,15 +371,6 @@ class Faults:
             yield self
         finally:
             self.heal()
-
-
-def _stopped(faults: Faults, name: str) -> bool:
-    """Whether the member's etcd is SIGSTOPped (ps state T)."""
-    top = faults.lab.container(name).top(ps_args="-eo pid,stat,comm")
-    return any(
-        os.path.basename(row[2].split()[0]) == "etcd" and row[1].startswith("T")
-        for row in top.get("Processes") or []
-    )
 
 
 def faketime_spec(offset_s: float, rate: float) -> str:

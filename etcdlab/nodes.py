@@ -83,6 +83,18 @@ class DockerNodes:
         """``supervisorctl ACTION PROGRAM`` in the node."""
         return self.exec(name, ["supervisorctl", action, program], check=False)
 
+    def exec_env(self, name: str, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+        """Run a command with extra environment; returns (exit code, stdout, stderr)."""
+        code, output = self.docker.container(name).exec_run(argv, environment=env, demux=True)
+        stdout, stderr = output if isinstance(output, tuple) else (output, b"")
+        return (code, (stdout or b"").decode(errors="replace"),
+                (stderr or b"").decode(errors="replace"))
+
+    def service_running(self, name: str, program: str) -> bool:
+        """Whether supervisord reports the program RUNNING."""
+        _code, out = self.service(name, "status", program)
+        return "RUNNING" in out
+
     def service_log(self, name: str, program: str, lines: int = 300) -> str:
         """The last lines a service wrote (its supervisord log file)."""
         _code, text = self.exec(name, ["tail", "-n", str(lines), SUPERVISOR_LOGS[program]],
@@ -210,6 +222,22 @@ class SshNodes:
             unit = {"chronyd": "chrony"}.get(program, program)
             return self.exec(name, ["systemctl", action, unit], check=False)
         return self.exec(name, ["supervisorctl", action, program], check=False)
+
+    def exec_env(self, name: str, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+        """Run a command with extra environment over SSH; (exit code, stdout, stderr)."""
+        command = ["env", *[f"{k}={v}" for k, v in env.items()], *argv] if env else argv
+        done = subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
+                              timeout=3600)
+        return done.returncode, done.stdout, done.stderr
+
+    def service_running(self, name: str, program: str) -> bool:
+        """Whether the host's service manager reports the service running."""
+        if self._manager(name) == "systemd":
+            unit = {"chronyd": "chrony"}.get(program, program)
+            code, _ = self.exec(name, ["systemctl", "is-active", "--quiet", unit], check=False)
+            return code == 0
+        _code, out = self.service(name, "status", program)
+        return "RUNNING" in out
 
     def service_log(self, name: str, program: str, lines: int = 300) -> str:
         """The last lines a service wrote (journald under systemd, else its log file)."""

@@ -46,6 +46,7 @@ import grpc
 from etcd3 import etcdrpc
 from etcd3.etcdrpc import kv_pb2
 
+from etcdlab.cluster import open_channel
 from etcdlab.errors import LabError
 
 SERVICES_PREFIX = "/services/"
@@ -344,7 +345,7 @@ class Endpoints:
         with self._lock:
             address = self.current
             if address not in self._channels:
-                self._channels[address] = grpc.insecure_channel(address)
+                self._channels[address] = open_channel(address)
             return self._channels[address]
 
     def kv(self) -> etcdrpc.KVStub:

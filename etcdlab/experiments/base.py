@@ -153,7 +153,7 @@ def run_experiment(
     ctx = Context(cluster, faults, params, progress=progress, console=console)
     error: str | None = None
     try:
-        with progress, faults.session():
+        with progress, cluster.tls_environment(), faults.session():
             experiment.run(ctx)
     except KeyboardInterrupt:
         error = "interrupted (Ctrl-C)"

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 from etcd3 import etcdrpc
 
-from etcdlab.cluster import CLIENT_PORT, Cluster
+from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ def rpc_stubs(cluster: Cluster, names: list[str]) -> dict[str, tuple[grpc.Channe
     """An open gRPC channel and Maintenance stub per member (caller closes the channels)."""
     stubs = {}
     for name in names:
-        channel = grpc.insecure_channel(f"{cluster.ips[name]}:{CLIENT_PORT}")
+        channel = cluster.channel(name)
         stubs[name] = (channel, etcdrpc.MaintenanceStub(channel))
     return stubs
 
@@ -107,7 +107,7 @@ class RawKV:
     def __init__(self, cluster: Cluster, name: str, timeout: float = 1.0) -> None:
         self.name = name
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(f"{cluster.ips[name]}:{CLIENT_PORT}")
+        self.channel = cluster.channel(name)
         self.kv = etcdrpc.KVStub(self.channel)
 
     def put(self, key: str, value: str) -> int:
@@ -162,7 +162,7 @@ class PrefixWatch:
 
     def __init__(self, cluster: Cluster, name: str, prefix: str,
                  on_event: Callable[[Any, float], None], timeout: float = 10.0) -> None:
-        self.channel = grpc.insecure_channel(f"{cluster.ips[name]}:{CLIENT_PORT}")
+        self.channel = cluster.channel(name)
         self.stub = etcdrpc.WatchStub(self.channel)
         self.prefix = prefix.encode()
         self.on_event = on_event

@@ -39,7 +39,7 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab import clocks
-from etcdlab.cluster import Cluster
+from etcdlab.cluster import Cluster, open_channel
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 
@@ -54,7 +54,7 @@ class Etcd:
     """The few etcd calls this experiment needs, on one member, without client retries."""
 
     def __init__(self, endpoint: str, timeout: float = 2.0) -> None:
-        self.channel = grpc.insecure_channel(endpoint)
+        self.channel = open_channel(endpoint)
         self.kv = etcdrpc.KVStub(self.channel)
         self.lease = etcdrpc.LeaseStub(self.channel)
         self.timeout = timeout
@@ -249,7 +249,7 @@ class KeyWatch:
 
     def __init__(self, cluster: Cluster, node: str, prefix: str) -> None:
         self.events: list[dict[str, Any]] = []
-        self.channel = grpc.insecure_channel(cluster.endpoint(node))
+        self.channel = cluster.channel(node)
         self.stub = etcdrpc.WatchStub(self.channel)
         self.stop = threading.Event()
         self.ready = threading.Event()

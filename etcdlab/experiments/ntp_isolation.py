@@ -289,4 +289,6 @@ EXPERIMENT = Experiment(
            "before_s": 10.0, "after_timeout_s": 60.0, "after_s": 8.0},
     run=run,
     summarize=summarize,
+    needs_containers=("it restarts chronyd with a faked clock by rewriting its supervisord "
+                      "program inside the node"),
 )

@@ -34,7 +34,7 @@ from typing import Any
 import grpc
 from etcd3 import etcdrpc
 
-from etcdlab.cluster import CLIENT_PORT, Cluster
+from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import REQUIRE_LEADER, attempt, member_hashes
@@ -61,7 +61,7 @@ class Member:
     @classmethod
     def open(cls, cluster: Cluster, name: str) -> Member:
         """Channels to one member's client port."""
-        channel = grpc.insecure_channel(f"{cluster.ips[name]}:{CLIENT_PORT}")
+        channel = cluster.channel(name)
         return cls(name, channel, etcdrpc.KVStub(channel), etcdrpc.MaintenanceStub(channel),
                    etcdrpc.LeaseStub(channel))
 

@@ -25,7 +25,7 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab import stats
-from etcdlab.cluster import CLIENT_PORT, Cluster
+from etcdlab.cluster import CLIENT_PORT, Cluster, open_channel
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import error_outcome
@@ -95,7 +95,7 @@ def run_cell(cluster: Cluster, member: str, serializable: bool, concurrency: int
     failures: list[BaseException] = []
 
     def work(index: int) -> None:
-        channel = grpc.insecure_channel(endpoint)
+        channel = open_channel(endpoint, cluster.tls_dir or "")
         try:
             stub = etcdrpc.KVStub(channel)
             request = etcdrpc.RangeRequest(key=KEY.encode(), serializable=serializable)
@@ -156,10 +156,11 @@ def harness(cluster: Cluster, member: str, params: Mapping[str, Any],
     blocks = params["harness_blocks"]
     per_block = max(1, params["harness_reads"] // blocks)
     timeout = params["op_timeout_s"]
-    channel = grpc.insecure_channel(f"{cluster.ips[member]}:{CLIENT_PORT}")
+    channel = cluster.channel(member)
     stub = etcdrpc.KVStub(channel)
     request = etcdrpc.RangeRequest(key=KEY.encode(), serializable=True)
-    client = etcd3.client(host=cluster.ips[member], port=CLIENT_PORT, timeout=timeout)
+    client = etcd3.client(host=cluster.ips[member], port=CLIENT_PORT, timeout=timeout,
+                          **cluster.etcd3_tls())
     loops: dict[str, Callable[[], Any]] = {
         "bare": lambda: stub.Range(request, timeout=timeout),
         "etcd3": lambda: client.get(KEY, serializable=True),
