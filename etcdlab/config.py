@@ -7,6 +7,7 @@ Settings flow one way: ``invoke.yaml`` (the ``lab:`` section) → a profile file
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import warnings
@@ -116,7 +117,14 @@ class LabConfig:
 
     @property
     def state_path(self) -> Path:
-        """The lab's private folder: ansible-runner data, provisioned settings, PKI."""
+        """The lab's private folder: ansible-runner data, provisioned settings, PKI.
+
+        One per container network, or per inventory file for a lab of existing hosts.
+        """
+        if self.inventory:
+            source = Path(self.inventory).expanduser().resolve()
+            digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+            return PROJECT_ROOT / ".lab" / f"hosts-{source.stem}-{digest}"
         return PROJECT_ROOT / ".lab" / self.network
 
     @property

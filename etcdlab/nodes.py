@@ -164,7 +164,8 @@ class SshNodes:
         remote = shlex.join(command)
         if host.become and host.user != "root":
             remote = "sudo -n " + remote
-        line = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(host.port)]
+        line = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+                "-p", str(host.port)]
         if host.key_file:
             line += ["-i", os.path.expanduser(host.key_file)]
         line += shlex.split(host.common_args)

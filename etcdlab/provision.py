@@ -279,6 +279,7 @@ def run_playbook(
     import ansible_runner  # slow import: only when a playbook runs
 
     private = state_dir(config)
+    private.mkdir(parents=True, exist_ok=True)
     member_ips = None
     if config.hosts_mode:
         inventory = str(Path(config.inventory).expanduser().resolve())

@@ -1,0 +1,118 @@
+"""The same roles on stand-in VMs: systemd as PID 1, reached over SSH, etcd over TLS."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import pytest
+from etcd3 import etcdrpc
+
+from etcdlab.cluster import Cluster
+from etcdlab.config import LabConfig
+from etcdlab.nodes import SshNodes
+
+from . import vm_hosts
+from .conftest import lab_env, run_invoke
+
+
+@pytest.fixture(scope="module")
+def vms(docker_engine):
+    """Three systemd "VMs" with sshd; removed (containers, network, keys) afterwards."""
+    hosts = vm_hosts.start(3)
+    try:
+        yield hosts
+    finally:
+        vm_hosts.remove(hosts.workdir)
+
+
+@pytest.fixture(scope="module")
+def on_vms(vms):
+    """Run `invoke TASK ... --inventory <the VMs>`; the first call provisions them."""
+    env, profile = lab_env()
+
+    def invoke(task: str, *args: str, check: bool = True):
+        done = run_invoke(*profile, task, *args, "--inventory", str(vms.inventory), env=env)
+        if check and done.returncode != 0:
+            raise AssertionError(f"invoke {task} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    invoke.first = invoke("provision")
+    return invoke
+
+
+def config_for(vms) -> LabConfig:
+    return LabConfig(inventory=str(vms.inventory))
+
+
+def test_provision_over_ssh_creates_nothing_and_reports_each_host(on_vms, vms):
+    out = on_vms.first.stdout
+    for name in vms.names:
+        assert f"{name} : ok=" in out
+    assert "existing hosts" in out
+    assert "created" not in out
+
+
+def test_members_run_as_systemd_units_with_tls_one_leader_and_chrony(on_vms, vms):
+    nodes = SshNodes(config_for(vms))
+    for name in vms.names:
+        code, out = nodes.exec(name, ["systemctl", "is-active", "etcd", "chrony"], check=False)
+        assert out.split() == ["active", "active"], (name, out)
+    deadline = time.monotonic() + 60
+    while True:
+        status = json.loads(on_vms("status", "--json", check=False).stdout)
+        if all(n["chrony_synced"] for n in status) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert all(n["healthy"] for n in status), status
+    assert sum(n["is_leader"] for n in status) == 1
+    assert all(n["chrony_synced"] for n in status), status
+    assert [n["chrony_role"] for n in status] == ["server", "client", "client"]
+
+
+def test_clients_without_the_lab_certificate_are_refused(on_vms, vms):
+    cluster = Cluster(config_for(vms))
+    assert cluster.tls
+    with cluster.client(vms.names[0]) as client:  # with the lab's client certificate
+        client.put("/lab/tls-check", "ok")
+    ca = (cluster.config.pki_path / "ca.crt").read_bytes()
+    address = cluster.endpoint(vms.names[0])
+    for channel in (grpc.insecure_channel(address),
+                    grpc.secure_channel(address, grpc.ssl_channel_credentials(ca))):
+        with pytest.raises(grpc.RpcError):
+            etcdrpc.MaintenanceStub(channel).Status(etcdrpc.StatusRequest(), timeout=3)
+        channel.close()
+
+
+def test_second_provision_over_ssh_changes_nothing(on_vms, vms):
+    again = on_vms("provision")
+    for name in vms.names:
+        line = next(x for x in again.stdout.splitlines() if x.strip().startswith(f"{name} :"))
+        assert "changed=0" in line, line
+
+
+def test_experiments_run_over_ssh_and_tls_or_say_why_not(on_vms, vms, tmp_path):
+    done = on_vms("experiment", "conflicts", "--quick", "--results", str(tmp_path))
+    result = json.loads((tmp_path / "conflicts.json").read_text())
+    assert result["status"] == "ok", done.stdout
+    assert result["summary"]["cas"]["lost_updates"] == 0
+    assert result["metadata"]["transport"] == "ssh" and result["metadata"]["tls"] is True
+    refused = on_vms("experiment", "ntp-isolation", "--quick", "--results", str(tmp_path),
+                     check=False)
+    assert refused.returncode == 1
+    assert "ntp-isolation needs the container lab" in " ".join(refused.stderr.split())
+
+
+@pytest.mark.last
+def test_destroy_keeps_hosts_unless_purge(on_vms, vms):
+    kept = on_vms("destroy")
+    assert "nothing removed" in " ".join(kept.stdout.split())
+    nodes = SshNodes(config_for(vms))
+    assert nodes.exec(vms.names[0], ["systemctl", "is-active", "etcd"], check=False)[0] == 0
+    purged = on_vms("destroy", "--purge")
+    assert "purged etcd and chrony from 3 host(s)" in purged.stdout
+    for name in vms.names:
+        code, _ = nodes.exec(name, ["test", "-e", "/usr/local/bin/etcd"], check=False)
+        assert code != 0, name
+        assert nodes.exec(name, ["systemctl", "is-active", "etcd"], check=False)[0] != 0
