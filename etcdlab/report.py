@@ -115,6 +115,11 @@ _METADATA_LABELS = {
     "host": "Host",
     "python": "Python",
     "etcdlab_version": "etcdlab version",
+    "transport": "Nodes reached through",
+    "tls": "TLS",
+    "chrony_minpoll": "chrony minpoll (log2 s)",
+    "chrony_maxpoll": "chrony maxpoll (log2 s)",
+    "elapsed_s": "Experiment run time",
 }
 _TIME_KEYS = ("started_utc", "finished_utc")
 
