@@ -198,3 +198,26 @@ class PrefixWatch:
         self.stopping.set()
         self.channel.close()
         self.thread.join(5)
+
+
+def run_together(count: int, work: Callable[[int], T]) -> tuple[list[T], float]:
+    """Run ``work(0) .. work(count - 1)`` in threads released at the same moment.
+
+    Returns their results in index order and the wall-clock seconds from the release
+    until the last one finished (thread start-up is not counted).
+    """
+    release = threading.Barrier(count + 1)
+    results: list[Any] = [None] * count
+
+    def one(index: int) -> None:
+        release.wait()
+        results[index] = work(index)
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    release.wait()
+    began = time.monotonic()
+    for thread in threads:
+        thread.join()
+    return results, time.monotonic() - began

@@ -14,7 +14,6 @@ Operations that time out are *unknown*, never counted as failed.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import grpc
 
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import RawKV
+from etcdlab.experiments.common import RawKV, run_together
 
 KEY_PREFIX = "/etcdlab/conflicts/"
 
@@ -51,21 +50,8 @@ def race(ctx: Context, key: str, increment) -> dict[str, Any]:
     clients = [RawKV(cluster, cluster.names[i % len(cluster.names)], params["op_timeout_s"])
                for i in range(workers)]
     clients[0].put(key, "0")
-    start = threading.Barrier(workers + 1)
-    outcomes: list[dict[str, Any]] = [{} for _ in range(workers)]
-
-    def work(index: int) -> None:
-        start.wait()
-        outcomes[index] = increment(clients[index], key, increments)
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.monotonic()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
+    outcomes, elapsed = run_together(
+        workers, lambda index: increment(clients[index], key, increments))
     value, _mod_revision, _revision = clients[0].get(key)
     for client in clients:
         client.close()

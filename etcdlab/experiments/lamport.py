@@ -33,7 +33,7 @@ from etcdlab import clocks
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import PrefixWatch, RawKV
+from etcdlab.experiments.common import PrefixWatch, RawKV, run_together
 
 KEY_PREFIX = "/etcdlab/lamport/"
 
@@ -195,14 +195,11 @@ def shared_clock(cluster: Cluster, params: Mapping[str, Any], key: str, cas: boo
     clients = [RawKV(cluster, names[i % len(names)], params["op_timeout_s"])
                for i in range(count)]
     clients[0].put(key, json.dumps({"clock": 0, "pid": 0}))
-    start = threading.Barrier(count + 1)
-    outcomes: list[dict[str, Any]] = [{} for _ in range(count)]
 
-    def work(index: int) -> None:
+    def work(index: int) -> dict[str, Any]:
         pid, client = index + 1, clients[index]
         clock = 0
         outcome: dict[str, Any] = {"writes": [], "unknown": 0, "retries": 0}
-        start.wait()
         for _ in range(updates):
             while True:
                 try:
@@ -223,16 +220,9 @@ def shared_clock(cluster: Cluster, params: Mapping[str, Any], key: str, cas: boo
                                               "revision": revision})
                     break
                 outcome["retries"] += 1
-        outcomes[index] = outcome
+        return outcome
 
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.monotonic()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - began
+    outcomes, elapsed = run_together(count, work)
     final, _mod, _rev = clients[0].get(key)
     for client in clients:
         client.close()
