@@ -250,6 +250,8 @@ def pull(client: docker.DockerClient, image: str) -> str | None:
     repository, tag = split_image(image)
     try:
         client.images.pull(repository, tag=tag)
+    except docker.errors.APIError as exc:
+        return _first_line(Exception(_explain(exc)))
     except docker.errors.DockerException as exc:
         return _first_line(exc)
     return None
