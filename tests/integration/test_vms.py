@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import etcd3
 import grpc
 import pytest
+import yaml
 from etcd3 import etcdrpc
 
 from etcdlab.cluster import Cluster
@@ -32,8 +34,9 @@ def on_vms(vms):
     """Run `invoke TASK ... --inventory <the VMs>`; the first call provisions them."""
     env, profile = lab_env()
 
-    def invoke(task: str, *args: str, check: bool = True):
-        done = run_invoke(*profile, task, *args, "--inventory", str(vms.inventory), env=env)
+    def invoke(task: str, *args: str, check: bool = True, env_extra: dict | None = None):
+        done = run_invoke(*profile, task, *args, "--inventory", str(vms.inventory),
+                          env={**env, **(env_extra or {})})
         if check and done.returncode != 0:
             raise AssertionError(f"invoke {task} failed:\n{done.stdout}\n{done.stderr}")
         return done
@@ -102,6 +105,41 @@ def test_experiments_run_over_ssh_and_tls_or_say_why_not(on_vms, vms, tmp_path):
                      check=False)
     assert refused.returncode == 1
     assert "ntp-isolation needs the container lab" in " ".join(refused.stderr.split())
+
+
+def test_auth_limits_the_lab_user_and_keeps_secrets_out_of_artifacts(on_vms, vms):
+    enabled = on_vms("provision", env_extra={"INVOKE_LAB_ETCD_AUTH": "true"})
+    assert "provisioned" in enabled.stdout
+    config = LabConfig(inventory=str(vms.inventory), etcd_auth=True)
+    secrets_file = config.state_path / "secrets.yml"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    for key in config.pki_path.glob("*.key"):
+        assert key.stat().st_mode & 0o777 == 0o600, key
+    secrets = yaml.safe_load(secrets_file.read_text())
+    for path in (config.state_path / "artifacts").rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert secrets["etcd_lab_password"] not in text, path
+            assert secrets["etcd_root_password"] not in text, path
+    cluster = Cluster(config)
+    pki, member = config.pki_path, vms.names[0]
+    tls = {"ca_cert": str(pki / "ca.crt"), "cert_cert": str(pki / f"{member}.crt"),
+           "cert_key": str(pki / f"{member}.key")}
+    host = cluster.ips[member]
+    anonymous = etcd3.client(host=host, port=2379, timeout=5, **tls)  # a cert, no etcd user
+    with pytest.raises(Exception, match="(?i)permission denied|user name"):
+        anonymous.put("/lab/anonymous", "x")
+    anonymous.close()
+    lab_user = etcd3.client(host=host, port=2379, timeout=5, user="lab",
+                            password=secrets["etcd_lab_password"], **tls)
+    lab_user.put("/lab/allowed", "yes")
+    assert lab_user.get("/lab/allowed")[0] == b"yes"
+    with pytest.raises(Exception, match="(?i)permission denied"):
+        lab_user.put("/outside", "no")
+    lab_user.close()
+    status = json.loads(on_vms("status", "--json", env_extra={"INVOKE_LAB_ETCD_AUTH": "true"},
+                               check=False).stdout)
+    assert all(n["healthy"] for n in status)  # the lab's own tools: client cert CN root
 
 
 @pytest.mark.last
