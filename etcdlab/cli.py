@@ -87,7 +87,7 @@ def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
 def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     """``invoke lab``: provision, then run every experiment and render the report."""
     config = _provision(config, keep_on_failure=False)
-    report.__wrapped__(config, quick, None, results_dir, None)
+    _report(config, quick, None, results_dir)
 
 
 COLD_TARGET_S = 90.0
@@ -106,7 +106,7 @@ def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
     timings = provisioning.record_timing(done.config, "cold" if cold else "rerun", done.elapsed_s)
     what = "no changes" if done.run.changed == 0 else f"{done.run.changed} change(s)"
     console.print(
-        f"[bold green]provisioned[/] {done.config.nodes} node(s) in {done.elapsed_s:.1f} s "
+        f"[bold green]provisioned[/] {len(cluster.names)} node(s) in {done.elapsed_s:.1f} s "
         f"({'cold: containers created' if cold else 're-run'}; ansible {done.run.elapsed_s:.1f} s,"
         f" {what}; image {done.image}, etcd {done.config.etcd_version})"
     )
@@ -276,6 +276,11 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
             raise LabError(f"{from_dir} is not a folder of results")
         _render(from_dir)
         return
+    _report(config, quick, only, results_dir)
+
+
+def _report(config: LabConfig, quick: bool, only: list[str] | None,
+            results_dir: Path | None) -> None:
     selected = [experiments.get(n) for n in only] if only else list(
         experiments.registry().values())
     results_dir = results_dir or default_results_dir()

@@ -123,9 +123,7 @@ def resolve_assets(config: LabConfig, lab: DockerLab, say: Say) -> tuple[LabConf
     an image or archive the user chose explicitly must exist.
     """
     image = _resolve_image(config, lab, say)
-    if image == config.offline_image and config.image == DEFAULT_IMAGE:
-        config = config.with_changes(image=image)
-    return resolve_archive(config, say), image
+    return resolve_archive(config.with_changes(image=image), say), image
 
 
 def resolve_archive(config: LabConfig, say: Say) -> LabConfig:
