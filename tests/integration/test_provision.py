@@ -73,6 +73,14 @@ def test_second_provision_changes_nothing(lab):
     assert "no changes" in again.stdout
 
 
+def test_plain_community_docker_connection_also_changes_nothing(lab):
+    again = lab.invoke("provision", INVOKE_LAB_ANSIBLE_ACCELERATOR="none")
+    for name in lab.config.node_names:
+        line = next(x for x in again.stdout.splitlines() if x.strip().startswith(f"{name} :"))
+        assert "changed=0" in line, line
+    assert "no changes" in again.stdout
+
+
 def test_status_table_shows_every_column(lab):
     out = lab.invoke("status").stdout
     for column in ("node", "ip", "etcd", "member id", "role", "term", "index", "db size",
