@@ -219,13 +219,18 @@ class Cluster:
         raise LabError(f"cluster not healthy after {timeout:.0f} s: see `invoke status`")
 
     def status(self) -> list[NodeStatus]:
-        """The state of every node, queried in parallel."""
+        """The state of every node, queried in parallel (node states asked once)."""
+        states = self.lab.states()
         with ThreadPoolExecutor(max_workers=max(1, len(self.names))) as pool:
-            return list(pool.map(self.node_status, self.names))
+            return list(pool.map(lambda n: self.node_status(n, states), self.names))
 
-    def node_status(self, name: str) -> NodeStatus:
-        """etcd and chrony state of one node; unreachable parts are reported, not raised."""
-        container_state = self.lab.states().get(name, "missing")
+    def node_status(self, name: str, states: dict[str, str] | None = None) -> NodeStatus:
+        """etcd and chrony state of one node; unreachable parts are reported, not raised.
+
+        ``states``: every node's container/host state when the caller already has them.
+        """
+        container_state = (states if states is not None else self.lab.states()).get(
+            name, "missing")
         error = ""
         fields: dict = {
             "etcd_version": "", "member_id": "", "is_leader": False, "leader_id": "",

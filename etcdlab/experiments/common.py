@@ -221,3 +221,22 @@ def run_together(count: int, work: Callable[[int], T]) -> tuple[list[T], float]:
     for thread in threads:
         thread.join()
     return results, time.monotonic() - began
+
+
+def current_leader(cluster: Cluster) -> tuple[str, int, int]:
+    """(name, member id, term) of the leader a majority agrees on."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        name = cluster.leader()
+        if name is not None:
+            status = cluster.raw_status(name)
+            if status.leader == status.header.member_id:
+                return name, status.leader, status.raftTerm
+        time.sleep(0.1)
+    raise LabError("no leader within 30 s")
+
+
+def member_names(cluster: Cluster) -> dict[int, str]:
+    """Member id → node name."""
+    with cluster.client(cluster.names[0]) as client:
+        return {m.id: m.name for m in client.members}

@@ -30,7 +30,13 @@ from etcdlab import stats
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import RawKV, member_hashes, rpc_stubs
+from etcdlab.experiments.common import (
+    RawKV,
+    current_leader,
+    member_hashes,
+    member_names,
+    rpc_stubs,
+)
 
 SERIES = ("crash", "graceful")
 
@@ -97,25 +103,6 @@ def one_trial(
         "term_before": term_before,
         "term_after": term_after,
     }
-
-
-def current_leader(cluster: Cluster) -> tuple[str, int, int]:
-    """(name, member id, term) of the leader a majority agrees on."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        name = cluster.leader()
-        if name is not None:
-            status = cluster.raw_status(name)
-            if status.leader == status.header.member_id:
-                return name, status.leader, status.raftTerm
-        time.sleep(0.1)
-    raise LabError("no leader within 30 s")
-
-
-def member_names(cluster: Cluster) -> dict[int, str]:
-    """Member id → node name."""
-    with cluster.client(cluster.names[0]) as client:
-        return {m.id: m.name for m in client.members}
 
 
 def wait_new_leader(

@@ -37,8 +37,13 @@ from etcd3 import etcdrpc
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import REQUIRE_LEADER, attempt, member_hashes
-from etcdlab.experiments.election import current_leader, member_names
+from etcdlab.experiments.common import (
+    REQUIRE_LEADER,
+    attempt,
+    current_leader,
+    member_hashes,
+    member_names,
+)
 
 KEY_PREFIX = "/etcdlab/partition/"
 SCENARIOS = ("leader_isolated", "follower_isolated")

@@ -27,8 +27,7 @@ from etcdlab import provision, stats
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import attempt
-from etcdlab.experiments.election import member_names
+from etcdlab.experiments.common import attempt, member_names
 from etcdlab.experiments.partition import Member, open_members
 
 KEY_PREFIX = "/etcdlab/quota/"

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from etcdlab.results import Result
-from etcdlab.units import MISSING
+from etcdlab.units import MISSING, fmt_ms
 
 
 def format_metadata_value(key: str, value: Any) -> str:
@@ -40,3 +40,13 @@ def metadata_text(result: Result, *keys: str) -> str:
         if result.metadata.get(key) is not None:
             return format_metadata_value(key, result.metadata[key])
     return MISSING
+
+
+def election_timeout_lines(result: Result) -> dict[str, float]:
+    """Chart reference lines at T and 2T, the window etcd's randomised election timeout
+    fires in (T = the run's election timeout)."""
+    timeout_s = result.metadata["election_timeout_ms"] / 1000
+    return {
+        f"election timeout ({fmt_ms(timeout_s * 1000)})": timeout_s,
+        f"2 × election timeout ({fmt_ms(timeout_s * 2000)})": 2 * timeout_s,
+    }

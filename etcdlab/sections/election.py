@@ -9,7 +9,13 @@ from typing import Any
 
 from etcdlab import charts as plots
 from etcdlab.results import Result
-from etcdlab.sections.common import intervals_overlap, metadata_text, range_text, values
+from etcdlab.sections.common import (
+    election_timeout_lines,
+    intervals_overlap,
+    metadata_text,
+    range_text,
+    values,
+)
 from etcdlab.stats import summarize
 from etcdlab.units import (
     MISSING,
@@ -46,7 +52,6 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
     series = _election_series(result)
     if not any(values for times in series.values() for values in times.values()):
         return {}
-    timeout_s = result.metadata["election_timeout_ms"] / 1000
     name = plots.strip_plot(
         out_dir / "election.png",
         {
@@ -57,10 +62,7 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
         },
         "Time from stopping the leader to a new leader and to the first write",
         "seconds after SIGKILL / SIGTERM",
-        reference_lines={
-            f"election timeout ({fmt_ms(timeout_s * 1000)})": timeout_s,
-            f"2 × election timeout ({fmt_ms(timeout_s * 2000)})": 2 * timeout_s,
-        },
+        reference_lines=election_timeout_lines(result),
     )
     return {"times": name}
 

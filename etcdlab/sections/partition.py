@@ -15,7 +15,7 @@ from etcdlab.experiments.partition import (
     write_applied_after_heal,
 )
 from etcdlab.results import Result
-from etcdlab.sections.common import metadata_text, range_text
+from etcdlab.sections.common import election_timeout_lines, metadata_text, range_text
 from etcdlab.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_seconds
 
 OP_LABELS = {
@@ -52,15 +52,11 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
     timings = _timings(result)
     if not any(timings.values()):
         return {}
-    timeout_s = result.metadata["election_timeout_ms"] / 1000
     name = plots.strip_plot(
         out_dir / "partition.png", timings,
         "Partition: times after the cut (first three) and after healing (last two)",
         "seconds",
-        reference_lines={
-            f"election timeout ({fmt_ms(timeout_s * 1000)})": timeout_s,
-            f"2 × election timeout ({fmt_ms(timeout_s * 2000)})": 2 * timeout_s,
-        },
+        reference_lines=election_timeout_lines(result),
     )
     return {"times": name}
 
