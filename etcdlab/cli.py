@@ -234,12 +234,18 @@ def print_experiments() -> None:
 
 
 def _running_cluster(config: LabConfig) -> Cluster:
+    """The lab on ``config.network`` as it was provisioned (its prefix, size, settings)."""
     if config.hosts_mode:
         return Cluster(config)
-    lab = DockerLab(config)
-    if not lab.containers():
+    if not DockerLab(config).containers():
         raise LabError(f"no lab on network {config.network}: run `invoke provision` first")
-    return Cluster(config, lab)
+    running = provisioning.provisioned_config(config)
+    shape = ("prefix", "nodes", "subnet", "first_host")
+    if any(getattr(running, key) != getattr(config, key) for key in shape):
+        err_console.print(f"[dim]using the lab on network {running.network} as provisioned: "
+                      f"{running.nodes} node(s) {running.node_names[0]}..{running.node_names[-1]}, "
+                      f"subnet {running.subnet}[/]")
+    return Cluster(running, DockerLab(running))
 
 
 def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,

@@ -78,10 +78,11 @@ def one_trial(
     signalled = faults.crash(leader) if series == "crash" else faults.stop(leader)
     writer.go.set()
     try:
-        new_leader_id, elected_at, term_after = wait_new_leader(
+        new_leader_id, elected_at = wait_new_leader(
             stubs, leader_id, params["poll_interval_ms"] / 1000.0, params["timeout_s"]
         )
         writer.join(params["timeout_s"])
+        term_after = new_term(stubs, new_leader_id, term_before, params["timeout_s"])
     finally:
         writer.stop.set()
         for channel, _stub in stubs.values():
@@ -107,10 +108,10 @@ def one_trial(
 
 def wait_new_leader(
     stubs: Mapping[str, tuple[grpc.Channel, Any]], old_id: int, interval: float, timeout: float
-) -> tuple[int, float, int]:
+) -> tuple[int, float]:
     """Poll the survivors until a majority of them names one leader other than ``old_id``.
 
-    Returns (leader id, wall-clock time seen, term).
+    Returns (leader id, wall-clock time seen).
     """
     from etcd3 import etcdrpc
 
@@ -119,19 +120,49 @@ def wait_new_leader(
     request = etcdrpc.StatusRequest()
     while time.monotonic() < deadline:
         polled = time.monotonic()
-        votes: dict[int, list[int]] = {}
+        votes: dict[int, int] = {}
         for _channel, stub in stubs.values():
             try:
                 status = stub.Status(request, timeout=max(interval, 0.05))
             except grpc.RpcError:
                 continue
             if status.leader and status.leader != old_id:
-                votes.setdefault(status.leader, []).append(status.raftTerm)
-        for leader_id, terms in votes.items():
-            if len(terms) >= need:
-                return leader_id, time.time(), max(terms)
+                votes[status.leader] = votes.get(status.leader, 0) + 1
+        for leader_id, count in votes.items():
+            if count >= need:
+                return leader_id, time.time()
         time.sleep(max(0.0, interval - (time.monotonic() - polled)))
     raise LabError(f"no new leader within {timeout} s")
+
+
+def new_term(
+    stubs: Mapping[str, tuple[grpc.Channel, Any]], leader_id: int, term_before: int,
+    timeout: float,
+) -> int:
+    """The term the new leader serves in, as the survivors report it.
+
+    etcd's Status reports the term of the last *applied* entry, so at the moment a
+    survivor first names the new leader it may still report the old term; the new
+    leader's first (empty) entry carries the new one. Poll until a survivor that follows
+    ``leader_id`` reports a term above ``term_before``; give the highest seen otherwise.
+    """
+    from etcd3 import etcdrpc
+
+    request = etcdrpc.StatusRequest()
+    seen = term_before
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for _channel, stub in stubs.values():
+            try:
+                status = stub.Status(request, timeout=0.5)
+            except grpc.RpcError:
+                continue
+            if status.leader == leader_id:
+                seen = max(seen, status.raftTerm)
+        if seen > term_before:
+            return seen
+        time.sleep(0.01)
+    return seen
 
 
 class FirstWrite(threading.Thread):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -87,6 +88,18 @@ def test_status_table_shows_every_column(lab):
                    "health", "chrony source", "offset", "stratum"):
         assert column in out
     assert "leader" in out and "follower" in out
+
+
+def test_tasks_find_the_lab_on_a_network_as_it_was_provisioned(lab):
+    # Only the network given: the default prefix (node) and subnet do not match the test
+    # lab's, so status must use the prefix, size and subnet the lab was provisioned with.
+    done = lab.invoke("status", "--json", INVOKE_LAB_PREFIX="node",
+                      INVOKE_LAB_SUBNET="172.21.0.0/16")
+    nodes = json.loads(done.stdout)
+    assert "as provisioned" in done.stderr
+    assert [n["name"] for n in nodes] == lab.config.node_names
+    assert [n["ip"] for n in nodes] == list(lab.config.node_ips.values())
+    assert all(n["healthy"] for n in nodes)
 
 
 @pytest.mark.last
