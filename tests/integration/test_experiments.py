@@ -49,8 +49,13 @@ def test_conflicts_cas_loses_nothing_and_revisions_increase(first_run):
     conflicts = load(results, "conflicts")
     assert conflicts["status"] == "ok", conflicts["error"]
     summary = conflicts["summary"]
-    assert summary["cas"]["lost_updates"] == 0
-    assert summary["cas"]["acknowledged"] == 8 * 50
+    # A CAS that timed out (unknown) may still have been applied: then the final value is
+    # above the acknowledged count. No acknowledged increment may be missing from it.
+    cas = conflicts["samples"]["cas"]
+    assert summary["cas"]["acknowledged"] + summary["cas"]["unknown"] == 8 * 50
+    assert summary["cas"]["unknown"] <= 4
+    assert cas["acknowledged"] <= cas["final_value"] <= cas["acknowledged"] + cas["unknown"]
+    assert summary["cas"]["lost_updates"] <= 0
     assert summary["revisions_strictly_increasing"] is True
     assert summary["naive"]["acknowledged"] + summary["naive"]["unknown"] == 8 * 50
 
