@@ -88,7 +88,7 @@ def one_trial(
         for channel, _stub in stubs.values():
             channel.close()
     faults.wait_exited(leader)
-    log_at = elected_in_log(ctx, survivors, term_after)
+    log_at = elected_in_log(ctx, survivors, term_after, not_before=signalled)
     faults.restart(leader)
     if writer.succeeded_at is None:
         raise LabError(f"trial {trial}: no write succeeded within {params['timeout_s']} s")
@@ -199,13 +199,18 @@ class FirstWrite(threading.Thread):
                 client.close()
 
 
-def elected_in_log(ctx: Context, survivors: list[str], term: int) -> float | None:
-    """Earliest wall-clock time a survivor's etcd log records a leader at ``term``."""
+def elected_in_log(ctx: Context, survivors: list[str], term: int, not_before: float
+                   ) -> float | None:
+    """Earliest wall-clock time a survivor's etcd log records a leader at ``term``.
+
+    Lines stamped before ``not_before`` (the signal; less 1 ms for the log's millisecond
+    stamps) belong to an earlier election and are ignored.
+    """
     found: list[float] = []
     for name in survivors:
         for line in ctx.cluster.lab.service_log(name, "etcd").splitlines():
             when = parse_elected_line(line, term)
-            if when is not None:
+            if when is not None and when >= not_before - 0.001:
                 found.append(when)
     return min(found) if found else None
 

@@ -31,6 +31,9 @@ def test_every_election_trial_sees_a_new_leader_in_a_plausible_time(first_run, l
     for trial in crash + graceful:
         assert trial["new_leader"] != trial["killed"]
         assert trial["term_after"] > trial["term_before"]
+        # etcd logged this election (not an earlier one) after the signal, before we saw it.
+        assert trial["log_elected_s"] is not None, trial
+        assert -0.001 <= trial["log_elected_s"] <= trial["elected_s"] + 0.001, trial
     for trial in crash:
         # A follower's randomised timeout fires in [T, 2T) after the last heartbeat.
         assert 0.5 * timeout_s < trial["elected_s"] < 3 * timeout_s + 1.0, trial

@@ -26,6 +26,9 @@ def test_sample_results_are_valid_measured_records():
     election = results["election"]
     assert election.ok and len(election.samples["crash"]) == 20
     assert election.metadata["node_count"] == 3
+    for trial in election.samples["crash"] + election.samples["graceful"]:
+        assert trial["term_after"] > trial["term_before"], trial
+        assert 0 <= trial["log_elected_s"] <= trial["elected_s"], trial
 
 
 def test_report_from_sample_matches_the_expected_rendering(tmp_path):
@@ -39,6 +42,6 @@ def test_report_from_sample_matches_the_expected_rendering(tmp_path):
 
 def test_sample_report_states_the_measured_numbers(tmp_path):
     _run, text = render(tmp_path)
-    assert "median of 1.16 s (n = 20" in text
-    assert "lost 1,163 of 1,600 acknowledged increments" in text
+    assert "median of 1.19 s (n = 20" in text
+    assert "lost 1,212 of 1,600 acknowledged increments" in text
     assert "Not measured in this run: run `invoke experiment partition`" in text
