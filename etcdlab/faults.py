@@ -120,12 +120,15 @@ class Faults:
 
     def _block(self, name: str, peers: list[str], inbound: bool, outbound: bool) -> None:
         self._ensure_chain(name)
-        for peer in peers:
-            ip = self.cluster.ips[peer]
-            if inbound:
-                self._iptables(name, "-A", CHAIN, "-s", ip, "-j", "DROP")
-            if outbound:
-                self._iptables(name, "-A", CHAIN, "-d", ip, "-j", "DROP")
+        self._drop(name, peers, inbound, outbound)
+
+    def _drop(self, name: str, peers: list[str], inbound: bool = True,
+              outbound: bool = True) -> None:
+        """Add the rules dropping ``name``'s traffic from/to ``peers``, in one command."""
+        flags = [flag for flag, wanted in (("-s", inbound), ("-d", outbound)) if wanted]
+        rules = " && ".join(f"iptables -w -A {CHAIN} {flag} {self.cluster.ips[peer]} -j DROP"
+                            for peer in peers for flag in flags)
+        self.lab.exec(name, ["sh", "-c", rules])
 
     def _ensure_chain(self, name: str) -> None:
         code, _ = self.lab.exec(name, ["iptables", "-w", "-n", "-L", CHAIN], check=False)
@@ -153,19 +156,11 @@ class Faults:
         for node in self.cluster.names:
             self._ensure_chain(node)
         before = time.time()
-        self.lab.exec(name, ["sh", "-c", self._drop_all(others)])
+        self._drop(name, others)
         after = time.time()
         with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
-            list(pool.map(
-                lambda peer: self.lab.exec(peer, ["sh", "-c", self._drop_all([name])]), others))
+            list(pool.map(lambda peer: self._drop(peer, [name]), others))
         return before, after
-
-    def _drop_all(self, peers: list[str]) -> str:
-        """One shell command adding the rules that drop all traffic to and from ``peers``."""
-        return " && ".join(
-            f"iptables -w -A {CHAIN} {flag} {self.cluster.ips[peer]} -j DROP"
-            for peer in peers for flag in ("-s", "-d")
-        )
 
     def reconnect(self) -> tuple[float, float]:
         """Remove every partition rule, on all nodes at once; nothing else is healed.

@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from etcdlab.faults import CHAIN, Faults
+
 
 def run_quick(lab, results, name: str) -> dict:
     """``invoke experiment NAME --quick`` into ``results``; the saved result as JSON."""
@@ -102,3 +104,37 @@ def test_the_report_presents_all_three(lab, results):
         start = text.index(f"## Q{number}.")
         section = text[start:text.index(f"## Q{number + 1}.", start)]
         assert "### Answer" in section and "### Method" in section, section[:400]
+
+
+def test_partition_primitives_drop_exactly_the_chosen_traffic_and_heal(lab):
+    faults = Faults(lab.cluster)
+    nodes, ips = lab.cluster.lab, lab.config.node_ips
+    a, b, c = lab.config.node_names
+
+    def rules(name: str) -> set[str]:
+        _code, out = nodes.exec(name, ["iptables", "-w", "-S", CHAIN], check=False)
+        return {line for line in out.splitlines() if "DROP" in line}
+
+    def connects(src: str, dst: str) -> bool:  # a TCP connection to the peer port
+        probe = f"import socket; socket.create_connection(('{ips[dst]}', 2380), 1)"
+        return nodes.exec(src, ["python3", "-c", probe], check=False)[0] == 0
+
+    def drop(peer: str, flag: str) -> str:
+        return f"-A {CHAIN} {flag} {ips[peer]}/32 -j DROP"
+
+    try:
+        faults.one_way(a, b)  # what a sends, b drops
+        assert rules(b) == {drop(a, "-s")} and rules(a) == rules(c) == set()
+        faults.heal()
+        faults.isolate(c)
+        assert rules(c) == {drop(a, "-s"), drop(a, "-d"), drop(b, "-s"), drop(b, "-d")}
+        assert rules(a) == {drop(c, "-s"), drop(c, "-d")} and rules(b) == {drop(c, "-s"),
+                                                                             drop(c, "-d")}
+        assert not connects(c, a) and not connects(a, c) and not connects(b, c)
+        assert connects(a, b) and connects(b, a)
+    finally:
+        repaired = faults.heal()
+    assert f"{c}: partition rules removed" in repaired
+    assert all(rules(name) == set() for name in (a, b, c))
+    assert connects(a, c) and connects(c, b)
+    assert_healthy_with_one_leader(lab)
