@@ -237,15 +237,17 @@ def _running_cluster(config: LabConfig) -> Cluster:
     """The lab on ``config.network`` as it was provisioned (its prefix, size, settings)."""
     if config.hosts_mode:
         return Cluster(config)
-    if not DockerLab(config).containers():
+    running = provisioning.provisioned_config(config)  # same network, so same state folder
+    lab = DockerLab(running)
+    if not lab.containers():
         raise LabError(f"no lab on network {config.network}: run `invoke provision` first")
-    running = provisioning.provisioned_config(config)
     shape = ("prefix", "nodes", "subnet", "first_host")
     if any(getattr(running, key) != getattr(config, key) for key in shape):
+        names = running.node_names
         err_console.print(f"[dim]using the lab on network {running.network} as provisioned: "
-                      f"{running.nodes} node(s) {running.node_names[0]}..{running.node_names[-1]}, "
-                      f"subnet {running.subnet}[/]")
-    return Cluster(running, DockerLab(running))
+                          f"{running.nodes} node(s) {names[0]}..{names[-1]}, "
+                          f"subnet {running.subnet}[/]")
+    return Cluster(running, lab)
 
 
 def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
