@@ -20,7 +20,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -113,19 +113,12 @@ def wait_new_leader(
 
     Returns (leader id, wall-clock time seen).
     """
-    from etcd3 import etcdrpc
-
     need = len(stubs) // 2 + 1
     deadline = time.monotonic() + timeout
-    request = etcdrpc.StatusRequest()
     while time.monotonic() < deadline:
         polled = time.monotonic()
         votes: dict[int, int] = {}
-        for _channel, stub in stubs.values():
-            try:
-                status = stub.Status(request, timeout=max(interval, 0.05))
-            except grpc.RpcError:
-                continue
+        for status in statuses(stubs, max(interval, 0.05)):
             if status.leader and status.leader != old_id:
                 votes[status.leader] = votes.get(status.leader, 0) + 1
         for leader_id, count in votes.items():
@@ -146,23 +139,28 @@ def new_term(
     leader's first (empty) entry carries the new one. Poll until a survivor that follows
     ``leader_id`` reports a term above ``term_before``; give the highest seen otherwise.
     """
-    from etcd3 import etcdrpc
-
-    request = etcdrpc.StatusRequest()
     seen = term_before
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for _channel, stub in stubs.values():
-            try:
-                status = stub.Status(request, timeout=0.5)
-            except grpc.RpcError:
-                continue
+        for status in statuses(stubs, 0.5):
             if status.leader == leader_id:
                 seen = max(seen, status.raftTerm)
         if seen > term_before:
             return seen
         time.sleep(0.01)
     return seen
+
+
+def statuses(stubs: Mapping[str, tuple[grpc.Channel, Any]], timeout: float) -> Iterator[Any]:
+    """The Status of each member in ``stubs`` that answers within ``timeout``, in turn."""
+    from etcd3 import etcdrpc
+
+    request = etcdrpc.StatusRequest()
+    for _channel, stub in stubs.values():
+        try:
+            yield stub.Status(request, timeout=timeout)
+        except grpc.RpcError:
+            continue
 
 
 class FirstWrite(threading.Thread):
