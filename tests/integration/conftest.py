@@ -1,8 +1,8 @@
 """A real lab for the integration tests: containers provisioned by the real roles.
 
 The test lab uses its own network, subnet and names (``etcdlab-test``, ``172.28.0.0/16``,
-``tnode1..3``), passed as INVOKE_LAB_* environment variables, so it never touches a lab the
-user runs with the defaults. ``ETCDLAB_TEST_PROFILE`` names an extra invoke config file
+``tnode1..3``; ``ETCDLAB_TEST_LAB`` changes them), passed as INVOKE_LAB_* environment
+variables, so it never touches a lab the user runs with the defaults. ``ETCDLAB_TEST_PROFILE`` names an extra invoke config file
 (CI: ``profiles/offline.yaml``); ``ETCDLAB_REQUIRE_DOCKER=1`` turns a missing Docker engine
 into a failure instead of a skip.
 """
@@ -23,7 +23,12 @@ from etcdlab.cluster import Cluster
 from etcdlab.config import LabConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_LAB = {"network": "etcdlab-test", "subnet": "172.28.0.0/16", "prefix": "tnode"}
+# ETCDLAB_TEST_LAB="network,subnet,prefix" gives a second checkout a test lab of its own.
+TEST_LAB = dict(zip(
+    ("network", "subnet", "prefix"),
+    os.environ.get("ETCDLAB_TEST_LAB", "etcdlab-test,172.28.0.0/16,tnode").split(","),
+    strict=True,
+))
 INVOKE = [sys.executable, "-m", "invoke"]
 
 
