@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -273,8 +276,11 @@ def run_playbook(
     show: Callable[[str, dict[str, str]], None],
     extra: Mapping[str, Any] | None = None,
 ) -> PlaybookRun:
-    """Apply ``playbooks/<playbook>`` to the lab through ansible-runner."""
-    import ansible_runner  # slow import: only when a playbook runs
+    """Apply ``playbooks/<playbook>`` to the lab through ansible-runner, in a fresh child.
+
+    The child (:mod:`etcdlab.playbook_child`) is started with fork+exec, never forked
+    from this process with its gRPC threads; its events stream to ``show`` as they come.
+    """
 
     private = state_dir(config)
     private.mkdir(parents=True, exist_ok=True)
@@ -307,37 +313,77 @@ def run_playbook(
     progress = TaskProgress(show)
     progress.run.playbook = playbook
     started = time.monotonic()
-    result = ansible_runner.run(
-        private_data_dir=str(private),
-        project_dir=str(ROOT),
-        playbook=f"playbooks/{playbook}",
-        inventory=inventory,
-        extravars={**role_variables(config, member_ips), **(extra or {})},
+    request = {
+        "private_data_dir": str(private),
+        "project_dir": str(ROOT),
+        "playbook": f"playbooks/{playbook}",
+        "inventory": inventory,
+        "extravars": {**role_variables(config, member_ips), **(extra or {})},
         # Passwords go in a 0600 file named on the command line, never in the
         # extravars, which ansible-runner records in its artifacts.
-        cmdline=f"-e @{secrets_file(config)}" if config.etcd_auth else None,
-        envvars=envvars,
-        event_handler=progress,
-        quiet=True,
-        suppress_env_files=True,
-        rotate_artifacts=3,
-    )
+        "cmdline": f"-e @{secrets_file(config)}" if config.etcd_auth else None,
+        "envvars": envvars,
+        "suppress_env_files": True,
+        "rotate_artifacts": 3,
+    }
+    final = run_in_child(request, progress)
     progress.flush()
     run = progress.run
     run.elapsed_s = time.monotonic() - started
-    run.status = result.status
-    if result.status != "successful" or result.rc != 0:
-        detail = run.failures[0] if run.failures else _runner_tail(result)
+    run.status = final.get("status") or "failed"
+    if run.status != "successful" or final.get("rc") != 0:
+        detail = run.failures[0] if run.failures else (
+            final.get("tail") or f"ansible-runner status {run.status}, rc {final.get('rc')}")
         raise LabError(f"{playbook} failed: {detail}")
     return run
 
 
-def _runner_tail(result: Any) -> str:
+def run_in_child(request: Mapping[str, Any], on_event: Callable[[dict], Any]) -> dict[str, Any]:
+    """Run ansible-runner with ``request`` in :mod:`etcdlab.playbook_child`.
+
+    Every event goes to ``on_event``; returns the child's final status. The child has its
+    own session, so a Ctrl-C meant for the lab does not cut a playbook short by itself: when
+    this process is interrupted it stops the child (SIGTERM, then SIGKILL) before raising.
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-m", "etcdlab.playbook_child"], cwd=str(ROOT),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    final: dict[str, Any] = {}
     try:
-        lines = [line for line in result.stdout.read().splitlines() if line.strip()]
-    except (OSError, AttributeError):
-        lines = []
-    return lines[-1] if lines else f"ansible-runner status {result.status}, rc {result.rc}"
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(request))
+        child.stdin.close()
+        for line in child.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if "final" in message:
+                final = message["final"]
+            else:
+                on_event(message)
+        child.wait()
+    except BaseException:
+        _stop(child)
+        raise
+    if not final:
+        error = (child.stderr.read() if child.stderr else "").strip().splitlines()
+        final = {"status": "failed", "rc": child.returncode,
+                 "tail": error[-1] if error else f"playbook runner exited {child.returncode}"}
+    return final
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """End a playbook child and its ansible-playbook (its own process group)."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        if child.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=grace)
 
 
 # -- what was provisioned -------------------------------------------------------------
