@@ -22,9 +22,12 @@ from etcdlab.cluster import Cluster, NodeStatus
 from etcdlab.config import LabConfig, QuorumWarning
 from etcdlab.docker_cluster import DockerLab, connect
 from etcdlab.errors import LabError
-from etcdlab.experiments.base import run_experiment
+from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
+from etcdlab.journal import HealStep
 from etcdlab.report import render_report
+from etcdlab.signals import install_interrupt_handlers
+from etcdlab.state import LabLock
 
 # Piped output (CI logs, tests) gets wide lines instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
@@ -36,20 +39,29 @@ _OUTCOME_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red",
 
 
 def user_errors(func: F) -> F:
-    """Turn a LabError into one red line on stderr and exit status 1."""
+    """Turn a LabError into one red line on stderr and exit status 1.
+
+    SIGTERM and SIGHUP are handled like Ctrl-C (exit 130 after the runner healed).
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        install_interrupt_handlers()
         try:
             return func(*args, **kwargs)
         except LabError as exc:
             err_console.print(f"[bold red]error:[/] {exc}")
             sys.exit(1)
-        except KeyboardInterrupt:
-            err_console.print("[bold red]interrupted[/]")
+        except KeyboardInterrupt as exc:
+            err_console.print(f"[bold red]interrupted[/] ({exc or 'SIGINT'})")
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def lab_lock(config: LabConfig) -> LabLock:
+    """The lab's lock, held by every task that changes the lab (one run at a time)."""
+    return LabLock(provisioning.state_dir(config))
 
 
 @user_errors
@@ -80,14 +92,16 @@ def show_task(task: str, results: dict[str, str]) -> None:
 @user_errors
 def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
     """``invoke provision``: create/repair the lab and print recap, status and time."""
-    _provision(config, keep_on_failure)
+    with lab_lock(config):
+        _provision(config, keep_on_failure)
 
 
 @user_errors
 def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     """``invoke lab``: provision, then run every experiment and render the report."""
-    config = _provision(config, keep_on_failure=False)
-    _report(config, quick, None, results_dir)
+    with lab_lock(config):
+        config = _provision(config, keep_on_failure=False)
+        _report(config, quick, None, results_dir)
 
 
 COLD_TARGET_S = 90.0
@@ -95,12 +109,15 @@ RERUN_TARGET_S = 25.0
 
 
 def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
+    _heal_left_faults(config)
     done = provisioning.provision(config, say, show_task, keep_on_failure)
     console.print("\n[bold]PLAY RECAP[/]")
     for line in done.run.recap_lines():
         console.print(f"  {line}")
     cluster = Cluster(done.config)
     cluster.wait_healthy(timeout=60)
+    if not done.config.hosts_mode:
+        Faults(cluster).forget_clock_backups()
     print_status(cluster.status())
     cold = len(done.created) == done.config.nodes and not done.config.hosts_mode
     timings = provisioning.record_timing(done.config, "cold" if cold else "rerun", done.elapsed_s)
@@ -116,6 +133,21 @@ def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
                                     ("rerun", "last re-run", RERUN_TARGET_S))
     ))
     return done.config
+
+
+def _heal_left_faults(config: LabConfig) -> None:
+    """A killed run's faults are undone before the roles are applied again."""
+    from etcdlab.journal import JOURNAL_FILE, Journal
+
+    journal = Journal(provisioning.state_dir(config) / JOURNAL_FILE)
+    if not journal.open_entries():
+        return
+    if not config.hosts_mode and not DockerLab(config).containers():
+        say("the journal lists faults of a lab whose containers are gone: discarded")
+        journal.path.unlink(missing_ok=True)
+        return
+    say("the journal lists faults a killed run left: healing them first")
+    _print_heal(_heal(_running_cluster(config)))
 
 
 def _timing(seconds: float | None) -> str:
@@ -180,11 +212,13 @@ def destroy(config: LabConfig, purge: bool = False) -> None:
                 "`invoke destroy --purge` stops etcd and chrony and removes them and their data."
             )
             return
-        run = provisioning.run_playbook(config, "purge.yml", show_task)
+        with lab_lock(config):
+            run = provisioning.run_playbook(config, "purge.yml", show_task)
         shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
         console.print(f"[bold green]purged[/] etcd and chrony from {len(run.recap)} host(s)")
         return
-    removed = DockerLab(config).destroy(say)
+    with lab_lock(config):
+        removed = DockerLab(config).destroy(say)
     shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
     console.print(
         f"[bold green]destroyed[/] {removed} container(s) of {config.network}"
@@ -271,7 +305,9 @@ def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | No
     exp = experiments.get(name)
     params = exp.params(quick, **overrides)
     results_dir = results_dir or default_results_dir()
-    if not _run_one(_running_cluster(config), exp, results_dir, params):
+    with lab_lock(config):
+        ok = _run_one(_running_cluster(config), exp, results_dir, params)
+    if not ok:
         sys.exit(1)
 
 
@@ -284,7 +320,8 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
             raise LabError(f"{from_dir} is not a folder of results")
         _render(from_dir)
         return
-    _report(config, quick, only, results_dir)
+    with lab_lock(config):
+        _report(config, quick, only, results_dir)
 
 
 def _report(config: LabConfig, quick: bool, only: list[str] | None,
@@ -293,8 +330,21 @@ def _report(config: LabConfig, quick: bool, only: list[str] | None,
         experiments.registry().values())
     results_dir = results_dir or default_results_dir()
     cluster = _running_cluster(config)
-    failed = [e.name for e in selected
-              if not _run_one(cluster, e, results_dir, e.params(quick))]
+    failed = []
+    times: list[tuple[str, float]] = []
+    try:
+        for exp in selected:
+            started = time.monotonic()
+            if not _run_one(cluster, exp, results_dir, exp.params(quick)):
+                failed.append(exp.name)
+            times.append((exp.name, time.monotonic() - started))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: no further experiment starts; rendering what "
+                      "was measured[/]")
+        _render(results_dir)
+        raise
+    console.print("time per experiment: " + ", ".join(f"{n} {t:.0f} s" for n, t in times)
+                  + f" (total {sum(t for _, t in times) / 60:.1f} min)")
     _render(results_dir)
     if failed:
         raise LabError(f"experiment(s) failed: {', '.join(failed)} (their sections say why)")
@@ -310,11 +360,33 @@ def _render(results_dir: Path) -> None:
 
 @user_errors
 def heal(config: LabConfig) -> None:
-    """``invoke heal``: undo every fault a killed run may have left, wait healthy."""
-    repaired = Faults(_running_cluster(config)).heal()
-    for line in repaired:
-        say(line)
-    console.print("[bold green]healthy[/]" + ("" if repaired else ": nothing to repair"))
+    """``invoke heal``: undo every fault the journal lists and what else a killed run left.
+
+    Ends with a table of what was healed and what could not be; exit 1 if anything is left.
+    """
+    with lab_lock(config):
+        steps = _heal(_running_cluster(config))
+    _print_heal(steps)
+    left = [step for step in steps if not step.ok]
+    if left:
+        raise LabError(f"{len(left)} step(s) could not be healed (table above): "
+                       "fix what they name, then run `invoke heal` again")
+    console.print("[bold green]healed[/]: the lab is whole" if len(steps) > 1
+                  else "[bold green]healthy[/]: nothing to repair")
+
+
+def _heal(cluster: Cluster) -> list[HealStep]:
+    return Faults(cluster).heal(extra={"run": finish_run})
+
+
+def _print_heal(steps: list[HealStep]) -> None:
+    table = Table(title="heal", title_justify="left")
+    for column in ("step", "outcome", "detail"):
+        table.add_column(column)
+    for step in steps:
+        table.add_row(step.what, "[green]healed[/]" if step.ok else "[bold red]left[/]",
+                      step.detail)
+    console.print(table)
 
 
 # -- membership registry (Q10): `invoke members` ------------------------------------------

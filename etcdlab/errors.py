@@ -6,3 +6,11 @@ class LabError(Exception):
 
     Tasks print its message in one line and exit non-zero.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP: heal, keep what was measured, start nothing new."""
+
+    def __init__(self, signal_name: str = "SIGINT") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name

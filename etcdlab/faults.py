@@ -5,9 +5,14 @@ lab's node backend (:mod:`etcdlab.nodes`): for containers they are sent from thi
 (docker top gives the host pid; the time of the signal is known to the microsecond), on
 hosts with ``pkill`` over SSH. Partitions are iptables rules in a chain of the lab's own,
 ``ETCDLAB``, inside each container (``NET_ADMIN``); only traffic between nodes is cut,
-so that this machine still reaches every side. Experiments use :meth:`Faults.session`,
-which heals in a ``finally`` — also on Ctrl-C — and ``invoke heal`` repairs a lab that a
-killed run left broken.
+so that this machine still reaches every side.
+
+Every fault and setting change is written to the lab's journal (:mod:`etcdlab.journal`)
+before it is applied, with what undoing it needs; the fault's own undo (a restart, a
+reconnect) marks it done. :meth:`Faults.heal` replays whatever is still open — the
+experiment runner calls it between ``run`` and ``check`` on every exit, ``invoke heal``
+after a killed run — then sweeps every node for anything left, step by step, carrying on
+past a step that fails.
 
 Clock faults give one process a faked clock with libfaketime (an offset and/or a rate):
 a Python agent on this machine or in a node, or a node's chronyd, whose supervisord
@@ -18,17 +23,19 @@ etcd's traffic alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
+from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
 
 CHAIN = "ETCDLAB"
 ETCD_PROGRAM = "etcd"
@@ -42,14 +49,18 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 BACKUP_DIR = "/var/lib/etcdlab-faults"
 # Every agent process started in a node carries this in its argv (heal() ends them by it).
 NODE_AGENT_MARK = "--etcdlab-node-agent"
+# Every local process a fault starts carries its journal entry's id in this variable, so
+# that `invoke heal` finds it after the process that started it was killed.
+FAULT_ENV = "ETCDLAB_FAULT"
 
 
 class Faults:
-    """Fault injection on one lab; remembers nothing it cannot rediscover in ``heal``."""
+    """Fault injection on one lab: each fault journalled before it is applied."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, journal: Journal | None = None) -> None:
         self.cluster = cluster
         self.lab = cluster.lab
+        self.journal = journal or Journal(cluster.config.state_path / JOURNAL_FILE)
         self._local_processes: list[subprocess.Popen] = []
 
     # -- processes --------------------------------------------------------------------
@@ -63,21 +74,26 @@ class Faults:
 
     def crash(self, name: str) -> float:
         """SIGKILL the member's etcd (a crash: no leadership transfer)."""
-        return self.signal_etcd(name, signal.SIGKILL)
+        return self._etcd_fault(name, signal.SIGKILL, "crashed (SIGKILL)")
 
     def stop(self, name: str) -> float:
         """SIGTERM the member's etcd (graceful: a leader hands over leadership first)."""
-        return self.signal_etcd(name, signal.SIGTERM)
+        return self._etcd_fault(name, signal.SIGTERM, "stopped (SIGTERM)")
 
     def pause(self, name: str) -> float:
         """SIGSTOP the member's etcd: alive but silent, like a long GC pause."""
-        return self.signal_etcd(name, signal.SIGSTOP)
+        return self._etcd_fault(name, signal.SIGSTOP, "paused (SIGSTOP)")
+
+    def _etcd_fault(self, name: str, sig: signal.Signals, what: str) -> float:
+        self.journal.begin("etcd", f"{name}: etcd {what}", node=name)
+        return self.signal_etcd(name, sig)
 
     def resume(self, name: str) -> None:
         """SIGCONT a paused etcd."""
         pid = self.etcd_pid(name)
         if pid is not None:
             self.signal_etcd(name, signal.SIGCONT)
+            self.journal.close("etcd", node=name)
 
     def wait_exited(self, name: str, timeout: float = 30.0) -> None:
         """Block until the member's etcd process is gone."""
@@ -90,6 +106,7 @@ class Faults:
     def start(self, name: str) -> None:
         """Start the member's etcd again (supervisord or systemd; no-op when running)."""
         self._service(name, "start", ETCD_PROGRAM)
+        self.journal.close("etcd", node=name)
 
     def restart(self, name: str, timeout: float = 60.0) -> None:
         """Start a stopped member and wait until it is healthy again."""
@@ -109,6 +126,8 @@ class Faults:
     def split(self, groups: Iterable[Iterable[str]]) -> None:
         """Partition the nodes into groups that cannot talk to each other."""
         groups = [list(g) for g in groups]
+        self._journal_partition(" | ".join(",".join(g) for g in groups),
+                                [n for g in groups for n in g])
         for group in groups:
             outside = [n for other in groups if other is not group for n in other]
             for name in group:
@@ -116,7 +135,11 @@ class Faults:
 
     def one_way(self, sender: str, receiver: str) -> None:
         """Drop what ``sender`` sends to ``receiver``; the other direction still works."""
+        self._journal_partition(f"{sender} -> {receiver} dropped", [receiver])
         self._block(receiver, [sender], inbound=True, outbound=False)
+
+    def _journal_partition(self, what: str, nodes: list[str]) -> None:
+        self.journal.begin("partition", f"partition: {what}", nodes=sorted(set(nodes)))
 
     def _block(self, name: str, peers: list[str], inbound: bool, outbound: bool) -> None:
         self._ensure_chain(name)
@@ -153,6 +176,7 @@ class Faults:
         whatever the caller times next starts soon after the cut.
         """
         others = [n for n in self.cluster.names if n != name]
+        self._journal_partition(f"{name} cut off", self.cluster.names)
         for node in self.cluster.names:
             self._ensure_chain(node)
         before = time.time()
@@ -173,7 +197,9 @@ class Faults:
                 lambda node: self.lab.exec(node, ["iptables", "-w", "-F", CHAIN], check=False),
                 self.cluster.names,
             ))
-        return before, time.time()
+        after = time.time()
+        self.journal.close("partition")
+        return before, after
 
     def partitioned(self, name: str) -> bool:
         """Whether the node has any partition rule in force."""
@@ -193,7 +219,20 @@ class Faults:
         """
         if not os.path.exists(FAKETIME_LIB):
             raise LabError(f"{FAKETIME_LIB} is missing: install the Debian package `faketime`")
-        env = {**os.environ, **popen.pop("env", {}), **faketime_env(offset_s, rate)}
+        env = {**popen.pop("env", {}), **faketime_env(offset_s, rate)}
+        what = f"local process with a faked clock ({faketime_spec(offset_s, rate)})"
+        return self.spawn(argv, what, env=env, **popen)
+
+    def spawn(self, argv: list[str], what: str = "local process", **popen: Any
+              ) -> subprocess.Popen:
+        """Start a local process that heal() ends if it is still alive (journalled first).
+
+        It carries its entry's id in ``$ETCDLAB_FAULT``: after a kill of this process,
+        ``invoke heal`` finds it by that.
+        """
+        entry = self.journal.begin("local-process", f"{what}: {Path(argv[0]).name} "
+                                   f"{' '.join(argv[1:4])}".strip())
+        env = {**os.environ, **popen.pop("env", {}), FAULT_ENV: entry.id}
         process = subprocess.Popen(argv, env=env, **popen)
         self._local_processes.append(process)
         return process
@@ -209,7 +248,13 @@ class Faults:
         if NODE_AGENT_MARK not in argv:
             raise LabError(f"node agents must carry {NODE_AGENT_MARK} in their argv")
         env = faketime_env(offset_s, rate) if (offset_s, rate) != (0.0, 1.0) else {}
-        code, stdout, stderr = self.lab.exec_env(name, argv, env)
+        entry = self.journal.begin("node-agent", f"{name}: clock agent", node=name)
+        try:
+            code, stdout, stderr = self.lab.exec_env(name, argv, env)
+        except Exception:
+            self._end_node_agents(entry)
+            raise
+        self.journal.done(entry, "exited")
         if code != 0:
             raise LabError(f"{name}: agent failed ({code}): {(stderr or stdout)[-500:]}")
         return code, stdout
@@ -232,6 +277,7 @@ class Faults:
         Every file is backed up first and restored by heal(). Returns the wall-clock
         time chronyd was started.
         """
+        self._journal_chronyd(name, "chronyd reconfigured")
         self._service(name, "stop", CHRONY_PROGRAM)  # chronyd writes its driftfile now
         if offset_s is not None or rate is not None:
             self._backup(name, CHRONY_SUPERVISOR_CONF)
@@ -254,7 +300,14 @@ class Faults:
 
     def stop_chronyd(self, name: str) -> None:
         """Stop a node's chronyd (it writes its driftfile as it exits); heal() restarts it."""
+        self._journal_chronyd(name, "chronyd stopped")
         self._service(name, "stop", CHRONY_PROGRAM)
+
+    def _journal_chronyd(self, name: str, what: str) -> None:
+        """One open entry per node: heal() restores every file and restarts chronyd."""
+        if not self.journal.open_entries("chronyd", node=name):
+            self.journal.begin("chronyd", f"{name}: {what} (files backed up in the node)",
+                               node=name)
 
     def read_driftfile(self, name: str) -> tuple[float, float] | None:
         """(frequency ppm, skew ppm) from the node's chrony driftfile, None when absent."""
@@ -267,6 +320,8 @@ class Faults:
     def cut_ntp(self, client: str, server: str) -> float:
         """Drop NTP (UDP 123) between a client and its time server; etcd traffic still
         flows. Returns the wall-clock time the rules were in force."""
+        self.journal.begin("ntp-cut", f"{client}: NTP to {server} cut", node=client,
+                           server=server)
         self._ensure_chain(client)
         ip = self.cluster.ips[server]
         for rule in _ntp_rules(ip):
@@ -278,7 +333,9 @@ class Faults:
         ip = self.cluster.ips[server]
         for rule in _ntp_rules(ip):
             self.lab.exec(client, ["iptables", "-w", "-D", CHAIN, *rule], check=False)
-        return time.time()
+        flowing = time.time()
+        self.journal.close("ntp-cut", node=client, server=server)
+        return flowing
 
     def _service(self, name: str, action: str, program: str) -> None:
         """Start or stop a service; already in that state is fine."""
@@ -320,57 +377,219 @@ class Faults:
         self.lab.exec(name, ["supervisorctl", "update", CHRONY_PROGRAM], check=False)
         return restored
 
-    def _heal_clocks(self) -> list[str]:
-        """Clock faults: local faked processes, node agents, chronyd's files and state."""
-        repaired = []
+    def _end_node_agents(self, entry: Entry) -> str:
+        node = entry.data["node"]
+        code, _ = self.lab.exec(node, ["pkill", "-f", "--", NODE_AGENT_MARK], check=False)
+        return f"{node}: clock agents ended" if code == 0 else f"{node}: no clock agent left"
+
+    def _end_local_processes(self, entry: Entry) -> str:
+        """End the local processes that carry this entry's id (also a killed run's)."""
+        ended = []
+        for pid in _pids_with_fault(entry.id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                ended.append(pid)
         for process in self._local_processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-                repaired.append(f"local process {process.pid} with a faked clock ended")
-        self._local_processes.clear()
-        for name in self.cluster.names:
-            code, _ = self.lab.exec(name, ["pkill", "-f", "--", NODE_AGENT_MARK], check=False)
-            if code == 0:
-                repaired.append(f"{name}: clock agents ended")
-            restored = self._restore_files(name)
-            if restored:
-                repaired.append(f"{name}: restored {', '.join(restored)}")
-            if not self.lab.service_running(name, CHRONY_PROGRAM):
-                self._service(name, "start", CHRONY_PROGRAM)
-                repaired.append(f"{name}: chronyd started")
-        return repaired
+            if process.pid in ended:
+                process.wait()  # our own child: reap it
+        return f"ended pid {', '.join(map(str, ended))}" if ended else "already exited"
+
+    def _undo_etcd(self, entry: Entry) -> str:
+        node = entry.data["node"]
+        done = []
+        if self.lab.process_stopped(node, ETCD_PROGRAM):
+            self.signal_etcd(node, signal.SIGCONT)
+            done.append("resumed")
+        if self.etcd_pid(node) is None:
+            self._service(node, "start", ETCD_PROGRAM)
+            done.append("started")
+        return f"{node}: etcd {' and '.join(done) or 'already running'}"
+
+    def _undo_partition(self, entry: Entry) -> str:
+        return self._flush_rules(entry.data.get("nodes") or self.cluster.names)
+
+    def _flush_rules(self, nodes: Iterable[str]) -> str:
+        failed = []
+        for node in nodes:
+            code, out = self.lab.exec(node, ["iptables", "-w", "-F", CHAIN], check=False)
+            if code != 0 and "No chain" not in out:
+                failed.append(f"{node}: {out.strip()[-200:]}")
+        if failed:
+            raise LabError("; ".join(failed))
+        return "rules removed"
+
+    def _undo_ntp_cut(self, entry: Entry) -> str:
+        self.restore_ntp(entry.data["node"], entry.data["server"])
+        return f"{entry.data['node']}: NTP flows again"
+
+    def _undo_chronyd(self, entry: Entry) -> str:
+        node = entry.data["node"]
+        restored = self._restore_files(node)
+        if not self.lab.service_running(node, CHRONY_PROGRAM):
+            self._service(node, "start", CHRONY_PROGRAM)
+        return f"{node}: chronyd running" + (f", restored {', '.join(restored)}"
+                                              if restored else "")
+
+    # -- settings ---------------------------------------------------------------------
+    def change_settings(self, show: Show, **changes: Any) -> Any:
+        """Re-apply the etcd role with some settings changed (rolling, quorum kept).
+
+        Journalled first: heal() re-applies the provisioned settings (after recovering
+        from a NOSPACE alarm, which a small quota may have left). Returns the playbook run.
+        """
+        from etcdlab import provision
+
+        what = ", ".join(f"{key}={value}" for key, value in sorted(changes.items()))
+        self.journal.begin("settings", f"etcd settings changed: {what}", changes=changes)
+        return provision.reconfigure(self.cluster.config, show, **changes)
+
+    def restore_settings(self, show: Show) -> Any:
+        """Re-apply the settings the lab was provisioned with; returns the playbook run."""
+        from etcdlab import provision
+
+        run = provision.reconfigure(self.cluster.config, show)
+        self.cluster.wait_healthy(timeout=120)
+        self.journal.close("settings")
+        return run
+
+    def _undo_settings(self, entry: Entry) -> str:
+        recovered = self.recover_space()
+        self.restore_settings(_quiet)
+        return ("provisioned settings re-applied"
+                + (f" after recovering from {recovered}" if recovered else ""))
+
+    def recover_space(self) -> str:
+        """Compact, defragment every member and disarm, if a NOSPACE alarm is raised.
+
+        Returns what it found ("" when no alarm was raised).
+        """
+        reachable = [n for n in self.cluster.names if self.etcd_pid(n) is not None]
+        if not reachable:
+            return ""
+        with self.cluster.client(reachable[0], timeout=30) as client:
+            alarms = list(client.list_alarms())
+            if not alarms:
+                return ""
+            revision = self.cluster.raw_status(reachable[0]).header.revision
+            with contextlib.suppress(Exception):  # already compacted to it: fine
+                client.compact(revision, physical=True)
+        for name in reachable:
+            with self.cluster.client(name, timeout=60) as member:
+                member.defragment()
+        with self.cluster.client(reachable[0], timeout=30) as client:
+            for alarm in alarms:
+                client.disarm_alarm(alarm.member_id)
+        return f"{len(alarms)} NOSPACE alarm(s): compacted to {revision}, defragmented, disarmed"
 
     # -- healing ----------------------------------------------------------------------
-    def heal(self, wait: bool = True, timeout: float = 90.0) -> list[str]:
-        """Undo every fault on every node: rules flushed, etcd resumed and started.
+    def undo_handlers(self) -> dict[str, Callable[[Entry], str]]:
+        """How each journalled kind of fault is undone (the run record is the runner's)."""
+        return {"partition": self._undo_partition, "ntp-cut": self._undo_ntp_cut,
+                "etcd": self._undo_etcd, "local-process": self._end_local_processes,
+                "node-agent": self._end_node_agents, "chronyd": self._undo_chronyd,
+                "settings": self._undo_settings}
 
-        Returns what it repaired (for ``invoke heal``); waits for a healthy cluster.
+    def heal(self, wait: bool = True, timeout: float = 90.0,
+             extra: Mapping[str, Callable[[Entry], str]] | None = None,
+             keep: Iterable[str] = ()) -> list[HealStep]:
+        """Undo every open journal entry, then sweep every node for what is left.
+
+        Each step is tried on its own: one that fails (a node unreachable, a command
+        timing out) is reported and the others still run. With ``wait``, the last step
+        waits for a healthy cluster with one leader. ``extra`` adds handlers (the runner's
+        for interrupted runs); entries whose ids are in ``keep`` stay open. Returns every
+        step.
         """
-        repaired = self.lab.repair()
-        for name in self.cluster.names:
-            if self.partitioned(name):
-                self._iptables(name, "-F", CHAIN)
-                repaired.append(f"{name}: partition rules removed")
-            pid = self.etcd_pid(name)
-            if pid is not None and self.lab.process_stopped(name, ETCD_PROGRAM):
-                self.signal_etcd(name, signal.SIGCONT)
-                repaired.append(f"{name}: etcd resumed (was SIGSTOPped)")
-            if pid is None:
-                self.start(name)
-                repaired.append(f"{name}: etcd started")
-        repaired += self._heal_clocks()
+        steps = replay(self.journal, {**self.undo_handlers(), **(extra or {})}, keep)
+        steps += self._sweep()
         if wait:
-            self.cluster.wait_healthy(timeout=timeout)
-        return repaired
+            steps.append(_step("cluster healthy with one leader",
+                               lambda: self.cluster.wait_healthy(timeout=timeout) or "healthy"))
+        if all(step.ok for step in steps) and not keep:
+            self.journal.compact()
+        return steps
 
-    @contextmanager
-    def session(self) -> Iterator[Faults]:
-        """Inject faults inside; every one is undone on the way out, whatever happens."""
+    def _sweep(self) -> list[HealStep]:
+        """What no journal entry names but a lab must not keep: rules, stopped members,
+        agents, backed-up clock files, a supervisord that is not running."""
+        steps = [_step("lab containers running", lambda: "; ".join(self.lab.repair()))]
+        for name in self.cluster.names:
+            steps.append(_step(f"{name}: process supervisor", lambda n=name: self._supervisor(n)))
+            steps.append(_step(f"{name}: no partition rule", lambda n=name: self._sweep_rules(n)))
+            steps.append(_step(f"{name}: etcd running",
+                               lambda n=name: self._undo_etcd(Entry("", "etcd", "", {"node": n}))))
+            steps.append(_step(f"{name}: clocks", lambda n=name: self._sweep_clocks(n)))
+        for process in self._local_processes:
+            if process.poll() is None:
+                steps.append(_step(f"local process {process.pid}",
+                                   lambda p=process: _kill(p)))
+        self._local_processes.clear()
+        return [step for step in steps if not step.ok or step.detail]
+
+    def _supervisor(self, name: str) -> str:
+        return self.lab.ensure_supervisor(name)
+
+    def _sweep_rules(self, name: str) -> str:
+        if not self.partitioned(name):
+            return ""
+        self._iptables(name, "-F", CHAIN)
+        return "partition rules removed"
+
+    def _sweep_clocks(self, name: str) -> str:
+        done = []
+        code, _ = self.lab.exec(name, ["pkill", "-f", "--", NODE_AGENT_MARK], check=False)
+        if code == 0:
+            done.append("clock agents ended")
+        restored = self._restore_files(name)
+        if restored:
+            done.append(f"restored {', '.join(restored)}")
+        if not self.lab.service_running(name, CHRONY_PROGRAM):
+            self._service(name, "start", CHRONY_PROGRAM)
+            done.append("chronyd started")
+        return "; ".join(done)
+
+    def forget_clock_backups(self) -> None:
+        """After a provision: the role wrote chrony's files anew, so older backups and the
+        journal entries that would restore them are void."""
+        for name in self.cluster.names:
+            self.lab.exec(name, ["rm", "-rf", BACKUP_DIR], check=False)
+        self.journal.close("chronyd", outcome="superseded by provision")
+
+
+Show = Callable[[str, dict[str, str]], None]
+
+
+def _quiet(_task: str, _outcomes: dict[str, str]) -> None:
+    """A playbook progress callback that shows nothing (heal prints its own table)."""
+
+
+def _step(what: str, action: Callable[[], str]) -> HealStep:
+    try:
+        return HealStep(what, True, action() or "")
+    except Exception as exc:  # noqa: BLE001 - a failing step is reported, the others go on
+        return HealStep(what, False, f"{type(exc).__name__}: {exc}")
+
+
+def _kill(process: subprocess.Popen) -> str:
+    process.kill()
+    process.wait()
+    return f"ended pid {process.pid}"
+
+
+def _pids_with_fault(entry_id: str) -> list[int]:
+    """Local pids whose environment carries ``ETCDLAB_FAULT=<entry_id>``."""
+    wanted = f"{FAULT_ENV}={entry_id}".encode()
+    pids = []
+    for folder in Path("/proc").iterdir():
+        if not folder.name.isdigit() or int(folder.name) == os.getpid():
+            continue
         try:
-            yield self
-        finally:
-            self.heal()
+            environ = (folder / "environ").read_bytes()
+        except OSError:
+            continue
+        if wanted in environ.split(b"\0"):
+            pids.append(int(folder.name))
+    return pids
 
 
 def faketime_spec(offset_s: float, rate: float) -> str:

@@ -101,6 +101,10 @@ class DockerNodes:
                                 check=False)
         return text
 
+    def ensure_supervisor(self, name: str) -> str:
+        """Start supervisord in the node when it is not running (a restarted container)."""
+        return _ensure_supervisord(self, name)
+
     def repair(self) -> list[str]:
         """Unpause paused and start stopped containers; what was done."""
         repaired = []
@@ -221,8 +225,16 @@ class SshNodes:
         """Start/stop a service with the host's manager (systemd or supervisord)."""
         if self._manager(name) == "systemd":
             unit = {"chronyd": "chrony"}.get(program, program)
-            return self.exec(name, ["systemctl", action, unit], check=False)
+            # etcd's unit is Type=notify: a plain start blocks until the member has quorum.
+            no_block = ["--no-block"] if action == "start" else []
+            return self.exec(name, ["systemctl", action, *no_block, unit], check=False)
         return self.exec(name, ["supervisorctl", action, program], check=False)
+
+    def ensure_supervisor(self, name: str) -> str:
+        """Start supervisord on a host that uses it and where it is not running."""
+        if self._manager(name) == "systemd":
+            return ""
+        return _ensure_supervisord(self, name)
 
     def exec_env(self, name: str, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
         """Run a command with extra environment over SSH; (exit code, stdout, stderr)."""
@@ -263,6 +275,25 @@ class SshNodes:
     def describe(self) -> str:
         """Where the lab runs (for result metadata)."""
         return f"ssh hosts ({Path(self.config.inventory).name})"
+
+
+def _ensure_supervisord(nodes: DockerNodes | SshNodes, name: str) -> str:
+    config = supervisor_config()
+    code, _ = nodes.exec(name, ["supervisorctl", "-c", config, "pid"], check=False)
+    if code == 0:
+        return ""
+    nodes.exec(name, ["supervisord", "-c", config])
+    return "supervisord started"
+
+
+def supervisor_config() -> str:
+    """The supervisord config file the common role installs (its defaults are the source)."""
+    import yaml
+
+    from etcdlab.config import PROJECT_ROOT
+
+    defaults = yaml.safe_load((PROJECT_ROOT / "roles/common/defaults/main.yml").read_text())
+    return str(defaults["common_supervisor_config"])
 
 
 def inventory_hosts(path: Path) -> list[SshHost]:

@@ -24,6 +24,7 @@ from etcdlab import offline
 from etcdlab.config import DEFAULT_IMAGE, PROJECT_ROOT, LabConfig
 from etcdlab.docker_cluster import DockerLab, image_available, pull
 from etcdlab.errors import LabError
+from etcdlab.state import atomic_write_json, read_json
 
 ROOT = PROJECT_ROOT
 
@@ -394,9 +395,7 @@ def state_dir(config: LabConfig) -> Path:
 
 def save_provisioned(config: LabConfig) -> None:
     """Remember the settings a lab was provisioned with, offline fallbacks resolved."""
-    path = state_dir(config) / "provisioned.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config.as_dict(), indent=2, sort_keys=True) + "\n")
+    atomic_write_json(state_dir(config) / "provisioned.json", config.as_dict())
 
 
 def provisioned_config(config: LabConfig) -> LabConfig:
@@ -404,10 +403,8 @@ def provisioned_config(config: LabConfig) -> LabConfig:
 
     Falls back to ``config`` for a lab provisioned before this was recorded.
     """
-    path = state_dir(config) / "provisioned.json"
-    if not path.is_file():
-        return config
-    return LabConfig.from_mapping(json.loads(path.read_text()))
+    recorded = read_json(state_dir(config) / "provisioned.json")
+    return config if recorded is None else LabConfig.from_mapping(recorded)
 
 
 def secrets_file(config: LabConfig) -> Path:
@@ -426,10 +423,9 @@ def secrets_file(config: LabConfig) -> Path:
 def record_timing(config: LabConfig, kind: str, seconds: float) -> dict[str, float]:
     """Remember the last ``cold`` or ``rerun`` provisioning time; returns both known."""
     path = state_dir(config) / "timings.json"
-    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings = read_json(path, {})
     timings[kind] = round(seconds, 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(timings, sort_keys=True) + "\n")
+    atomic_write_json(path, timings)
     return timings
 
 

@@ -231,9 +231,11 @@ def _build_section(question: Question, result: Result | None, out_dir: Path) -> 
             notice=(f"Not measured in this run: run `invoke experiment {question.experiment}`."),
         )
     if not result.ok:
+        what = "was interrupted" if result.status == "interrupted" else "failed"
         return Section(
-            **base, status="failed", status_text="failed", presented=False, error=result.error,
-            notice=(f"The experiment failed; its partial samples are kept in "
+            **base, status="failed", status_text=what.removeprefix("was "), presented=False,
+            error=result.error,
+            notice=(f"The experiment {what}; its partial samples are kept in "
                     f"`{question.experiment}.json`. The error was:"),
         )
     module = presenter(question.experiment)

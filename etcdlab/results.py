@@ -6,7 +6,15 @@ A result file looks like this (keys sorted, indent 2)::
      "samples": {...}, "schema_version": 1, "status": "ok", "summary": {...}}
 
 ``samples`` holds the raw measurements; ``summary`` is derived from them. A failed run
-is still written, with ``"status": "failed"``, its error and whatever samples it has.
+is still written, with ``"status": "failed"``, its error and whatever samples it has; an
+interrupted one (Ctrl-C, SIGTERM, SIGHUP, or a kill found by ``invoke heal``) with
+``"status": "interrupted"``.
+
+Where a result goes (:func:`result_path`): while an experiment runs, its samples so far are
+in ``NAME.partial.json`` (``"status": "running"``), rewritten every few seconds. At the end
+an ok result becomes ``NAME.json``; a failed or interrupted one becomes ``NAME.json`` too,
+unless ``NAME.json`` already holds an ok result of an earlier run: then it goes to
+``NAME.failed.json`` and the good one stays.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from types import MappingProxyType
 from typing import Any
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed")
+STATUSES = ("ok", "failed", "interrupted", "running")
+UNFINISHED = ("failed", "interrupted")
 REQUIRED_METADATA = ("started_utc", "finished_utc")
 _MAPPING_FIELDS = ("metadata", "params", "summary", "samples")
 
@@ -79,10 +88,10 @@ def _plain_json(value: Any, where: str) -> Any:
 class Result:
     """One experiment run: what was measured, how, on what, and whether it finished.
 
-    Validated when built: ``status`` is "ok" or "failed"; ``error`` is a message iff the
-    run failed; ``metadata`` holds at least ``started_utc`` and ``finished_utc``; every
-    mapping holds JSON data only. The mappings are copied and made read-only, so a
-    record never changes after it is built.
+    Validated when built: ``status`` is one of :data:`STATUSES`; ``error`` is a message
+    iff the run failed or was interrupted; ``metadata`` holds at least ``started_utc``
+    and ``finished_utc``; every mapping holds JSON data only. The mappings are copied and
+    made read-only, so a record never changes after it is built.
     """
 
     experiment: str
@@ -99,8 +108,10 @@ class Result:
         where = f"result {self.experiment!r}"
         if self.status not in STATUSES:
             raise ValueError(f"{where}: status must be one of {STATUSES}, got {self.status!r}")
-        if self.status == "failed" and (not isinstance(self.error, str) or not self.error.strip()):
-            raise ValueError(f"{where}: a failed result needs an error message")
+        if self.status in UNFINISHED and (
+            not isinstance(self.error, str) or not self.error.strip()
+        ):
+            raise ValueError(f"{where}: a {self.status} result needs an error message")
         if self.status == "ok" and self.error is not None:
             raise ValueError(f"{where}: an ok result cannot carry an error ({self.error!r})")
         for name in _MAPPING_FIELDS:
@@ -212,3 +223,48 @@ def load_results(directory: str | os.PathLike[str]) -> dict[str, Result]:
         results[result.experiment] = result
         origins[result.experiment] = path
     return results
+
+
+def json_safe(value: Any) -> Any:
+    """A copy with NaN and infinities as None and tuples as lists (JSON stores neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    return value
+
+
+def result_path(results_dir: Path, name: str, status: str) -> Path:
+    """Where a finished result of this status goes (the rule in this module's docstring)."""
+    good = results_dir / f"{name}.json"
+    if status == "ok" or not _holds_ok_result(good):
+        return good
+    return results_dir / f"{name}.failed.json"
+
+
+def partial_path(results_dir: Path, name: str) -> Path:
+    """The file a running experiment keeps its samples so far in."""
+    return results_dir / f"{name}.partial.json"
+
+
+def _holds_ok_result(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("status") == "ok"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def finish_partial(path: Path, error: str) -> Path | None:
+    """Turn a run's partial file into an interrupted result (its samples kept); where."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    data.update(status="interrupted", error=error)
+    data.setdefault("metadata", {})["finished_utc"] = utc_now_iso()
+    result = Result.from_json_dict(data)
+    target = write_result(result_path(path.parent, result.experiment, result.status), result)
+    path.unlink(missing_ok=True)
+    return target

@@ -1,16 +1,25 @@
-"""The shape every experiment shares, and the runner that turns one into a Result.
+"""The shape every experiment shares, and the runner that owns its phases.
 
-An experiment is parameters in, samples out (after jepsen-io/etcd): its ``run`` sets up,
-injects faults through ``ctx.faults`` (never its own), measures, and appends raw samples
-to ``ctx.samples`` as it goes, so that a failed run still saves what it measured. Its
-``summarize`` derives every summary number from the samples alone. The runner heals all
-faults in a ``finally`` (also on Ctrl-C) and writes the result atomically.
+An experiment is parameters in, samples out (after jepsen-io/etcd), in phases: ``setup``
+(optional), ``run`` — which injects faults and changes settings only through
+``ctx.faults``, so that each is journalled before it is applied — and ``check`` (optional:
+final reads and consistency checks on the healed lab). Each phase appends raw samples to
+``ctx.samples`` as it goes. The runner heals between ``run`` and ``check`` whatever
+happened: a normal end, an exception, Ctrl-C, SIGTERM or SIGHUP; experiments hold no healing
+code of their own. ``summarize`` derives every summary number from the samples alone.
+
+Nothing measured is lost: the samples so far are written to ``NAME.partial.json`` every few
+seconds, the run itself is journalled (``invoke heal`` turns the partial file of a killed run
+into an interrupted result), and the final result is written even when its metadata cannot
+be gathered. Where each file goes: :func:`etcdlab.results.result_path`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -30,9 +39,19 @@ from rich.progress import (
 )
 
 from etcdlab.cluster import Cluster
-from etcdlab.errors import LabError
+from etcdlab.errors import Interrupted, LabError
 from etcdlab.faults import Faults
-from etcdlab.results import Result, utc_now_iso, write_result
+from etcdlab.journal import Entry, HealStep
+from etcdlab.results import (
+    Result,
+    finish_partial,
+    json_safe,
+    partial_path,
+    result_path,
+    utc_now_iso,
+    write_result,
+)
+from etcdlab.signals import heal_guard
 
 RunFn = Callable[["Context"], None]
 SummarizeFn = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
@@ -51,6 +70,10 @@ class Experiment:
     summarize: SummarizeFn
     needs_containers: str = ""
     """Why the experiment only works on the container lab (empty: it works on hosts too)."""
+    setup: RunFn | None = None
+    """Before ``run``: preparation that injects no fault."""
+    check: RunFn | None = None
+    """After the heal: final reads and consistency checks on the whole lab again."""
 
     def params(self, quick: bool = False, **overrides: Any) -> dict[str, Any]:
         """Defaults, then the quick set, then explicit overrides (``None`` = not given)."""
@@ -123,6 +146,53 @@ def metadata(cluster: Cluster, started_utc: str, image: str | None = None) -> di
     }
 
 
+FLUSH_INTERVAL_S = 3.0
+
+
+class SampleFlusher:
+    """Rewrites ``NAME.partial.json`` with the samples so far, every few seconds."""
+
+    def __init__(self, path: Path, experiment: str, params: Mapping[str, Any],
+                 samples: dict[str, Any], started_utc: str) -> None:
+        self.path, self.experiment, self.params = path, experiment, params
+        self.samples, self.started_utc = samples, started_utc
+        self._stop = threading.Event()
+        self._last = ""
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="sample-flusher")
+
+    def start(self) -> SampleFlusher:
+        """Write once now, then every FLUSH_INTERVAL_S in the background."""
+        self.flush()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the background writes (the runner writes the final result itself)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the samples if they changed; a sample list growing meanwhile is retried."""
+        try:
+            text = json.dumps(json_safe(self.samples), sort_keys=True)
+        except (RuntimeError, TypeError, ValueError):
+            return  # mutated while we read it, or not JSON yet: next time
+        if text == self._last:
+            return
+        result = Result(
+            experiment=self.experiment, status="running", error=None,
+            metadata={"started_utc": self.started_utc, "finished_utc": utc_now_iso(),
+                      "pid": os.getpid()},
+            params=json_safe(self.params), summary={}, samples=json.loads(text))
+        write_result(self.path, result)
+        self._last = text
+
+
 def run_experiment(
     experiment: Experiment,
     cluster: Cluster,
@@ -130,10 +200,12 @@ def run_experiment(
     params: dict[str, Any],
     console: Console | None = None,
 ) -> Result:
-    """Run one experiment against a healthy lab and write ``results_dir/NAME.json``.
+    """Run one experiment against a healthy lab and write its result (see the module doc).
 
-    Faults are healed whatever happens. A failed run still writes its partial samples,
-    with ``status: failed`` and the error, then raises LabError.
+    The lab is healed between ``run`` and ``check`` on every exit. A failed run still
+    writes its partial samples, with ``status: failed`` and the error, then raises
+    LabError; an interrupted one writes ``status: interrupted`` and re-raises the interrupt
+    once the lab is healed, so that no further experiment starts.
     """
     console = console or Console()
     if experiment.needs_containers and cluster.lab.kind != "docker":
@@ -151,33 +223,108 @@ def run_experiment(
         transient=True,
     )
     ctx = Context(cluster, faults, params, progress=progress, console=console)
+    partial = partial_path(results_dir, experiment.name)
+    flusher = SampleFlusher(partial, experiment.name, params, ctx.samples, started_utc).start()
+    run_entry = faults.journal.begin("run", f"{experiment.name}: run in progress",
+                                     experiment=experiment.name, partial=str(partial))
     error: str | None = None
-    try:
-        with progress, cluster.tls_environment(), faults.session():
-            experiment.run(ctx)
-    except KeyboardInterrupt:
-        error = "interrupted (Ctrl-C)"
-    except Exception as exc:  # noqa: BLE001 - any failure is recorded in the result
-        error = f"{type(exc).__name__}: {exc}"
-        console.print(traceback.format_exc(limit=4), style="dim", markup=False)
+    interrupt: KeyboardInterrupt | None = None
+    heal_steps: list[HealStep] = []
     summary: dict[str, Any] = {}
-    if error is None:
+    try:
         try:
-            summary = experiment.summarize(ctx.samples, params)
-        except Exception as exc:  # noqa: BLE001
-            error = f"summary failed: {type(exc).__name__}: {exc}"
-    meta = metadata(cluster, started_utc)
-    meta["elapsed_s"] = round(time.monotonic() - started, 3)
-    result = Result(
-        experiment=experiment.name,
-        status="ok" if error is None else "failed",
-        error=error,
-        metadata=meta,
-        params=params,
-        summary=summary,
-        samples=ctx.samples,
-    )
-    path = write_result(results_dir / f"{experiment.name}.json", result)
+            with progress, cluster.tls_environment():
+                for phase in (experiment.setup, experiment.run):
+                    if phase is not None:
+                        phase(ctx)
+        except KeyboardInterrupt as exc:
+            interrupt, error = exc, f"interrupted ({_signal_name(exc)})"
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded in the result
+            error = f"{type(exc).__name__}: {exc}"
+            console.print(traceback.format_exc(limit=4), style="dim", markup=False)
+        heal_steps = _heal(faults, console, run_entry)
+        broken = [step for step in heal_steps if not step.ok]
+        if broken and error is None:
+            error = "heal failed: " + "; ".join(f"{s.what}: {s.detail}" for s in broken)
+        if error is None and experiment.check is not None:
+            error = _checked(experiment.check, ctx, console)
+        if error is None:
+            try:
+                summary = experiment.summarize(ctx.samples, params)
+            except Exception as exc:  # noqa: BLE001
+                error = f"summary failed: {type(exc).__name__}: {exc}"
+    except KeyboardInterrupt as exc:  # a second interrupt, during the heal
+        interrupt = exc
+        error = error or f"interrupted ({_signal_name(exc)})"
+        error += "; the heal was interrupted too: run `invoke heal`"
+    finally:
+        flusher.stop()
+        status = "ok" if error is None else ("interrupted" if interrupt else "failed")
+        result = _final_result(experiment.name, status, error, cluster, started_utc, started,
+                               params, summary, ctx.samples, heal_steps)
+        path = write_result(result_path(results_dir, experiment.name, status), result)
+        partial.unlink(missing_ok=True)
+        faults.journal.done(run_entry, status)
+    if interrupt is not None:
+        console.print(f"[yellow]{experiment.name} interrupted; samples so far in {path}[/]")
+        raise interrupt
     if error is not None:
         raise LabError(f"{experiment.name} failed: {error} (partial samples in {path})")
     return result
+
+
+def _signal_name(exc: KeyboardInterrupt) -> str:
+    return exc.signal_name if isinstance(exc, Interrupted) else "Ctrl-C"
+
+
+def _heal(faults: Faults, console: Console, run_entry: Entry) -> list[HealStep]:
+    """Heal with the guard on: one interrupt is announced, a second one stops the heal.
+
+    This run's own record stays open: the runner closes it once the result is written.
+    """
+    def say(message: str) -> None:
+        console.print(f"[yellow]{message}[/]")
+
+    with heal_guard(say):
+        steps = faults.heal(extra={"run": finish_run}, keep=(run_entry.id,))
+    for step in steps:
+        style = "dim" if step.ok else "bold red"
+        console.print(f"[{style}]heal: {step.what}: {step.detail or 'ok'}[/]")
+    return steps
+
+
+def finish_run(entry: Entry) -> str:
+    """``invoke heal``: the partial samples of a run that was killed become its result."""
+    partial = Path(entry.data["partial"])
+    if not partial.is_file():
+        return "no partial samples were left"
+    path = finish_partial(partial, f"interrupted: pid {entry.pid} was killed before it "
+                                   "finished (result written by `invoke heal`)")
+    return f"partial samples kept in {path}"
+
+
+def _checked(check: RunFn, ctx: Context, console: Console) -> str | None:
+    try:
+        with ctx.cluster.tls_environment():
+            check(ctx)
+    except Exception as exc:  # noqa: BLE001
+        console.print(traceback.format_exc(limit=4), style="dim", markup=False)
+        return f"check failed: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _final_result(name: str, status: str, error: str | None, cluster: Cluster,
+                  started_utc: str, started: float, params: Mapping[str, Any],
+                  summary: Mapping[str, Any], samples: Mapping[str, Any],
+                  heal_steps: list[HealStep]) -> Result:
+    """The result record; metadata that cannot be gathered does not cost the samples."""
+    try:
+        meta = metadata(cluster, started_utc)
+    except Exception as exc:  # noqa: BLE001 - e.g. Docker restarting: keep the samples
+        meta = {"started_utc": started_utc, "finished_utc": utc_now_iso(),
+                "metadata_error": f"{type(exc).__name__}: {exc}"}
+    meta["elapsed_s"] = round(time.monotonic() - started, 3)
+    meta["heal"] = [{"what": s.what, "ok": s.ok, "detail": s.detail} for s in heal_steps]
+    return Result(experiment=name, status=status, error=error, metadata=json_safe(meta),
+                  params=json_safe(params), summary=json_safe(summary),
+                  samples=json_safe(samples))

@@ -34,7 +34,6 @@ Operation outcomes are ok, failed, or unknown (timed out); unknown is never a fa
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -53,6 +52,7 @@ from etcdlab import stats
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.faults import Faults
 from etcdlab.registry import (
     SERVICES_PREFIX,
     Change,
@@ -167,8 +167,8 @@ class Watchers:
 class InstanceProcess:
     """One instance of the service as its own process; its JSON-line events, as they come."""
 
-    def __init__(self, name: str, instance_id: str, endpoints: Sequence[str], ttl: int,
-                 start_index: int, max_seconds: float) -> None:
+    def __init__(self, faults: Faults, name: str, instance_id: str, endpoints: Sequence[str],
+                 ttl: int, start_index: int, max_seconds: float) -> None:
         self.instance_id = instance_id
         self.start_index = start_index
         self.first_etcd = endpoints[start_index % len(endpoints)]
@@ -180,8 +180,10 @@ class InstanceProcess:
                    f"{instance_id}.example:8080", "--etcd", ",".join(endpoints),
                    "--ttl", str(ttl), "--start-index", str(start_index),
                    "--max-seconds", str(max_seconds)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        # Through faults: journalled, so `invoke heal` ends it after a killed run.
+        self.process = faults.spawn(command, f"registry instance {instance_id}",
+                                    stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+                                    env={"PYTHONUNBUFFERED": "1"})
         self.reader = threading.Thread(target=self._read, daemon=True,
                                        name=f"instance-{instance_id}")
         self.reader.start()
@@ -297,8 +299,8 @@ class Run:
     def join(self, phase: str) -> InstanceProcess:
         """Start one instance process and time its join as every watcher sees it."""
         instance_id = self.new_id("i")
-        process = InstanceProcess(self.name, instance_id, self.endpoints, self.ttl,
-                                  len(self.instances), self.params["instance_max_s"])
+        process = InstanceProcess(self.ctx.faults, self.name, instance_id, self.endpoints,
+                                  self.ttl, len(self.instances), self.params["instance_max_s"])
         self.instances.append(process)
         registered = process.wait_event(("registered", "failed"), WAIT_REGISTERED_S)
         if registered is None or registered["event"] != "registered":
@@ -604,14 +606,11 @@ def leader_failover(state: Run) -> dict[str, Any]:
         churn.join(params["op_timeout_s"] * 3 + 5)
         ctx.faults.restart(leader)
         restarted_at = time.time()
-        leader = None
         state.end_churn("failover")
         to_revision = state.store_revision()
     finally:
         stop_churn.set()
         probe_watch.stop()
-        if leader is not None:
-            ctx.faults.restart(leader)
     return {
         "killed": killed, "new_leader": new_leader, "crashed_at": crashed_at,
         "elected_at": elected_at,

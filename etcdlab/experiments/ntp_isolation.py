@@ -14,7 +14,7 @@ below ``settle_offset_ms``, frequency skew below ``settle_skew_ppm``); then NTP 
 between client and server is cut with iptables for ``isolation_s`` — etcd's traffic
 keeps flowing — and restored. ``chronyc tracking``, ``ntpdata`` and ``sources`` are read
 every ``sample_interval_s`` throughout. At the end chronyd is stopped, which makes it
-write its driftfile, and the driftfile is read. heal() restores the role's files.
+write its driftfile, and the driftfile is read. The runner's heal restores the role's files.
 """
 
 from __future__ import annotations
@@ -45,19 +45,21 @@ def run(ctx: Context) -> None:
     ctx.samples.update({"client": client, "server": server, "rate": rate,
                         "faketime_offset_s": params["clock_offset_s"], "runs": {}})
     for mode in RUNS:
+        record = ctx.samples["runs"][mode] = {"iburst": mode == "iburst", "rows": []}
         with ctx.phase(f"ntp-isolation: {mode}", 4) as advance:
-            ctx.samples["runs"][mode] = one_run(ctx, client, server, mode == "iburst",
-                                                rate, advance)
+            one_run(ctx, client, server, record, rate, advance)
         ctx.log(f"{mode}: {_describe(ctx.samples['runs'][mode])}")
 
 
 def one_run(
-    ctx: Context, client: str, server: str, iburst: bool, rate: float, advance: Any
-) -> dict[str, Any]:
-    """Restart chronyd with a drifting clock, let it settle, isolate it, reconnect."""
+    ctx: Context, client: str, server: str, record: dict[str, Any], rate: float, advance: Any
+) -> None:
+    """Restart chronyd with a drifting clock, let it settle, isolate it, reconnect.
+
+    Every reading goes into ``record`` (already in ``ctx.samples``) as it is taken."""
     params, faults, lab = ctx.params, ctx.faults, ctx.cluster.lab
+    iburst = record["iburst"]
     _code, size = lab.exec(client, ["sh", "-c", f"stat -c %s {CHRONY_LOG} 2>/dev/null || echo 0"])
-    record: dict[str, Any] = {"iburst": iburst, "rows": []}
     rows = record["rows"]
     started = faults.configure_chronyd(
         client, offset_s=params["clock_offset_s"], rate=rate, iburst=iburst,
@@ -99,7 +101,6 @@ def one_run(
     _code, log = lab.exec(client, ["sh", "-c", f"tail -c +{int(size.strip() or 0) + 1} "
                                                f"{CHRONY_LOG}"], check=False)
     record["log"] = [line for line in log.splitlines() if line.strip()][-60:]
-    return record
 
 
 def observe(

@@ -10,8 +10,10 @@ NOSPACE alarm is raised: each member's alarm list, a refused write through the l
 through a follower, reads on both, and a delete. Recovery, as the etcd docs say, each
 step timed with the DB sizes before and after: compact to the current revision,
 defragment each member in turn, disarm every alarm; then a write must be accepted again.
-Finally (in a ``finally``) the role is re-applied with the provisioned settings, which
-restores the quota; a run that stopped with the alarm raised is recovered first.
+Last, the provisioned settings are re-applied (timed). The quota change goes through
+``ctx.faults.change_settings``, so it is journalled: a run that stops anywhere is healed by
+the runner (recovering from the alarm first, then restoring the quota), and ``check`` reads
+every member's configured quota and alarms back on the healed lab.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import grpc
 from etcd3 import etcdrpc
 
-from etcdlab import provision, stats
+from etcdlab import stats
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
@@ -37,25 +39,38 @@ DEFRAG_TIMEOUT_S = 120.0
 
 
 def run(ctx: Context) -> None:
-    """Small quota → fill until NOSPACE → probe → recover → restore the quota (always)."""
+    """Small quota → fill until NOSPACE → probe → recover → restore the quota."""
     cluster = ctx.cluster
     ids = member_names(cluster)
     members = open_members(cluster)
     show = _playbook_logger(ctx)
     try:
         ctx.samples["setup"] = set_up(ctx, members, show)
-        ctx.samples["fill"] = fill(ctx, members)
+        fill(ctx, members, ctx.samples.setdefault("fill", {}))
         ctx.samples["alarm"] = during_alarm(ctx, members, ids)
         ctx.samples["recovery"] = recover(ctx, members, ids)
     finally:
-        try:
-            if active_alarms(members[cluster.names[0]]):
-                ctx.log("quota: the NOSPACE alarm is still raised: recovering before restoring")
-                ctx.samples["cleanup_recovery"] = recover(ctx, members, ids)
-        finally:
-            for member in members.values():
-                member.close()
-            ctx.samples["restore"] = restore(ctx, show)
+        for member in members.values():
+            member.close()
+    ctx.samples["restore"] = restore(ctx, show)
+
+
+def check(ctx: Context) -> None:
+    """On the healed lab: every member runs with the provisioned quota and no alarm."""
+    cluster = ctx.cluster
+    members = open_members(cluster)
+    try:
+        alarms = {name: bool(active_alarms(member)) for name, member in members.items()}
+    finally:
+        for member in members.values():
+            member.close()
+    configured = configured_quota(cluster)
+    restore_ = ctx.samples.setdefault("restore", {})
+    restore_.update(configured=configured, alarm_raised_after=alarms)
+    wanted = cluster.config.etcd_quota_backend_bytes
+    if any(value != wanted for value in configured.values()) or any(alarms.values()):
+        raise LabError(f"after the heal: configured quotas {configured} (want {wanted}), "
+                       f"alarms {alarms}")
 
 
 def set_up(ctx: Context, members: Mapping[str, Member],
@@ -64,7 +79,7 @@ def set_up(ctx: Context, members: Mapping[str, Member],
     cluster, quota = ctx.cluster, ctx.params["quota_bytes"]
     ctx.log(f"quota: re-applying the etcd role with quota-backend-bytes = {quota}")
     started = time.monotonic()
-    run = provision.reconfigure(cluster.config, show, etcd_quota_backend_bytes=quota)
+    run = ctx.faults.change_settings(show, etcd_quota_backend_bytes=quota)
     reconfigure_s = time.monotonic() - started
     cluster.wait_healthy(timeout=120)
     configured = configured_quota(cluster)
@@ -82,8 +97,11 @@ def set_up(ctx: Context, members: Mapping[str, Member],
             "db_sizes_start": db_sizes(members)}
 
 
-def fill(ctx: Context, members: Mapping[str, Member]) -> dict[str, Any]:
-    """Write fixed-size values through the leader until one is refused for lack of space."""
+def fill(ctx: Context, members: Mapping[str, Member], record: dict[str, Any]) -> None:
+    """Write fixed-size values through the leader until one is refused for lack of space.
+
+    Every write and size sample goes into ``record`` (``ctx.samples["fill"]``) as it is
+    taken, so an interrupted fill keeps them."""
     cluster, params = ctx.cluster, ctx.params
     leader = _leader(cluster)
     value_bytes, keys, every = params["value_bytes"], params["keys"], params["size_every"]
@@ -92,6 +110,7 @@ def fill(ctx: Context, members: Mapping[str, Member]) -> dict[str, Any]:
     limit = 4 * params["quota_bytes"] // value_bytes + 1000
     writes: list[dict[str, Any]] = []
     sizes: list[dict[str, Any]] = []
+    record.update(leader=leader, value_bytes=value_bytes, keys=keys, writes=writes, sizes=sizes)
     acknowledged = unknown = 0
     refused: dict[str, Any] | None = None
     started = time.perf_counter()
@@ -102,20 +121,20 @@ def fill(ctx: Context, members: Mapping[str, Member]) -> dict[str, Any]:
                               "acknowledged_bytes": acknowledged * value_bytes,
                               "db_size": db_sizes(members)})
             key = f"{KEY_PREFIX}{n % keys}"
-            record, _revision = attempt(lambda k=key: members[leader].put(k, value, timeout))
-            record.update(write=n, at_s=round(time.perf_counter() - started, 6))
-            writes.append(record)
-            if record["outcome"] == "ok":
+            write, _revision = attempt(lambda k=key: members[leader].put(k, value, timeout))
+            write.update(write=n, at_s=round(time.perf_counter() - started, 6))
+            writes.append(write)
+            if write["outcome"] == "ok":
                 acknowledged += 1
                 advance()
-            elif record["outcome"] == "unknown":
+            elif write["outcome"] == "unknown":
                 unknown += 1
-            elif NOSPACE_TEXT in record["details"]:
-                refused = record
+            elif NOSPACE_TEXT in write["details"]:
+                refused = write
                 break
             else:
                 raise LabError(f"write {n} failed before the quota was reached: "
-                               f"{record['code']} {record['details']}")
+                               f"{write['code']} {write['details']}")
     elapsed = time.perf_counter() - started
     if refused is None:
         raise LabError(f"no NOSPACE after {limit} writes of {value_bytes} B: "
@@ -125,10 +144,9 @@ def fill(ctx: Context, members: Mapping[str, Member]) -> dict[str, Any]:
                   "acknowledged_bytes": acknowledged * value_bytes, "db_size": at_alarm})
     ctx.log(f"quota: refused after {acknowledged} writes ({acknowledged * value_bytes} B "
             f"acknowledged) in {elapsed:.1f} s: {refused['details']}; DB sizes {at_alarm}")
-    return {"leader": leader, "value_bytes": value_bytes, "keys": keys,
-            "acknowledged": acknowledged, "unknown": unknown,
-            "bytes_acknowledged": acknowledged * value_bytes, "elapsed_s": round(elapsed, 6),
-            "refused": refused, "db_size_at_alarm": at_alarm, "writes": writes, "sizes": sizes}
+    record.update(acknowledged=acknowledged, unknown=unknown,
+                  bytes_acknowledged=acknowledged * value_bytes, elapsed_s=round(elapsed, 6),
+                  refused=refused, db_size_at_alarm=at_alarm)
 
 
 def during_alarm(ctx: Context, members: Mapping[str, Member],
@@ -204,14 +222,11 @@ def recover(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str])
 
 
 def restore(ctx: Context, show: Callable[[str, dict[str, str]], None]) -> dict[str, Any]:
-    """Re-apply the etcd role with the provisioned settings (the provisioned quota)."""
-    cluster = ctx.cluster
+    """Re-apply the etcd role with the provisioned settings (the provisioned quota), timed."""
     ctx.log("quota: restoring the provisioned settings")
     started = time.monotonic()
-    provision.reconfigure(cluster.config, show)
-    elapsed = time.monotonic() - started
-    cluster.wait_healthy(timeout=120)
-    return {"reconfigure_s": round(elapsed, 3), "configured": configured_quota(cluster)}
+    ctx.faults.restore_settings(show)
+    return {"reconfigure_s": round(time.monotonic() - started, 3)}
 
 
 # -- etcd and node helpers -------------------------------------------------------------------
@@ -365,5 +380,6 @@ EXPERIMENT = Experiment(
               "size_every": 16, "op_timeout_s": 5.0, "alarm_wait_s": 10.0},
     quick={"quota_bytes": 16 * 1024**2},
     run=run,
+    check=check,
     summarize=summarize,
 )
