@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import etcd3
@@ -22,29 +21,9 @@ from etcdlab.config import LabConfig
 from etcdlab.docker_cluster import DockerLab
 from etcdlab.errors import LabError
 from etcdlab.nodes import DockerNodes, nodes_for
+from etcdlab.transport import TLS_ENV, open_channel
 
 CLIENT_PORT = 2379
-TLS_ENV = "ETCDLAB_TLS_DIR"
-"""Folder with ca.crt, client.crt and client.key: set while an experiment runs on a TLS lab,
-so that channels opened by library code and by helper processes use TLS too."""
-
-
-def open_channel(address: str, tls_dir: str | None = None) -> grpc.Channel:
-    """A gRPC channel to ``ip:port``: TLS with the lab's client certificate when ``tls_dir``
-    names the lab's PKI folder, plain when it is ""; None means ``$ETCDLAB_TLS_DIR``."""
-    if tls_dir is None:
-        tls_dir = os.environ.get(TLS_ENV, "")
-    if not tls_dir:  # "" says plain explicitly
-        return grpc.insecure_channel(address)
-    folder = Path(tls_dir)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=(folder / "ca.crt").read_bytes(),
-        private_key=(folder / "client.key").read_bytes(),
-        certificate_chain=(folder / "client.crt").read_bytes(),
-    )
-    return grpc.secure_channel(address, credentials)
-
-
 @dataclass(frozen=True)
 class ChronyState:
     """What ``chronyc`` says on one node."""

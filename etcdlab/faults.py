@@ -1,6 +1,6 @@
 """Faults an experiment injects, and ``heal()`` that undoes every one of them.
 
-Members are crashed, stopped and paused with signals to their etcd process, through the
+Members are crashed and stopped with signals to their etcd process, through the
 lab's node backend (:mod:`etcdlab.nodes`): for containers they are sent from this machine
 (docker top gives the host pid; the time of the signal is known to the microsecond), on
 hosts with ``pkill`` over SSH. Partitions are iptables rules in a chain of the lab's own,
@@ -80,20 +80,9 @@ class Faults:
         """SIGTERM the member's etcd (graceful: a leader hands over leadership first)."""
         return self._etcd_fault(name, signal.SIGTERM, "stopped (SIGTERM)")
 
-    def pause(self, name: str) -> float:
-        """SIGSTOP the member's etcd: alive but silent, like a long GC pause."""
-        return self._etcd_fault(name, signal.SIGSTOP, "paused (SIGSTOP)")
-
     def _etcd_fault(self, name: str, sig: signal.Signals, what: str) -> float:
         self.journal.begin("etcd", f"{name}: etcd {what}", node=name)
         return self.signal_etcd(name, sig)
-
-    def resume(self, name: str) -> None:
-        """SIGCONT a paused etcd."""
-        pid = self.etcd_pid(name)
-        if pid is not None:
-            self.signal_etcd(name, signal.SIGCONT)
-            self.journal.close("etcd", node=name)
 
     def wait_exited(self, name: str, timeout: float = 30.0) -> None:
         """Block until the member's etcd process is gone."""
@@ -403,7 +392,7 @@ class Faults:
         if self.etcd_pid(node) is None:
             self._service(node, "start", ETCD_PROGRAM)
             done.append("started")
-        return f"{node}: etcd {' and '.join(done) or 'already running'}"
+        return f"{node}: etcd {' and '.join(done)}" if done else ""
 
     def _undo_partition(self, entry: Entry) -> str:
         return self._flush_rules(entry.data.get("nodes") or self.cluster.names)

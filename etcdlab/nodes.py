@@ -122,19 +122,6 @@ class DockerNodes:
         container = self.docker.container(self.names[0])
         return (container.image.tags or [container.image.short_id])[0]
 
-    # Backwards-compatible name used by early experiment code.
-    def container(self, name: str) -> Any:
-        """The Docker container of a node."""
-        return self.docker.container(name)
-
-    def nodes(self) -> list[Any]:
-        """Docker's view of the lab containers."""
-        return self.docker.nodes()
-
-    def containers(self) -> list[Any]:
-        """The lab's containers."""
-        return self.docker.containers()
-
 
 @dataclass(frozen=True)
 class SshHost:

@@ -46,13 +46,12 @@ import grpc
 from etcd3 import etcdrpc
 from etcd3.etcdrpc import kv_pb2
 
-from etcdlab.cluster import open_channel
 from etcdlab.errors import LabError
+from etcdlab.transport import REQUIRE_LEADER, open_channel
 
 SERVICES_PREFIX = "/services/"
 # etcd cancels a watch stream carrying this metadata when its member has no leader, so
 # a watcher on a member cut off from the cluster moves elsewhere instead of going stale.
-REQUIRE_LEADER = (("hasleader", "true"),)
 RETRY_PAUSE_S = 0.2
 
 EventHandler = Callable[..., None]

@@ -12,52 +12,9 @@ from etcd3 import etcdrpc
 
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
+from etcdlab.transport import close_all, open_members
 
 T = TypeVar("T")
-
-
-# gRPC metadata that makes a member answer "etcdserver: no leader" at once when it has
-# none (clientv3.WithRequireLeader), instead of holding the request until it times out.
-REQUIRE_LEADER = (("hasleader", "true"),)
-
-# etcd errors after which a write may still be applied: the outcome is unknown. The
-# server's copy of the client's deadline can expire first: code UNKNOWN, "context
-# deadline exceeded".
-_UNKNOWN_DETAILS = ("request timed out", "leader changed", "connection lost",
-                    "deadline exceeded")
-
-
-def error_outcome(exc: grpc.RpcError) -> str:
-    """"unknown" for a timeout (the operation may still take effect), else "failed"."""
-    if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-        return "unknown"
-    details = (exc.details() or "").lower()
-    return "unknown" if any(text in details for text in _UNKNOWN_DETAILS) else "failed"
-
-
-def attempt(call: Callable[[], T]) -> tuple[dict[str, Any], T | None]:
-    """Run one etcd call and record its outcome: ok / failed / unknown (timed out).
-
-    Returns ({outcome, code, details, elapsed_s}, the call's value or None).
-    """
-    started = time.perf_counter()
-    try:
-        value = call()
-    except grpc.RpcError as exc:
-        return {"outcome": error_outcome(exc), "code": exc.code().name,
-                "details": exc.details() or "",
-                "elapsed_s": round(time.perf_counter() - started, 6)}, None
-    return {"outcome": "ok", "code": "OK", "details": "",
-            "elapsed_s": round(time.perf_counter() - started, 6)}, value
-
-
-def rpc_stubs(cluster: Cluster, names: list[str]) -> dict[str, tuple[grpc.Channel, Any]]:
-    """An open gRPC channel and Maintenance stub per member (caller closes the channels)."""
-    stubs = {}
-    for name in names:
-        channel = cluster.channel(name)
-        stubs[name] = (channel, etcdrpc.MaintenanceStub(channel))
-    return stubs
 
 
 def member_hashes(cluster: Cluster, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -71,16 +28,15 @@ def member_hashes(cluster: Cluster, timeout: float = 30.0) -> list[dict[str, Any
     leader = cluster.leader()
     if leader is None:
         raise LabError("no leader to take the reference revision from")
-    stubs = rpc_stubs(cluster, cluster.names)
+    conns = open_members(cluster)
     try:
-        _, leader_stub = stubs[leader]
-        revision = leader_stub.HashKV(etcdrpc.HashKVRequest(revision=0), timeout=5).header.revision
+        revision = conns[leader].hash_kv().header.revision
         members = []
-        for name, (_channel, stub) in stubs.items():
+        for name, each in conns.items():
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    answer = stub.HashKV(etcdrpc.HashKVRequest(revision=revision), timeout=5)
+                    answer = each.hash_kv(revision)
                     break
                 except grpc.RpcError as exc:
                     if time.monotonic() > deadline:
@@ -92,63 +48,7 @@ def member_hashes(cluster: Cluster, timeout: float = 30.0) -> list[dict[str, Any
                             "compact_revision": answer.compact_revision})
         return members
     finally:
-        for channel, _stub in stubs.values():
-            channel.close()
-
-
-class RawKV:
-    """Bare gRPC KV calls to one member, through python3-etcd3's generated stubs.
-
-    The ``etcd3`` client marks an endpoint failed after one timeout and refuses it for a
-    while ("Trying to use a failed node"), which would hide the very recovery an
-    experiment measures; these calls just try, every time.
-    """
-
-    def __init__(self, cluster: Cluster, name: str, timeout: float = 1.0) -> None:
-        self.name = name
-        self.timeout = timeout
-        self.channel = cluster.channel(name)
-        self.kv = etcdrpc.KVStub(self.channel)
-
-    def put(self, key: str, value: str) -> int:
-        """Write; returns the revision etcd gave the write."""
-        request = etcdrpc.PutRequest(key=key.encode(), value=value.encode())
-        return self.kv.Put(request, timeout=self.timeout).header.revision
-
-    def get(self, key: str, serializable: bool = False) -> tuple[str | None, int, int]:
-        """(value or None, mod_revision, store revision)."""
-        request = etcdrpc.RangeRequest(key=key.encode(), serializable=serializable)
-        answer = self.kv.Range(request, timeout=self.timeout)
-        if not answer.kvs:
-            return None, 0, answer.header.revision
-        kv = answer.kvs[0]
-        return kv.value.decode(), kv.mod_revision, answer.header.revision
-
-    def put_if_unchanged(self, key: str, value: str, mod_revision: int) -> tuple[bool, int]:
-        """Compare-and-swap on ``mod_revision``: (succeeded, revision of the answer)."""
-        request = etcdrpc.TxnRequest(
-            compare=[etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.MOD,
-                                     key=key.encode(), mod_revision=mod_revision)],
-            success=[etcdrpc.RequestOp(
-                request_put=etcdrpc.PutRequest(key=key.encode(), value=value.encode()))],
-        )
-        answer = self.kv.Txn(request, timeout=self.timeout)
-        return answer.succeeded, answer.header.revision
-
-    def delete(self, key: str) -> int:
-        """Delete one key; returns how many keys were deleted."""
-        request = etcdrpc.DeleteRangeRequest(key=key.encode())
-        return self.kv.DeleteRange(request, timeout=self.timeout).deleted
-
-    def close(self) -> None:
-        """Close the channel."""
-        self.channel.close()
-
-    def __enter__(self) -> RawKV:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        close_all(conns)
 
 
 class PrefixWatch:

@@ -21,7 +21,8 @@ from typing import Any
 import grpc
 
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import RawKV, run_together
+from etcdlab.experiments.common import run_together
+from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/conflicts/"
 
@@ -47,12 +48,12 @@ def race(ctx: Context, key: str, increment) -> dict[str, Any]:
     """Run the workers concurrently from one start signal; collect their outcomes."""
     cluster, params = ctx.cluster, ctx.params
     workers, increments = params["workers"], params["increments"]
-    clients = [RawKV(cluster, cluster.names[i % len(cluster.names)], params["op_timeout_s"])
+    clients = [member(cluster, cluster.names[i % len(cluster.names)], params["op_timeout_s"])
                for i in range(workers)]
     clients[0].put(key, "0")
     outcomes, elapsed = run_together(
         workers, lambda index: increment(clients[index], key, increments))
-    value, _mod_revision, _revision = clients[0].get(key)
+    value = clients[0].get(key)["value"]
     for client in clients:
         client.close()
     writes = sorted((w for o in outcomes for w in o["writes"]), key=lambda w: w[0])
@@ -67,12 +68,12 @@ def race(ctx: Context, key: str, increment) -> dict[str, Any]:
     }
 
 
-def naive_increment(client: RawKV, key: str, times: int) -> dict[str, Any]:
+def naive_increment(client: Member, key: str, times: int) -> dict[str, Any]:
     """Read, add one, write back: no check that nobody wrote in between."""
     outcome = {"acknowledged": 0, "unknown": 0, "retries": 0, "writes": []}
     for _ in range(times):
         try:
-            value, _mod_revision, _revision = client.get(key)
+            value = client.get(key)["value"]
             new = int(value) + 1
             revision = client.put(key, str(new))
         except grpc.RpcError:
@@ -83,13 +84,14 @@ def naive_increment(client: RawKV, key: str, times: int) -> dict[str, Any]:
     return outcome
 
 
-def cas_increment(client: RawKV, key: str, times: int) -> dict[str, Any]:
+def cas_increment(client: Member, key: str, times: int) -> dict[str, Any]:
     """Read value and mod_revision; write value + 1 only if mod_revision is unchanged."""
     outcome = {"acknowledged": 0, "unknown": 0, "retries": 0, "writes": []}
     for _ in range(times):
         while True:
             try:
-                value, mod_revision, _revision = client.get(key)
+                answer = client.get(key)
+                value, mod_revision = answer["value"], answer["mod_revision"]
                 new = int(value) + 1
                 succeeded, revision = client.put_if_unchanged(key, str(new), mod_revision)
             except grpc.RpcError:

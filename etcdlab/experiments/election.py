@@ -30,13 +30,8 @@ from etcdlab import stats
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import (
-    RawKV,
-    current_leader,
-    member_hashes,
-    member_names,
-    rpc_stubs,
-)
+from etcdlab.experiments.common import current_leader, member_hashes, member_names
+from etcdlab.transport import Member, close_all, member, open_members
 
 SERIES = ("crash", "graceful")
 
@@ -70,7 +65,7 @@ def one_trial(
     time.sleep(params["settle_s"])
     leader, leader_id, term_before = current_leader(cluster)
     survivors = [n for n in cluster.names if n != leader]
-    stubs = rpc_stubs(cluster, survivors)
+    stubs = open_members(cluster, survivors)
     writer = FirstWrite(cluster, survivors, params["write_timeout_s"])
     delay = rng.uniform(0, cluster.config.etcd_heartbeat_interval_ms / 1000.0)
     time.sleep(delay)
@@ -85,8 +80,7 @@ def one_trial(
         term_after = new_term(stubs, new_leader_id, term_before, params["timeout_s"])
     finally:
         writer.stop.set()
-        for channel, _stub in stubs.values():
-            channel.close()
+        close_all(stubs)
     faults.wait_exited(leader)
     log_at = elected_in_log(ctx, survivors, term_after, not_before=signalled)
     faults.restart(leader)
@@ -107,7 +101,7 @@ def one_trial(
 
 
 def wait_new_leader(
-    stubs: Mapping[str, tuple[grpc.Channel, Any]], old_id: int, interval: float, timeout: float
+    stubs: Mapping[str, Member], old_id: int, interval: float, timeout: float
 ) -> tuple[int, float]:
     """Poll the survivors until a majority of them names one leader other than ``old_id``.
 
@@ -129,7 +123,7 @@ def wait_new_leader(
 
 
 def new_term(
-    stubs: Mapping[str, tuple[grpc.Channel, Any]], leader_id: int, term_before: int,
+    stubs: Mapping[str, Member], leader_id: int, term_before: int,
     timeout: float,
 ) -> int:
     """The term the new leader serves in, as the survivors report it.
@@ -151,14 +145,11 @@ def new_term(
     return seen
 
 
-def statuses(stubs: Mapping[str, tuple[grpc.Channel, Any]], timeout: float) -> Iterator[Any]:
+def statuses(stubs: Mapping[str, Member], timeout: float) -> Iterator[Any]:
     """The Status of each member in ``stubs`` that answers within ``timeout``, in turn."""
-    from etcd3 import etcdrpc
-
-    request = etcdrpc.StatusRequest()
-    for _channel, stub in stubs.values():
+    for each in stubs.values():
         try:
-            yield stub.Status(request, timeout=timeout)
+            yield each.status(timeout)
         except grpc.RpcError:
             continue
 
@@ -179,7 +170,7 @@ class FirstWrite(threading.Thread):
     def run(self) -> None:
         # A put proposed while there is no leader is dropped and only ends at its
         # deadline, so the deadline bounds how finely the first success is timed.
-        clients = [RawKV(self.cluster, n, timeout=self.timeout) for n in self.survivors]
+        clients = [member(self.cluster, n, timeout=self.timeout) for n in self.survivors]
         try:
             self.go.wait()
             while not self.stop.is_set():

@@ -33,7 +33,8 @@ from etcdlab import clocks
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import PrefixWatch, RawKV, run_together
+from etcdlab.experiments.common import PrefixWatch, run_together
+from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lamport/"
 
@@ -95,7 +96,7 @@ class Process(threading.Thread):
             self.sent_all.set()
 
     def _run(self) -> None:
-        client = RawKV(self.cluster, self.node, self.params["op_timeout_s"])
+        client = member(self.cluster, self.node, self.params["op_timeout_s"])
         watch = PrefixWatch(self.cluster, self.node, f"{self.inbox}/{self.pid}/",
                             self._on_event)
         try:
@@ -135,7 +136,7 @@ class Process(threading.Thread):
             self.received += 1
             self._record("receive", clock, message["msg"], message["from"])
 
-    def _send(self, client: RawKV, peer: int) -> None:
+    def _send(self, client: Member, peer: int) -> None:
         clock = self.clock.tick()
         msg = f"{self.pid}.{self.clock.value}"
         body = json.dumps({"msg": msg, "from": self.pid, "clock": clock})
@@ -192,7 +193,7 @@ def shared_clock(cluster: Cluster, params: Mapping[str, Any], key: str, cas: boo
     """The course report's global clock key: read, max, +1, write back, by P processes."""
     count, updates = params["processes"], params["shared_updates"]
     names = cluster.names
-    clients = [RawKV(cluster, names[i % len(names)], params["op_timeout_s"])
+    clients = [member(cluster, names[i % len(names)], params["op_timeout_s"])
                for i in range(count)]
     clients[0].put(key, json.dumps({"clock": 0, "pid": 0}))
 
@@ -203,7 +204,8 @@ def shared_clock(cluster: Cluster, params: Mapping[str, Any], key: str, cas: boo
         for _ in range(updates):
             while True:
                 try:
-                    value, mod_revision, _revision = client.get(key)
+                    answer = client.get(key)
+                    value, mod_revision = answer["value"], answer["mod_revision"]
                     read = json.loads(value)["clock"]
                     clock = max(clock, read) + 1
                     body = json.dumps({"clock": clock, "pid": pid})
@@ -223,7 +225,7 @@ def shared_clock(cluster: Cluster, params: Mapping[str, Any], key: str, cas: boo
         return outcome
 
     outcomes, elapsed = run_together(count, work)
-    final, _mod, _rev = clients[0].get(key)
+    final = clients[0].get(key)["value"]
     for client in clients:
         client.close()
     return {

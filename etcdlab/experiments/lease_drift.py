@@ -39,76 +39,13 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab import clocks
-from etcdlab.cluster import Cluster, open_channel
+from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lease-drift/"
 HOLDERS = ("fast", "slow")
-
-
-# -- etcd calls (bare gRPC: each returns the revision etcd answered with) -----------------
-
-
-class Etcd:
-    """The few etcd calls this experiment needs, on one member, without client retries."""
-
-    def __init__(self, endpoint: str, timeout: float = 2.0) -> None:
-        self.channel = open_channel(endpoint)
-        self.kv = etcdrpc.KVStub(self.channel)
-        self.lease = etcdrpc.LeaseStub(self.channel)
-        self.timeout = timeout
-
-    def grant(self, ttl: int) -> int:
-        """A new lease of ``ttl`` seconds; returns its id."""
-        return self.lease.LeaseGrant(etcdrpc.LeaseGrantRequest(TTL=ttl),
-                                     timeout=self.timeout).ID
-
-    def keepalive(self, lease_id: int) -> int:
-        """Renew a lease once; returns the TTL etcd granted (0: the lease is gone)."""
-        answers = self.lease.LeaseKeepAlive(iter([etcdrpc.LeaseKeepAliveRequest(ID=lease_id)]),
-                                            timeout=self.timeout)
-        for answer in answers:
-            return answer.TTL
-        return 0
-
-    def time_to_live(self, lease_id: int) -> int:
-        """The lease's remaining TTL in whole seconds as etcd's leader sees it (-1: gone)."""
-        return self.lease.LeaseTimeToLive(etcdrpc.LeaseTimeToLiveRequest(ID=lease_id),
-                                          timeout=self.timeout).TTL
-
-    def revoke(self, lease_id: int) -> None:
-        """Revoke a lease (and delete its keys)."""
-        self.lease.LeaseRevoke(etcdrpc.LeaseRevokeRequest(ID=lease_id), timeout=self.timeout)
-
-    def acquire(self, lock: str, owner: str, lease_id: int) -> tuple[bool, int]:
-        """Create the lock key with the lease if it is absent: (taken, revision = token)."""
-        answer = self.kv.Txn(etcdrpc.TxnRequest(
-            compare=[etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.CREATE,
-                                     key=lock.encode(), create_revision=0)],
-            success=[etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
-                key=lock.encode(), value=owner.encode(), lease=lease_id))],
-        ), timeout=self.timeout)
-        return answer.succeeded, answer.header.revision
-
-    def fenced_put(self, lock: str, token: int, key: str, value: str) -> tuple[bool, int]:
-        """Write only while the lock key is still the one created at ``token``."""
-        answer = self.kv.Txn(etcdrpc.TxnRequest(
-            compare=[etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.CREATE,
-                                     key=lock.encode(), create_revision=token)],
-            success=[etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(
-                key=key.encode(), value=value.encode()))],
-        ), timeout=self.timeout)
-        return answer.succeeded, answer.header.revision
-
-    def put(self, key: str, value: str, lease_id: int = 0) -> int:
-        """A plain put; returns its revision."""
-        return self.kv.Put(etcdrpc.PutRequest(key=key.encode(), value=value.encode(),
-                                              lease=lease_id), timeout=self.timeout).header.revision
-
-    def close(self) -> None:
-        """Close the channel."""
-        self.channel.close()
 
 
 # -- the client process (runs with a faked clock) -------------------------------------------
@@ -121,11 +58,11 @@ def emit(event: str, **fields: Any) -> None:
 
 def holder(args: argparse.Namespace) -> None:
     """Take the lock, never renew, act until the own clock says the lease has ended."""
-    etcd = Etcd(args.endpoint)
+    etcd = Member(args.endpoint, args.tls_dir)
     believed_start = time.time()  # before the grant: the careful choice
     lease_id = etcd.grant(args.ttl)
     believed_end = believed_start + args.ttl
-    taken, token = etcd.acquire(args.lock, args.name, lease_id)
+    taken, token = etcd.put_if_created_at(args.lock, 0, args.lock, args.name, lease_id)
     emit("acquired", lease=lease_id, taken=taken, token=token, believed_end=believed_end)
     if not taken:
         return
@@ -137,7 +74,7 @@ def holder(args: argparse.Namespace) -> None:
         value = f"{args.name}-{count}"
         try:
             if kind == "fenced":
-                ok, revision = etcd.fenced_put(args.lock, token, args.resource, value)
+                ok, revision = etcd.put_if_created_at(args.lock, token, args.resource, value)
             else:
                 ok, revision = True, etcd.put(args.resource + "-unfenced", value)
             outcome = "ok" if ok else "failed"
@@ -151,9 +88,9 @@ def holder(args: argparse.Namespace) -> None:
 
 def keeper(args: argparse.Namespace) -> None:
     """Hold a lease with keepalives every TTL/3 by the own clock, for ``duration``."""
-    etcd = Etcd(args.endpoint)
+    etcd = Member(args.endpoint, args.tls_dir)
     lease_id = etcd.grant(args.ttl)
-    etcd.put(args.lock, args.name, lease_id)
+    etcd.put(args.lock, args.name, lease=lease_id)
     emit("granted", lease=lease_id)
     end = time.time() + args.duration
     while time.time() < end:
@@ -172,6 +109,7 @@ def client_main(argv: list[str]) -> None:
     parser.add_argument("--client", choices=("holder", "keeper"), required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--tls-dir", default="", help="the lab's PKI folder (empty: plain)")
     parser.add_argument("--ttl", type=int, required=True)
     parser.add_argument("--lock", required=True)
     parser.add_argument("--resource", default="")
@@ -233,11 +171,13 @@ class Spawned:
         return "\n".join(self.other)[-2000:]
 
 
-def client_argv(kind: str, name: str, endpoint: str, ttl: int, lock: str, **extra: Any
+def client_argv(kind: str, name: str, endpoint: str, tls_dir: str, ttl: int, lock: str,
+                **extra: Any
                 ) -> list[str]:
     """The command line of one client process."""
     argv = [sys.executable, "-m", "etcdlab.experiments.lease_drift", "--client", kind,
-            "--name", name, "--endpoint", endpoint, "--ttl", str(ttl), "--lock", lock]
+            "--name", name, "--endpoint", endpoint, "--ttl", str(ttl), "--lock", lock,
+            "--tls-dir", tls_dir]
     for key, value in extra.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     return argv
@@ -294,19 +234,19 @@ class KeyWatch:
 def contend(cluster: Cluster, node: str, lock: str, resource: str, ttl: int, timeout: float,
             stop: threading.Event, result: dict[str, Any]) -> None:
     """Take the lock as soon as it is free (real clock); then write with the new token."""
-    etcd = Etcd(cluster.endpoint(node))
+    etcd = member(cluster, node)
     lease_id = etcd.grant(int(timeout) + ttl)  # outlives the wait for the lock
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not stop.is_set():
             try:
-                taken, token = etcd.acquire(lock, "contender", lease_id)
+                taken, token = etcd.put_if_created_at(lock, 0, lock, "contender", lease_id)
             except grpc.RpcError:
                 time.sleep(0.01)
                 continue
             if taken:
                 result.update(acquired_real=time.time(), token=token)
-                ok, revision = etcd.fenced_put(lock, token, resource, "contender")
+                ok, revision = etcd.put_if_created_at(lock, token, resource, "contender")
                 result.update(write_ok=ok, write_revision=revision)
                 return
             time.sleep(0.005)
@@ -338,6 +278,7 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
     params, cluster, faults = ctx.params, ctx.cluster, ctx.faults
     names = cluster.names
     ttl = int(params["ttl_s"])
+    tls_dir = cluster.tls_dir or ""
     prefix = f"{KEY_PREFIX}{time.time_ns()}/"
     watch = KeyWatch(cluster, names[0], prefix)
     rates = ctx.samples["rates"]
@@ -349,14 +290,15 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
     try:
         for index, name in enumerate(HOLDERS):
             node = names[(index + 1) % len(names)]
-            argv = client_argv("holder", name, cluster.endpoint(node), ttl, f"{prefix}lock/{name}",
+            argv = client_argv("holder", name, cluster.endpoint(node), tls_dir, ttl,
+                               f"{prefix}lock/{name}",
                                resource=f"{prefix}resource/{name}",
                                act_window=params["act_window_s"],
                                act_interval=params["act_interval_s"])
             spawned[name] = Spawned(faults, argv, rates[name])
         if keepalive:
             duration = params["keepalive_ttls"] * ttl
-            argv = client_argv("keeper", "keeper", cluster.endpoint(names[-1]), ttl,
+            argv = client_argv("keeper", "keeper", cluster.endpoint(names[-1]), tls_dir, ttl,
                                f"{prefix}keepalive", duration=duration)
             spawned["keeper"] = Spawned(faults, argv, rates["slow"])
         for name in HOLDERS:
@@ -408,7 +350,7 @@ def watch_keepalive(cluster: Cluster, keeper: Spawned, node: str, duration: floa
     granted = keeper.wait_for("granted", 60)
     if granted is None:
         raise LabError(f"the keepalive client did not start: {keeper.finish(5)}")
-    etcd = Etcd(cluster.endpoint(node))
+    etcd = member(cluster, node)
     remaining = []
     try:
         deadline = time.monotonic() + duration + 30

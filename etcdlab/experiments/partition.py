@@ -28,22 +28,15 @@ import contextlib
 import statistics
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from etcd3 import etcdrpc
 
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import (
-    REQUIRE_LEADER,
-    attempt,
-    current_leader,
-    member_hashes,
-    member_names,
-)
+from etcdlab.experiments.common import current_leader, member_hashes, member_names
+from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/partition/"
 SCENARIOS = ("leader_isolated", "follower_isolated")
@@ -51,58 +44,6 @@ SCENARIOS = ("leader_isolated", "follower_isolated")
 # answered at once and shows the state the member was left with).
 MINORITY_OPS = ("serializable_read", "linearizable_read", "linearizable_read_require_leader",
                 "write", "write_require_leader")
-
-
-@dataclass
-class Member:
-    """Bare gRPC stubs to one member (no client-side failover or blacklisting)."""
-
-    name: str
-    channel: grpc.Channel
-    kv: Any
-    maintenance: Any
-    lease: Any
-
-    @classmethod
-    def open(cls, cluster: Cluster, name: str) -> Member:
-        """Channels to one member's client port."""
-        channel = cluster.channel(name)
-        return cls(name, channel, etcdrpc.KVStub(channel), etcdrpc.MaintenanceStub(channel),
-                   etcdrpc.LeaseStub(channel))
-
-    def status(self, timeout: float = 0.5) -> tuple[int, int, int] | None:
-        """(own member id, the leader it knows or 0, raft term), or None if unreachable."""
-        try:
-            answer = self.maintenance.Status(etcdrpc.StatusRequest(), timeout=timeout)
-        except grpc.RpcError:
-            return None
-        return answer.header.member_id, answer.leader, answer.raftTerm
-
-    def put(self, key: str, value: str, timeout: float, require_leader: bool = False) -> int:
-        """Write; returns the store revision of the write."""
-        request = etcdrpc.PutRequest(key=key.encode(), value=value.encode())
-        metadata = REQUIRE_LEADER if require_leader else None
-        return self.kv.Put(request, timeout=timeout, metadata=metadata).header.revision
-
-    def get(self, key: str, timeout: float, serializable: bool = False,
-            require_leader: bool = False) -> dict[str, Any]:
-        """Read one key: {value, mod_revision, revision} (value None if absent)."""
-        request = etcdrpc.RangeRequest(key=key.encode(), serializable=serializable)
-        metadata = REQUIRE_LEADER if require_leader else None
-        answer = self.kv.Range(request, timeout=timeout, metadata=metadata)
-        kv = answer.kvs[0] if answer.kvs else None
-        return {"value": kv.value.decode() if kv else None,
-                "mod_revision": kv.mod_revision if kv else 0,
-                "revision": answer.header.revision}
-
-    def close(self) -> None:
-        """Close the channel."""
-        self.channel.close()
-
-
-def open_members(cluster: Cluster) -> dict[str, Member]:
-    """A Member per node (caller closes them)."""
-    return {name: Member.open(cluster, name) for name in cluster.names}
 
 
 def run(ctx: Context) -> None:
@@ -163,7 +104,7 @@ def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> 
         heal_before, heal_after = faults.reconnect()
         rejoin = wait_rejoined(members, old, seen["new_leader_id"], key,
                                params["poll_interval_ms"] / 1000.0, params["heal_wait_s"])
-        after = members[new].status(timeout=2.0)
+        after = members[new].leader_view(timeout=2.0)
         with contextlib.suppress(grpc.RpcError):  # it expires anyway; this only tidies up
             members[new].lease.LeaseRevoke(etcdrpc.LeaseRevokeRequest(ID=lease_id),
                                            timeout=timeout)
@@ -227,7 +168,7 @@ def follower_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -
         heal_before, heal_after = faults.reconnect()
         rejoin = wait_rejoined(members, isolated, leader_id, key,
                                params["poll_interval_ms"] / 1000.0, params["heal_wait_s"])
-        after = members[leader].status(timeout=2.0)
+        after = members[leader].leader_view(timeout=2.0)
     finally:
         for member in members.values():
             member.close()
@@ -270,12 +211,12 @@ def watch_leader_change(
     while time.monotonic() < deadline:
         polled = time.monotonic()
         if seen["new_leader_at"] is None:
-            views = [members[n].status(timeout=max(interval, 0.05)) for n in majority]
+            views = [members[n].leader_view(timeout=max(interval, 0.05)) for n in majority]
             leaders = {None if v is None else v[1] for v in views}
             if len(leaders) == 1 and not leaders & {None, 0, old_id}:
                 seen["new_leader_id"], seen["new_leader_at"] = leaders.pop(), time.time()
         if seen["stepped_down_at"] is None:
-            view = members[old].status(timeout=max(interval, 0.05))
+            view = members[old].leader_view(timeout=max(interval, 0.05))
             if view is not None and view[1] != view[0]:
                 seen["stepped_down_at"], seen["old_view"] = time.time(), view[1]
         if seen["new_leader_at"] is not None and seen["stepped_down_at"] is not None:
@@ -299,12 +240,12 @@ def watch_follower_cut(
     while True:
         polled = time.monotonic()
         for name in majority:
-            view = members[name].status(timeout=max(interval, 0.05))
+            view = members[name].leader_view(timeout=max(interval, 0.05))
             if view is not None:
                 seen["majority_leaders"].add(view[1])
                 seen["majority_terms"].add(view[2])
         if seen["lost_leader_at"] is None:
-            view = members[isolated].status(timeout=max(interval, 0.05))
+            view = members[isolated].leader_view(timeout=max(interval, 0.05))
             if view is not None and view[1] == 0:
                 seen["lost_leader_at"] = time.time()
         elapsed = time.monotonic() - started
@@ -351,7 +292,7 @@ def wait_rejoined(
     while time.monotonic() < deadline:
         polled = time.monotonic()
         if followed_at is None:
-            view = members[isolated].status(timeout=max(interval, 0.05))
+            view = members[isolated].leader_view(timeout=max(interval, 0.05))
             if view is not None and view[1] == leader_id:
                 followed_at = time.time()
         if converged_at is None:

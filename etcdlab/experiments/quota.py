@@ -23,14 +23,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
-from etcd3 import etcdrpc
 
 from etcdlab import stats
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import attempt, member_names
-from etcdlab.experiments.partition import Member, open_members
+from etcdlab.experiments.common import member_names
+from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/quota/"
 NOSPACE_TEXT = "database space exceeded"
@@ -90,7 +89,7 @@ def set_up(ctx: Context, members: Mapping[str, Member],
     revision = members[leader].get(KEY_PREFIX, 5.0)["revision"]
     compact, _ = attempt(lambda: compact_to(members[leader], revision))
     for member in members.values():
-        member.maintenance.Defragment(etcdrpc.DefragmentRequest(), timeout=DEFRAG_TIMEOUT_S)
+        member.defragment(DEFRAG_TIMEOUT_S)
     return {"quota_bytes": quota, "configured": configured,
             "reconfigure_s": round(reconfigure_s, 3), "playbook_changed": run.changed,
             "db_sizes_before_cleanup": sizes_before, "cleanup_compact": compact,
@@ -176,8 +175,8 @@ def during_alarm(ctx: Context, members: Mapping[str, Member],
     probes["read_serializable"], answer = attempt(
         lambda: members[follower].get(f"{KEY_PREFIX}1", timeout, serializable=True))
     probes["read_serializable"]["found"] = bool(answer and answer["value"])
-    probes["delete"], deleted = attempt(lambda: _delete(members[leader], f"{KEY_PREFIX}0",
-                                                        timeout))
+    probes["delete"], deleted = attempt(lambda: members[leader].delete(f"{KEY_PREFIX}0",
+                                                                       timeout))
     probes["delete"]["deleted"] = deleted
     health = {name: cluster.healthy(name) for name in cluster.names}
     ctx.log("quota: during the alarm: " + ", ".join(
@@ -198,16 +197,13 @@ def recover(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str])
     steps["defragment"] = []
     for name, member in members.items():
         before = _db_size(member)
-        record, _ = attempt(lambda m=member: m.maintenance.Defragment(
-            etcdrpc.DefragmentRequest(), timeout=DEFRAG_TIMEOUT_S))
+        record, _ = attempt(lambda m=member: m.defragment(DEFRAG_TIMEOUT_S))
         record.update(member=name, db_size_before=before, db_size_after=_db_size(member))
         steps["defragment"].append(record)
     raised = list_alarms(members[leader], ids)
     steps["disarm"] = []
     for alarm in raised:
-        record, _ = attempt(lambda m=alarm["member_id"]: members[leader].maintenance.Alarm(
-            etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.DEACTIVATE, memberID=m,
-                                 alarm=etcdrpc.NOSPACE), timeout=timeout))
+        record, _ = attempt(lambda m=alarm["member_id"]: members[leader].disarm(m, timeout))
         record.update(alarm)
         steps["disarm"].append(record)
     steps["alarms_after"] = {name: list_alarms(member, ids) for name, member in members.items()}
@@ -233,27 +229,21 @@ def restore(ctx: Context, show: Callable[[str, dict[str, str]], None]) -> dict[s
 
 def compact_to(member: Member, revision: int) -> int:
     """Compact the keyspace up to ``revision`` and wait until it is physically done."""
-    member.kv.Compact(etcdrpc.CompactionRequest(revision=revision, physical=True),
-                      timeout=DEFRAG_TIMEOUT_S)
-    return revision
+    return member.compact(revision, timeout=DEFRAG_TIMEOUT_S)
 
 
 def list_alarms(member: Member, ids: Mapping[int, str]) -> list[dict[str, str]]:
     """The alarms one member lists: [{member: name (or hex id), member_id, alarm}]."""
-    answer = member.maintenance.Alarm(
-        etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET), timeout=5.0)
-    return [{"member": ids.get(a.memberID, f"{a.memberID:x}"), "member_id": a.memberID,
-             "alarm": etcdrpc.AlarmType.Name(a.alarm)} for a in answer.alarms]
+    return [{"member": ids.get(member_id, f"{member_id:x}"), "member_id": member_id,
+             "alarm": alarm} for member_id, alarm in member.alarms()]
 
 
 def active_alarms(member: Member) -> bool:
     """Whether the cluster (as this member sees it) has any alarm raised."""
     try:
-        answer = member.maintenance.Alarm(
-            etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET), timeout=5.0)
+        return bool(member.alarms())
     except grpc.RpcError:
         return False
-    return bool(answer.alarms)
 
 
 def db_sizes(members: Mapping[str, Member]) -> dict[str, int | None]:
@@ -262,15 +252,7 @@ def db_sizes(members: Mapping[str, Member]) -> dict[str, int | None]:
 
 
 def _db_size(member: Member) -> int | None:
-    try:
-        return member.maintenance.Status(etcdrpc.StatusRequest(), timeout=5.0).dbSize
-    except grpc.RpcError:
-        return None
-
-
-def _delete(member: Member, key: str, timeout: float) -> int:
-    return member.kv.DeleteRange(etcdrpc.DeleteRangeRequest(key=key.encode()),
-                                 timeout=timeout).deleted
+    return member.db_size()
 
 
 def configured_quota(cluster: Cluster) -> dict[str, int | None]:

@@ -25,10 +25,10 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab import stats
-from etcdlab.cluster import CLIENT_PORT, Cluster, open_channel
+from etcdlab.cluster import CLIENT_PORT, Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import error_outcome
+from etcdlab.transport import classify, open_channel
 
 KEY = "/etcdlab/read-latency/key"
 VALUE = "v" * 16
@@ -114,7 +114,7 @@ def run_cell(cluster: Cluster, member: str, serializable: bool, concurrency: int
                 try:
                     stub.Range(request, timeout=timeout)
                 except grpc.RpcError as exc:
-                    outcome = error_outcome(exc)
+                    outcome = classify(exc)
                     counts[outcome] = counts.get(outcome, 0) + 1
                     continue
                 mine.append((time.perf_counter_ns() - began) / 1000.0)

@@ -12,8 +12,8 @@ import pytest
 from etcdlab import report
 from etcdlab.errors import LabError
 from etcdlab.experiments import partition, quota, read_latency
-from etcdlab.experiments.common import attempt, error_outcome
 from etcdlab.results import Result, write_result
+from etcdlab.transport import attempt, classify
 
 METADATA = {
     "started_utc": "2025-06-16T23:35:00.000+00:00",
@@ -55,7 +55,7 @@ class FakeRpcError(grpc.RpcError):
     (grpc.StatusCode.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded", "failed"),
 ])
 def test_a_timeout_is_unknown_and_a_refusal_is_failed(code, details, outcome):
-    assert error_outcome(FakeRpcError(code, details)) == outcome
+    assert classify(FakeRpcError(code, details)) == outcome
 
 
 def test_attempt_records_the_outcome_code_and_details():
