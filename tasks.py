@@ -131,3 +131,27 @@ def _path(value):
 def members(c, name, watch=False, seconds=0, network=None, inventory=None):
     """Show the instances registered for service NAME (etcdlab.registry); --watch follows them."""
     cli.members(_config(c, network=network, inventory=inventory), name, watch, float(seconds))
+
+
+# -- linearizability of recorded histories (etcdlab.linearizability) ------------------------
+
+
+@task(help={"files": "a history file, a folder of them (*.log, *.jsonl) or a quoted glob "
+                     "pattern such as 'histories/*.log'",
+            "format": "jepsen or etcdlab (default: *.jsonl files are etcdlab, others jepsen)",
+            "timeout": "seconds of search per file before its verdict is unknown "
+                       "(default 10; inf: no limit)"})
+def check_history(c, files, format_=None, timeout=None):
+    """Check recorded client histories for linearizability: one verdict line per file.
+
+    Prints FILE linearizable|not-linearizable|unknown SECONDS, with a counterexample under
+    each violation. Exit status 0 when every file got a verdict, 3 when any search ran out
+    of time (unknown), 2 on bad input.
+    """
+    from invoke import Exit
+
+    from etcdlab import history_cli
+
+    code = history_cli.main([files], format_, timeout)
+    if code:
+        raise Exit(code=code)
