@@ -188,6 +188,18 @@ class Cluster:
                 return member_names.get(leader_id)
         return None
 
+    def wait_leader(self, timeout: float = 30.0, exclude: str | None = None,
+                    poll: float = 0.05) -> str:
+        """The leader a majority names (other than ``exclude``), polled until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.leader(timeout=0.5)
+            if leader is not None and leader != exclude:
+                return leader
+            time.sleep(poll)
+        other = f" other than {exclude}" if exclude else ""
+        raise LabError(f"no leader{other} within {timeout:.0f} s")
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         """Block until every member is healthy and there is one leader."""
         deadline = time.monotonic() + timeout

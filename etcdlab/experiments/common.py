@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -124,19 +126,74 @@ def run_together(count: int, work: Callable[[int], T]) -> tuple[list[T], float]:
 
 
 def current_leader(cluster: Cluster) -> tuple[str, int, int]:
-    """(name, member id, term) of the leader a majority agrees on."""
+    """(name, member id, term) of the leader a majority agrees on, and that knows it."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        name = cluster.leader()
-        if name is not None:
-            status = cluster.raw_status(name)
-            if status.leader == status.header.member_id:
-                return name, status.leader, status.raftTerm
+    while True:
+        name = cluster.wait_leader(timeout=max(0.1, deadline - time.monotonic()))
+        status = cluster.raw_status(name)
+        if status.leader == status.header.member_id:
+            return name, status.leader, status.raftTerm
         time.sleep(0.1)
-    raise LabError("no leader within 30 s")
 
 
 def member_names(cluster: Cluster) -> dict[int, str]:
     """Member id → node name."""
     with cluster.client(cluster.names[0]) as client:
         return {m.id: m.name for m in client.members}
+
+
+class JsonLinesChild:
+    """A local child process started through ``faults`` (so journalled, and ended by heal)
+    and the JSON lines it prints, each stamped with the real time it arrived (``real``).
+
+    Lines that are not JSON are kept apart (``other``: errors, tracebacks).
+    """
+
+    def __init__(self, faults: Any, argv: list[str], what: str, rate: float | None = None,
+                 stderr: Any = subprocess.STDOUT, env: dict[str, str] | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.other: list[str] = []
+        self.cond = threading.Condition()
+        popen = {"stdout": subprocess.PIPE, "stderr": stderr, "text": True,
+                 "env": {"PYTHONUNBUFFERED": "1", **(env or {})}}
+        self.process = (faults.spawn(argv, what, **popen) if rate is None
+                        else faults.spawn_faked(argv, rate=rate, **popen))
+        self.reader = threading.Thread(target=self._read, daemon=True, name=what)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            real = time.time()
+            try:
+                record = json.loads(line)
+            except ValueError:
+                self.other.append(line.rstrip())
+                continue
+            with self.cond:
+                self.events.append({**record, "real": real})
+                self.cond.notify_all()
+
+    def wait_for(self, kinds: str | Sequence[str], timeout: float) -> dict[str, Any] | None:
+        """The first event whose ``event`` is one of ``kinds``, waiting up to ``timeout``."""
+        wanted = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = next((e for e in self.events if e["event"] in wanted), None)
+                if found or (self.process.poll() is not None and not self.reader.is_alive()):
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def finish(self, timeout: float) -> str:
+        """Wait for the process to exit (kill it after ``timeout``); the end of ``other``."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.reader.join(5)
+        return "\n".join(self.other)[-2000:]

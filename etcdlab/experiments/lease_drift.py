@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from etcdlab import clocks
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import JsonLinesChild
 from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lease-drift/"
@@ -121,54 +121,6 @@ def client_main(argv: list[str]) -> None:
 
 
 # -- the experiment (real clock) --------------------------------------------------------------
-
-
-class Spawned:
-    """A client process and the lines it printed, each stamped with the real time."""
-
-    def __init__(self, faults: Any, argv: list[str], rate: float) -> None:
-        self.lines: list[dict[str, Any]] = []
-        self.seen = threading.Condition()
-        self.other: list[str] = []  # whatever else it printed (errors)
-        self.process = faults.spawn_faked(argv, rate=rate, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            real = time.time()
-            try:
-                record = json.loads(line)
-            except ValueError:
-                self.other.append(line.rstrip())
-                continue
-            with self.seen:
-                self.lines.append({**record, "real": real})
-                self.seen.notify_all()
-
-    def wait_for(self, event: str, timeout: float) -> dict[str, Any] | None:
-        """The first line of that event, waiting up to ``timeout`` for it."""
-        deadline = time.monotonic() + timeout
-        with self.seen:
-            while True:
-                found = next((line for line in self.lines if line["event"] == event), None)
-                if found or self.process.poll() is not None and not self.reader.is_alive():
-                    return found
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self.seen.wait(min(remaining, 0.2))
-
-    def finish(self, timeout: float) -> str:
-        """Wait for the process to exit; returns the end of what it printed besides events."""
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.reader.join(5)
-        return "\n".join(self.other)[-2000:]
 
 
 def client_argv(kind: str, name: str, endpoint: str, tls_dir: str, ttl: int, lock: str,
@@ -282,7 +234,7 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
     prefix = f"{KEY_PREFIX}{time.time_ns()}/"
     watch = KeyWatch(cluster, names[0], prefix)
     rates = ctx.samples["rates"]
-    spawned: dict[str, Spawned] = {}
+    spawned: dict[str, JsonLinesChild] = {}
     contenders: dict[str, dict[str, Any]] = {}
     threads = []
     stop = threading.Event()
@@ -295,12 +247,14 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
                                resource=f"{prefix}resource/{name}",
                                act_window=params["act_window_s"],
                                act_interval=params["act_interval_s"])
-            spawned[name] = Spawned(faults, argv, rates[name])
+            spawned[name] = JsonLinesChild(faults, argv, f"lock holder {name}",
+                                           rate=rates[name])
         if keepalive:
             duration = params["keepalive_ttls"] * ttl
             argv = client_argv("keeper", "keeper", cluster.endpoint(names[-1]), tls_dir, ttl,
                                f"{prefix}keepalive", duration=duration)
-            spawned["keeper"] = Spawned(faults, argv, rates["slow"])
+            spawned["keeper"] = JsonLinesChild(faults, argv, "keepalive client",
+                                               rate=rates["slow"])
         for name in HOLDERS:
             acquired = spawned[name].wait_for("acquired", 60)
             if acquired is None or not acquired["taken"]:
@@ -325,7 +279,7 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
         watch.close()
     holders = {}
     for name in HOLDERS:
-        lines = spawned[name].lines
+        lines = spawned[name].events
         lock = f"{prefix}lock/{name}"
         acquired = next(line for line in lines if line["event"] == "acquired")
         believed = next((line for line in lines if line["event"] == "believed_expired"), None)
@@ -344,7 +298,7 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
     return {"trial": trial, "ttl_s": ttl, "holders": holders, "keepalive": keeper_record}
 
 
-def watch_keepalive(cluster: Cluster, keeper: Spawned, node: str, duration: float
+def watch_keepalive(cluster: Cluster, keeper: JsonLinesChild, node: str, duration: float
                     ) -> dict[str, Any]:
     """Poll the kept lease's remaining TTL every second until the keeper is done."""
     granted = keeper.wait_for("granted", 60)
@@ -355,7 +309,7 @@ def watch_keepalive(cluster: Cluster, keeper: Spawned, node: str, duration: floa
     try:
         deadline = time.monotonic() + duration + 30
         while time.monotonic() < deadline:
-            if any(line["event"] == "done" for line in keeper.lines):
+            if any(line["event"] == "done" for line in keeper.events):
                 break
             try:
                 remaining.append({"real": time.time(), "ttl": etcd.time_to_live(granted["lease"])})
@@ -369,9 +323,9 @@ def watch_keepalive(cluster: Cluster, keeper: Spawned, node: str, duration: floa
     return {
         "granted_real": granted["real"],
         "keepalives": [{"real": line["real"], "ttl": line.get("ttl")}
-                       for line in keeper.lines if line["event"] == "keepalive"],
+                       for line in keeper.events if line["event"] == "keepalive"],
         "remaining": remaining,
-        "done": any(line["event"] == "done" for line in keeper.lines),
+        "done": any(line["event"] == "done" for line in keeper.events),
     }
 
 

@@ -52,6 +52,7 @@ from etcdlab import stats
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import JsonLinesChild
 from etcdlab.faults import Faults
 from etcdlab.registry import (
     SERVICES_PREFIX,
@@ -69,7 +70,6 @@ from etcdlab.registry import (
 )
 
 WAIT_REGISTERED_S = 30.0  # a new Python process imports grpc first: slow on a busy host
-LEADER_POLL_S = 0.05
 
 
 # -- watchers ------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ class Watchers:
 # -- instances as processes ---------------------------------------------------------------
 
 
-class InstanceProcess:
+class InstanceProcess(JsonLinesChild):
     """One instance of the service as its own process; its JSON-line events, as they come."""
 
     def __init__(self, faults: Faults, name: str, instance_id: str, endpoints: Sequence[str],
@@ -172,48 +172,15 @@ class InstanceProcess:
         self.instance_id = instance_id
         self.start_index = start_index
         self.first_etcd = endpoints[start_index % len(endpoints)]
-        self.events: list[dict[str, Any]] = []
-        self.cond = threading.Condition()
         # Closed in kill_if_alive(), which Run.close() calls for every instance.
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         command = [sys.executable, "-m", "etcdlab.registry", "serve", name, instance_id,
                    f"{instance_id}.example:8080", "--etcd", ",".join(endpoints),
                    "--ttl", str(ttl), "--start-index", str(start_index),
                    "--max-seconds", str(max_seconds)]
-        # Through faults: journalled, so `invoke heal` ends it after a killed run.
-        self.process = faults.spawn(command, f"registry instance {instance_id}",
-                                    stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-                                    env={"PYTHONUNBUFFERED": "1"})
-        self.reader = threading.Thread(target=self._read, daemon=True,
-                                       name=f"instance-{instance_id}")
-        self.reader.start()
+        super().__init__(faults, command, f"registry instance {instance_id}",
+                         stderr=self.stderr)
         self.signalled: dict[str, float] = {}
-
-    def _read(self) -> None:
-        import json
-
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            with self.cond:
-                self.events.append(event)
-                self.cond.notify_all()
-
-    def wait_event(self, kinds: Sequence[str], timeout: float) -> dict[str, Any] | None:
-        """The first event of one of ``kinds``, waiting up to ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for event in self.events:
-                    if event["event"] in kinds:
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.process.poll() is not None and not self.reader.is_alive()):
-                    return None
-                self.cond.wait(min(left, 0.5))
 
     def last(self, kind: str, before: float | None = None) -> dict[str, Any] | None:
         """The last event of a kind (sent before ``before``, if given)."""
@@ -302,7 +269,7 @@ class Run:
         process = InstanceProcess(self.ctx.faults, self.name, instance_id, self.endpoints,
                                   self.ttl, len(self.instances), self.params["instance_max_s"])
         self.instances.append(process)
-        registered = process.wait_event(("registered", "failed"), WAIT_REGISTERED_S)
+        registered = process.wait_for(("registered", "failed"), WAIT_REGISTERED_S)
         if registered is None or registered["event"] != "registered":
             raise LabError(f"instance {instance_id} did not register: "
                            f"{registered or process.error_text()}")
@@ -327,9 +294,9 @@ class Run:
     def leave(self, trial: int) -> None:
         """SIGTERM the oldest instance: it revokes its lease; time the watchers' delete."""
         process = self.alive.pop(0)
-        registered = process.wait_event(("registered",), 0)
+        registered = process.wait_for(("registered",), 0)
         process.signal(signal.SIGTERM)
-        done = process.wait_event(("revoked", "revoke_unknown"), 15.0)
+        done = process.wait_for(("revoked", "revoke_unknown"), 15.0)
         revoking = process.last("revoking")
         outcome = ("ok" if done is not None and done["event"] == "revoked" else "unknown")
         started = revoking["t"] if revoking else process.signalled["SIGTERM"]
@@ -348,7 +315,7 @@ class Run:
     def crash(self, trial: int) -> None:
         """SIGKILL the oldest instance; time until every watcher sees its key expire."""
         process = self.alive.pop(0)
-        registered = process.wait_event(("registered",), 0)
+        registered = process.wait_for(("registered",), 0)
         killed = process.signal(signal.SIGKILL)
         process.wait_exit(10)
         keepalive = process.last("keepalive", before=killed)
@@ -582,12 +549,12 @@ def leader_failover(state: Run) -> dict[str, Any]:
     leader = None
     try:
         time.sleep(max(0.0, granted_at + ttl / 2.0 - time.time()))
-        leader = killed = wait_leader(cluster, exclude=None, timeout=30.0)
+        leader = killed = cluster.wait_leader(30.0)
         before_ttl, before_at = lease_remaining(state.kv, probe_lease, 10.0)
         from_revision = state.store_revision()
         alive = [p.instance_id for p in state.alive]
         crashed_at = ctx.faults.crash(leader)
-        new_leader = wait_leader(cluster, exclude=leader, timeout=30.0)
+        new_leader = cluster.wait_leader(30.0, exclude=leader)
         elected_at = time.time()
         survivors = Endpoints([cluster.endpoint(n) for n in cluster.names if n != leader])
         try:
@@ -645,17 +612,6 @@ def lease_remaining(endpoints: Endpoints, lease_id: int, timeout: float) -> tupl
         endpoints, lambda e: e.lease().LeaseTimeToLive(request, timeout=1.0), timeout,
         "lease time-to-live")
     return answer.TTL, time.time()
-
-
-def wait_leader(cluster: Cluster, exclude: str | None, timeout: float) -> str:
-    """The leader a majority names (other than ``exclude``), polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        leader = cluster.leader(timeout=0.5)
-        if leader is not None and leader != exclude:
-            return leader
-        time.sleep(LEADER_POLL_S)
-    raise LabError(f"no leader (other than {exclude}) within {timeout:.0f} s")
 
 
 # -- compaction ---------------------------------------------------------------------------------

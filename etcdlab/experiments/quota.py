@@ -84,7 +84,7 @@ def set_up(ctx: Context, members: Mapping[str, Member],
     configured = configured_quota(cluster)
     if any(value != quota for value in configured.values()):
         raise LabError(f"the quota was not applied: the members' config files say {configured}")
-    leader = _leader(cluster)
+    leader = cluster.wait_leader()
     sizes_before = db_sizes(members)
     revision = members[leader].get(KEY_PREFIX, 5.0)["revision"]
     compact, _ = attempt(lambda: compact_to(members[leader], revision))
@@ -102,7 +102,7 @@ def fill(ctx: Context, members: Mapping[str, Member], record: dict[str, Any]) ->
     Every write and size sample goes into ``record`` (``ctx.samples["fill"]``) as it is
     taken, so an interrupted fill keeps them."""
     cluster, params = ctx.cluster, ctx.params
-    leader = _leader(cluster)
+    leader = cluster.wait_leader()
     value_bytes, keys, every = params["value_bytes"], params["keys"], params["size_every"]
     value = "x" * value_bytes
     timeout = params["op_timeout_s"]
@@ -153,7 +153,7 @@ def during_alarm(ctx: Context, members: Mapping[str, Member],
     """Which members list the alarm; a write, reads and a delete while it is raised."""
     cluster, params = ctx.cluster, ctx.params
     timeout = params["op_timeout_s"]
-    leader = _leader(cluster)
+    leader = cluster.wait_leader()
     follower = next(n for n in cluster.names if n != leader)
     started = time.monotonic()
     alarms: dict[str, list[dict[str, str]]] = {}
@@ -188,7 +188,7 @@ def during_alarm(ctx: Context, members: Mapping[str, Member],
 def recover(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str]) -> dict[str, Any]:
     """Compact to the current revision, defragment each member, disarm: each step timed."""
     cluster, timeout = ctx.cluster, ctx.params["op_timeout_s"]
-    leader = _leader(cluster)
+    leader = cluster.wait_leader()
     steps: dict[str, Any] = {"db_size_before": db_sizes(members)}
     revision = members[leader].get(KEY_PREFIX, timeout)["revision"]
     steps["compact"], _ = attempt(lambda: compact_to(members[leader], revision))
@@ -274,16 +274,6 @@ def parse_quota(config_text: str) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _leader(cluster: Cluster) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        leader = cluster.leader()
-        if leader is not None:
-            return leader
-        time.sleep(0.2)
-    raise LabError("no leader within 30 s")
 
 
 def _playbook_logger(ctx: Context) -> Callable[[str, dict[str, str]], None]:
