@@ -31,17 +31,16 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
-from etcd3 import etcdrpc
 
 from etcdlab import clocks
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import JsonLinesChild
+from etcdlab.experiments.common import JsonLinesChild, PrefixWatch
 from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lease-drift/"
@@ -140,37 +139,13 @@ class KeyWatch:
 
     def __init__(self, cluster: Cluster, node: str, prefix: str) -> None:
         self.events: list[dict[str, Any]] = []
-        self.channel = cluster.channel(node)
-        self.stub = etcdrpc.WatchStub(self.channel)
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.prefix = prefix
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        if not self.ready.wait(10):
-            raise LabError("the watch on the lock keys did not start")
+        self.watch = PrefixWatch(cluster, node, prefix, self._record)
 
-    def _requests(self) -> Iterator[etcdrpc.WatchRequest]:
-        key = self.prefix.encode()
-        end = key[:-1] + bytes([key[-1] + 1])
-        yield etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(key=key,
-                                                                             range_end=end))
-        self.stop.wait()
-
-    def _run(self) -> None:
-        try:
-            for answer in self.stub.Watch(self._requests()):
-                real = time.time()
-                if answer.created:
-                    self.ready.set()
-                for event in answer.events:
-                    self.events.append({
-                        "key": event.kv.key.decode(), "real": real,
-                        "type": "delete" if event.type == event.DELETE else "put",
-                        "revision": event.kv.mod_revision, "lease": event.kv.lease})
-        except grpc.RpcError:
-            if not self.stop.is_set():
-                raise
+    def _record(self, event: Any, real: float) -> None:
+        self.events.append({
+            "key": event.kv.key.decode(), "real": real,
+            "type": "delete" if event.type == event.DELETE else "put",
+            "revision": event.kv.mod_revision, "lease": event.kv.lease})
 
     def deleted(self, key: str) -> dict[str, Any] | None:
         """The first deletion of ``key`` seen."""
@@ -178,9 +153,7 @@ class KeyWatch:
 
     def close(self) -> None:
         """Cancel the watch."""
-        self.stop.set()
-        self.channel.close()
-        self.thread.join(5)
+        self.watch.close()
 
 
 def contend(cluster: Cluster, node: str, lock: str, resource: str, ttl: int, timeout: float,
