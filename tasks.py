@@ -77,16 +77,16 @@ RUN_HELP = {
 
 @task(
     help={**RUN_HELP, "name": "experiment name (see `invoke experiments`)",
-          "trials": "number of trials, where the experiment has trials",
-          "param": "override any parameter: --param KEY=VALUE (repeatable)"},
+          "trials": "number of trials, where the experiment has trials (= --param trials=N)",
+          "param": "override a declared parameter: --param KEY=VALUE (repeatable; checked "
+                   "against its type and range before the lab is touched)"},
     iterable=["param"],
 )
 def experiment(c, name, quick=False, results=None, trials=None, param=None, network=None,
                inventory=None):
     """Run one experiment against the provisioned lab and write RESULTS/NAME.json."""
-    overrides = {**cli.parse_params(param or []), "trials": trials}
     cli.experiment(_config(c, network=network, inventory=inventory), name, quick,
-                   _path(results), overrides)
+                   _path(results), param or [], trials)
 
 
 @task(

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -86,6 +87,7 @@ def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
 @user_errors
 def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     """``invoke lab``: provision, then run every experiment and render the report."""
+    results_dir = writable_results_dir(results_dir or default_results_dir())
     config = _provision(config, keep_on_failure=False)
     _report(config, quick, None, results_dir)
 
@@ -211,14 +213,46 @@ def default_results_dir() -> Path:
     return provisioning.ROOT / "results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
-    """``["trials=3", "seed=2"]`` → ``{"trials": "3", "seed": "2"}``."""
-    params = {}
-    for pair in pairs:
+def writable_results_dir(folder: Path) -> Path:
+    """``folder`` if results can be written there, checked before any work starts.
+
+    Nothing is created by the check: a temporary file is made and removed in the folder,
+    or, when it does not exist yet, in its nearest existing parent (where ``mkdir`` will
+    create it). Writing a file is the only test that also holds for root and read-only mounts.
+    """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LabError(f"results folder {folder}: {existing} is not a folder")
+    try:
+        descriptor, probe = tempfile.mkstemp(dir=existing, prefix=".etcdlab-write-test.")
+    except OSError as exc:
+        raise LabError(f"results folder {folder} is not writable: {exc.strerror}") from None
+    os.close(descriptor)
+    os.unlink(probe)
+    return folder
+
+
+def parse_params(pairs: list[str], trials: str | None = None) -> dict[str, str]:
+    """``["trials=3", "seed=2"]`` → ``{"trials": "3", "seed": "2"}``, ``--trials`` merged in.
+
+    ``--trials N`` is short for ``--param trials=N``; giving both with different values,
+    or one key twice with different values, is refused rather than silently resolved.
+    """
+    params: dict[str, str] = {}
+    given = [f"trials={trials}"] if trials is not None else []
+    for pair in [*pairs, *given]:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
             raise LabError(f"--param takes KEY=VALUE, got {pair!r}")
-        params[key.strip()] = value.strip()
+        if key in params and params[key] != value:
+            raise LabError(
+                f"{key} is given twice, as {params[key]!r} and {value!r} "
+                "(--trials N is the same as --param trials=N): give it once"
+            )
+        params[key] = value
     return params
 
 
@@ -266,11 +300,15 @@ def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
 
 @user_errors
 def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | None,
-               overrides: dict[str, Any]) -> None:
-    """``invoke experiment NAME``: run one experiment and save its JSON result."""
+               param_pairs: list[str], trials: str | None = None) -> None:
+    """``invoke experiment NAME``: run one experiment and save its JSON result.
+
+    Every parameter is parsed and checked, and the results folder made writable, before
+    the lab is touched.
+    """
     exp = experiments.get(name)
-    params = exp.params(quick, **overrides)
-    results_dir = results_dir or default_results_dir()
+    params = exp.params(quick, **parse_params(param_pairs, trials))
+    results_dir = writable_results_dir(results_dir or default_results_dir())
     if not _run_one(_running_cluster(config), exp, results_dir, params):
         sys.exit(1)
 
@@ -282,6 +320,12 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
     if from_dir is not None:
         if not from_dir.is_dir():
             raise LabError(f"{from_dir} is not a folder of results")
+        try:
+            next(from_dir.glob("*.json"))
+        except StopIteration:
+            raise LabError(f"{from_dir} holds no results (*.json)") from None
+        except OSError as exc:
+            raise LabError(f"cannot read {from_dir}: {exc.strerror}") from None
         _render(from_dir)
         return
     _report(config, quick, only, results_dir)
@@ -291,7 +335,7 @@ def _report(config: LabConfig, quick: bool, only: list[str] | None,
             results_dir: Path | None) -> None:
     selected = [experiments.get(n) for n in only] if only else list(
         experiments.registry().values())
-    results_dir = results_dir or default_results_dir()
+    results_dir = writable_results_dir(results_dir or default_results_dir())
     cluster = _running_cluster(config)
     failed = [e.name for e in selected
               if not _run_one(cluster, e, results_dir, e.params(quick))]
@@ -303,7 +347,8 @@ def _report(config: LabConfig, quick: bool, only: list[str] | None,
 def _render(results_dir: Path) -> None:
     try:
         path = render_report(results_dir)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
+        # OSError: an unreadable result or a folder the report cannot be written to.
         raise LabError(f"cannot render the report: {exc}") from None
     console.print(f"[bold green]report[/] {path}")
 
