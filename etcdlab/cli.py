@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,11 +20,12 @@ from rich.table import Table
 from etcdlab import experiments, offline
 from etcdlab import provision as provisioning
 from etcdlab.cluster import Cluster, NodeStatus
-from etcdlab.config import LabConfig, QuorumWarning
+from etcdlab.config import ENV_PREFIX, LabConfig, QuorumWarning
 from etcdlab.docker_cluster import DockerLab, connect
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import run_experiment
 from etcdlab.faults import Faults
+from etcdlab.params import Param
 from etcdlab.report import render_report
 
 # Piped output (CI logs, tests) gets wide lines instead of rich's 80-column default.
@@ -53,12 +54,27 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def take_lab_env(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Remove the ``INVOKE_LAB_*`` variables from ``environ`` and return them.
+
+    invoke would cast them by the YAML type of the default (``"false"`` becomes true,
+    ``"abc"`` for a number is a traceback inside invoke) and silently drop misspelt ones;
+    etcdlab reads them against its own schema instead (:meth:`LabConfig.from_mapping`).
+    """
+    names = [name for name in environ if name.startswith(ENV_PREFIX)]
+    return {name: environ.pop(name) for name in names}
+
+
 @user_errors
-def load_config(settings: Mapping[str, Any], **overrides: Any) -> LabConfig:
-    """LabConfig from invoke's ``lab`` section and flags; warnings printed once."""
+def load_config(settings: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                above_env: Mapping[str, Any] | None = None, **overrides: Any) -> LabConfig:
+    """LabConfig from invoke's ``lab`` section, INVOKE_LAB_* and flags; warnings printed once.
+
+    ``above_env`` is the ``lab`` section of a ``-f`` file, which outranks the environment.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QuorumWarning)
-        config = LabConfig.from_mapping(settings, overrides)
+        config = LabConfig.from_mapping(settings, overrides, env, above_env)
     for warning in caught:
         err_console.print(f"[yellow]warning:[/] {warning.message}")
     return config
@@ -365,9 +381,15 @@ def heal(config: LabConfig) -> None:
 # -- membership registry (Q10): `invoke members` ------------------------------------------
 
 
+WATCH_SECONDS = Param("seconds", 0.0, "stop watching after this long (0: at Ctrl-C)", unit="s",
+                      minimum=0)
+
+
 @user_errors
-def members(config: LabConfig, name: str, watch: bool = False, seconds: float = 0.0) -> None:
+def members(config: LabConfig, name: str, watch: bool = False,
+            seconds: str | float | None = None) -> None:
     """``invoke members NAME``: the service's instances; with ``watch``, then live changes."""
+    seconds = WATCH_SECONDS.parse(0.0 if seconds is None else seconds, source="--seconds")
     cluster = _running_cluster(config)
     with cluster.tls_environment():
         _members(cluster, name, watch, seconds)

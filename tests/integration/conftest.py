@@ -2,9 +2,9 @@
 
 The test lab uses its own network, subnet and names (``etcdlab-test``, ``172.28.0.0/16``,
 ``tnode1..3``; ``ETCDLAB_TEST_LAB`` changes them), passed as INVOKE_LAB_* environment
-variables, so it never touches a lab the user runs with the defaults. ``ETCDLAB_TEST_PROFILE`` names an extra invoke config file
-(CI: ``profiles/offline.yaml``); ``ETCDLAB_REQUIRE_DOCKER=1`` turns a missing Docker engine
-into a failure instead of a skip.
+variables, so it never touches a lab the user runs with the defaults.
+``ETCDLAB_TEST_PROFILE`` names an extra invoke config file (CI: ``profiles/offline.yaml``);
+``ETCDLAB_REQUIRE_DOCKER=1`` turns a missing Docker engine into a failure instead of a skip.
 """
 
 from __future__ import annotations
