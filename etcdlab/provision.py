@@ -364,6 +364,34 @@ def provisioned_config(config: LabConfig) -> LabConfig:
     return LabConfig.from_mapping(json.loads(path.read_text()))
 
 
+SHAPE = ("nodes", "prefix", "subnet", "first_host", "image")
+"""Settings a running container lab cannot change by re-provisioning: its containers keep
+their names, addresses and image while Ansible would write new ones into etcd's config."""
+
+
+def refuse_shape_change(config: LabConfig, lab: DockerLab) -> None:
+    """A LabError, before anything is touched, if ``config`` reshapes the running lab."""
+    if not lab.containers():
+        return
+    running = provisioned_config(config)
+    changed = [key for key in SHAPE if _differs(key, running, config)]
+    if changed:
+        what = ", ".join(f"{key} {getattr(running, key)} → {getattr(config, key)}"
+                         for key in changed)
+        raise LabError(
+            f"the lab on network {config.network} is running and cannot be reshaped by "
+            f"re-provisioning ({what}): run `invoke destroy` first, then provision again, "
+            "or provision without changing these settings"
+        )
+
+
+def _differs(key: str, running: LabConfig, wanted: LabConfig) -> bool:
+    if key == "image" and wanted.image == DEFAULT_IMAGE and wanted.offline_fallback:
+        # The default image may have fallen back to the offline one when it was provisioned.
+        return running.image not in {DEFAULT_IMAGE, wanted.offline_image}
+    return getattr(running, key) != getattr(wanted, key)
+
+
 def secrets_file(config: LabConfig) -> Path:
     """The lab's etcd passwords (root and the lab user), made once, readable by the owner."""
     path = state_dir(config) / "secrets.yml"
@@ -424,6 +452,7 @@ def provision(
     if config.hosts_mode:
         return _provision_hosts(config, say, show, started)
     lab = DockerLab(config)
+    refuse_shape_change(config, lab)
     lab.preflight()
     config, image = resolve_assets(config, lab, say)
     created = lab.create(image, say)
