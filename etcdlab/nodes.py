@@ -10,8 +10,10 @@ known to within the SSH round trip.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -169,7 +171,8 @@ class SshNodes:
         if host.key_file:
             line += ["-i", os.path.expanduser(host.key_file)]
         line += shlex.split(host.common_args)
-        return [*line, f"{host.user}@{host.address}", remote]
+        # "--": nothing from the inventory after this point can be read as an ssh option.
+        return [*line, "--", f"{host.user}@{host.address}", remote]
 
     def exec(self, name: str, command: list[str], check: bool = True) -> tuple[int, str]:
         """Run a command on a host over SSH; returns (exit code, combined output)."""
@@ -265,8 +268,22 @@ class SshNodes:
         return f"ssh hosts ({Path(self.config.inventory).name})"
 
 
+PKI_NAMES = frozenset({"ca", "client"})
+"""Names the etcd role gives the controller's PKI files (``ca.key``, ``client.crt``, …) in
+``.lab/<lab>/pki/``, beside one ``<host>.key/.csr/.crt`` per member: a host of that name
+would overwrite them."""
+_HOST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_DNS_NAME_RE = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+
+
 def inventory_hosts(path: Path) -> list[SshHost]:
-    """The etcd members of an Ansible inventory, as ``ansible-inventory`` resolves them."""
+    """The etcd members of an Ansible inventory, as ``ansible-inventory`` resolves them.
+
+    Members may sit in child groups of ``etcd``. Every value that reaches a command line,
+    a file name or etcd's configuration is checked here: host names, addresses
+    (``ipaddress``), users and ports.
+    """
     binary = Path(sys.executable).parent / "ansible-inventory"
     command = [str(binary if binary.exists() else "ansible-inventory"), "-i", str(path), "--list"]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -274,24 +291,71 @@ def inventory_hosts(path: Path) -> list[SshHost]:
         raise LabError(f"cannot read inventory {path}: {done.stderr.strip().splitlines()[-1:]}")
     data = json.loads(done.stdout)
     hostvars = data.get("_meta", {}).get("hostvars", {})
-    members = data.get("etcd", {}).get("hosts", [])
+    members = group_hosts(data, "etcd")
     if not members:
-        raise LabError(f"inventory {path} has no hosts in the group `etcd`")
-    hosts = []
-    for name in members:
-        vars_ = hostvars.get(name, {})
-        address = str(vars_.get("ansible_host", name))
-        hosts.append(SshHost(
-            name=name,
-            address=address,
-            member_ip=str(vars_.get("etcd_member_ip", address)),
-            user=str(vars_.get("ansible_user", "root")),
-            port=int(vars_.get("ansible_port", 22)),
-            key_file=str(vars_.get("ansible_ssh_private_key_file", "")),
-            common_args=str(vars_.get("ansible_ssh_common_args", "")),
-            become=bool(vars_.get("ansible_become", False)),
-        ))
-    return hosts
+        raise LabError(f"inventory {path} has no hosts in the group `etcd` or its children")
+    return [inventory_host(name, hostvars.get(name, {}), path) for name in members]
+
+
+def group_hosts(inventory: dict[str, Any], group: str) -> list[str]:
+    """Hosts of a group and of its child groups, in inventory order, each once."""
+    found: list[str] = []
+    pending, seen = [group], set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        entry = inventory.get(current) or {}
+        found += [h for h in entry.get("hosts", []) if h not in found]
+        pending += entry.get("children", [])
+    return found
+
+
+def inventory_host(name: str, hostvars: dict[str, Any], path: Path) -> SshHost:
+    """One member from its inventory variables, or a LabError naming what is wrong."""
+    where = f"inventory {path}, host {name!r}"
+    if not _HOST_NAME_RE.fullmatch(name):
+        raise LabError(f"{where}: a member name must be letters, digits, '-' and '_' "
+                       "(it names the member's certificate files and etcd member)")
+    if name.lower() in PKI_NAMES:
+        raise LabError(f"{where}: the name collides with the lab's own PKI files "
+                       f"({', '.join(sorted(PKI_NAMES))}.crt/.key); rename the host")
+    address = str(hostvars.get("ansible_host", name))
+    if not (_is_ip(address) or _DNS_NAME_RE.fullmatch(address)):
+        raise LabError(f"{where}: ansible_host {address!r} is neither an IP address nor a "
+                       "host name")
+    member_ip = str(hostvars.get("etcd_member_ip", address))
+    if not _is_ip(member_ip):
+        raise LabError(f"{where}: etcd_member_ip {member_ip!r} is not an IP address "
+                       "(set it when ansible_host is a name)")
+    user = str(hostvars.get("ansible_user", "root"))
+    if not _USER_RE.fullmatch(user):
+        raise LabError(f"{where}: ansible_user {user!r} is not a user name")
+    try:
+        port = int(str(hostvars.get("ansible_port", 22)))
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise LabError(f"{where}: ansible_port {hostvars.get('ansible_port')!r} is not a port")
+    return SshHost(
+        name=name,
+        address=address,
+        member_ip=str(ipaddress.ip_address(member_ip)),
+        user=user,
+        port=port,
+        key_file=str(hostvars.get("ansible_ssh_private_key_file", "")),
+        common_args=str(hostvars.get("ansible_ssh_common_args", "")),
+        become=bool(hostvars.get("ansible_become", False)),
+    )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def nodes_for(config: LabConfig) -> DockerNodes | SshNodes:

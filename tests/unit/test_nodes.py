@@ -79,3 +79,52 @@ def test_hosts_get_no_container_only_chrony_settings(inventory):
     assert "chrony_servers" not in variables
     assert variables["chrony_allow"] == ["192.0.2.11/32", "192.0.2.12/32"]
     assert variables["etcd_tls"] is True
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "hosts.yml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_members_in_child_groups_of_etcd_are_found(tmp_path):
+    path = write(tmp_path, """
+        all:
+          children:
+            etcd:
+              children:
+                etcd_east: {hosts: {vm1: {ansible_host: 192.0.2.11}}}
+                etcd_west: {hosts: {vm2: {ansible_host: 192.0.2.12}}}
+    """)
+    assert [h.name for h in inventory_hosts(path)] == ["vm1", "vm2"]
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("ca: {ansible_host: 192.0.2.11}", "collides with the lab's own PKI files"),
+        ("client: {ansible_host: 192.0.2.11}", "collides with the lab's own PKI files"),
+        ('vm1: {ansible_host: 192.0.2.11, etcd_member_ip: "1.2.3.4; reboot"}',
+         "etcd_member_ip '1.2.3.4; reboot' is not an IP address"),
+        ('vm1: {ansible_host: "-oProxyCommand=id"}', "is neither an IP address nor a host name"),
+        ("vm1: {ansible_host: vm1.example}", "etcd_member_ip 'vm1.example' is not an IP"),
+        ('vm1: {ansible_host: 192.0.2.11, ansible_user: "-oX"}', "is not a user name"),
+        ("vm1: {ansible_host: 192.0.2.11, ansible_port: 70000}", "is not a port"),
+    ],
+)
+def test_inventory_values_that_would_reach_a_shell_or_a_file_name_are_refused(
+        tmp_path, host, message):
+    path = write(tmp_path, f"""
+        all:
+          children:
+            etcd:
+              hosts:
+                {host}
+    """)
+    with pytest.raises(LabError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        inventory_hosts(path)
+
+
+def test_the_destination_follows_a_double_dash(inventory):
+    command = SshNodes(LabConfig(inventory=str(inventory))).ssh_command("vm1", ["true"])
+    assert command[-3:] == ["--", "ubuntu@192.0.2.11", "sudo -n true"]
