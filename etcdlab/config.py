@@ -185,6 +185,11 @@ class LabConfig:
         return self.state_path / "pki"
 
     @property
+    def known_hosts_path(self) -> Path:
+        """The lab's own SSH known_hosts: keys accepted on first contact, enforced after."""
+        return self.state_path / "known_hosts"
+
+    @property
     def hosts_mode(self) -> bool:
         """True when the lab is existing hosts from an inventory (no containers)."""
         return bool(self.inventory)

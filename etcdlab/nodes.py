@@ -170,15 +170,35 @@ class SshNodes:
                 "-p", str(host.port)]
         if host.key_file:
             line += ["-i", os.path.expanduser(host.key_file)]
+        # Before the inventory's own arguments: ssh keeps the first value of an option.
+        line += host_key_options(self.config)
         line += shlex.split(host.common_args)
         # "--": nothing from the inventory after this point can be read as an ssh option.
         return [*line, "--", f"{host.user}@{host.address}", remote]
+
+    def trust_hosts(self) -> None:
+        """Reach every host once: a new host key is recorded, a changed one refused.
+
+        Keys go to the lab's own known_hosts (``accept-new``), so that Ansible, which
+        checks host keys strictly, finds them there.
+        """
+        self.config.known_hosts_path.parent.mkdir(parents=True, exist_ok=True)
+        for name in self.names:
+            self.exec(name, ["true"], check=False)
 
     def exec(self, name: str, command: list[str], check: bool = True) -> tuple[int, str]:
         """Run a command on a host over SSH; returns (exit code, combined output)."""
         done = subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
                               timeout=60)
         output = done.stdout + done.stderr
+        if done.returncode == 255 and "IDENTIFICATION HAS CHANGED" in output:
+            host = self.hosts[name]
+            known = self.config.known_hosts_path
+            raise LabError(
+                f"{name}: the SSH host key of {host.address} is not the one recorded in "
+                f"{known}: refused. If the host was rebuilt, forget the old key with "
+                f"`ssh-keygen -R {host.address} -f {known}` and try again"
+            )
         if done.returncode == 255:
             raise LabError(f"{name}: ssh failed: {output.strip().splitlines()[-1:]}")
         if check and done.returncode != 0:
@@ -266,6 +286,12 @@ class SshNodes:
     def describe(self) -> str:
         """Where the lab runs (for result metadata)."""
         return f"ssh hosts ({Path(self.config.inventory).name})"
+
+
+def host_key_options(config: LabConfig) -> list[str]:
+    """ssh options that pin host keys in the lab's known_hosts (accepted on first contact)."""
+    return ["-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={config.known_hosts_path}"]
 
 
 PKI_NAMES = frozenset({"ca", "client"})

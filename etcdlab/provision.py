@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import time
@@ -279,11 +280,22 @@ def run_playbook(
     private = state_dir(config)
     private.mkdir(parents=True, exist_ok=True)
     member_ips = None
+    host_keys: dict[str, str] = {}
     if config.hosts_mode:
         inventory = str(Path(config.inventory).expanduser().resolve())
-        from etcdlab.nodes import inventory_hosts
+        from etcdlab.nodes import SshNodes, host_key_options
 
-        member_ips = [h.member_ip for h in inventory_hosts(Path(inventory))]
+        nodes = SshNodes(config)
+        nodes.trust_hosts()
+        member_ips = list(nodes.ips.values())
+        # Strict checking against the keys trust_hosts recorded; ssh_args come before an
+        # inventory's ssh_common_args, and ssh keeps the first value of each option.
+        host_keys = {
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_SSH_ARGS": shlex.join(
+                ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+                 *host_key_options(config)]),
+        }
     else:
         inventory_dir = private / "inventory"
         if inventory_dir.exists():
@@ -296,6 +308,7 @@ def run_playbook(
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        **host_keys,
     }
     if config.ansible_accelerator == "mitogen":
         import ansible_mitogen

@@ -1,5 +1,6 @@
 """Hosts from an inventory, and the SSH command lines that reach them."""
 
+import os
 import textwrap
 
 import pytest
@@ -128,3 +129,29 @@ def test_inventory_values_that_would_reach_a_shell_or_a_file_name_are_refused(
 def test_the_destination_follows_a_double_dash(inventory):
     command = SshNodes(LabConfig(inventory=str(inventory))).ssh_command("vm1", ["true"])
     assert command[-3:] == ["--", "ubuntu@192.0.2.11", "sudo -n true"]
+
+
+def test_ssh_pins_host_keys_in_the_labs_known_hosts(inventory):
+    config = LabConfig(inventory=str(inventory))
+    command = SshNodes(config).ssh_command("vm1", ["true"])
+    pinned = ["-o", "StrictHostKeyChecking=accept-new",
+              "-o", f"UserKnownHostsFile={config.known_hosts_path}"]
+    start = command.index(pinned[1]) - 1
+    assert command[start:start + 4] == pinned
+    # Before the inventory's own "-o StrictHostKeyChecking=no": ssh keeps the first value.
+    assert start < command.index("StrictHostKeyChecking=no")
+    assert config.known_hosts_path.parent == config.state_path
+
+
+def test_a_changed_host_key_is_refused_with_how_to_forget_it(inventory, tmp_path, monkeypatch):
+    """What ssh prints for a changed key becomes one clear LabError (ssh itself stubbed)."""
+    fake = tmp_path / "bin" / "ssh"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho '@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@'"
+                    " >&2\necho 'Host key verification failed.' >&2\nexit 255\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    nodes = SshNodes(LabConfig(inventory=str(inventory)))
+    with pytest.raises(LabError, match=r"vm1: the SSH host key of 192\.0\.2\.11 is not the one "
+                                       r"recorded in .*known_hosts: refused.*ssh-keygen -R"):
+        nodes.exec("vm1", ["true"])
