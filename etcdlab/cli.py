@@ -323,7 +323,7 @@ def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | No
     the lab is touched.
     """
     exp = experiments.get(name)
-    params = exp.params(quick, **parse_params(param_pairs, trials))
+    params = exp.params_with(quick, parse_params(param_pairs, trials))
     results_dir = writable_results_dir(results_dir or default_results_dir())
     if not _run_one(_running_cluster(config), exp, results_dir, params):
         sys.exit(1)

@@ -72,7 +72,11 @@ class Experiment:
         raise unknown_name(f"{self.name} has no parameter", key, self.defaults)
 
     def params(self, quick: bool = False, **overrides: Any) -> dict[str, Any]:
-        """Defaults, then the quick set, then explicit overrides (``None`` = not given).
+        """Defaults, then the quick set, then explicit overrides (``None`` = not given)."""
+        return self.params_with(quick, overrides)
+
+    def params_with(self, quick: bool, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`params` with the overrides as a mapping, whatever their names.
 
         Overrides may be strings (``--param KEY=VALUE``); each is read by its declared
         type and checked against its range before anything runs.

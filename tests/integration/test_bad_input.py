@@ -115,6 +115,8 @@ NO_LAB_CASES = [
      "op_timeout_s must be a finite number > 0 s, got '0'"),
     ("unknown-param", ["experiment", "election", "--param", "trails=3"], {}, None,
      "election has no parameter 'trails' (did you mean trials?)"),
+    ("param-named-quick", ["experiment", "election", "--param", "quick=1"], {}, None,
+     "election has no parameter 'quick'"),
     ("trials-without-trials", ["experiment", "conflicts", "--trials", "3"], {}, None,
      "conflicts has no parameter 'trials'"),
     ("unknown-experiment", ["experiment", "elections"], {}, None,

@@ -114,3 +114,8 @@ def test_trials_flag_applies_only_when_given_and_must_agree_with_param():
 def test_trials_on_an_experiment_without_trials_is_refused():
     with pytest.raises(LabError, match="conflicts has no parameter 'trials'"):
         experiments.get("conflicts").params(**parse_params([], trials="3"))
+
+
+def test_a_parameter_named_like_an_argument_of_params_is_just_unknown():
+    with pytest.raises(LabError, match="election has no parameter 'quick'"):
+        experiments.get("election").params_with(False, {"quick": "1"})
