@@ -4,9 +4,15 @@ Settings come from invoke config (`invoke.yaml`, `-f profile.yaml`, INVOKE_LAB_*
 flags override them for one run.
 """
 
+import os
+
 from invoke import task
 
 from etcdlab import cli
+
+# invoke loads INVOKE_LAB_* after importing this file and casts them by the YAML type of
+# the default ("false" → true); etcdlab takes them out first and checks them itself.
+LAB_ENV = cli.take_lab_env(os.environ)
 
 CLUSTER_HELP = {
     "nodes": "number of etcd members, 1..9 (default from lab.nodes: 3)",
@@ -19,7 +25,10 @@ CLUSTER_HELP = {
 
 
 def _config(c, **flags):
-    return cli.load_config(c.config.lab, **flags)
+    # invoke has no public view of one config layer: its runtime (-f) file outranks the
+    # environment, so the keys that file sets are passed to keep that order.
+    runtime = c.config._runtime.get("lab") or {}
+    return cli.load_config(c.config.lab, LAB_ENV, runtime, **flags)
 
 
 @task(help={**CLUSTER_HELP, "keep-on-failure": "keep containers this run created if it fails"})
@@ -77,16 +86,16 @@ RUN_HELP = {
 
 @task(
     help={**RUN_HELP, "name": "experiment name (see `invoke experiments`)",
-          "trials": "number of trials, where the experiment has trials",
-          "param": "override any parameter: --param KEY=VALUE (repeatable)"},
+          "trials": "number of trials, where the experiment has trials (= --param trials=N)",
+          "param": "override a declared parameter: --param KEY=VALUE (repeatable; checked "
+                   "against its type and range before the lab is touched)"},
     iterable=["param"],
 )
 def experiment(c, name, quick=False, results=None, trials=None, param=None, network=None,
                inventory=None):
     """Run one experiment against the provisioned lab and write RESULTS/NAME.json."""
-    overrides = {**cli.parse_params(param or []), "trials": trials}
     cli.experiment(_config(c, network=network, inventory=inventory), name, quick,
-                   _path(results), overrides)
+                   _path(results), param or [], trials)
 
 
 @task(
@@ -128,9 +137,9 @@ def _path(value):
             "watch": "then keep printing joins, updates and leaves as they happen",
             "seconds": "with --watch, stop after this many seconds (default: at Ctrl-C)",
             "network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]})
-def members(c, name, watch=False, seconds=0, network=None, inventory=None):
+def members(c, name, watch=False, seconds=None, network=None, inventory=None):
     """Show the instances registered for service NAME (etcdlab.registry); --watch follows them."""
-    cli.members(_config(c, network=network, inventory=inventory), name, watch, float(seconds))
+    cli.members(_config(c, network=network, inventory=inventory), name, watch, seconds)
 
 
 # -- linearizability of recorded histories (etcdlab.linearizability) ------------------------

@@ -6,9 +6,10 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,12 +20,13 @@ from rich.table import Table
 from etcdlab import experiments, offline
 from etcdlab import provision as provisioning
 from etcdlab.cluster import Cluster, NodeStatus
-from etcdlab.config import LabConfig, QuorumWarning
+from etcdlab.config import ENV_PREFIX, LabConfig, QuorumWarning
 from etcdlab.docker_cluster import DockerLab, connect
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
 from etcdlab.journal import HealStep
+from etcdlab.params import Param
 from etcdlab.report import render_report
 from etcdlab.signals import install_interrupt_handlers
 from etcdlab.state import LabLock
@@ -64,12 +66,27 @@ def lab_lock(config: LabConfig) -> LabLock:
     return LabLock(provisioning.state_dir(config))
 
 
+def take_lab_env(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Remove the ``INVOKE_LAB_*`` variables from ``environ`` and return them.
+
+    invoke would cast them by the YAML type of the default (``"false"`` becomes true,
+    ``"abc"`` for a number is a traceback inside invoke) and silently drop misspelt ones;
+    etcdlab reads them against its own schema instead (:meth:`LabConfig.from_mapping`).
+    """
+    names = [name for name in environ if name.startswith(ENV_PREFIX)]
+    return {name: environ.pop(name) for name in names}
+
+
 @user_errors
-def load_config(settings: Mapping[str, Any], **overrides: Any) -> LabConfig:
-    """LabConfig from invoke's ``lab`` section and flags; warnings printed once."""
+def load_config(settings: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                above_env: Mapping[str, Any] | None = None, **overrides: Any) -> LabConfig:
+    """LabConfig from invoke's ``lab`` section, INVOKE_LAB_* and flags; warnings printed once.
+
+    ``above_env`` is the ``lab`` section of a ``-f`` file, which outranks the environment.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QuorumWarning)
-        config = LabConfig.from_mapping(settings, overrides)
+        config = LabConfig.from_mapping(settings, overrides, env, above_env)
     for warning in caught:
         err_console.print(f"[yellow]warning:[/] {warning.message}")
     return config
@@ -99,6 +116,7 @@ def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
 @user_errors
 def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     """``invoke lab``: provision, then run every experiment and render the report."""
+    results_dir = writable_results_dir(results_dir or default_results_dir())
     with lab_lock(config):
         config = _provision(config, keep_on_failure=False)
         _report(config, quick, None, results_dir)
@@ -245,14 +263,46 @@ def default_results_dir() -> Path:
     return provisioning.ROOT / "results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
-    """``["trials=3", "seed=2"]`` → ``{"trials": "3", "seed": "2"}``."""
-    params = {}
-    for pair in pairs:
+def writable_results_dir(folder: Path) -> Path:
+    """``folder`` if results can be written there, checked before any work starts.
+
+    Nothing is created by the check: a temporary file is made and removed in the folder,
+    or, when it does not exist yet, in its nearest existing parent (where ``mkdir`` will
+    create it). Writing a file is the only test that also holds for root and read-only mounts.
+    """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LabError(f"results folder {folder}: {existing} is not a folder")
+    try:
+        descriptor, probe = tempfile.mkstemp(dir=existing, prefix=".etcdlab-write-test.")
+    except OSError as exc:
+        raise LabError(f"results folder {folder} is not writable: {exc.strerror}") from None
+    os.close(descriptor)
+    os.unlink(probe)
+    return folder
+
+
+def parse_params(pairs: list[str], trials: str | None = None) -> dict[str, str]:
+    """``["trials=3", "seed=2"]`` → ``{"trials": "3", "seed": "2"}``, ``--trials`` merged in.
+
+    ``--trials N`` is short for ``--param trials=N``; giving both with different values,
+    or one key twice with different values, is refused rather than silently resolved.
+    """
+    params: dict[str, str] = {}
+    given = [f"trials={trials}"] if trials is not None else []
+    for pair in [*pairs, *given]:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
             raise LabError(f"--param takes KEY=VALUE, got {pair!r}")
-        params[key.strip()] = value.strip()
+        if key in params and params[key] != value:
+            raise LabError(
+                f"{key} is given twice, as {params[key]!r} and {value!r} "
+                "(--trials N is the same as --param trials=N): give it once"
+            )
+        params[key] = value
     return params
 
 
@@ -300,11 +350,15 @@ def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
 
 @user_errors
 def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | None,
-               overrides: dict[str, Any]) -> None:
-    """``invoke experiment NAME``: run one experiment and save its JSON result."""
+               param_pairs: list[str], trials: str | None = None) -> None:
+    """``invoke experiment NAME``: run one experiment and save its JSON result.
+
+    Every parameter is parsed and checked, and the results folder made writable, before
+    the lab is touched.
+    """
     exp = experiments.get(name)
-    params = exp.params(quick, **overrides)
-    results_dir = results_dir or default_results_dir()
+    params = exp.params_with(quick, parse_params(param_pairs, trials))
+    results_dir = writable_results_dir(results_dir or default_results_dir())
     with lab_lock(config):
         ok = _run_one(_running_cluster(config), exp, results_dir, params)
     if not ok:
@@ -318,6 +372,12 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
     if from_dir is not None:
         if not from_dir.is_dir():
             raise LabError(f"{from_dir} is not a folder of results")
+        try:
+            next(from_dir.glob("*.json"))
+        except StopIteration:
+            raise LabError(f"{from_dir} holds no results (*.json)") from None
+        except OSError as exc:
+            raise LabError(f"cannot read {from_dir}: {exc.strerror}") from None
         _render(from_dir)
         return
     with lab_lock(config):
@@ -328,7 +388,7 @@ def _report(config: LabConfig, quick: bool, only: list[str] | None,
             results_dir: Path | None) -> None:
     selected = [experiments.get(n) for n in only] if only else list(
         experiments.registry().values())
-    results_dir = results_dir or default_results_dir()
+    results_dir = writable_results_dir(results_dir or default_results_dir())
     cluster = _running_cluster(config)
     failed = []
     times: list[tuple[str, float]] = []
@@ -353,7 +413,8 @@ def _report(config: LabConfig, quick: bool, only: list[str] | None,
 def _render(results_dir: Path) -> None:
     try:
         path = render_report(results_dir)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
+        # OSError: an unreadable result or a folder the report cannot be written to.
         raise LabError(f"cannot render the report: {exc}") from None
     console.print(f"[bold green]report[/] {path}")
 
@@ -392,9 +453,15 @@ def _print_heal(steps: list[HealStep]) -> None:
 # -- membership registry (Q10): `invoke members` ------------------------------------------
 
 
+WATCH_SECONDS = Param("seconds", 0.0, "stop watching after this long (0: at Ctrl-C)", unit="s",
+                      minimum=0)
+
+
 @user_errors
-def members(config: LabConfig, name: str, watch: bool = False, seconds: float = 0.0) -> None:
+def members(config: LabConfig, name: str, watch: bool = False,
+            seconds: str | float | None = None) -> None:
     """``invoke members NAME``: the service's instances; with ``watch``, then live changes."""
+    seconds = WATCH_SECONDS.parse(0.0 if seconds is None else seconds, source="--seconds")
     cluster = _running_cluster(config)
     with cluster.tls_environment():
         _members(cluster, name, watch, seconds)

@@ -12,11 +12,12 @@ import ipaddress
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from etcdlab.errors import LabError
+from etcdlab.params import Param, unknown_name
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The project folder: playbooks/, roles/, inventory/, ansible.cfg and .lab/ live there."""
@@ -25,40 +26,76 @@ DEFAULT_ETCD_VERSION = "3.5.6"
 MAX_NODES = 9
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+ENV_PREFIX = "INVOKE_LAB_"
+
+
+def setting(default: Any, help: str = "", **limits: Any) -> Any:
+    """A LabConfig field with its declaration: type (that of the default), limits, unit."""
+    return field(default=default, metadata={"param": Param("", default, help, **limits)})
+
+
+_IMAGE = {"pattern": r"[A-Za-z0-9][A-Za-z0-9._/:@-]*",
+          "pattern_help": "a Docker image reference like ubuntu:22.04"}
+_NAME = {"pattern": _NAME_RE.pattern[1:-1],
+         "pattern_help": "a name that starts with a letter and uses only a-z, 0-9 and '-'"}
 
 
 @dataclass(frozen=True)
 class LabConfig:
-    """Every setting of a lab, checked when built (see ``invoke.yaml`` for their meaning)."""
+    """Every setting of a lab, checked when built (see ``invoke.yaml`` for their meaning).
 
-    nodes: int = 3
-    prefix: str = "node"
-    network: str = "dist-sys-net"
-    subnet: str = "172.21.0.0/16"
-    first_host: int = 10
-    image: str = DEFAULT_IMAGE
-    offline_image: str = "etcdlab/debian12:offline"
-    offline_fallback: bool = True
-    debian_mirror: str = "http://deb.debian.org/debian"
-    cache_dir: str = "~/.cache/etcdlab"
-    etcd_version: str = DEFAULT_ETCD_VERSION
-    etcd_archive: str = ""
-    etcd_archive_sha256: str = ""
-    etcd_heartbeat_interval_ms: int = 100
-    etcd_election_timeout_ms: int = 1000
-    etcd_quota_backend_bytes: int = 2 * 1024**3
-    etcd_snapshot_count: int = 100000
-    etcd_log_level: str = "info"
-    chrony_minpoll: int = 4
-    chrony_maxpoll: int = 6
-    chrony_iburst: bool = True
-    chrony_makestep_threshold: float = 1.0
-    chrony_makestep_limit: int = 3
-    ansible_accelerator: str = "mitogen"
-    inventory: str = ""
-    etcd_tls: str = "auto"
-    etcd_auth: bool = False
+    Each field declares its type, range or choices once (:func:`setting`); that schema
+    checks YAML files, INVOKE_LAB_* variables and flags alike (:meth:`from_mapping`).
+    """
+
+    nodes: int = setting(3, "etcd members", minimum=1, maximum=MAX_NODES)
+    prefix: str = setting("node", "container and member name prefix", **_NAME)
+    network: str = setting("dist-sys-net", "the lab's Docker network", **_NAME)
+    subnet: str = setting("172.21.0.0/16", "private IPv4 subnet of the lab network")
+    first_host: int = setting(10, "host number of node1 in the subnet", minimum=2)
+    image: str = setting(DEFAULT_IMAGE, "base image of the nodes", **_IMAGE)
+    offline_image: str = setting("etcdlab/debian12:offline", "the offline base image",
+                                 **_IMAGE)
+    offline_fallback: bool = setting(True, "fall back to offline assets")
+    debian_mirror: str = setting("http://deb.debian.org/debian", "mirror for the offline image",
+                                 pattern=r"https?://\S+", pattern_help="an http(s) URL")
+    cache_dir: str = setting("~/.cache/etcdlab", "offline downloads", pattern=r".*\S.*",
+                             pattern_help="a folder")
+    etcd_version: str = setting(DEFAULT_ETCD_VERSION, "etcd release",
+                                pattern=_VERSION_RE.pattern[1:-1],
+                                pattern_help="a version like 3.5.6")
+    etcd_archive: str = setting("", "a local etcd release archive")
+    etcd_archive_sha256: str = setting("", "its sha256", pattern=r"([0-9a-f]{64})?",
+                                       pattern_help="64 lowercase hex digits")
+    etcd_heartbeat_interval_ms: int = setting(100, "Raft heartbeat", unit="ms", minimum=10,
+                                              maximum=5000)
+    etcd_election_timeout_ms: int = setting(1000, "Raft election timeout", unit="ms",
+                                            minimum=50, maximum=50000)
+    etcd_quota_backend_bytes: int = setting(2 * 1024**3, "backend quota", unit="B",
+                                            minimum=1024**2, maximum=8 * 1024**3)
+    etcd_snapshot_count: int = setting(100000, "committed entries between snapshots",
+                                       minimum=1, maximum=10**9)
+    etcd_log_level: str = setting("info", "etcd log level",
+                                  choices=("debug", "info", "warn", "error"))
+    chrony_minpoll: int = setting(4, "chrony minpoll (log2 s)", minimum=-6, maximum=24)
+    chrony_maxpoll: int = setting(6, "chrony maxpoll (log2 s)", minimum=-6, maximum=24)
+    chrony_iburst: bool = setting(True, "chrony iburst on the clients")
+    chrony_makestep_threshold: float = setting(1.0, "chrony makestep threshold", unit="s",
+                                               minimum=0, maximum=86400)
+    # chrony reads a negative makestep limit as "no limit".
+    chrony_makestep_limit: int = setting(3, "chrony makestep updates", minimum=-1,
+                                         maximum=10**6)
+    ansible_accelerator: str = setting("mitogen", "Ansible strategy",
+                                       choices=("mitogen", "none"))
+    inventory: str = setting("", "an Ansible inventory of existing hosts")
+    etcd_tls: str = setting("auto", "TLS for clients and peers",
+                            choices=("auto", "true", "false"))
+    etcd_auth: bool = setting(False, "etcd users and roles (needs TLS)")
+
+    @classmethod
+    def schema(cls) -> dict[str, Param]:
+        """Every setting's declaration, by name."""
+        return {f.name: replace(f.metadata["param"], name=f.name) for f in fields(cls)}
 
     def __post_init__(self) -> None:
         self._validate()
@@ -66,21 +103,36 @@ class LabConfig:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_mapping(
-        cls, settings: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+        cls,
+        settings: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        above_env: Mapping[str, Any] | None = None,
     ) -> LabConfig:
-        """Build from the invoke ``lab`` section plus flag overrides (``None`` = not given)."""
-        known = {f.name for f in fields(cls)}
-        merged = {k: v for k, v in dict(settings).items() if k in known}
-        unknown = sorted(set(dict(settings)) - known)
-        if unknown:
-            raise LabError(f"unknown lab setting(s): {', '.join(unknown)}")
+        """Build from invoke's ``lab`` section, INVOKE_LAB_* variables and flags.
+
+        ``settings`` is what invoke merged from its config files; ``env`` the
+        ``INVOKE_LAB_*`` variables by name, applied except where ``above_env`` (a ``-f``
+        file, which invoke ranks above the environment) sets the key; ``overrides`` the
+        flags (``None`` = not given). Every value is checked against :meth:`schema`.
+        """
+        schema = cls.schema()
+        values: dict[str, Any] = {}
+        for key, value in dict(settings).items():
+            if key not in schema:
+                raise unknown_name("unknown lab setting", key, schema)
+            values[key] = schema[key].parse(value, source=f"lab.{key}")
+        for variable, text in (env or {}).items():
+            key = variable.removeprefix(ENV_PREFIX).lower()
+            if key not in schema:
+                raise unknown_name("unknown environment variable", variable,
+                                   [ENV_PREFIX + name.upper() for name in schema])
+            if key not in (above_env or {}):
+                values[key] = schema[key].parse(text, source=variable)
         for key, value in (overrides or {}).items():
             if value is not None:
-                merged[key] = value
-        try:
-            return cls(**{k: _coerce(cls, k, v) for k, v in merged.items()})
-        except (TypeError, ValueError) as exc:
-            raise LabError(f"bad lab setting: {exc}") from None
+                values[key] = schema[key].parse(value, source=f"--{key.replace('_', '-')}")
+        return cls(**values)
 
     def with_changes(self, **changes: Any) -> LabConfig:
         """A copy with some settings changed (validated again)."""
@@ -133,6 +185,11 @@ class LabConfig:
         return self.state_path / "pki"
 
     @property
+    def known_hosts_path(self) -> Path:
+        """The lab's own SSH known_hosts: keys accepted on first contact, enforced after."""
+        return self.state_path / "known_hosts"
+
+    @property
     def hosts_mode(self) -> bool:
         """True when the lab is existing hosts from an inventory (no containers)."""
         return bool(self.inventory)
@@ -151,8 +208,8 @@ class LabConfig:
 
     # -- validation ---------------------------------------------------------------------
     def _validate(self) -> None:
-        if not 1 <= self.nodes <= MAX_NODES:
-            raise LabError(f"nodes must be between 1 and {MAX_NODES}, got {self.nodes}")
+        for name, param in self.schema().items():
+            param.check(getattr(self, name))
         if self.nodes % 2 == 0:
             warnings.warn(
                 f"{self.nodes} nodes: an even cluster tolerates no more failures than "
@@ -160,11 +217,6 @@ class LabConfig:
                 QuorumWarning,
                 stacklevel=3,
             )
-        for label, value in (("prefix", self.prefix), ("network", self.network)):
-            if not _NAME_RE.match(value):
-                raise LabError(
-                    f"{label} {value!r} must start with a letter and use only a-z, 0-9 and '-'"
-                )
         try:
             net = ipaddress.ip_network(self.subnet)
         except ValueError:
@@ -178,33 +230,17 @@ class LabConfig:
                 f"subnet {self.subnet} has no room for {self.nodes} nodes from host "
                 f"number {self.first_host}"
             )
-        if not self.image.strip():
-            raise LabError("image must not be empty")
-        if not _VERSION_RE.match(self.etcd_version):
-            raise LabError(f"etcd_version {self.etcd_version!r} must look like 3.5.6")
-        if self.etcd_archive_sha256 and not _SHA256_RE.match(self.etcd_archive_sha256):
-            raise LabError("etcd_archive_sha256 must be 64 lowercase hex digits")
         if self.etcd_archive and not self.archive_path.is_file():
             raise LabError(f"etcd_archive {self.etcd_archive} does not exist")
-        if not 10 <= self.etcd_heartbeat_interval_ms <= 5000:
-            raise LabError("etcd_heartbeat_interval_ms must be between 10 and 5000")
         if not 5 * self.etcd_heartbeat_interval_ms <= self.etcd_election_timeout_ms <= 50000:
             raise LabError(
                 "etcd_election_timeout_ms must be at least 5 × the heartbeat interval "
                 "and at most 50000 (etcd refuses otherwise)"
             )
-        if self.etcd_quota_backend_bytes < 1024**2:
-            raise LabError("etcd_quota_backend_bytes must be at least 1 MiB")
-        if self.etcd_log_level not in {"debug", "info", "warn", "error"}:
-            raise LabError("etcd_log_level must be debug, info, warn or error")
-        if not -6 <= self.chrony_minpoll <= self.chrony_maxpoll <= 24:
-            raise LabError("chrony_minpoll must be ≤ chrony_maxpoll, both in -6..24")
-        if self.ansible_accelerator not in {"mitogen", "none"}:
-            raise LabError("ansible_accelerator must be 'mitogen' or 'none'")
+        if self.chrony_minpoll > self.chrony_maxpoll:
+            raise LabError("chrony_minpoll must be ≤ chrony_maxpoll")
         if self.inventory and not Path(self.inventory).expanduser().is_file():
             raise LabError(f"inventory {self.inventory} does not exist")
-        if self.etcd_tls not in {"auto", "true", "false"}:
-            raise LabError("etcd_tls must be auto, true or false")
         if self.etcd_auth and not self.tls_enabled:
             raise LabError(
                 "etcd_auth needs TLS: the lab's own tools authenticate as root with their "
@@ -214,29 +250,3 @@ class LabConfig:
 
 class QuorumWarning(UserWarning):
     """An even node count: legal, but no more fault tolerant than one node fewer."""
-
-
-def _coerce(cls: type, name: str, value: Any) -> Any:
-    """Cast a value from YAML, an env var or a flag to the field's type."""
-    default = next(f.default for f in fields(cls) if f.name == name)
-    if isinstance(default, bool):
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(f"{name} must be true or false, got {value!r}")
-        return bool(value)
-    if isinstance(default, int):
-        if isinstance(value, bool):
-            raise ValueError(f"{name} must be a whole number, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"{name} must be a whole number, got {value!r}") from None
-    if isinstance(default, float):
-        return float(value)
-    if isinstance(value, bool):  # YAML's true/false for a string setting like etcd_tls
-        return "true" if value else "false"
-    return str(value)

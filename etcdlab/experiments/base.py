@@ -42,6 +42,7 @@ from etcdlab.cluster import Cluster
 from etcdlab.errors import Interrupted, LabError
 from etcdlab.faults import Faults
 from etcdlab.journal import Entry, HealStep
+from etcdlab.params import Param, unknown_name
 from etcdlab.results import (
     Result,
     finish_partial,
@@ -59,12 +60,12 @@ SummarizeFn = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Experiment:
-    """One question's measurement: defaults, the ``--quick`` set, run and summarize."""
+    """One question's measurement: declared parameters, the ``--quick`` set, run, summarize."""
 
     name: str
     question: int
     title: str
-    defaults: Mapping[str, Any]
+    parameters: tuple[Param, ...]
     quick: Mapping[str, Any]
     run: RunFn
     summarize: SummarizeFn
@@ -75,19 +76,40 @@ class Experiment:
     check: RunFn | None = None
     """After the heal: final reads and consistency checks on the whole lab again."""
 
+    def __post_init__(self) -> None:
+        # A quick set that names an undeclared parameter or leaves its range is a bug in
+        # the module, caught when the registry imports it rather than halfway through a run.
+        for key, value in self.quick.items():
+            self.declared(key).check(value)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter's default, in declaration order."""
+        return {p.name: p.default for p in self.parameters}
+
+    def declared(self, key: str) -> Param:
+        """The declaration of one parameter, or a LabError listing the valid names."""
+        for param in self.parameters:
+            if param.name == key:
+                return param
+        raise unknown_name(f"{self.name} has no parameter", key, self.defaults)
+
     def params(self, quick: bool = False, **overrides: Any) -> dict[str, Any]:
         """Defaults, then the quick set, then explicit overrides (``None`` = not given)."""
-        params = dict(self.defaults)
+        return self.params_with(quick, overrides)
+
+    def params_with(self, quick: bool, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """:meth:`params` with the overrides as a mapping, whatever their names.
+
+        Overrides may be strings (``--param KEY=VALUE``); each is read by its declared
+        type and checked against its range before anything runs.
+        """
+        params = self.defaults
         if quick:
             params.update(self.quick)
         for key, value in overrides.items():
-            if value is None:
-                continue
-            if key not in params:
-                raise LabError(
-                    f"{self.name} has no parameter {key!r} (it has: {', '.join(params)})"
-                )
-            params[key] = type(params[key])(value) if params[key] is not None else value
+            if value is not None:
+                params[key] = self.declared(key).parse(value, source="--param")
         return params
 
 

@@ -22,6 +22,7 @@ import grpc
 
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import run_together
+from etcdlab.params import Param
 from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/conflicts/"
@@ -134,7 +135,11 @@ EXPERIMENT = Experiment(
     name="conflicts",
     question=2,
     title="Concurrent updates of one key: naive get+put vs compare-and-swap",
-    defaults={"workers": 8, "increments": 200, "op_timeout_s": 5.0},
+    parameters=(
+        Param("workers", 8, "concurrent workers incrementing the key", minimum=1, maximum=256),
+        Param("increments", 200, "increments per worker", minimum=1),
+        Param("op_timeout_s", 5.0, "timeout of one etcd request", unit="s", above=0),
+    ),
     quick={"increments": 50},
     run=run,
     summarize=summarize,

@@ -31,6 +31,7 @@ from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import current_leader, member_hashes, member_names
+from etcdlab.params import Param
 from etcdlab.transport import Member, close_all, member, open_members
 
 SERIES = ("crash", "graceful")
@@ -259,8 +260,15 @@ EXPERIMENT = Experiment(
     name="election",
     question=1,
     title="Leader election time: crash (SIGKILL) vs graceful stop (SIGTERM)",
-    defaults={"trials": 20, "poll_interval_ms": 5, "write_timeout_s": 0.1, "timeout_s": 15.0,
-              "settle_s": 1.0, "seed": 1},
+    parameters=(
+        Param("trials", 20, "elections per series (crash, graceful)", minimum=1),
+        Param("poll_interval_ms", 5, "how often the survivors are asked for a leader",
+              unit="ms", minimum=1, maximum=1000),
+        Param("write_timeout_s", 0.1, "timeout of each probe write", unit="s", above=0),
+        Param("timeout_s", 15.0, "give up on one election after this long", unit="s", above=0),
+        Param("settle_s", 1.0, "pause between trials", unit="s", minimum=0),
+        Param("seed", 1, "random seed for the kill moments"),
+    ),
     quick={"trials": 5},
     run=run,
     summarize=summarize,

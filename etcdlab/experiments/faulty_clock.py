@@ -32,6 +32,7 @@ from etcdlab import clock_agent, clocks, stats
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.faults import NODE_AGENT_MARK
+from etcdlab.params import Param
 
 RUNS = ("offset", "drift", "two_faulty")
 AGENT_SOURCE = Path(clock_agent.__file__).read_text()
@@ -221,8 +222,17 @@ EXPERIMENT = Experiment(
     name="faulty-clock",
     question=9,
     title="Detecting faulty clocks from node-to-node probes (Marzullo majority)",
-    defaults={"offset_ms": 800.0, "drift_ms_per_min": 500.0, "threshold_ms": 500.0,
-              "rounds": 60, "interval_s": 2.0, "probe_timeout_s": 0.5, "port": 7931},
+    parameters=(
+        Param("offset_ms", 800.0, "offset given to one agent's clock", unit="ms"),
+        Param("drift_ms_per_min", 500.0, "drift given to another agent's clock",
+              unit="ms/min"),
+        Param("threshold_ms", 500.0, "a clock further than this from the majority is faulty",
+              unit="ms", above=0),
+        Param("rounds", 60, "probe rounds", minimum=1),
+        Param("interval_s", 2.0, "time between rounds", unit="s", above=0),
+        Param("probe_timeout_s", 0.5, "timeout of one probe", unit="s", above=0),
+        Param("port", 7931, "UDP port of the agents", minimum=1024, maximum=65535),
+    ),
     # 15 rounds of 1 s are too short for 500 ms/min to cross 500 ms: quick drifts faster.
     quick={"rounds": 15, "interval_s": 1.0, "drift_ms_per_min": 4000.0},
     run=run,

@@ -34,6 +34,7 @@ from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import PrefixWatch, run_together
+from etcdlab.params import Param
 from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lamport/"
@@ -305,9 +306,18 @@ EXPERIMENT = Experiment(
     name="lamport",
     question=4,
     title="Lamport clocks with process ids, through etcd",
-    defaults={"processes": 3, "steps": 60, "send_probability": 0.5, "max_think_ms": 20.0,
-              "drain_timeout_s": 30.0, "shared_updates": 200, "op_timeout_s": 5.0,
-              "seed": 1},
+    parameters=(
+        Param("processes", 3, "processes exchanging messages", minimum=2, maximum=64),
+        Param("steps", 60, "events per process", minimum=1),
+        Param("send_probability", 0.5, "chance that an event sends a message",
+              minimum=0, maximum=1),
+        Param("max_think_ms", 20.0, "longest pause between events", unit="ms", minimum=0),
+        Param("drain_timeout_s", 30.0, "time allowed to deliver the last messages", unit="s",
+              above=0),
+        Param("shared_updates", 200, "updates of the shared 'global clock' key", minimum=1),
+        Param("op_timeout_s", 5.0, "timeout of one etcd request", unit="s", above=0),
+        Param("seed", 1, "random seed"),
+    ),
     quick={"steps": 20, "shared_updates": 50},
     run=run,
     summarize=summarize,

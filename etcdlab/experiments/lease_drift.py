@@ -41,6 +41,7 @@ from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import JsonLinesChild, PrefixWatch
+from etcdlab.params import Param
 from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lease-drift/"
@@ -385,8 +386,17 @@ EXPERIMENT = Experiment(
     name="lease-drift",
     question=8,
     title="Client clocks drifting ±500 ms/min against etcd leases, locks and fencing",
-    defaults={"ttl_s": 60, "drift_ms_per_min": 500.0, "trials": 3, "act_window_s": 2.0,
-              "act_interval_s": 0.05, "keepalive_ttls": 2.0},
+    parameters=(
+        Param("ttl_s", 60, "lease TTL", unit="s", minimum=2, maximum=3600),
+        Param("drift_ms_per_min", 500.0, "how fast (and slow) the clients' clocks run",
+              unit="ms/min", minimum=0, maximum=30000),
+        Param("trials", 3, "trials per client", minimum=1),
+        Param("act_window_s", 2.0, "how long each holder acts around its believed expiry",
+              unit="s", above=0),
+        Param("act_interval_s", 0.05, "time between a holder's fenced writes", unit="s",
+              above=0),
+        Param("keepalive_ttls", 2.0, "keepalive phase length, in TTLs", above=0),
+    ),
     # A 15 s TTL with 3000 ms/min: 750 ms of disagreement (500 ms/min over 60 s gives
     # 500 ms), and the fast holder still stops ~0.7 s before etcd expires its lease.
     quick={"ttl_s": 15, "drift_ms_per_min": 3000.0, "trials": 1},

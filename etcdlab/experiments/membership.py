@@ -54,6 +54,7 @@ from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import JsonLinesChild
 from etcdlab.faults import Faults
+from etcdlab.params import Param
 from etcdlab.registry import (
     SERVICES_PREFIX,
     Change,
@@ -839,10 +840,25 @@ EXPERIMENT = Experiment(
     name="membership",
     question=10,
     title="Membership on leases + watch: join, leave, crash detection, churn, leader failover",
-    defaults={"instances": 5, "watchers": 3, "ttl_s": 5, "trials": 10, "churn_s": 20.0,
-              "churn_rate": 4.0, "churn_max_active": 6, "op_timeout_s": 3.0,
-              "settle_timeout_s": 10.0, "failover_margin_s": 3.0, "compaction_ops": 6,
-              "instance_max_s": 1800.0, "seed": 1},
+    parameters=(
+        Param("instances", 5, "registered service instances", minimum=1, maximum=100),
+        Param("watchers", 3, "clients watching the registry", minimum=1, maximum=50),
+        Param("ttl_s", 5, "instance lease TTL", unit="s", minimum=2, maximum=3600),
+        Param("trials", 10, "trials per join / leave / crash measurement", minimum=1),
+        Param("churn_s", 20.0, "length of the churn phase", unit="s", above=0),
+        Param("churn_rate", 4.0, "joins and leaves per second during churn", unit="1/s",
+              above=0),
+        Param("churn_max_active", 6, "most instances alive at once during churn", minimum=1),
+        Param("op_timeout_s", 3.0, "timeout of one etcd request", unit="s", above=0),
+        Param("settle_timeout_s", 10.0, "time allowed for watchers to agree", unit="s",
+              above=0),
+        Param("failover_margin_s", 3.0, "extra wait after a leader crash", unit="s",
+              minimum=0),
+        Param("compaction_ops", 6, "writes before the compaction check", minimum=1),
+        Param("instance_max_s", 1800.0, "an instance process stops itself after this long",
+              unit="s", above=0),
+        Param("seed", 1, "random seed"),
+    ),
     quick={"instances": 3, "watchers": 2, "trials": 2, "churn_s": 5.0, "compaction_ops": 4},
     run=run,
     summarize=summarize,

@@ -25,6 +25,7 @@ from typing import Any
 
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.params import Param
 
 CHRONY_LOG = "/var/log/chrony/chronyd.log"
 RUNS = ("iburst", "no_iburst")
@@ -282,10 +283,24 @@ EXPERIMENT = Experiment(
     name="ntp-isolation",
     question=7,
     title="chrony after an isolation from its time server: iburst, makestep, driftfile",
-    defaults={"client": "", "drift_ppm": 50.0, "clock_offset_s": 10.0, "isolation_s": 300.0,
-              "minpoll": 4, "maxpoll": 6, "settle_timeout_s": 300.0, "settle_offset_ms": 1.0,
-              "settle_skew_ppm": 1.0, "before_s": 30.0, "after_timeout_s": 240.0,
-              "after_s": 20.0, "sample_interval_s": 1.0},
+    parameters=(
+        Param("client", "", "the chrony client to isolate (default: the second node)",
+              pattern=r"[a-z][a-z0-9-]{0,40}|", pattern_help="a node name or empty"),
+        Param("drift_ppm", 50.0, "libfaketime drift of the client's chronyd", unit="ppm",
+              minimum=-500, maximum=500),
+        Param("clock_offset_s", 10.0, "libfaketime offset of the client's chronyd", unit="s"),
+        Param("isolation_s", 300.0, "how long UDP 123 is cut", unit="s", above=0),
+        Param("minpoll", 4, "chrony minpoll of the client", minimum=-6, maximum=24),
+        Param("maxpoll", 6, "chrony maxpoll of the client", minimum=-6, maximum=24),
+        Param("settle_timeout_s", 300.0, "time allowed to synchronise first", unit="s",
+              above=0),
+        Param("settle_offset_ms", 1.0, "offset counted as synchronised", unit="ms", above=0),
+        Param("settle_skew_ppm", 1.0, "skew counted as synchronised", unit="ppm", above=0),
+        Param("before_s", 30.0, "observation before the cut", unit="s", minimum=0),
+        Param("after_timeout_s", 240.0, "time allowed to resynchronise", unit="s", above=0),
+        Param("after_s", 20.0, "observation after the resync", unit="s", minimum=0),
+        Param("sample_interval_s", 1.0, "time between chronyc samples", unit="s", above=0),
+    ),
     quick={"isolation_s": 30.0, "minpoll": 2, "maxpoll": 3, "settle_timeout_s": 150.0,
            "before_s": 10.0, "after_timeout_s": 60.0, "after_s": 8.0},
     run=run,

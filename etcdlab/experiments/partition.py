@@ -36,6 +36,7 @@ from etcd3 import etcdrpc
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import current_leader, member_hashes, member_names
+from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/partition/"
@@ -449,9 +450,22 @@ EXPERIMENT = Experiment(
     name="partition",
     question=3,
     title="Network partition: what each side does, and how it heals",
-    defaults={"trials": 3, "settle_s": 3.0, "poll_interval_ms": 5, "op_timeout_s": 2.0,
-              "majority_timeout_s": 5.0, "election_wait_s": 15.0, "follower_watch_s": 3.0,
-              "heal_wait_s": 30.0, "lease_ttl_s": 30},
+    parameters=(
+        Param("trials", 3, "partitions per side (leader cut off, follower cut off)",
+              minimum=1),
+        Param("settle_s", 3.0, "pause before each cut", unit="s", minimum=0),
+        Param("poll_interval_ms", 5, "how often the majority is asked for a leader",
+              unit="ms", minimum=1, maximum=1000),
+        Param("op_timeout_s", 2.0, "timeout of one etcd request", unit="s", above=0),
+        Param("majority_timeout_s", 5.0, "time allowed for a majority write", unit="s",
+              above=0),
+        Param("election_wait_s", 15.0, "time allowed for a new leader", unit="s", above=0),
+        Param("follower_watch_s", 3.0, "how long the isolated follower is observed",
+              unit="s", above=0),
+        Param("heal_wait_s", 30.0, "time allowed to heal", unit="s", above=0),
+        Param("lease_ttl_s", 30, "TTL of the lease refreshed across the cut", unit="s",
+              minimum=2, maximum=3600),
+    ),
     quick={"trials": 1},
     run=run,
     summarize=summarize,

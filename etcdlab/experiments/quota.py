@@ -29,6 +29,7 @@ from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import member_names
+from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/quota/"
@@ -348,8 +349,17 @@ EXPERIMENT = Experiment(
     name="quota",
     question=6,
     title="--quota-backend-bytes: the NOSPACE alarm and the recovery",
-    defaults={"quota_bytes": 32 * 1024**2, "value_bytes": 32 * 1024, "keys": 16,
-              "size_every": 16, "op_timeout_s": 5.0, "alarm_wait_s": 10.0},
+    parameters=(
+        Param("quota_bytes", 32 * 1024**2, "the quota applied for the experiment", unit="B",
+              minimum=1024**2, maximum=8 * 1024**3),
+        # etcd refuses requests over 1.5 MiB (--max-request-bytes).
+        Param("value_bytes", 32 * 1024, "size of each value written", unit="B", minimum=1,
+              maximum=1024**2),
+        Param("keys", 16, "distinct keys overwritten in turn", minimum=1),
+        Param("size_every", 16, "writes between DB size samples", minimum=1),
+        Param("op_timeout_s", 5.0, "timeout of one etcd request", unit="s", above=0),
+        Param("alarm_wait_s", 10.0, "time allowed for the NOSPACE alarm", unit="s", above=0),
+    ),
     quick={"quota_bytes": 16 * 1024**2},
     run=run,
     check=check,

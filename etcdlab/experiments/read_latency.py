@@ -28,6 +28,7 @@ from etcdlab import stats
 from etcdlab.cluster import CLIENT_PORT, Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.params import Param
 from etcdlab.transport import classify, open_channel
 
 KEY = "/etcdlab/read-latency/key"
@@ -275,8 +276,16 @@ EXPERIMENT = Experiment(
     name="read-latency",
     question=5,
     title="Read latency: linearizable vs serializable, leader vs follower, 1–32 clients",
-    defaults={"reads": 5000, "warmup": 200, "concurrency": "1,8,32", "op_timeout_s": 5.0,
-              "harness_reads": 4000, "harness_blocks": 40},
+    parameters=(
+        Param("reads", 5000, "reads per cell", minimum=1),
+        Param("warmup", 200, "reads before each cell is timed", minimum=0),
+        Param("concurrency", "1,8,32", "numbers of concurrent clients",
+              pattern=r"[1-9][0-9]{0,3}(,[1-9][0-9]{0,3})*",
+              pattern_help="comma-separated numbers of clients ≥ 1, like 1,8,32"),
+        Param("op_timeout_s", 5.0, "timeout of one read", unit="s", above=0),
+        Param("harness_reads", 4000, "reads of the harness comparison", minimum=1),
+        Param("harness_blocks", 40, "blocks the harness reads are split into", minimum=1),
+    ),
     quick={"reads": 1000, "warmup": 100, "harness_reads": 1000, "harness_blocks": 20},
     run=run,
     summarize=summarize,

@@ -1,5 +1,6 @@
 """LabConfig: defaults, overrides, validation."""
 
+import re
 import warnings
 
 import pytest
@@ -41,7 +42,7 @@ def test_env_style_strings_are_coerced():
 
 @pytest.mark.parametrize("nodes", [0, 10, -1])
 def test_node_count_outside_1_to_9_is_refused(nodes):
-    with pytest.raises(LabError, match="between 1 and 9"):
+    with pytest.raises(LabError, match="nodes must be a whole number from 1 to 9"):
         LabConfig(nodes=nodes)
 
 
@@ -81,3 +82,73 @@ def test_config_is_immutable():
     with pytest.raises(AttributeError):
         config.nodes = 5  # type: ignore[misc]
     assert config.with_changes(nodes=5).nodes == 5
+
+
+def test_every_setting_is_declared_with_a_default_that_passes_its_own_check():
+    schema = LabConfig.schema()
+    assert set(schema) == set(project_defaults())
+    for name, param in schema.items():
+        assert param.check(getattr(LabConfig(), name)) == param.default
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"nodes": 3.9}, "nodes must be a whole number from 1 to 9, got 3.9 (from lab.nodes)"),
+        ({"nodes": True}, "nodes must be a whole number"),
+        ({"etcd_snapshot_count": -1}, "etcd_snapshot_count must be a whole number from 1"),
+        ({"chrony_makestep_threshold": float("nan")}, "chrony_makestep_threshold must be a "
+                                                      "finite number from 0 to 86400 s, got nan"),
+        ({"chrony_makestep_threshold": "inf"}, "got 'inf'"),
+        ({"etcd_log_level": "loud"}, "one of debug, info, warn, error"),
+        ({"etcd_tls": "maybe"}, "etcd_tls must be one of auto, true, false"),
+        ({"offline_fallback": "perhaps"}, "offline_fallback must be true or false"),
+        ({"nodez": 3}, "unknown lab setting 'nodez' (did you mean nodes?)"),
+    ],
+)
+def test_the_schema_refuses_wrong_types_and_ranges_from_files(settings, message):
+    with pytest.raises(LabError, match=re.escape(message)):
+        LabConfig.from_mapping(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "expected"),
+    [
+        ("INVOKE_LAB_ETCD_AUTH", "false", False),
+        ("INVOKE_LAB_OFFLINE_FALLBACK", "no", False),
+        ("INVOKE_LAB_CHRONY_IBURST", "0", False),
+        ("INVOKE_LAB_CHRONY_IBURST", "Yes", True),
+        ("INVOKE_LAB_NODES", "5", 5),
+        ("INVOKE_LAB_CHRONY_MAKESTEP_THRESHOLD", "0.5", 0.5),
+    ],
+)
+def test_environment_variables_are_read_by_the_declared_type(variable, text, expected):
+    config = LabConfig.from_mapping(project_defaults(), env={variable: text})
+    assert getattr(config, variable.removeprefix("INVOKE_LAB_").lower()) == expected
+
+
+def test_bad_environment_variables_are_named():
+    with pytest.raises(LabError, match=re.escape(
+            "nodes must be a whole number from 1 to 9, got 'abc' (from INVOKE_LAB_NODES)")):
+        LabConfig.from_mapping(project_defaults(), env={"INVOKE_LAB_NODES": "abc"})
+    with pytest.raises(LabError, match=re.escape(
+            "unknown environment variable 'INVOKE_LAB_NODE' (did you mean INVOKE_LAB_NODES?)")):
+        LabConfig.from_mapping(project_defaults(), env={"INVOKE_LAB_NODE": "5"})
+
+
+def test_a_profile_file_outranks_the_environment_and_flags_outrank_both():
+    settings = {**project_defaults(), "nodes": 5}
+    env = {"INVOKE_LAB_NODES": "7", "INVOKE_LAB_PREFIX": "envnode"}
+    config = LabConfig.from_mapping(settings, env=env, above_env={"nodes": 5})
+    assert (config.nodes, config.prefix) == (5, "envnode")
+    assert LabConfig.from_mapping(settings, {"nodes": "1"}, env, {"nodes": 5}).nodes == 1
+    with pytest.raises(LabError, match=re.escape("got '1.5' (from --nodes)")):
+        LabConfig.from_mapping(settings, {"nodes": "1.5"})
+
+
+def test_lab_env_variables_are_taken_out_of_the_environment():
+    from etcdlab.cli import take_lab_env
+
+    environ = {"INVOKE_LAB_NODES": "abc", "INVOKE_RUN_ECHO": "1", "HOME": "/root"}
+    assert take_lab_env(environ) == {"INVOKE_LAB_NODES": "abc"}
+    assert environ == {"INVOKE_RUN_ECHO": "1", "HOME": "/root"}

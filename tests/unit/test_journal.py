@@ -218,7 +218,7 @@ def phased(order, fail_in=None, interrupt=False):
                 raise RuntimeError(f"boom in {name}")
         return run
 
-    return Experiment(name="fake", question=0, title="fake", defaults={}, quick={},
+    return Experiment(name="fake", question=0, title="fake", parameters=(), quick={},
                       setup=phase("setup"), run=phase("run"), check=phase("check"),
                       summarize=lambda samples, params: {"n": len(samples["taken"])})
 

@@ -1,5 +1,6 @@
 """Hosts from an inventory, and the SSH command lines that reach them."""
 
+import os
 import textwrap
 
 import pytest
@@ -79,3 +80,78 @@ def test_hosts_get_no_container_only_chrony_settings(inventory):
     assert "chrony_servers" not in variables
     assert variables["chrony_allow"] == ["192.0.2.11/32", "192.0.2.12/32"]
     assert variables["etcd_tls"] is True
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "hosts.yml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_members_in_child_groups_of_etcd_are_found(tmp_path):
+    path = write(tmp_path, """
+        all:
+          children:
+            etcd:
+              children:
+                etcd_east: {hosts: {vm1: {ansible_host: 192.0.2.11}}}
+                etcd_west: {hosts: {vm2: {ansible_host: 192.0.2.12}}}
+    """)
+    assert [h.name for h in inventory_hosts(path)] == ["vm1", "vm2"]
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("ca: {ansible_host: 192.0.2.11}", "collides with the lab's own PKI files"),
+        ("client: {ansible_host: 192.0.2.11}", "collides with the lab's own PKI files"),
+        ('vm1: {ansible_host: 192.0.2.11, etcd_member_ip: "1.2.3.4; reboot"}',
+         "etcd_member_ip '1.2.3.4; reboot' is not an IP address"),
+        ('vm1: {ansible_host: "-oProxyCommand=id"}', "is neither an IP address nor a host name"),
+        ("vm1: {ansible_host: vm1.example}", "etcd_member_ip 'vm1.example' is not an IP"),
+        ('vm1: {ansible_host: 192.0.2.11, ansible_user: "-oX"}', "is not a user name"),
+        ("vm1: {ansible_host: 192.0.2.11, ansible_port: 70000}", "is not a port"),
+    ],
+)
+def test_inventory_values_that_would_reach_a_shell_or_a_file_name_are_refused(
+        tmp_path, host, message):
+    path = write(tmp_path, f"""
+        all:
+          children:
+            etcd:
+              hosts:
+                {host}
+    """)
+    with pytest.raises(LabError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        inventory_hosts(path)
+
+
+def test_the_destination_follows_a_double_dash(inventory):
+    command = SshNodes(LabConfig(inventory=str(inventory))).ssh_command("vm1", ["true"])
+    assert command[-3:] == ["--", "ubuntu@192.0.2.11", "sudo -n true"]
+
+
+def test_ssh_pins_host_keys_in_the_labs_known_hosts(inventory):
+    config = LabConfig(inventory=str(inventory))
+    command = SshNodes(config).ssh_command("vm1", ["true"])
+    pinned = ["-o", "StrictHostKeyChecking=accept-new",
+              "-o", f"UserKnownHostsFile={config.known_hosts_path}"]
+    start = command.index(pinned[1]) - 1
+    assert command[start:start + 4] == pinned
+    # Before the inventory's own "-o StrictHostKeyChecking=no": ssh keeps the first value.
+    assert start < command.index("StrictHostKeyChecking=no")
+    assert config.known_hosts_path.parent == config.state_path
+
+
+def test_a_changed_host_key_is_refused_with_how_to_forget_it(inventory, tmp_path, monkeypatch):
+    """What ssh prints for a changed key becomes one clear LabError (ssh itself stubbed)."""
+    fake = tmp_path / "bin" / "ssh"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho '@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@'"
+                    " >&2\necho 'Host key verification failed.' >&2\nexit 255\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    nodes = SshNodes(LabConfig(inventory=str(inventory)))
+    with pytest.raises(LabError, match=r"vm1: the SSH host key of 192\.0\.2\.11 is not the one "
+                                       r"recorded in .*known_hosts: refused.*ssh-keygen -R"):
+        nodes.exec("vm1", ["true"])

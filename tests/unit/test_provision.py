@@ -98,3 +98,14 @@ def test_task_progress_reports_each_task_and_the_recap():
     assert run.failures == ["node1: Start etcd.: boom now"]
     assert run.changed == 1
     assert run.recap_lines()[0].startswith("node1 : ok=1  changed=0  unreachable=0  failed=1")
+
+
+def test_a_reshape_is_told_apart_from_the_offline_image_fallback():
+    from etcdlab.provision import _differs
+
+    running = LabConfig(image="etcdlab/debian12:offline")
+    assert not _differs("image", running, LabConfig())
+    assert _differs("image", running, LabConfig(image="debian:12"))
+    assert _differs("image", LabConfig(image="debian:12"), LabConfig())
+    assert _differs("subnet", LabConfig(), LabConfig(subnet="10.9.0.0/24"))
+    assert not _differs("first_host", LabConfig(), LabConfig())
