@@ -59,6 +59,8 @@ NODE_AGENT_MARK = "--etcdlab-node-agent"
 # Every local process a fault starts carries its journal entry's id in this variable, so
 # that `invoke heal` finds it after the process that started it was killed.
 FAULT_ENV = "ETCDLAB_FAULT"
+# ... and the lab's folder in this one, so that a lab's processes can be told from another's.
+FAULT_LAB_ENV = "ETCDLAB_FAULT_LAB"
 
 
 class Faults:
@@ -230,7 +232,8 @@ class Faults:
         """
         entry = self.journal.begin("local-process", f"{what}: {Path(argv[0]).name} "
                                    f"{' '.join(argv[1:4])}".strip())
-        env = {**os.environ, **popen.pop("env", {}), FAULT_ENV: entry.id}
+        env = {**os.environ, **popen.pop("env", {}), FAULT_ENV: entry.id,
+               FAULT_LAB_ENV: str(self.cluster.config.state_path)}
         process = subprocess.Popen(argv, env=env, **popen)
         self._local_processes.append(process)
         return process

@@ -287,6 +287,7 @@ def run_experiment(
         path = write_result(result_path(results_dir, experiment.name, status), result)
         partial.unlink(missing_ok=True)
         faults.journal.done(run_entry, status)
+        faults.journal.compact()  # nothing left open: the journal starts empty next time
     if interrupt is not None:
         console.print(f"[yellow]{experiment.name} interrupted; samples so far in {path}[/]")
         raise interrupt

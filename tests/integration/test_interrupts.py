@@ -21,7 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.faults import CHAIN, CHRONY_CONF, CHRONY_SUPERVISOR_CONF, FAULT_ENV, NODE_AGENT_MARK
+from etcdlab.faults import (
+    CHAIN,
+    CHRONY_CONF,
+    CHRONY_SUPERVISOR_CONF,
+    FAULT_ENV,
+    FAULT_LAB_ENV,
+    NODE_AGENT_MARK,
+)
 from etcdlab.journal import JOURNAL_FILE, Journal
 
 from .conftest import INVOKE, ROOT
@@ -88,7 +95,7 @@ def role_state(lab):
 
 def lab_processes_here(lab) -> list[int]:
     """Local processes that a fault of this test lab started (by their environment)."""
-    network = f"INVOKE_LAB_NETWORK={lab.config.network}".encode()
+    this_lab = f"{FAULT_LAB_ENV}={lab.config.state_path}".encode()
     found = []
     for folder in Path("/proc").iterdir():
         if not folder.name.isdigit():
@@ -97,7 +104,7 @@ def lab_processes_here(lab) -> list[int]:
             environ = (folder / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if network in environ and any(v.startswith(FAULT_ENV.encode() + b"=") for v in environ):
+        if this_lab in environ and any(v.startswith(FAULT_ENV.encode() + b"=") for v in environ):
             found.append(int(folder.name))
     return found
 
@@ -137,6 +144,12 @@ def test_interrupted_run_leaves_the_lab_whole_and_keeps_its_samples(lab, role_st
         cwd=ROOT, env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     wait_for_fault(lab, FAULT_KIND[name], skip, process)
+    if FAULT_KIND[name] == "local-process":
+        # The check below must be able to see such a process: here one is running.
+        deadline = time.monotonic() + 30
+        while not lab_processes_here(lab) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lab_processes_here(lab), "the journalled local process was not found"
     os.kill(process.pid, getattr(signal, how))
     out, err = process.communicate(timeout=600)
     if how == "SIGKILL":
