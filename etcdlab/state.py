@@ -5,12 +5,15 @@ lives here. A state file is replaced atomically (temporary file, fsync, rename),
 killed halfway leaves the old file, never half of a new one. Every task that changes a lab
 holds its advisory lock (:class:`LabLock`, ``fcntl.flock``): a second one is refused with
 the holder's pid and command, so two runs never undo each other's faults. The kernel drops
-the lock when its holder dies, even by SIGKILL.
+the lock when its holder dies, even by SIGKILL. The lock file lives in the system's
+temporary folder, named after the lab's folder, so that a task refused for bad input leaves
+``.lab/`` exactly as it was.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -20,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab.errors import LabError
-
-LOCK_FILE = "lock"
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> Path:
@@ -61,12 +62,12 @@ class LabLock:
     """The lab's advisory lock, held for the life of one task that changes the lab."""
 
     def __init__(self, folder: Path, what: str | None = None) -> None:
-        self.path = folder / LOCK_FILE
+        digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+        self.path = Path(tempfile.gettempdir()) / f"etcdlab-{folder.name}-{digest}.lock"
         self.what = what or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])
         self._handle: Any = None
 
     def __enter__(self) -> LabLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -314,3 +314,15 @@ def test_one_interrupt_during_a_heal_is_announced_and_a_second_stops_it():
         assert len(said) == 1 and "healing goes on" in said[0]
         signal.raise_signal(signal.SIGTERM)
     assert len(said) == 1
+
+
+def test_a_second_task_on_a_lab_is_refused_with_the_holder_and_nothing_is_written(tmp_path):
+    from etcdlab.state import LabLock
+
+    folder = tmp_path / ".lab" / "lab-x"
+    with LabLock(folder, "invoke report"), pytest.raises(
+            LabError, match=r"in use by pid \d+ \(`invoke report`"), LabLock(folder, "invoke heal"):
+        pass
+    with LabLock(folder, "invoke heal"):  # released on exit: the next one gets it
+        pass
+    assert not (tmp_path / ".lab").exists()  # a lock leaves the lab's folder alone
