@@ -396,7 +396,10 @@ class Faults:
         return f"ended pid {', '.join(map(str, ended))}" if ended else "already exited"
 
     def _undo_etcd(self, entry: Entry) -> str:
-        node = entry.data["node"]
+        return self._ensure_etcd(entry.data["node"])
+
+    def _ensure_etcd(self, node: str) -> str:
+        """Resume a stopped etcd and start a missing one; what was done ("" for nothing)."""
         done = []
         if self.lab.process_stopped(node, ETCD_PROGRAM):
             self.signal_etcd(node, signal.SIGCONT)
@@ -518,7 +521,7 @@ class Faults:
             steps.append(_step(f"{name}: process supervisor", lambda n=name: self._supervisor(n)))
             steps.append(_step(f"{name}: no partition rule", lambda n=name: self._sweep_rules(n)))
             steps.append(_step(f"{name}: etcd running",
-                               lambda n=name: self._undo_etcd(Entry("", "etcd", "", {"node": n}))))
+                               lambda n=name: self._ensure_etcd(n)))
             steps.append(_step(f"{name}: clocks", lambda n=name: self._sweep_clocks(n)))
         for process in self._local_processes:
             if process.poll() is None:
