@@ -380,8 +380,13 @@ class Faults:
 
     def _end_node_agents(self, entry: Entry) -> str:
         node = entry.data["node"]
+        return f"{node}: clock agents ended" if self._end_agents(node) else \
+            f"{node}: no clock agent left"
+
+    def _end_agents(self, node: str) -> bool:
+        """End every clock agent in a node; whether one was running."""
         code, _ = self.lab.exec(node, ["pkill", "-f", "--", NODE_AGENT_MARK], check=False)
-        return f"{node}: clock agents ended" if code == 0 else f"{node}: no clock agent left"
+        return code == 0
 
     def _end_local_processes(self, entry: Entry) -> str:
         """End the local processes that carry this entry's id (also a killed run's)."""
@@ -428,11 +433,19 @@ class Faults:
 
     def _undo_chronyd(self, entry: Entry) -> str:
         node = entry.data["node"]
+        done = self._restore_chronyd(node)
+        return f"{node}: chronyd running" + (f", {', '.join(done)}" if done else "")
+
+    def _restore_chronyd(self, node: str) -> list[str]:
+        """The role's chrony files back and chronyd running; what that took."""
+        done = []
         restored = self._restore_files(node)
+        if restored:
+            done.append(f"restored {', '.join(restored)}")
         if not self.lab.service_running(node, CHRONY_PROGRAM):
             self._service(node, "start", CHRONY_PROGRAM)
-        return f"{node}: chronyd running" + (f", restored {', '.join(restored)}"
-                                              if restored else "")
+            done.append("chronyd started")
+        return done
 
     # -- settings ---------------------------------------------------------------------
     def change_settings(self, show: Show, **changes: Any) -> Any:
@@ -518,7 +531,8 @@ class Faults:
         agents, backed-up clock files, a supervisord that is not running."""
         steps = [_step("lab containers running", lambda: "; ".join(self.lab.repair()))]
         for name in self.cluster.names:
-            steps.append(_step(f"{name}: process supervisor", lambda n=name: self._supervisor(n)))
+            steps.append(_step(f"{name}: process supervisor",
+                               lambda n=name: self.lab.ensure_supervisor(n)))
             steps.append(_step(f"{name}: no partition rule", lambda n=name: self._sweep_rules(n)))
             steps.append(_step(f"{name}: etcd running",
                                lambda n=name: self._ensure_etcd(n)))
@@ -530,9 +544,6 @@ class Faults:
         self._local_processes.clear()
         return [step for step in steps if not step.ok or step.detail]
 
-    def _supervisor(self, name: str) -> str:
-        return self.lab.ensure_supervisor(name)
-
     def _sweep_rules(self, name: str) -> str:
         if not self.partitioned(name):
             return ""
@@ -540,17 +551,8 @@ class Faults:
         return "partition rules removed"
 
     def _sweep_clocks(self, name: str) -> str:
-        done = []
-        code, _ = self.lab.exec(name, ["pkill", "-f", "--", NODE_AGENT_MARK], check=False)
-        if code == 0:
-            done.append("clock agents ended")
-        restored = self._restore_files(name)
-        if restored:
-            done.append(f"restored {', '.join(restored)}")
-        if not self.lab.service_running(name, CHRONY_PROGRAM):
-            self._service(name, "start", CHRONY_PROGRAM)
-            done.append("chronyd started")
-        return "; ".join(done)
+        done = ["clock agents ended"] if self._end_agents(name) else []
+        return "; ".join(done + self._restore_chronyd(name))
 
     def forget_clock_backups(self) -> None:
         """After a provision: the role wrote chrony's files anew, so older backups and the
