@@ -204,7 +204,10 @@ def read_result(path: str | os.PathLike[str]) -> Result:
 
 
 def load_results(directory: str | os.PathLike[str]) -> dict[str, Result]:
-    """Read every ``*.json`` result in directory, keyed by experiment name.
+    """Read every ``NAME.json`` result in directory, keyed by experiment name.
+
+    ``NAME.failed.json`` (a failed re-run kept beside a good result) and
+    ``NAME.partial.json`` (a run in progress) are not read: see :func:`result_path`.
 
     Raises FileNotFoundError if the folder does not exist and ValueError if a file is
     not a valid result or two files hold the same experiment.
@@ -215,6 +218,8 @@ def load_results(directory: str | os.PathLike[str]) -> dict[str, Result]:
     results: dict[str, Result] = {}
     origins: dict[str, Path] = {}
     for path in sorted(folder.glob("*.json")):
+        if path.name.endswith((".failed.json", ".partial.json")):
+            continue  # a failed re-run beside a good result, or a run still going
         result = read_result(path)
         if result.experiment in results:
             raise ValueError(

@@ -326,3 +326,16 @@ def test_a_second_task_on_a_lab_is_refused_with_the_holder_and_nothing_is_writte
     with LabLock(folder, "invoke heal"):  # released on exit: the next one gets it
         pass
     assert not (tmp_path / ".lab").exists()  # a lock leaves the lab's folder alone
+
+
+def test_the_report_reads_the_good_result_not_the_failed_rerun_beside_it(tmp_path):
+    from etcdlab.results import load_results
+
+    results = tmp_path / "results"
+    cluster = fake_cluster(tmp_path, FakeNodes(["n1"]))
+    run_experiment(phased([]), cluster, results, {})
+    with pytest.raises(LabError):
+        run_experiment(phased([], fail_in="run"), cluster, results, {})
+    assert (results / "fake.failed.json").exists()
+    loaded = load_results(results)
+    assert list(loaded) == ["fake"] and loaded["fake"].status == "ok"
