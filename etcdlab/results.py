@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from etcdlab.state import atomic_write_text
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "interrupted", "running")
@@ -169,23 +170,9 @@ def write_result(path: str | os.PathLike[str], result: Result) -> Path:
     renamed over path: a reader sees the old file or the new one, never half of one.
     Missing parent folders are created.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result.to_json_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    descriptor, temp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return target
+    # 0644: results are meant to be shared (mkstemp alone would leave 0600).
+    return atomic_write_text(Path(path), text, mode=0o644)
 
 
 def read_result(path: str | os.PathLike[str]) -> Result:
