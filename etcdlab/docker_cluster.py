@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import docker
 import docker.errors
@@ -63,6 +65,7 @@ class DockerLab:
     def __init__(self, config: LabConfig, client: docker.DockerClient | None = None) -> None:
         self.config = config
         self.client = client or connect()
+        self._in_flight: list[tuple[str, str, list[str]]] = []
 
     # -- inspection ---------------------------------------------------------------------
     def containers(self) -> list[Container]:
@@ -93,11 +96,49 @@ class DockerLab:
 
     def exec(self, name: str, command: list[str], check: bool = True) -> tuple[int, str]:
         """Run a command in a node; returns (exit code, combined output)."""
-        code, output = self.container(name).exec_run(command, demux=False)
+        code, output = self.exec_raw(name, command, demux=False)
         text = (output or b"").decode(errors="replace")
         if check and code != 0:
             raise LabError(f"{name}: `{' '.join(command)}` failed ({code}): {text.strip()}")
         return code, text
+
+    def exec_raw(self, name: str, command: list[str], demux: bool,
+                 environment: dict[str, str] | None = None) -> tuple[int, Any]:
+        """``docker exec`` that remembers a command it stopped waiting for.
+
+        An interrupt (Ctrl-C, SIGTERM) ends the wait, not the command: Docker keeps it
+        running in the node. Such a command is remembered until :meth:`settle` has seen
+        it end, so that a heal never races with what the interrupted run had started.
+        """
+        api = self.client.api
+        exec_id = api.exec_create(self.container(name).id, command, stdout=True, stderr=True,
+                                  environment=environment)["Id"]
+        try:
+            output = api.exec_start(exec_id, demux=demux)
+        except BaseException:
+            self._in_flight.append((name, exec_id, command))
+            raise
+        return api.exec_inspect(exec_id)["ExitCode"], output
+
+    def settle(self, timeout: float = 30.0) -> list[str]:
+        """Wait for the commands an interrupt left running in nodes; what was still running.
+
+        Returns one line per command that had not ended within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        late = []
+        while self._in_flight:
+            name, exec_id, command = self._in_flight[0]
+            try:
+                running = self.client.api.exec_inspect(exec_id).get("Running", False)
+            except docker.errors.DockerException:
+                running = False  # its container is gone: nothing left to wait for
+            if running and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            if running:
+                late.append(f"{name}: `{' '.join(command)}` still running")
+            self._in_flight.pop(0)
+        return late
 
     # -- checks before creating anything -------------------------------------------------
     def preflight(self) -> None:

@@ -517,7 +517,9 @@ class Faults:
         for interrupted runs); entries whose ids are in ``keep`` stay open. Returns every
         step.
         """
-        steps = replay(self.journal, {**self.undo_handlers(), **(extra or {})}, keep)
+        settled = _step("commands the run left in nodes", lambda: "; ".join(self.lab.settle()))
+        steps = [settled] if settled.detail else []
+        steps += replay(self.journal, {**self.undo_handlers(), **(extra or {})}, keep)
         steps += self._sweep()
         if wait:
             steps.append(_step("cluster healthy with one leader",

@@ -87,7 +87,7 @@ class DockerNodes:
 
     def exec_env(self, name: str, argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
         """Run a command with extra environment; returns (exit code, stdout, stderr)."""
-        code, output = self.docker.container(name).exec_run(argv, environment=env, demux=True)
+        code, output = self.docker.exec_raw(name, argv, demux=True, environment=env)
         stdout, stderr = output if isinstance(output, tuple) else (output, b"")
         return (code, (stdout or b"").decode(errors="replace"),
                 (stderr or b"").decode(errors="replace"))
@@ -106,6 +106,10 @@ class DockerNodes:
     def ensure_supervisor(self, name: str) -> str:
         """Start supervisord in the node when it is not running (a restarted container)."""
         return _ensure_supervisord(self, name)
+
+    def settle(self) -> list[str]:
+        """Wait for commands an interrupt left running in nodes (see DockerLab.settle)."""
+        return self.docker.settle()
 
     def repair(self) -> list[str]:
         """Unpause paused and start stopped containers; what was done."""
@@ -277,6 +281,10 @@ class SshNodes:
             code, _ = self.exec(name, ["test", "-d", "/run/systemd/system"], check=False)
             self._service_managers[name] = "systemd" if code == 0 else "supervisor"
         return self._service_managers[name]
+
+    def settle(self) -> list[str]:
+        """An interrupt ends ssh and with it the remote command: nothing to wait for."""
+        return []
 
     def repair(self) -> list[str]:
         """Hosts are not ours to restart: nothing to repair at this level."""

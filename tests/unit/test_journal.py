@@ -125,6 +125,9 @@ class FakeNodes:
             return 1, ""  # no backed-up clock files
         return 0, ""
 
+    def settle(self):
+        return []
+
     def repair(self):
         self.order.append("heal")
         return []
@@ -339,3 +342,34 @@ def test_the_report_reads_the_good_result_not_the_failed_rerun_beside_it(tmp_pat
     assert (results / "fake.failed.json").exists()
     loaded = load_results(results)
     assert list(loaded) == ["fake"] and loaded["fake"].status == "ok"
+
+
+class FakeExecApi:
+    """Docker's exec API: each exec id reports Running for its first ``polls`` inspections."""
+
+    def __init__(self, polls):
+        self.polls = dict(polls)
+        self.inspected = []
+
+    def exec_inspect(self, exec_id):
+        self.inspected.append(exec_id)
+        self.polls[exec_id] -= 1
+        return {"Running": self.polls[exec_id] >= 0}
+
+
+def test_settle_waits_for_the_commands_an_interrupt_left_running_in_nodes():
+    from types import SimpleNamespace
+
+    from etcdlab.config import LabConfig
+    from etcdlab.docker_cluster import DockerLab
+
+    api = FakeExecApi({"a": 3, "b": 0})
+    lab = DockerLab(LabConfig(), client=SimpleNamespace(api=api))
+    lab._in_flight = [("n1", "a", ["supervisorctl", "stop", "chronyd"]), ("n2", "b", ["true"])]
+    assert lab.settle(timeout=10) == []
+    assert api.inspected.count("a") == 4  # waited until it ended
+    assert lab._in_flight == []
+    api.polls["c"] = 10**6
+    lab._in_flight = [("n1", "c", ["sleep", "1000"])]
+    assert lab.settle(timeout=0.2) == ["n1: `sleep 1000` still running"]
+    assert lab._in_flight == []
