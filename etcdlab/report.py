@@ -30,16 +30,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from etcdlab.environment import FIELDS, TIME_KEYS, format_value, label
 from etcdlab.results import Result, load_results
-from etcdlab.units import (
-    FILTERS,
-    MISSING,
-    fmt_bool,
-    fmt_bytes,
-    fmt_count,
-    fmt_ms,
-    fmt_seconds,
-)
+from etcdlab.units import FILTERS, fmt_count
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 REPORT_TEMPLATE = "report.md.j2"
@@ -102,28 +95,6 @@ class Section:
 
 # --- environment ---------------------------------------------------------------------------
 
-# Known metadata keys, in the order the environment table lists them; others follow sorted.
-_METADATA_LABELS = {
-    "etcd_version": "etcd version",
-    "node_count": "Cluster members",
-    "heartbeat_ms": "Heartbeat interval",
-    "election_timeout_ms": "Election timeout",
-    "quota_backend_bytes": "Backend quota",
-    "image": "Base image",
-    "kernel": "Kernel",
-    "cpu_count": "CPUs",
-    "host": "Host",
-    "python": "Python",
-    "etcdlab_version": "etcdlab version",
-    "transport": "Nodes reached through",
-    "tls": "TLS",
-    "chrony_minpoll": "chrony minpoll (log2 s)",
-    "chrony_maxpoll": "chrony maxpoll (log2 s)",
-    "elapsed_s": "Experiment run time",
-}
-_TIME_KEYS = ("started_utc", "finished_utc")
-
-
 def _cell(text: str) -> str:
     """Make text safe inside a Markdown table cell."""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -141,22 +112,6 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _format_metadata_value(key: str, value: Any) -> str:
-    """Format a metadata value, choosing the unit from the key's suffix."""
-    if value is None:
-        return MISSING
-    if isinstance(value, bool):
-        return fmt_bool(value)
-    if isinstance(value, (int, float)):
-        for suffix, formatter in (("_ms", fmt_ms), ("_s", fmt_seconds), ("_bytes", fmt_bytes)):
-            if key.endswith(suffix):
-                return formatter(value)
-        return str(value)
-    if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
-    return str(value)
-
-
 def _format_utc(text: str) -> str:
     """Show an ISO timestamp as 2025-06-16 23:35:43 UTC."""
     moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
@@ -168,22 +123,21 @@ def _environment_rows(results: Mapping[str, Result]) -> list[dict[str, str]]:
     if not results:
         return []
     flat = {name: _flatten(result.metadata) for name, result in results.items()}
-    keys = {key for metadata in flat.values() for key in metadata} - set(_TIME_KEYS)
-    ordered = [key for key in _METADATA_LABELS if key in keys]
-    ordered += sorted(keys - set(_METADATA_LABELS))
+    keys = {key for metadata in flat.values() for key in metadata} - set(TIME_KEYS)
+    ordered = [key for key in FIELDS if key in keys]
+    ordered += sorted(keys - set(FIELDS))
     rows = []
     for key in ordered:
         by_value: dict[str, list[str]] = {}
         for name, metadata in flat.items():
             if key in metadata:
-                text = _format_metadata_value(key, metadata[key])
+                text = format_value(key, metadata[key])
                 by_value.setdefault(text, []).append(name)
         if len(by_value) == 1 and len(next(iter(by_value.values()))) == len(results):
             value = next(iter(by_value))
         else:
             value = "; ".join(f"{text} ({', '.join(names)})" for text, names in by_value.items())
-        label = _METADATA_LABELS.get(key, key.replace("_", " ").capitalize())
-        rows.append({"label": _cell(label), "value": _cell(value)})
+        rows.append({"label": _cell(label(key)), "value": _cell(value)})
     started = min(results.values(), key=lambda r: _parse_time(r.metadata["started_utc"]))
     finished = max(results.values(), key=lambda r: _parse_time(r.metadata["finished_utc"]))
     rows.append({"label": "First experiment started",

@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from etcdlab.environment import format_value
 from etcdlab.results import Result
 from etcdlab.units import MISSING, fmt_ms
 
-
-def format_metadata_value(key: str, value: Any) -> str:
-    """A metadata value as the environment table shows it."""
-    from etcdlab.report import _format_metadata_value
-
-    return _format_metadata_value(key, value)
 
 def values(rows: Iterable[Mapping[str, Any]], key: str) -> list[float]:
     """The non-null values of key across sample rows, as floats."""
@@ -38,7 +33,7 @@ def metadata_text(result: Result, *keys: str) -> str:
     """The first of keys present in the result's metadata, formatted; MISSING if none is."""
     for key in keys:
         if result.metadata.get(key) is not None:
-            return format_metadata_value(key, result.metadata[key])
+            return format_value(key, result.metadata[key])
     return MISSING
 
 
