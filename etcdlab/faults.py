@@ -445,6 +445,15 @@ class Faults:
         if not self.lab.service_running(node, CHRONY_PROGRAM):
             self._service(node, "start", CHRONY_PROGRAM)
             done.append("chronyd started")
+        # "already started" may be a chronyd supervisord is still starting or backing off:
+        # the undo is done only once it is seen running.
+        deadline = time.monotonic() + 15
+        while not self.lab.service_running(node, CHRONY_PROGRAM):
+            if time.monotonic() > deadline:
+                log = self.lab.service_log(node, CHRONY_PROGRAM, lines=5).strip()
+                raise LabError(f"{node}: chronyd does not stay running: {log}")
+            time.sleep(0.5)
+            self._service(node, "start", CHRONY_PROGRAM)
         return done
 
     # -- settings ---------------------------------------------------------------------

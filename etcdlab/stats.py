@@ -8,7 +8,7 @@ matplotlib and jinja2 installed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
 
 CONFIDENCE = 0.95
@@ -160,3 +160,52 @@ def cdf_points(values: Iterable[float]) -> tuple[list[float], list[float]]:
     data = sorted(_checked(values, "cdf_points"))
     n = len(data)
     return data, [(i + 1) / n for i in range(n)]
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X ≤ k) for X ~ Binomial(n, p)."""
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 1.0 if k >= n else 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    return min(1.0, math.fsum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                 + i * log_p + (n - i) * log_q) for i in range(k + 1)))
+
+
+def _solve_decreasing(f: Callable[[float], float], target: float) -> float:
+    """The p in [0, 1] where the decreasing function f(p) crosses target (bisection)."""
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        if f(middle) > target:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def _checked_count(k: int, n: int) -> None:
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"binomial bound: need 0 ≤ k ≤ n and n ≥ 1, got k={k}, n={n}")
+
+
+def binomial_upper(k: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """Exact one-sided upper bound of a proportion seen k times in n trials (Clopper–Pearson).
+
+    "0 of 20" gives 0.139: with 95 % confidence the true rate is at most 13.9 %.
+    """
+    _checked_count(k, n)
+    if k == n:
+        return 1.0
+    return _solve_decreasing(lambda p: _binomial_cdf(k, n, p), 1 - confidence)
+
+
+def binomial_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact two-sided interval of a proportion seen k times in n trials (Clopper–Pearson)."""
+    _checked_count(k, n)
+    tail = (1 - confidence) / 2
+    low = 0.0 if k == 0 else _solve_decreasing(lambda p: _binomial_cdf(k - 1, n, p), 1 - tail)
+    high = 1.0 if k == n else _solve_decreasing(lambda p: _binomial_cdf(k, n, p), tail)
+    return low, high

@@ -8,6 +8,9 @@ The same functions are jinja filters (:data:`FILTERS`), so a template can write
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+
+from etcdlab.stats import binomial_interval, binomial_upper, median_ci
 
 MISSING = "—"
 
@@ -128,6 +131,54 @@ def fmt_ppm(ppm: float | None) -> str:
     number = _finite(ppm, "fmt_ppm")
     text = f"{round(number):,}" if abs(number) >= 999.5 else _three_digits(number)
     return f"{text} ppm"
+
+
+def fmt_whole_seconds(seconds: float | None) -> str:
+    """A quantity the instrument gives in whole seconds (chronyc LastRx, a lease TTL):
+    8.09 → "8 s (±1 s)", never more precise than the instrument."""
+    if seconds is None:
+        return MISSING
+    return f"{round(_finite(seconds, 'fmt_whole_seconds')):,} s (±1 s)"
+
+
+def fmt_within(seconds: float | None, resolution_s: float) -> str:
+    """A time limited by a polling interval: "1.19 s (±5.00 ms)"."""
+    if seconds is None:
+        return MISSING
+    return f"{fmt_seconds(seconds)} (±{fmt_seconds(resolution_s)})"
+
+
+def fmt_share(k: int | None, n: int | None) -> str:
+    """k of n events with an exact 95 % bound: "0 of 20 (≤ 13.9 % at 95 %)", "20 of 20
+    (≥ 86.1 % at 95 %)", "3 of 20 (15.0 %; 95 % CI 3.2 – 37.9 %)"."""
+    if k is None or n is None:
+        return MISSING
+    if n == 0:
+        return "0 of 0"
+    if k == 0:
+        return f"0 of {n:,} (≤ {fmt_percent(binomial_upper(0, n))} at 95 %)"
+    if k == n:
+        return f"{n:,} of {n:,} (≥ {fmt_percent(1 - binomial_upper(0, n))} at 95 %)"
+    low, high = binomial_interval(k, n)
+    return (f"{k:,} of {n:,} ({fmt_percent(k / n)}; 95 % CI "
+            f"{fmt_percent(low)} – {fmt_percent(high)})")
+
+
+def fmt_median(values: Iterable[float], formatter: Callable[[float], str] = fmt_seconds) -> str:
+    """The median with its exact order-statistic 95 % interval, or the values themselves
+    when there are too few for one (n < 6): "1.19 s (95 % CI 1.12 s – 1.31 s, n = 20)",
+    "1.17 s, 1.40 s (n = 2, too few for an interval)"."""
+    data = sorted(float(v) for v in values)
+    if not data:
+        return MISSING
+    bounds = median_ci(data)
+    if bounds is None:
+        shown = ", ".join(formatter(v) for v in data)
+        return f"{shown} (n = {len(data)}, too few for an interval)"
+    middle = len(data) // 2
+    median = data[middle] if len(data) % 2 else (data[middle - 1] + data[middle]) / 2
+    return (f"{formatter(median)} (95 % CI {formatter(bounds[0])} – {formatter(bounds[1])}, "
+            f"n = {len(data):,})")
 
 
 FILTERS = {

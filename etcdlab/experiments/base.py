@@ -282,7 +282,7 @@ def run_experiment(
     finally:
         flusher.stop()
         status = "ok" if error is None else ("interrupted" if interrupt else "failed")
-        result = _final_result(experiment.name, status, error, cluster, started_utc, started,
+        result = _final_result(experiment, status, error, cluster, started_utc, started,
                                params, summary, ctx.samples, heal_steps)
         path = write_result(result_path(results_dir, experiment.name, status), result)
         partial.unlink(missing_ok=True)
@@ -336,7 +336,7 @@ def _checked(check: RunFn, ctx: Context, console: Console) -> str | None:
     return None
 
 
-def _final_result(name: str, status: str, error: str | None, cluster: Cluster,
+def _final_result(experiment: Experiment, status: str, error: str | None, cluster: Cluster,
                   started_utc: str, started: float, params: Mapping[str, Any],
                   summary: Mapping[str, Any], samples: Mapping[str, Any],
                   heal_steps: list[HealStep]) -> Result:
@@ -347,7 +347,11 @@ def _final_result(name: str, status: str, error: str | None, cluster: Cluster,
         meta = {"started_utc": started_utc, "finished_utc": utc_now_iso(),
                 "metadata_error": f"{type(exc).__name__}: {exc}"}
     meta["elapsed_s"] = round(time.monotonic() - started, 3)
+    # The report says a quick run is quick: every value of the --quick set was in effect.
+    meta["quick"] = bool(experiment.quick) and all(
+        params.get(key) == value for key, value in experiment.quick.items())
     meta["heal"] = [{"what": s.what, "ok": s.ok, "detail": s.detail} for s in heal_steps]
-    return Result(experiment=name, status=status, error=error, metadata=json_safe(meta),
+    return Result(experiment=experiment.name, status=status, error=error,
+                  metadata=json_safe(meta),
                   params=json_safe(params), summary=json_safe(summary),
                   samples=json_safe(samples))

@@ -1,0 +1,120 @@
+"""Analysis: pure code that turns one experiment's samples into a summary and findings.
+
+``etcdlab.analysis.<name>`` (dashes become underscores) is the analysis of one experiment.
+It does no I/O and knows no cluster: it imports :mod:`etcdlab.stats`, :mod:`etcdlab.units`
+and this package only (the layer contracts in ``pyproject.toml`` check it). It defines
+
+- ``summarize(samples, params) -> dict``: every number the report shows, from the samples
+  alone (the runner stores it in the result for other tools; see below);
+- ``findings(summary, params) -> list[Finding]``: the claims of the section, each with the
+  sentence it reads when it holds, the sentence when it does not, and the figures behind it;
+- ``ASKED``: what the question itself asks (:class:`Asked`), so a run whose parameters
+  differ (a quick run) says so beside its answer.
+
+A :class:`Finding` is the only place a conclusion may be written: the report renders the
+sentence that matches ``holds`` and never states one of its own. A comparison with the
+course report or a published figure is a finding too (``kind`` "course" or "published"),
+whose verdict is agrees / contradicts / cannot be tested here.
+
+Why ``summary`` is still stored although the report recomputes it from the samples (as
+pyperf does with its raw values): the JSON stays useful to tools that do not import this
+package, and an analysis fixed later re-renders an old run correctly, because the report
+never trusts the stored copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("measured", "course", "published")
+VERDICTS = {True: "agrees", False: "contradicts", None: "cannot be tested here"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim of a section and whether it held in this run.
+
+    ``holds`` is True, False, or None when this run cannot tell (``why_unknown`` says why).
+    ``figures`` maps a label to the formatted figure the claim rests on (with its n and
+    bound where it has one). For ``kind`` "course"/"published", ``holds`` means the source
+    agrees with this run's measurement.
+    """
+
+    id: str
+    holds: bool | None
+    when_true: str
+    when_false: str
+    why_unknown: str = ""
+    figures: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "measured"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"finding {self.id}: kind must be one of {KINDS}, not {self.kind!r}")
+        if self.when_true == self.when_false:
+            raise ValueError(f"finding {self.id}: its two sentences must differ, or it claims "
+                             "the same whatever the data")
+        if self.holds is None and not self.why_unknown:
+            raise ValueError(f"finding {self.id}: an untestable claim must say why")
+
+    @property
+    def text(self) -> str:
+        """The sentence that matches this run."""
+        if self.holds is None:
+            return self.why_unknown
+        return self.when_true if self.holds else self.when_false
+
+    @property
+    def verdict(self) -> str:
+        """"holds" / "does not hold" / "not measurable", or for a comparison "agrees"…"""
+        if self.kind != "measured":
+            return VERDICTS[self.holds]
+        return {True: "holds", False: "does not hold", None: "not measurable here"}[self.holds]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (the rendered sentence included), e.g. for other tools."""
+        return {"id": self.id, "kind": self.kind, "holds": self.holds, "text": self.text,
+                "verdict": self.verdict, "figures": dict(self.figures)}
+
+
+def claim(id: str, holds: bool | None, yes: str, no: str, unknown: str = "",
+          **figures: str) -> Finding:
+    """A measured finding: ``yes`` when it held, ``no`` when not, ``unknown`` when untestable."""
+    return Finding(id, holds, yes, no, unknown, figures)
+
+
+def comparison(id: str, source: str, agrees: bool | None, yes: str, no: str,
+               unknown: str = "", **figures: str) -> Finding:
+    """A comparison with the course report (``source`` "course") or a published figure."""
+    return Finding(id, agrees, yes, no, unknown, figures,
+                   kind="course" if source == "course" else "published")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One condition the question sets, to compare with the run's parameter."""
+
+    param: str
+    value: Any
+    label: str
+    formatter: Callable[[Any], str] = str
+
+
+def run_vs_question(params: Mapping[str, Any], asked: Sequence[Asked]) -> list[dict[str, str]]:
+    """Rows "what, this run, the question" wherever the run's parameters differ from it."""
+    rows = []
+    for item in asked:
+        if item.param in params and params[item.param] != item.value:
+            rows.append({"what": item.label, "run": item.formatter(params[item.param]),
+                         "question": item.formatter(item.value)})
+    return rows
+
+
+def by_id(findings: Sequence[Finding]) -> dict[str, Finding]:
+    """Findings keyed by id (ids are unique within one section)."""
+    table = {f.id: f for f in findings}
+    if len(table) != len(findings):
+        raise ValueError("finding ids must be unique within a section")
+    return table
