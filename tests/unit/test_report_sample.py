@@ -7,14 +7,20 @@ from pathlib import Path
 from etcdlab.report import render_report
 from etcdlab.results import load_results
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-run"
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+SAMPLE = DATA / "sample-run"
 EXPECTED = SAMPLE / "REPORT.md.expected"
+QUICK = DATA / "quick-run"
+QUESTIONS = ("election", "conflicts", "partition", "lamport", "read-latency", "quota",
+             "ntp-isolation", "lease-drift", "faulty-clock", "membership")
 
 
-def render(tmp_path: Path) -> tuple[Path, str]:
-    run = tmp_path / "sample-run"
+def render(tmp_path: Path, source: Path = SAMPLE) -> tuple[Path, str]:
+    run = tmp_path / source.name
     run.mkdir()
-    for result in SAMPLE.glob("*.json"):
+    for result in source.glob("*.json"):
         shutil.copy(result, run / result.name)
     report = render_report(run)
     return run, report.read_text()
@@ -45,3 +51,19 @@ def test_sample_report_states_the_measured_numbers(tmp_path):
     assert "median of 1.19 s (n = 20" in text
     assert "lost 1,212 of 1,600 acknowledged increments" in text
     assert "Not measured in this run: run `invoke experiment partition`" in text
+
+
+def test_quick_run_holds_all_ten_results_measured_with_quick_parameters():
+    results = load_results(QUICK)
+    assert set(results) == set(QUESTIONS)
+    assert all(r.ok and r.metadata["quick"] is True for r in results.values())
+
+
+@pytest.mark.parametrize("source", [SAMPLE, QUICK], ids=["sample-run", "quick-run"])
+def test_report_renders_every_section_it_has_results_for(tmp_path, source):
+    _run, text = render(tmp_path, source)
+    expected = source / "REPORT.md.expected"
+    if os.environ.get("ETCDLAB_UPDATE_EXPECTED") == "1":
+        expected.write_text(text)
+    assert text == expected.read_text()
+    assert "does not have the shape this report expects" not in text
