@@ -215,6 +215,22 @@ def _build_section(question: Question, result: Result | None, out_dir: Path) -> 
                    error=None, charts=chart_files, data=data)
 
 
+def _summary_rows(sections: list[Section]) -> list[dict[str, str]]:
+    """The one-screen summary: per presented question its first measured finding (the
+    answer) and the verdicts of its comparisons with the course report."""
+    rows = []
+    for section in sections:
+        items = list(section.data.get("findings", ())) if section.presented else []
+        answer = next((f for f in items if f.kind == "measured"), None)
+        if answer is None:
+            continue
+        course = [f.verdict for f in items if f.kind == "course"]
+        rows.append({"number": str(section.number), "experiment": section.experiment,
+                     "answer": _cell(answer.text),
+                     "course": _cell(", ".join(course)) if course else "not compared"})
+    return rows
+
+
 def _environment(template_dir: Path) -> Environment:
     """The jinja environment: strict about undefined names, units filters installed."""
     environment = Environment(
@@ -241,6 +257,8 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
     known = {question.experiment for question in QUESTIONS}
     text = _environment(Path(template_dir or TEMPLATE_DIR)).get_template(REPORT_TEMPLATE).render(
         run_name=folder.name,
+        quick=sorted(name for name, result in results.items() if result.metadata.get("quick")),
+        summary=_summary_rows(sections),
         results_count=fmt_count(len(results)),
         environment=_environment_rows(results),
         sections=sections,
