@@ -4,10 +4,10 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from etcdlab.report import render_report
 from etcdlab.results import load_results
-
-import pytest
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLE = DATA / "sample-run"
@@ -67,3 +67,13 @@ def test_report_renders_every_section_it_has_results_for(tmp_path, source):
         expected.write_text(text)
     assert text == expected.read_text()
     assert "does not have the shape this report expects" not in text
+
+
+def test_a_quick_run_says_it_is_quick_and_a_full_run_does_not(tmp_path):
+    (tmp_path / "q").mkdir()
+    (tmp_path / "f").mkdir()
+    _run, quick = render(tmp_path / "q", QUICK)
+    _run, full = render(tmp_path / "f", SAMPLE)
+    banner = quick.split("**Quick run.**")[1][:400]
+    assert all(name in banner for name in QUESTIONS)
+    assert "**Quick run.**" not in full
