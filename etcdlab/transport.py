@@ -19,10 +19,13 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 from etcd3 import etcdrpc
+
+if TYPE_CHECKING:
+    from etcdlab.history import HistoryRecorder
 
 T = TypeVar("T")
 
@@ -103,6 +106,21 @@ class Member:
         self.lease = etcdrpc.LeaseStub(self.channel)
         self.maintenance = etcdrpc.MaintenanceStub(self.channel)
         self.watch = etcdrpc.WatchStub(self.channel)
+        self.history: HistoryRecorder | None = None
+        self.process: Any = self.name
+
+    def record_into(self, history: HistoryRecorder | None, process: Any = None) -> Member:
+        """Record this member's KV calls into ``history`` as ``process`` (see
+        :mod:`etcdlab.history`); None stops recording."""
+        self.history = history
+        self.process = self.name if process is None else process
+        return self
+
+    def _kv_call(self, op: str, key: str, args: dict[str, Any], send: Callable[[], T],
+                 answer: Callable[[T], tuple[Any, Any]], recorded: bool = True) -> T:
+        if self.history is None or not recorded:
+            return send()
+        return self.history.call(self.process, op, key, args, send, answer)
 
     def _options(self, timeout: float | None, require_leader: bool) -> dict[str, Any]:
         return {"timeout": self.timeout if timeout is None else timeout,
@@ -160,13 +178,22 @@ class Member:
             require_leader: bool = False, lease: int = 0) -> int:
         """Write; returns the store revision of the write."""
         request = etcdrpc.PutRequest(key=key.encode(), value=value.encode(), lease=lease)
-        return self.kv.Put(request, **self._options(timeout, require_leader)).header.revision
+        reply = self._kv_call("put", key, {"value": value},
+                              lambda: self.kv.Put(request, **self._options(timeout,
+                                                                           require_leader)),
+                              lambda r: (None, r.header.revision))
+        return reply.header.revision
 
     def get(self, key: str, timeout: float | None = None, serializable: bool = False,
             require_leader: bool = False) -> dict[str, Any]:
         """Read one key: {value, mod_revision, revision} (value None if absent)."""
         request = etcdrpc.RangeRequest(key=key.encode(), serializable=serializable)
-        answer = self.kv.Range(request, **self._options(timeout, require_leader))
+        answer = self._kv_call(
+            "get", key, {}, lambda: self.kv.Range(request, **self._options(timeout,
+                                                                             require_leader)),
+            lambda r: ((r.kvs[0].value.decode(), r.kvs[0].mod_revision) if r.kvs
+                       else (None, None)),
+            recorded=not serializable)  # stale by design: no evidence either way
         kv = answer.kvs[0] if answer.kvs else None
         return {"value": kv.value.decode() if kv else None,
                 "mod_revision": kv.mod_revision if kv else 0,
@@ -175,14 +202,23 @@ class Member:
     def delete(self, key: str, timeout: float | None = None) -> int:
         """Delete one key; returns how many keys were deleted."""
         request = etcdrpc.DeleteRangeRequest(key=key.encode())
-        return self.kv.DeleteRange(request, **self._options(timeout, False)).deleted
+        return self._kv_call("delete", key, {},
+                             lambda: self.kv.DeleteRange(request, **self._options(timeout, False)),
+                             lambda r: (r.deleted > 0, r.header.revision if r.deleted else None)
+                             ).deleted
 
     def put_if_unchanged(self, key: str, value: str, mod_revision: int,
                          timeout: float | None = None) -> tuple[bool, int]:
         """Compare-and-swap on ``mod_revision``: (succeeded, revision of the answer)."""
-        return self._txn(etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.MOD,
-                                         key=key.encode(), mod_revision=mod_revision),
-                         key, value, 0, timeout)
+        args = {"compare": "mod_revision", "expected": mod_revision, "then": "put",
+                "value": value}
+        return self._kv_call(
+            "txn", key, args,
+            lambda: self._txn(etcdrpc.Compare(result=etcdrpc.Compare.EQUAL,
+                                              target=etcdrpc.Compare.MOD, key=key.encode(),
+                                              mod_revision=mod_revision),
+                              key, value, 0, timeout),
+            lambda r: (r[0], r[1] if r[0] else None))
 
     def put_if_created_at(self, guard: str, create_revision: int, key: str, value: str,
                           lease: int = 0, timeout: float | None = None) -> tuple[bool, int]:

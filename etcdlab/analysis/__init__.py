@@ -118,3 +118,30 @@ def by_id(findings: Sequence[Finding]) -> dict[str, Finding]:
     if len(table) != len(findings):
         raise ValueError("finding ids must be unique within a section")
     return table
+
+
+def history_findings(samples: Mapping[str, Any]) -> list[Finding]:
+    """One finding per recorded client history: the checker's verdict (etcdlab.history).
+
+    "unknown" (the budget ran out) is holds=None with why, never a guess."""
+    found = []
+    for label, verdict in sorted((samples.get("histories") or {}).items()):
+        name = verdict.get("file", label)
+        figures = {"operations": f"{verdict.get('operations', 0):,}",
+                   "fault windows": f"{verdict.get('faults', 0):,}"}
+        if verdict.get("elapsed_s") is not None:
+            figures["checked in"] = f"{verdict['elapsed_s']:.2f} s"
+        why = verdict.get("why") or (
+            f"the checker's budget of {verdict.get('budget_s')} s ran out before a verdict"
+            if verdict.get("verdict") == "unknown" else "")
+        example = verdict.get("counterexample") or {}
+        stuck = "; ".join(example.get("stuck", [])[:3])
+        found.append(Finding(
+            f"linearizable-{label}",
+            {"linearizable": True, "not-linearizable": False}.get(verdict.get("verdict")),
+            f"The recorded client history `{name}` is linearizable: one order of its "
+            "operations explains every answer (Wing & Gong search, etcd KV model).",
+            f"The recorded client history `{name}` is NOT linearizable: no order of its "
+            f"operations explains every answer; the search got stuck at: {stuck}.",
+            why or "no verdict", figures))
+    return found

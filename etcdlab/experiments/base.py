@@ -41,6 +41,7 @@ from rich.progress import (
 from etcdlab.cluster import Cluster
 from etcdlab.errors import Interrupted, LabError
 from etcdlab.faults import Faults
+from etcdlab.history import HistoryRecorder, check_file, history_path
 from etcdlab.journal import Entry, HealStep
 from etcdlab.params import Param, unknown_name
 from etcdlab.results import (
@@ -123,6 +124,22 @@ class Context:
     samples: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
     console: Console = field(default_factory=Console)
+    history_dir: Path | None = None
+    """Where recorded histories go (the results folder); None: nothing is recorded."""
+    name: str = ""
+    histories: dict[str, HistoryRecorder] = field(default_factory=dict)
+
+    def history(self, label: str = "") -> HistoryRecorder | None:
+        """The recorder of one client history of this run (``NAME[.label].history.jsonl``),
+        created on first use; None when the run records none. Give it to a member with
+        ``member.record_into(recorder, process)``."""
+        if self.history_dir is None:
+            return None
+        if label not in self.histories:
+            path = history_path(self.history_dir, self.name, label)
+            path.unlink(missing_ok=True)  # a new run's history, not appended to an old one
+            self.histories[label] = HistoryRecorder(path)
+        return self.histories[label]
 
     def log(self, message: str) -> None:
         """A progress line above the bars."""
@@ -244,7 +261,8 @@ def run_experiment(
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
         transient=True,
     )
-    ctx = Context(cluster, faults, params, progress=progress, console=console)
+    ctx = Context(cluster, faults, params, progress=progress, console=console,
+                  history_dir=results_dir, name=experiment.name)
     partial = partial_path(results_dir, experiment.name)
     flusher = SampleFlusher(partial, experiment.name, params, ctx.samples, started_utc).start()
     run_entry = faults.journal.begin("run", f"{experiment.name}: run in progress",
@@ -265,6 +283,7 @@ def run_experiment(
             error = f"{type(exc).__name__}: {exc}"
             console.print(traceback.format_exc(limit=4), style="dim", markup=False)
         heal_steps = _heal(faults, console, run_entry)
+        _finish_histories(ctx, faults, check=interrupt is None)
         broken = [step for step in heal_steps if not step.ok]
         if broken and error is None:
             error = "heal failed: " + "; ".join(f"{s.what}: {s.detail}" for s in broken)
@@ -280,6 +299,7 @@ def run_experiment(
         error = error or f"interrupted ({_signal_name(exc)})"
         error += "; the heal was interrupted too: run `invoke heal`"
     finally:
+        _finish_histories(ctx, faults, check=False)  # closed, whatever happened
         flusher.stop()
         status = "ok" if error is None else ("interrupted" if interrupt else "failed")
         result = _final_result(experiment, status, error, cluster, started_utc, started,
@@ -294,6 +314,21 @@ def run_experiment(
     if error is not None:
         raise LabError(f"{experiment.name} failed: {error} (partial samples in {path})")
     return result
+
+
+def _finish_histories(ctx: Context, faults: Faults, check: bool) -> None:
+    """Close each recorded history with the fault windows that overlap it and, when
+    ``check``, store its linearizability verdict in ``samples["histories"]``."""
+    if not ctx.histories:
+        return
+    windows = faults.journal.windows()
+    for label, recorder in ctx.histories.items():
+        recorder.close(windows)
+        verdicts = ctx.samples.setdefault("histories", {})
+        key = label or "main"
+        if check and key not in verdicts:
+            ctx.log(f"checking {recorder.path.name} ({recorder.operations} operations)")
+            verdicts[key] = check_file(recorder.path)
 
 
 def _signal_name(exc: KeyboardInterrupt) -> str:

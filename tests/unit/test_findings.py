@@ -79,3 +79,19 @@ def test_small_n_shows_the_values_and_larger_n_the_exact_median_interval():
 def test_no_figure_is_more_precise_than_its_instrument():
     assert fmt_whole_seconds(8.09) == "8 s (±1 s)"
     assert fmt_within(1.19, 0.005) == "1.19 s (±5.00 ms)"
+
+
+def test_history_verdicts_become_findings_and_unknown_is_no_guess():
+    from etcdlab.analysis import history_findings
+
+    def found(verdict, **more):
+        samples = {"histories": {"main": {"file": "c.history.jsonl", "operations": 10,
+                                          "faults": 1, "elapsed_s": 0.5, "budget_s": 20,
+                                          "verdict": verdict, **more}}}
+        return history_findings(samples)[0]
+    assert found("linearizable").holds is True
+    bad = found("not-linearizable", counterexample={"linearized": [], "stuck": ["p1: get"]})
+    assert bad.holds is False and "p1: get" in bad.text
+    unknown = found("unknown")
+    assert unknown.holds is None and "budget of 20 s ran out" in unknown.text
+    assert history_findings({}) == []
