@@ -321,7 +321,7 @@ def _finish_histories(ctx: Context, faults: Faults, check: bool) -> None:
     ``check``, store its linearizability verdict in ``samples["histories"]``."""
     if not ctx.histories:
         return
-    windows = faults.journal.windows()
+    windows = [w for w in faults.journal.windows() if w["kind"] != "run"]  # faults only
     for label, recorder in ctx.histories.items():
         recorder.close(windows)
         verdicts = ctx.samples.setdefault("histories", {})

@@ -33,10 +33,11 @@ def run(ctx: Context) -> None:
     params = ctx.params
     stamp = f"{time.time_ns()}"
     with ctx.phase("conflicts: naive get+put", 1) as advance:
-        ctx.samples["naive"] = race(ctx, f"{KEY_PREFIX}{stamp}/naive", naive_increment)
+        ctx.samples["naive"] = race(ctx, f"{KEY_PREFIX}{stamp}/naive", naive_increment,
+                                    "naive")
         advance()
     with ctx.phase("conflicts: compare-and-swap", 1) as advance:
-        ctx.samples["cas"] = race(ctx, f"{KEY_PREFIX}{stamp}/cas", cas_increment)
+        ctx.samples["cas"] = race(ctx, f"{KEY_PREFIX}{stamp}/cas", cas_increment, "cas")
         advance()
     ctx.log(
         f"naive: {ctx.samples['naive']['acknowledged']} acknowledged, final "
@@ -45,11 +46,17 @@ def run(ctx: Context) -> None:
     )
 
 
-def race(ctx: Context, key: str, increment) -> dict[str, Any]:
-    """Run the workers concurrently from one start signal; collect their outcomes."""
+def race(ctx: Context, key: str, increment, label: str) -> dict[str, Any]:
+    """Run the workers concurrently from one start signal; collect their outcomes.
+
+    Every call is recorded in ``conflicts.LABEL.history.jsonl`` (process = worker), which
+    the runner checks for linearizability: lost updates are the application's
+    read-modify-write, not etcd breaking linearizability, and the verdict shows it."""
     cluster, params = ctx.cluster, ctx.params
     workers, increments = params["workers"], params["increments"]
-    clients = [member(cluster, cluster.names[i % len(cluster.names)], params["op_timeout_s"])
+    history = ctx.history(label)
+    clients = [member(cluster, cluster.names[i % len(cluster.names)],
+                      params["op_timeout_s"]).record_into(history, i)
                for i in range(workers)]
     clients[0].put(key, "0")
     outcomes, elapsed = run_together(
