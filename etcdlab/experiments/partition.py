@@ -69,13 +69,21 @@ def run(ctx: Context) -> None:
     ctx.log(f"after both scenarios: members consistent = {consistent}")
 
 
+def recorded(ctx: Context, members: dict[str, Member]) -> dict[str, Member]:
+    """Every KV call of a trial goes into ``partition.history.jsonl`` (process = the member
+    asked), checked for linearizability across the partition by the runner."""
+    for name, one in members.items():
+        one.record_into(ctx.history(), name)
+    return members
+
+
 def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> dict[str, Any]:
     """Cut the leader off; time the new election and step-down; probe both sides; heal."""
     cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
     cluster.wait_healthy(timeout=60)
     old, old_id, term_before = current_leader(cluster)
     majority = [n for n in cluster.names if n != old]
-    members = open_members(cluster)
+    members = recorded(ctx, open_members(cluster))
     timeout = params["majority_timeout_s"]
     try:
         lease_id = members[old].lease.LeaseGrant(
@@ -148,7 +156,7 @@ def follower_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -
     followers = [n for n in cluster.names if n != leader]
     isolated = followers[(trial - 1) % len(followers)]
     majority = [n for n in cluster.names if n != isolated]
-    members = open_members(cluster)
+    members = recorded(ctx, open_members(cluster))
     timeout = params["majority_timeout_s"]
     try:
         before_value = f"before-{trial}"
