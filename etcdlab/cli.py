@@ -132,6 +132,10 @@ def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
     console.print("\n[bold]PLAY RECAP[/]")
     for line in done.run.recap_lines():
         console.print(f"  {line}")
+    slowest = done.run.slowest()
+    if slowest:
+        console.print("  slowest tasks: " + ", ".join(f"{task} {seconds:.1f} s"
+                                                     for task, seconds in slowest))
     cluster = Cluster(done.config)
     cluster.wait_healthy(timeout=60)
     if not done.config.hosts_mode:

@@ -206,6 +206,12 @@ class PlaybookRun:
     failures: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     status: str = ""
+    task_times: list[tuple[str, float]] = field(default_factory=list)
+    """(task, seconds from its start to the next task's start), in the order they ran."""
+
+    def slowest(self, count: int = 5) -> list[tuple[str, float]]:
+        """The tasks that took longest, longest first (where a re-run's time goes)."""
+        return sorted(self.task_times, key=lambda item: -item[1])[:count]
 
     @property
     def changed(self) -> int:
@@ -227,6 +233,7 @@ class TaskProgress:
     def __init__(self, show: Callable[[str, dict[str, str]], None]) -> None:
         self.show = show
         self.task: str | None = None
+        self.task_started = 0.0
         self.results: dict[str, str] = {}
         self.run = PlaybookRun(playbook="")
 
@@ -236,6 +243,7 @@ class TaskProgress:
         if kind in {"playbook_on_task_start", "playbook_on_handler_task_start"}:
             self.flush()
             self.task = data.get("task") or data.get("name") or "?"
+            self.task_started = time.monotonic()
         elif kind in {"runner_on_ok", "runner_on_failed", "runner_on_unreachable",
                       "runner_on_skipped"}:
             self.results[data.get("host", "?")] = _outcome(kind, data)
@@ -252,6 +260,8 @@ class TaskProgress:
 
     def flush(self) -> None:
         """Report the task that just finished."""
+        if self.task is not None:
+            self.run.task_times.append((self.task, time.monotonic() - self.task_started))
         if self.task is not None and self.results:
             self.show(self.task, dict(sorted(self.results.items())))
         self.task = None

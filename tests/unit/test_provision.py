@@ -98,6 +98,15 @@ def test_task_progress_reports_each_task_and_the_recap():
     assert run.failures == ["node1: Start etcd.: boom now"]
     assert run.changed == 1
     assert run.recap_lines()[0].startswith("node1 : ok=1  changed=0  unreachable=0  failed=1")
+    assert [task for task, _seconds in run.task_times] == ["Install etcd.", "Start etcd."]
+    assert all(seconds >= 0 for _task, seconds in run.task_times)
+
+
+def test_the_slowest_tasks_come_first():
+    from etcdlab.provision import PlaybookRun
+
+    run = PlaybookRun("site.yml", task_times=[("a", 0.5), ("b", 3.0), ("c", 1.0)])
+    assert run.slowest(2) == [("b", 3.0), ("c", 1.0)]
 
 
 def test_a_reshape_is_told_apart_from_the_offline_image_fallback():
