@@ -58,6 +58,8 @@ def test_partition_minority_is_stale_refuses_writes_and_heals_to_one_revision(la
     assert summary["minority"]["outcome_counts"]["linearizable_read"].get("ok", 0) == 0
     assert summary["minority"]["write_applied_after_heal"] is False
     assert summary["follower_isolated"]["leader_unchanged"] is True
+    history = result["samples"]["histories"]["main"]
+    assert history["verdict"] == "linearizable" and history["faults"] >= 2, history
     assert summary["heal"]["converge_s"] is not None
     assert summary["members_consistent"] is True
     for scenario in ("leader_isolated", "follower_isolated"):

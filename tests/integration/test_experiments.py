@@ -61,6 +61,13 @@ def test_conflicts_cas_loses_nothing_and_revisions_increase(first_run):
     assert summary["cas"]["lost_updates"] <= 0
     assert summary["revisions_strictly_increasing"] is True
     assert summary["naive"]["acknowledged"] + summary["naive"]["unknown"] == 8 * 50
+    # Both races are recorded call by call and checked: lost updates are the application's
+    # read-modify-write, and etcd's history stays linearizable.
+    histories = conflicts["samples"]["histories"]
+    for race in ("naive", "cas"):
+        assert histories[race]["verdict"] == "linearizable", histories[race]
+        assert (results / f"conflicts.{race}.history.jsonl").is_file()
+    assert histories["naive"]["operations"] >= 2 * summary["naive"]["acknowledged"]
 
 
 def test_report_and_charts_exist_with_numbers_in_each_run_section(first_run):
