@@ -275,8 +275,8 @@ def _published(naive: Mapping[str, Any], params: Mapping[str, Any]) -> Finding:
         "published_write_qps", "published", within,
         f"The naive loop's {fmt_rate(rate)} is within a factor of "
         f"{ORDER_OF_MAGNITUDE:.0f} of the published {PUBLISHED_WRITE_QPS:.0f} QPS: the same "
-        f"order of magnitude, not a like-for-like comparison ({workers} on one shared host, "
-        "each increment a read and a write, against one client writing).",
+        f"order of magnitude, not a like-for-like comparison ({workers}, each increment a "
+        "read and a write, against one client writing on dedicated machines).",
         f"The naive loop's {fmt_rate(rate)} is more than a factor of "
         f"{ORDER_OF_MAGNITUDE:.0f} from the published {PUBLISHED_WRITE_QPS:.0f} QPS: not "
         "even the order of magnitude matches.",

@@ -327,7 +327,7 @@ def _course_rules(condition: Finding, summary: Mapping[str, Any]) -> Finding:
 
 
 def _course_shared_key(naive: Finding, cas: Finding, shared: Mapping[str, Any]) -> Finding:
-    repeated = (", and handed out the same value more than once"
+    repeated = (" and handed out the same value more than once"
                 if shared["naive_duplicate_clocks"] else "")
     remedy = (" A compare-and-swap on the key's mod_revision, which the course report does "
               "not mention, kept every update." if cas.holds else "")
