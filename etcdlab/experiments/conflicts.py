@@ -9,17 +9,18 @@ W workers, spread over the members, each increment one counter M times:
 (c) every acknowledged CAS write carries the revision etcd gave it: sorted by the value
     written, the revisions must be distinct and strictly increasing.
 
-Operations that time out are *unknown*, never counted as failed.
+Operations that time out are *unknown*, never counted as failed. The summary and the
+findings are computed by :mod:`etcdlab.analysis.conflicts`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import grpc
 
+from etcdlab.analysis.conflicts import summarize
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import run_together
 from etcdlab.params import Param
@@ -111,31 +112,6 @@ def cas_increment(client: Member, key: str, times: int) -> dict[str, Any]:
                 break
             outcome["retries"] += 1
     return outcome
-
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Lost updates, retries, throughput and the revision-order check."""
-    summary: dict[str, Any] = {}
-    for name in ("naive", "cas"):
-        run = samples[name]
-        summary[name] = {
-            "lost_updates": run["acknowledged"] - run["final_value"],
-            "acknowledged": run["acknowledged"],
-            "unknown": run["unknown"],
-            "ops_per_s": run["acknowledged"] / run["elapsed_s"] if run["elapsed_s"] else None,
-        }
-    summary["cas"]["retries"] = samples["cas"]["retries"]
-    summary["cas"]["retries_per_write"] = (
-        samples["cas"]["retries"] / samples["cas"]["acknowledged"]
-        if samples["cas"]["acknowledged"] else None
-    )
-    revisions = samples["cas"]["revisions"]
-    values = samples["cas"]["values"]
-    summary["revisions_strictly_increasing"] = all(
-        b > a for a, b in zip(revisions, revisions[1:], strict=False)
-    ) and len(set(values)) == len(values)
-    summary["attempted"] = params["workers"] * params["increments"]
-    return summary
 
 
 EXPERIMENT = Experiment(

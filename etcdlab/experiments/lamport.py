@@ -14,7 +14,8 @@ Then the course report's variant: one shared "global clock" key that every proce
 reads, maxes with its own clock, increments and writes back, (a) with a plain put and
 (b) with a compare-and-swap transaction on the key's mod_revision, retried on conflict.
 A write whose predecessor (in revision order) it did not read overwrote that update:
-a lost update.
+a lost update. The summary, the checks and the findings are computed by
+:mod:`etcdlab.analysis.lamport`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 
 from etcdlab import clocks
+from etcdlab.analysis.lamport import lost_updates as lost_updates  # re-exported
+from etcdlab.analysis.lamport import summarize
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
@@ -235,70 +238,6 @@ def shared_clock(cluster: Cluster, params: Mapping[str, Any], key: str, cas: boo
         "retries": sum(o["retries"] for o in outcomes),
         "final": json.loads(final),
         "elapsed_s": round(elapsed, 6),
-    }
-
-
-def lost_updates(writes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Acknowledged writes of the shared key that the next write overwrote unread.
-
-    In revision order, write k + 1 should have read write k (its read mod_revision is
-    k's revision); when it read an older one, write k's update was lost. A write whose
-    clock is not above its predecessor's is a regression of the "global clock".
-    """
-    ordered = sorted(writes, key=lambda w: w["revision"])
-    lost = regressions = 0
-    for previous, current in zip(ordered, ordered[1:], strict=False):
-        lost += current["read_mod_revision"] < previous["revision"]
-        regressions += current["clock"] <= previous["clock"]
-    clocks_written = [w["clock"] for w in ordered]
-    return {"lost": lost, "regressions": regressions,
-            "duplicate_clocks": len(clocks_written) - len(set(clocks_written))}
-
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The checks of the message log and the shared key's lost updates."""
-    events = samples["messages"]["events"]
-    sends = {e["msg"]: e for e in events if e["kind"] == "send"}
-    receives = [e for e in events if e["kind"] == "receive"]
-    message_violations = sum(1 for r in receives
-                             if r["msg"] in sends and sends[r["msg"]]["clock"] >= r["clock"])
-    by_process: dict[int, list[Mapping[str, Any]]] = {}
-    for event in events:
-        by_process.setdefault(event["process"], []).append(event)
-    order_violations = sum(
-        1 for log in by_process.values()
-        for a, b in zip(sorted(log, key=lambda e: e["seq"]),
-                        sorted(log, key=lambda e: e["seq"])[1:], strict=False)
-        if b["clock"] <= a["clock"]
-    )
-    check = clocks.clock_condition_check(events)
-    shared: dict[str, Any] = {}
-    for mode in ("naive", "cas"):
-        record = samples["shared_key"][mode]
-        lost = lost_updates(record["writes"])
-        shared[f"{mode}_lost_updates"] = lost["lost"]
-        shared[f"{mode}_regressions"] = lost["regressions"]
-        shared[f"{mode}_duplicate_clocks"] = lost["duplicate_clocks"]
-        shared[f"{mode}_acknowledged"] = len(record["writes"])
-        shared[f"{mode}_unknown"] = record["unknown"]
-        shared[f"{mode}_final_clock"] = record["final"]["clock"]
-    shared["cas_retries"] = samples["shared_key"]["cas"]["retries"]
-    return {
-        "processes": len(by_process),
-        "events": len(events),
-        "messages": len(sends),
-        "delivered": sum(1 for r in receives if r["msg"] in sends),
-        "undelivered": len(set(sends) - {r["msg"] for r in receives}),
-        "unknown_sends": sum(1 for s in sends.values() if s["outcome"] == "unknown"),
-        "causal_pairs": check["causal_pairs"],
-        "clock_condition_violations": check["violations"],
-        "message_violations": message_violations,
-        "process_order_violations": order_violations,
-        "concurrent_pairs": check["concurrent_pairs"],
-        "concurrent_equal_clock": check["concurrent_equal_clock"],
-        "total_order_ties": clocks.total_order_ties(events),
-        "max_clock": max((e["clock"] for e in events), default=0),
-        "shared_key": shared,
     }
 
 

@@ -1,4 +1,8 @@
-"""Q4 ``lamport`` in the report: space-time diagram and section data from the samples."""
+"""Q4 ``lamport`` in the report: space-time diagram, tables and findings from the samples.
+
+Every conclusion comes from :func:`etcdlab.analysis.lamport.findings`; this module only
+lays out figures (the checks, the shared-key table, the first events in (C, id) order).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab import charts as plots
-from etcdlab.experiments.lamport import summarize
+from etcdlab.analysis import run_vs_question
+from etcdlab.analysis.lamport import ASKED, findings, summarize
 from etcdlab.results import Result
 from etcdlab.units import fmt_count, fmt_ms, fmt_percent, fmt_seconds
 
 DIAGRAM_EVENTS = 30
+ORDER_EXAMPLE_EVENTS = 12
 
 
 def charts(result: Result, out_dir: Path) -> dict[str, str]:
@@ -29,56 +35,21 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
 
 def _total_order_example(events: list[Mapping[str, Any]]) -> list[str]:
     """The first events of the run in the (C, id) total order, as text."""
-    ordered = sorted(events, key=lambda e: (e["clock"], e["process"]))[:12]
-    names = {"local": "local", "send": "send", "receive": "receive"}
-    return [f"({e['clock']},{e['process']}) {names[e['kind']]}"
-            + (f" {e['msg']}" if e["msg"] else "") for e in ordered]
+    ordered = sorted(events, key=lambda e: (e["clock"], e["process"]))[:ORDER_EXAMPLE_EVENTS]
+    return [f"({e['clock']},{e['process']}) {e['kind']}" + (f" {e['msg']}" if e["msg"] else "")
+            for e in ordered]
+
+
+def _pair(a: int | None, b: int | None) -> str:
+    return f"{fmt_count(a)} / {fmt_count(b)}"
 
 
 def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
-    """Prepare the Q4 section: answer, checks, shared-key table, course report, method."""
+    """Prepare the Q4 section: findings, the checks, the shared-key table, the method."""
     params = result.params
     summary = summarize(result.samples, params)
     shared = summary["shared_key"]
     events = result.samples["messages"]["events"]
-    violations = summary["clock_condition_violations"]
-    ties = summary["total_order_ties"]
-    holds = violations == 0 and summary["message_violations"] == 0 \
-        and summary["process_order_violations"] == 0
-    answer = [
-        (f"Yes: {fmt_count(summary['processes'])} processes exchanged "
-         f"{fmt_count(summary['messages'])} messages through etcd ({fmt_count(summary['events'])}"
-         f" events) and the clock condition held for all {fmt_count(summary['causal_pairs'])} "
-         f"causally related pairs of events (a → b gave C(a) < C(b)); the (C, id) order had "
-         f"{fmt_count(ties)} ties, so every process orders all events the same way.")
-        if holds and ties == 0 else
-        (f"No: of {fmt_count(summary['causal_pairs'])} causally related pairs, "
-         f"{fmt_count(violations)} violated the clock condition, and the (C, id) order had "
-         f"{fmt_count(ties)} ties; the implementation or the log needs a closer look."),
-        (f"{fmt_count(summary['concurrent_equal_clock'])} of the "
-         f"{fmt_count(summary['concurrent_pairs'])} concurrent pairs had equal clocks and were "
-         "ordered by the process id alone: the total order is consistent with causality but "
-         "says nothing about which of two concurrent events came first."),
-        _shared_sentence(shared, params),
-    ]
-    acknowledged = shared["naive_acknowledged"]
-    rows = [
-        {"label": "read, max, +1, put (no transaction)", "acknowledged": fmt_count(acknowledged),
-         "lost": fmt_count(shared["naive_lost_updates"]),
-         "lost_percent": fmt_percent(shared["naive_lost_updates"] / acknowledged)
-         if acknowledged else "—",
-         "regressions": fmt_count(shared["naive_regressions"]),
-         "duplicates": fmt_count(shared["naive_duplicate_clocks"]),
-         "retries": "—", "unknown": fmt_count(shared["naive_unknown"])},
-        {"label": "same, as a compare-and-swap transaction",
-         "acknowledged": fmt_count(shared["cas_acknowledged"]),
-         "lost": fmt_count(shared["cas_lost_updates"]),
-         "lost_percent": fmt_percent(shared["cas_lost_updates"] / shared["cas_acknowledged"])
-         if shared["cas_acknowledged"] else "—",
-         "regressions": fmt_count(shared["cas_regressions"]),
-         "duplicates": fmt_count(shared["cas_duplicate_clocks"]),
-         "retries": fmt_count(shared["cas_retries"]), "unknown": fmt_count(shared["cas_unknown"])},
-    ]
     checks = [
         {"label": "Events / messages sent / delivered",
          "value": f"{fmt_count(summary['events'])} / {fmt_count(summary['messages'])} / "
@@ -86,47 +57,45 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         {"label": "Causally related pairs (from vector clocks of the log)",
          "value": fmt_count(summary["causal_pairs"])},
         {"label": "Clock-condition violations (a → b but C(a) ≥ C(b))",
-         "value": fmt_count(violations)},
+         "value": fmt_count(summary["clock_condition_violations"])},
         {"label": "… of them send → receive", "value": fmt_count(summary["message_violations"])},
         {"label": "… of them in one process's order",
          "value": fmt_count(summary["process_order_violations"])},
-        {"label": "Ties in the (C, id) order", "value": fmt_count(ties)},
+        {"label": "Pairs of events / tied in the (C, id) order",
+         "value": _pair(summary["event_pairs"], summary["total_order_ties"])},
         {"label": "Concurrent pairs / with equal clocks",
-         "value": f"{fmt_count(summary['concurrent_pairs'])} / "
-                  f"{fmt_count(summary['concurrent_equal_clock'])}"},
+         "value": _pair(summary["concurrent_pairs"], summary["concurrent_equal_clock"])},
+        {"label": "Concurrent pairs at distinct times / (C, id) against the time order",
+         "value": _pair(summary["concurrent_timed"], summary["concurrent_against_real_time"])},
         {"label": "Highest clock", "value": fmt_count(summary["max_clock"])},
         {"label": "Sends with an unknown outcome / undelivered",
-         "value": f"{fmt_count(summary['unknown_sends'])} / {fmt_count(summary['undelivered'])}"},
+         "value": _pair(summary["unknown_sends"], summary["undelivered"])},
     ]
-    durations = [e["t"] for e in events]
+    rows = []
+    for mode, label in (("naive", "read, max, +1, put (no transaction)"),
+                        ("cas", "same, as a compare-and-swap transaction")):
+        rows.append({
+            "label": label,
+            "acknowledged": fmt_count(shared[f"{mode}_acknowledged"]),
+            "lost": fmt_count(shared[f"{mode}_lost_updates"]),
+            "regressions": fmt_count(shared[f"{mode}_regressions"]),
+            "duplicates": fmt_count(shared[f"{mode}_duplicate_clocks"]),
+            "retries": fmt_count(shared["cas_retries"] if mode == "cas" else 0),
+            "unknown": fmt_count(shared[f"{mode}_unknown"]),
+        })
+    times = [e["t"] for e in events if e.get("t") is not None]
     return {
-        "answer": answer,
+        "findings": findings(summary, params),
+        "run_vs_question": run_vs_question(params, ASKED),
         "checks": checks,
         "rows": rows,
         "order_example": _total_order_example(events),
         "chart": chart_files.get("diagram"),
         "processes": fmt_count(summary["processes"]),
-        "steps": fmt_count(params["steps"]),
-        "send_probability": fmt_percent(params["send_probability"], 0),
-        "think": fmt_ms(params["max_think_ms"]),
-        "shared_updates": fmt_count(params["shared_updates"]),
-        "span": fmt_seconds(max(durations) if durations else None),
+        "steps": fmt_count(params.get("steps")),
+        "send_probability": fmt_percent(params.get("send_probability"), 0),
+        "think": fmt_ms(params.get("max_think_ms")),
+        "shared_updates": fmt_count(params.get("shared_updates")),
+        "span": fmt_seconds(max(times) if times else None),
         "diagram_events": fmt_count(min(DIAGRAM_EVENTS, len(events))),
     }
-
-
-def _shared_sentence(shared: Mapping[str, Any], params: Mapping[str, Any]) -> str:
-    """The course report's shared global clock key, without and with a transaction."""
-    lost = shared["naive_lost_updates"]
-    text = (f"The course report's shared \"global clock\" key, read, maxed and written back "
-            f"by {fmt_count(params['processes'])} processes "
-            f"{fmt_count(params['shared_updates'])} times each, ")
-    if lost:
-        text += (f"lost {fmt_count(lost)} of {fmt_count(shared['naive_acknowledged'])} "
-                 f"acknowledged updates without a transaction (and wrote "
-                 f"{fmt_count(shared['naive_duplicate_clocks'])} duplicate clock values), ")
-    else:
-        text += "lost no update without a transaction in this run (the race was not hit), "
-    text += (f"and {fmt_count(shared['cas_lost_updates'])} with a compare-and-swap "
-             f"transaction, at the cost of {fmt_count(shared['cas_retries'])} retries.")
-    return text
