@@ -7,8 +7,8 @@ share); ``samples["shared_key"][mode]`` ("naive", "cas") holds the acknowledged 
 the course report's shared "global clock" key (``revision``, ``read_mod_revision``,
 ``clock``), ``unknown``, ``retries`` and the ``final`` value.
 
-The causal checks use vector clocks computed from the log (private helpers below; the
-same algorithm as :mod:`etcdlab.clocks`, which this pure layer may not import).
+The causal checks use the vector clocks of :mod:`etcdlab.clocks` (pure), computed from
+the log.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from itertools import pairwise
 from typing import Any
 
 from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.clocks import happened_before, total_order_ties, vector_clocks
 from etcdlab.units import fmt_count, fmt_share
 
 MODES = ("naive", "cas")
@@ -33,62 +34,21 @@ ASKED = (
 
 # -- the causal checks -------------------------------------------------------------------------
 
-def _vector_clocks(events: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], dict[int, int]]:
-    """Vector clocks of the logged events, ``{(process, seq): {process: count}}``.
-
-    A receive whose send is not in the log counts as a local event.
-    """
-    by_process: dict[int, list[Mapping[str, Any]]] = {}
-    for event in events:
-        by_process.setdefault(event["process"], []).append(event)
-    for log in by_process.values():
-        log.sort(key=lambda e: e["seq"])
-    sends = {e["msg"]: (e["process"], e["seq"]) for e in events if e["kind"] == "send"}
-    vectors: dict[tuple[int, int], dict[int, int]] = {}
-    position = dict.fromkeys(by_process, 0)
-    remaining = len(events)
-    while remaining:
-        progressed = False
-        for process, log in by_process.items():
-            while position[process] < len(log):
-                event = log[position[process]]
-                previous = log[position[process] - 1] if position[process] else None
-                vector = dict(vectors[(process, previous["seq"])]) if previous else {}
-                if event["kind"] == "receive" and event["msg"] in sends:
-                    source = sends[event["msg"]]
-                    if source not in vectors:
-                        break  # its send is not computed yet: another process first
-                    for other, count in vectors[source].items():
-                        vector[other] = max(vector.get(other, 0), count)
-                vector[process] = vector.get(process, 0) + 1
-                vectors[(process, event["seq"])] = vector
-                position[process] += 1
-                remaining -= 1
-                progressed = True
-        if not progressed:
-            raise ValueError("the event log has a causal cycle (a receive before its send)")
-    return vectors
-
-
-def _happened_before(a: Mapping[int, int], b: Mapping[int, int]) -> bool:
-    return a != b and all(count <= b.get(process, 0) for process, count in a.items())
-
-
 def _pair_checks(events: Sequence[Mapping[str, Any]]) -> dict[str, int | None]:
     """Every pair of events: causal (and violating C(a) < C(b)) or concurrent; of the
     concurrent ones, those with equal clocks and those whose (C, id) order is the opposite
     of the real-time order (None when the log has no times)."""
-    vectors = _vector_clocks(events)
+    vectors = vector_clocks(events)
     timed = all(e.get("t") is not None for e in events)
     stamped = [(vectors[(e["process"], e["seq"])], (e["clock"], e["process"]),
                 e.get("t")) for e in events]
     causal = violations = concurrent = equal = against = ordered_in_time = 0
     for i, (vector_a, stamp_a, t_a) in enumerate(stamped):
         for vector_b, stamp_b, t_b in stamped[i + 1:]:
-            if _happened_before(vector_a, vector_b):
+            if happened_before(vector_a, vector_b):
                 causal += 1
                 violations += stamp_a[0] >= stamp_b[0]
-            elif _happened_before(vector_b, vector_a):
+            elif happened_before(vector_b, vector_a):
                 causal += 1
                 violations += stamp_b[0] >= stamp_a[0]
             else:
@@ -101,15 +61,6 @@ def _pair_checks(events: Sequence[Mapping[str, Any]]) -> dict[str, int | None]:
             "concurrent_equal_clock": equal,
             "concurrent_timed": ordered_in_time if timed else None,
             "concurrent_against_real_time": against if timed else None}
-
-
-def _total_order_ties(events: Sequence[Mapping[str, Any]]) -> int:
-    """Pairs of events with the same (clock, process) stamp: zero if the order is total."""
-    seen: dict[tuple[int, int], int] = {}
-    for event in events:
-        key = (event["clock"], event["process"])
-        seen[key] = seen.get(key, 0) + 1
-    return sum(count * (count - 1) // 2 for count in seen.values())
 
 
 def lost_updates(writes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -175,7 +126,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         "concurrent_equal_clock": check["concurrent_equal_clock"],
         "concurrent_timed": check["concurrent_timed"],
         "concurrent_against_real_time": check["concurrent_against_real_time"],
-        "total_order_ties": _total_order_ties(events),
+        "total_order_ties": total_order_ties(events),
         "max_clock": max((e["clock"] for e in events), default=0),
         "shared_key": shared,
     }
