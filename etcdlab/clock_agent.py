@@ -5,21 +5,69 @@ with a faked clock where it injects a fault. The agent answers probes on a UDP p
 every ``interval`` seconds by its own clock, sends each peer one probe: the four NTP
 timestamps of every exchange (t1 sent, t2 received by the peer, t3 answered by the peer,
 t4 answer received) are written out as JSON when it exits. A probe without an answer
-within ``timeout`` is recorded as lost (an unknown outcome, not a verdict).
+within ``timeout`` is recorded as lost (an unknown outcome, not a verdict). At its start
+and end the agent also reads its clock and the kernel's real clock at one moment, so the
+analysis knows how far a faked clock was ahead without modelling libfaketime's start.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import platform
 import socket
 import sys
 import threading
 import time
 
+# clock_gettime's system call number: calling the kernel directly bypasses libfaketime,
+# which replaces the libc functions (Debian's build does not intercept syscall()).
+_CLOCK_GETTIME = {"x86_64": 228, "aarch64": 113}
+_CLOCK_REALTIME = 0
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def real_clock() -> float | None:
+    """The kernel's real clock, read past libfaketime; None where that is not possible."""
+    number = _CLOCK_GETTIME.get(platform.machine())
+    if number is None or _LIBC is None:
+        return None
+    spec = _Timespec()
+    if _LIBC.syscall(number, _CLOCK_REALTIME, ctypes.byref(spec)) != 0:
+        return None
+    return spec.tv_sec + spec.tv_nsec * 1e-9
+
+
+def clock_pair() -> dict[str, float | None]:
+    """The (possibly faked) clock and the real one at one moment: the fault's ground truth.
+
+    The faked clock is read on both sides of the real one, and their mean kept."""
+    before = time.time()
+    real = real_clock()
+    after = time.time()
+    return {"faked": (before + after) / 2, "real": real, "spread": after - before}
+
+
 # The first reading of the (possibly faked) clock, as early as the agent can take it:
-# libfaketime's clock starts with the process, a few milliseconds before this line.
+# libfaketime's clock starts with the process, some milliseconds before this line, and a
+# drifting clock already runs fast then; LOADED_PAIR measures how far it is ahead.
 LOADED = time.time()
+real_clock()  # the first call resolves the symbol; the pair below is then µs wide
+LOADED_PAIR = clock_pair()
 
 
 def serve(sock: socket.socket, stop: threading.Event) -> None:
@@ -95,6 +143,7 @@ def main(argv: list[str]) -> None:
     stop.set()
     responder.join()
     json.dump({"name": args.name, "loaded": LOADED, "started": started,
+               "clock_at_start": LOADED_PAIR, "clock_at_end": clock_pair(),
                "exchanges": exchanges}, sys.stdout)
 
 

@@ -20,15 +20,18 @@ write its driftfile, and the driftfile is read. The runner's heal restores the r
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from etcdlab.analysis.ntp_isolation import RUNS, sample_points, summarize, summarize_run
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.params import Param
 
+__all__ = ["EXPERIMENT", "RUNS", "parse_observation", "sample_points", "summarize",
+           "summarize_run"]
+
 CHRONY_LOG = "/var/log/chrony/chronyd.log"
-RUNS = ("iburst", "no_iburst")
 _OBSERVE = ("chronyc -n -c tracking; echo '=='; chronyc -n ntpdata; echo '=='; "
             "chronyc -n -c sources")
 
@@ -181,97 +184,9 @@ def _int_or_none(text: str) -> int | None:
     return value if value < 2**31 else None
 
 
-def sample_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The distinct NTP samples seen in the readings, each once, at the time it arrived.
-
-    A new sample is a reading whose valid-sample count rose; its arrival is the reading's
-    time minus the source's "LastRx" age. ``clock_error_ms`` is local minus server.
-    """
-    points = []
-    previous = None
-    for row in rows:
-        count = row.get("valid_rx")
-        if count is None or row.get("sample_offset_s") is None:
-            continue
-        if previous is None or count > previous:
-            age = row.get("last_rx_s") or 0
-            points.append({"t": row["t"] - age, "clock_error_ms": -row["sample_offset_s"] * 1e3,
-                           "valid_rx": count, "phase": row["phase"]})
-        previous = count
-    return points
-
-
-def summarize_run(run: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The figures of one run, from its readings only."""
-    rows = run["rows"]
-    cut, reconnected = run["cut_at"], run["reconnected_at"]
-    points = sample_points(rows)
-    before = [p for p in points if p["t"] < cut]
-    after = [p for p in points if p["t"] >= reconnected]
-    last_before = before[-1] if before else None
-    first_after = after[0] if after else None
-    # Selection is decided when a sample arrives: the sample that brought it back.
-    selected_again = next((r for r in rows if r["t"] >= reconnected and r["selected"]
-                           and first_after is not None and r["valid_rx"] is not None
-                           and r["valid_rx"] >= first_after["valid_rx"]), None)
-    first_sync = next((r for r in rows if r["selected"]), None)
-    at_cut = _last(r for r in rows if r["t"] <= cut)
-    at_reconnect = _last(r for r in rows if r["t"] <= reconnected)
-    isolated = [r for r in rows if cut <= r["t"] <= reconnected]
-    system_change = None
-    if at_cut and at_reconnect and at_cut["system_time_s"] is not None \
-            and at_reconnect["system_time_s"] is not None:
-        # chrony's System time is negative when the clock is fast: the clock's own wander
-        # is minus its change.
-        system_change = -(at_reconnect["system_time_s"] - at_cut["system_time_s"]) * 1e3
-    log = run.get("log") or []
-    return {
-        "isolation_s": reconnected - cut,
-        "startup_sync_s": first_sync["t"] - run["chronyd_started_at"] if first_sync else None,
-        "settle_s": run["settled_at"] - run["chronyd_started_at"],
-        "offset_before_ms": last_before["clock_error_ms"] if last_before else None,
-        "offset_after_ms": first_after["clock_error_ms"] if first_after else None,
-        "offset_at_reconnect_ms": (first_after["clock_error_ms"] - last_before["clock_error_ms"]
-                                   if first_after and last_before else None),
-        "first_sample_after_s": first_after["t"] - reconnected if first_after else None,
-        "resync_s": (selected_again["t"] - (selected_again["last_rx_s"] or 0) - reconnected
-                     if selected_again else None),
-        "system_time_change_ms": system_change,
-        "frequency_ppm_at_cut": at_cut["frequency_ppm"] if at_cut else None,
-        "skew_ppm_at_cut": at_cut["skew_ppm"] if at_cut else None,
-        "poll_at_cut": at_cut["poll"] if at_cut else None,
-        "reach_at_reconnect": at_reconnect["reach"] if at_reconnect else None,
-        "selected_while_isolated": bool(isolated) and all(r["selected"] for r in isolated),
-        "driftfile_ppm": (run["driftfile"] or {}).get("frequency_ppm"),
-        "samples": len(points),
-        "makestep_attempts": sum("System clock wrong by" in line for line in log),
-        "step_refused": sum("Could not step system clock" in line for line in log),
-    }
-
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Both runs' figures; top-level figures are the iburst run's."""
-    runs = {mode: summarize_run(samples["runs"][mode], params)
-            for mode in RUNS if mode in samples.get("runs", {})}
-    first = runs.get("iburst") or next(iter(runs.values()), {})
-    return {
-        "isolation_s": params["isolation_s"],
-        "drift_ppm": params["drift_ppm"],
-        "uncorrected_drift_ms": params["drift_ppm"] * 1e-6 * params["isolation_s"] * 1e3,
-        "offset_at_reconnect_ms": first.get("offset_at_reconnect_ms"),
-        "driftfile_ppm": first.get("driftfile_ppm"),
-        **runs,
-    }
-
-
-def _last(rows: Any) -> Any:
-    items = list(rows)
-    return items[-1] if items else None
-
-
 def _describe(run: Mapping[str, Any]) -> str:
     figures = summarize_run(run, {})
-    offset = figures["offset_at_reconnect_ms"]
+    offset = figures["offset_change_over_cut_ms"]
     resync = figures["resync_s"]
     return (f"offset change over the isolation "
             f"{'?' if offset is None else f'{offset:+.3f} ms'}, resync after "

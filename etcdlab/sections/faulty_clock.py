@@ -1,4 +1,4 @@
-"""Q9 ``faulty-clock`` in the report: estimate charts and section data from the samples."""
+"""Q9 ``faulty-clock`` in the report: estimate charts, findings and tables from the samples."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab import charts as plots
-from etcdlab.experiments.faulty_clock import RUNS, observer_verdicts, summarize_run
+from etcdlab.analysis import run_vs_question
+from etcdlab.analysis.faulty_clock import (
+    ASKED,
+    LABELS,
+    RUNS,
+    findings,
+    observer_verdicts,
+    summarize,
+)
 from etcdlab.results import Result
-from etcdlab.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_seconds
-
-LABELS = {"offset": "one clock offset", "drift": "one clock drifting",
-          "two_faulty": "two faulty clocks, five agents"}
+from etcdlab.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_seconds, fmt_within
 
 
 def _estimates_over_time(result: Result, run_name: str) -> dict[str, tuple[list, list]]:
@@ -53,65 +58,46 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
     return files
 
 
+def _fault_text(agent: Mapping[str, Any]) -> str:
+    """How an agent's clock was faked, in words."""
+    parts = []
+    if agent["offset_s"]:
+        parts.append(f"offset {fmt_ms(agent['offset_s'] * 1e3)}")
+    if agent["rate"] != 1.0:
+        parts.append(f"drift {fmt_ms((agent['rate'] - 1.0) * 60_000.0)}/min")
+    return ", ".join(parts) or "correct"
+
+
 def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
-    """Prepare the Q9 section: answer, per-run table, estimates, comparison, method."""
+    """Prepare the Q9 section: findings, per-run tables, estimates, method values."""
     params = result.params
-    runs = {name: summarize_run(result.samples["runs"][name], params)
-            for name in RUNS if name in result.samples.get("runs", {})}
-    expected_drift_s = params["threshold_ms"] / params["drift_ms_per_min"] * 60.0
-    exact = all(r["exact"] for r in runs.values())
-    false_positives = sum(r["false_positives"] for r in runs.values())
-    worst = max((r["max_estimate_error_ms"] for r in runs.values()
-                 if r["max_estimate_error_ms"] is not None), default=None)
-    p99 = max((r["p99_estimate_error_ms"] for r in runs.values()
-               if r.get("p99_estimate_error_ms") is not None), default=None)
-    median_rtt = max((r["median_round_trip_ms"] for r in runs.values()
-                      if r.get("median_round_trip_ms") is not None), default=None)
-    max_rtt = max((r["max_round_trip_ms"] for r in runs.values()
-                   if r.get("max_round_trip_ms") is not None), default=None)
-    detection_text = "; ".join(
-        f"{LABELS[name]}: " + ", ".join(
-            f"{agent} after {fmt_seconds(seconds)}" for agent, seconds in r["detection_s"].items())
-        for name, r in runs.items())
-    answer = [
-        (f"Yes: in every run the agents flagged exactly the clocks that had been made faulty "
-         f"and no other ({fmt_count(false_positives)} false positives over "
-         f"{fmt_count(sum(r['rounds'] for r in runs.values()))} rounds), by a majority vote "
-         f"over Marzullo intersections of their peers' offset intervals.") if exact else
-        (f"Not exactly: the flagged clocks differed from the injected ones in at least one "
-         f"run ({fmt_count(false_positives)} false positives); see the table."),
-        (f"Time to flag, from the agents' start — {detection_text}. The first round is "
-         f"probed about 1 s after the start; a drifting clock can only be flagged once its "
-         f"drift has carried it past the {fmt_ms(params['threshold_ms'])} threshold, "
-         f"{fmt_seconds(expected_drift_s)} after the start at "
-         f"{fmt_ms(params['drift_ms_per_min'])}/min."),
-        (f"The agents' estimates of each clock's offset from the majority were within "
-         f"{fmt_ms(worst)} of the injected offsets (worst case over every agent and round; "
-         f"99 % were within {fmt_ms(p99)}); each estimate carries an error bound of half its "
-         f"probe's round trip, which was {fmt_ms(median_rtt)} in the median and up to "
-         f"{fmt_ms(max_rtt)} on this shared two-core machine."),
-    ]
-    rows = []
+    summary = summarize(result.samples, params)
+    runs = {name: summary[name] for name in RUNS if name in summary}
+    interval = params["interval_s"]
+    rows, details, estimates = [], [], []
     for name, figures in runs.items():
         rows.append({
             "label": LABELS[name],
             "agents": fmt_count(len(figures["agents"])),
             "injected": ", ".join(figures["injected_faulty"]) or "none",
             "flagged": ", ".join(figures["flagged"]) or "none",
-            "detection": ", ".join(f"{a}: {fmt_seconds(s)}"
-                                   for a, s in figures["detection_s"].items()) or MISSING,
+            "detection": ", ".join(
+                f"{a}: {MISSING if s is None else fmt_within(s, interval)}"
+                for a, s in figures["detection_s"].items()) or MISSING,
             "false_positives": fmt_count(figures["false_positives"]),
-            "observer_fp": fmt_count(figures["observer_false_positives"]),
             "max_error": fmt_ms(figures["max_estimate_error_ms"]),
-            "median_error": fmt_ms(figures["median_estimate_error_ms"]),
-            "p99_error": fmt_ms(figures["p99_estimate_error_ms"]),
-            "max_rtt": fmt_ms(figures["max_round_trip_ms"]),
+        })
+        details.append({
+            "label": LABELS[name],
+            "errors": " / ".join(fmt_ms(figures[k]) for k in (
+                "median_estimate_error_ms", "p99_estimate_error_ms", "max_estimate_error_ms")),
+            "rtt": f"{fmt_ms(figures['median_round_trip_ms'])} / "
+                   f"{fmt_ms(figures['max_round_trip_ms'])}",
+            "observer_fp": fmt_count(figures["observer_false_positives"]),
             "lost": fmt_count(figures["lost_probes"]),
             "undecided": fmt_count(figures["undecided_views"]),
             "exact": fmt_bool(figures["exact"]),
         })
-    estimates = []
-    for name, figures in runs.items():
         agents = result.samples["runs"][name]["agents"]
         for subject, values in figures["final_estimates"].items():
             agent = agents[subject]
@@ -124,27 +110,22 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
     two = result.samples.get("runs", {}).get("two_faulty")
     extra = sorted(n for n, a in two["agents"].items() if n != a["node"]) if two else []
     return {
-        "answer": answer,
+        "findings": findings(summary, params),
+        "run_vs_question": run_vs_question(params, ASKED),
         "rows": rows,
+        "details": details,
+        "truth_measured": bool(runs) and all(
+            r["ground_truth"]["measured"] == r["ground_truth"]["agents"] for r in runs.values()),
         "estimates": estimates,
         "charts": [{"file": chart_files[name], "label": LABELS[name]}
                    for name in RUNS if name in chart_files],
         "threshold": fmt_ms(params["threshold_ms"]),
         "offset": fmt_ms(params["offset_ms"]),
         "drift": f"{fmt_ms(params['drift_ms_per_min'])}/min",
+        "crossing": fmt_seconds(params["threshold_ms"] / params["drift_ms_per_min"] * 60.0),
         "rounds": fmt_count(params["rounds"]),
-        "interval": fmt_seconds(params["interval_s"]),
+        "interval": fmt_seconds(interval),
         "probe_timeout": fmt_seconds(params["probe_timeout_s"]),
         "extra_agents": ", ".join(extra),
         "five_on": "five nodes" if two and not extra else "three nodes with extra agents",
     }
-
-
-def _fault_text(agent: Mapping[str, Any]) -> str:
-    """How an agent's clock was faked, in words."""
-    parts = []
-    if agent["offset_s"]:
-        parts.append(f"offset {fmt_ms(agent['offset_s'] * 1e3)}")
-    if agent["rate"] != 1.0:
-        parts.append(f"drift {fmt_ms((agent['rate'] - 1.0) * 60_000.0)}/min")
-    return ", ".join(parts) or "correct"

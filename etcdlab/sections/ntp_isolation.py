@@ -1,4 +1,4 @@
-"""Q7 ``ntp-isolation`` in the report: offset charts and section data from the samples."""
+"""Q7 ``ntp-isolation`` in the report: offset charts, findings and tables from the samples."""
 
 from __future__ import annotations
 
@@ -7,17 +7,26 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab import charts as plots
-from etcdlab.experiments.ntp_isolation import RUNS, sample_points, summarize_run
+from etcdlab.analysis import run_vs_question
+from etcdlab.analysis.ntp_isolation import (
+    ASKED,
+    LABELS,
+    RUNS,
+    findings,
+    poll_interval_s,
+    sample_points,
+    summarize,
+)
 from etcdlab.results import Result
-from etcdlab.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
-
-LABELS = {"iburst": "with iburst", "no_iburst": "without iburst"}
-
-
-def _runs(result: Result) -> dict[str, dict[str, Any]]:
-    """Each run's figures, recomputed from its readings."""
-    return {mode: summarize_run(result.samples["runs"][mode], result.params)
-            for mode in RUNS if mode in result.samples.get("runs", {})}
+from etcdlab.units import (
+    MISSING,
+    fmt_bool,
+    fmt_ms,
+    fmt_ppm,
+    fmt_seconds,
+    fmt_whole_seconds,
+    fmt_within,
+)
 
 
 def charts(result: Result, out_dir: Path) -> dict[str, str]:
@@ -45,108 +54,78 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
     if samples:
         files["offset"] = plots.time_series(
             out_dir / "ntp_isolation_offset.png", samples,
-            "Client clock error at each NTP sample (chrony's corrected clock)",
+            "Offset from the server at each NTP sample (chronyd's own time scale)",
             "seconds since NTP was cut", "local − server (ms)",
             spans={"NTP cut": (0.0, isolation)})
     if wander:
         files["wander"] = plots.time_series(
             out_dir / "ntp_isolation_system_time.png", wander,
-            "Drift of the uncorrected (faked) clock, as chrony's System time tracks it",
+            "The faked (uncorrected) clock against chronyd's time scale (System time)",
             "seconds since NTP was cut", "change since the cut (ms)",
             spans={"NTP cut": (0.0, isolation)})
     return files
 
 
-def _iburst_sentence(runs: Mapping[str, Mapping[str, Any]], minpoll: int) -> tuple[str, bool]:
-    """Whether iburst shortened the resynchronisation after the isolation."""
-    with_burst, without = runs["iburst"]["resync_s"], runs["no_iburst"]["resync_s"]
-    poll = 2.0 ** minpoll
-    if with_burst is None or without is None:
-        return "One of the runs did not resynchronise within the time allowed.", False
-    helps = without - with_burst > poll / 2
-    start = (f"At start, iburst did what chrony's documentation says: the server was first "
-             f"selected {fmt_seconds(runs['iburst']['startup_sync_s'])} after chronyd started "
-             f"with it, {fmt_seconds(runs['no_iburst']['startup_sync_s'])} without it.")
-    if helps:
-        return (f"After the isolation the server was selected again with a good sample "
-                f"{fmt_seconds(with_burst)} after reconnection with iburst and "
-                f"{fmt_seconds(without)} without: iburst helped here. {start}"), True
-    return (f"After the isolation the server was selected again with a good sample "
-            f"{fmt_seconds(with_burst)} after reconnection with iburst and "
-            f"{fmt_seconds(without)} without: iburst made no difference, because chronyd "
-            "bursts at start and on `chronyc online`, not when packets simply flow again; "
-            f"the wait is the rest of the current polling interval. {start}"), False
+def _octal(value: int | None) -> str:
+    return MISSING if value is None else f"{value:o}"
 
 
 def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
-    """Prepare the Q7 section: answer, table, makestep and driftfile, comparison, method."""
-    params, summary = result.params, result.summary
-    runs = _runs(result)
-    samples = result.samples
-    first = runs.get("iburst") or next(iter(runs.values()))
-    drift, isolation = params["drift_ppm"], params["isolation_s"]
-    uncorrected_ms = drift * 1e-6 * isolation * 1e3
-    change = first["offset_at_reconnect_ms"]
-    answer = [
-        f"Cut off from its server for {fmt_seconds(first['isolation_s'])}, the client whose "
-        f"clock ran {fmt_ppm(drift)} fast came back within "
-        f"{fmt_ms(abs(change) if change is not None else None)} "
-        f"of the server: the first sample after reconnection differed from the last one "
-        f"before by {fmt_ms(first['offset_at_reconnect_ms'])}, because chronyd kept correcting "
-        f"its time with the frequency it had estimated ({fmt_ppm(first['frequency_ppm_at_cut'])})"
-        f". Left uncorrected the clock would have wandered {fmt_ms(uncorrected_ms)} "
-        f"(drift × T); chrony's own System time moved {fmt_ms(first['system_time_change_ms'])} "
-        "over the isolation.",
-    ]
-    if "iburst" in runs and "no_iburst" in runs:
-        sentence, _helps = _iburst_sentence(runs, params["minpoll"])
-        answer.append(sentence)
-    answer.append(f"The driftfile held {fmt_ppm(first['driftfile_ppm'])} after the run, for "
-                  f"an injected {fmt_ppm(drift)}: a restarted chronyd starts from that "
-                  "frequency instead of zero.")
-    rows = []
+    """Prepare the Q7 section: findings, tables, chrony.conf and log lines, method values."""
+    params, samples = result.params, result.samples
+    summary = summarize(samples, params)
+    runs = {mode: summary[mode] for mode in RUNS if mode in summary}
+    resolution = params["sample_interval_s"]
+    rows, details = [], []
     for mode, figures in runs.items():
         rows.append({
             "label": LABELS[mode],
-            "startup": fmt_seconds(figures["startup_sync_s"]),
-            "settle": fmt_seconds(figures["settle_s"]),
-            "frequency": fmt_ppm(figures["frequency_ppm_at_cut"]),
-            "poll": fmt_seconds(2.0 ** figures["poll_at_cut"])
-            if figures["poll_at_cut"] is not None else MISSING,
-            "isolation": fmt_seconds(figures["isolation_s"]),
-            "before": fmt_ms(figures["offset_before_ms"]),
-            "after": fmt_ms(figures["offset_after_ms"]),
-            "change": fmt_ms(figures["offset_at_reconnect_ms"]),
-            "system": fmt_ms(figures["system_time_change_ms"]),
-            "reach": f"{figures['reach_at_reconnect']:o}"
-            if figures["reach_at_reconnect"] is not None else MISSING,
-            "selected": fmt_bool(figures["selected_while_isolated"]),
-            "resync": fmt_seconds(figures["resync_s"]),
+            "startup": fmt_within(figures["startup_sync_s"], resolution),
+            "settle": fmt_within(figures["settle_s"], resolution),
+            "resync": fmt_whole_seconds(figures["resync_s"]),
+            "first_offset": fmt_ms(figures["first_offset_after_ms"]),
+            "change": fmt_ms(figures["offset_change_over_cut_ms"]),
             "driftfile": fmt_ppm(figures["driftfile_ppm"]),
+        })
+        system = figures["system_time_at_reconnect_s"]
+        details.append({
+            "label": LABELS[mode],
+            "isolation": fmt_seconds(figures["isolation_s"]),
+            "frequency": fmt_ppm(figures["frequency_ppm_at_cut"]),
+            "poll": fmt_seconds(poll_interval_s(figures, params)),
+            "before": fmt_ms(figures["offset_before_ms"]),
+            "system_moved": fmt_ms(figures["system_time_change_ms"]),
+            "system": MISSING if system is None else fmt_seconds(-system),
+            "reach": _octal(figures["reach_at_reconnect"]),
+            "selected": fmt_bool(figures["selected_while_isolated"]),
         })
     any_run = next(iter(samples["runs"].values()))
     makestep_lines = [line for line in any_run.get("log", [])
                       if "wrong by" in line or "step" in line][:4]
+    role_poll = (result.metadata.get("chrony_minpoll"), result.metadata.get("chrony_maxpoll"))
     return {
-        "answer": answer,
+        "findings": findings(summary, params),
+        "run_vs_question": run_vs_question(params, ASKED),
         "rows": rows,
+        "details": details,
         "chart_offset": chart_files.get("offset"),
         "chart_wander": chart_files.get("wander"),
         "client": samples["client"],
         "server": samples["server"],
-        "drift": fmt_ppm(drift),
+        "drift": fmt_ppm(params["drift_ppm"]),
         "faketime_offset": fmt_seconds(samples["faketime_offset_s"]),
-        "isolation": fmt_seconds(isolation),
-        "uncorrected": fmt_ms(uncorrected_ms),
+        "isolation": fmt_seconds(params["isolation_s"]),
+        "uncorrected": fmt_ms(summary["uncorrected_drift_ms"]),
         "minpoll": params["minpoll"], "maxpoll": params["maxpoll"],
         "poll_range": f"{fmt_seconds(2.0 ** params['minpoll'])} – "
                       f"{fmt_seconds(2.0 ** params['maxpoll'])}",
+        "role_poll": (f"{role_poll[0]}/{role_poll[1]}"
+                      if None not in role_poll
+                      and role_poll != (params["minpoll"], params["maxpoll"]) else ""),
         "conf": any_run.get("conf", []),
-        "makestep_attempts": fmt_count(first["makestep_attempts"]),
-        "step_refused": fmt_count(first["step_refused"]),
         "makestep_lines": makestep_lines,
-        "driftfile": fmt_ppm(summary.get("driftfile_ppm")),
         "settle_offset": fmt_ms(params["settle_offset_ms"]),
         "settle_skew": fmt_ppm(params["settle_skew_ppm"]),
         "sample_interval": fmt_seconds(params["sample_interval_s"]),
+        "after_timeout": fmt_seconds(params["after_timeout_s"]),
     }

@@ -190,7 +190,8 @@ def test_ntp_isolation_summary_from_readings():
            "settled_at": 1001.0, "driftfile": {"frequency_ppm": 49.9, "skew_ppm": 0.2},
            "log": ["System clock wrong by -10.0 seconds", "Could not step system clock"]}
     figures = ntp_isolation.summarize_run(run, {})
-    assert figures["offset_at_reconnect_ms"] == pytest.approx(0.5)
+    assert figures["offset_change_over_cut_ms"] == pytest.approx(0.5)
+    assert figures["first_offset_after_ms"] == pytest.approx(0.52)
     assert figures["resync_s"] == pytest.approx(2.0)  # seen at 1045, 2 s old
     assert figures["system_time_change_ms"] == pytest.approx(1.5)
     assert figures["selected_while_isolated"] is False

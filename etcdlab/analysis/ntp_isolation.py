@@ -1,0 +1,382 @@
+"""Analysis of Q7 ``ntp-isolation``: chrony's readings → summary and findings (pure).
+
+Time scales. The client's chronyd runs with ``-x`` under libfaketime: it reads a faked
+clock (an offset of seconds, a rate of ppm) and never changes it. It keeps its own
+corrected time scale (the faked clock plus the offset and frequency corrections it has
+estimated); its NTP samples ("Offset" in ``chronyc ntpdata``) compare that time scale
+with the server. How far the uncorrected clock is from it is "System time" in
+``chronyc tracking`` (negative when the clock is fast). Offsets here are local − server.
+
+Precision. ``chronyc sources`` gives a sample's age ("LastRx") in whole seconds, so the
+time a sample arrived is known to ±1 s; settle and first-selection times come from
+readings taken every ``sample_interval_s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.units import (
+    MISSING,
+    fmt_count,
+    fmt_ms,
+    fmt_ppm,
+    fmt_seconds,
+    fmt_whole_seconds,
+    fmt_within,
+)
+
+RUNS = ("iburst", "no_iburst")
+LABELS = {"iburst": "with iburst", "no_iburst": "without iburst"}
+LASTRX_RESOLUTION_S = 1.0  # chronyc reports a sample's age in whole seconds
+MAKESTEP_THRESHOLD_S = 1.0  # `makestep 1.0 3` in the role's chrony.conf
+# chrony.conf(5), iburst: "the interval between the first four requests sent to the
+# server will be 2 seconds or less instead of the interval specified by the minpoll option".
+IBURST_INTERVAL_S = 2.0
+# Over the cut chronyd's time scale counts as corrected when it moved less than this share
+# of what the uncorrected (faked) clock moved against it.
+CORRECTED_SHARE = 0.1
+
+ASKED = (Asked("isolation_s", 300.0, "NTP cut off for", fmt_seconds),)
+
+
+def sample_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct NTP samples seen in the readings, each once, at the time it arrived.
+
+    A new sample is a reading whose valid-sample count rose; its arrival is the reading's
+    time minus the source's "LastRx" age. ``clock_error_ms`` is local minus server, in
+    chronyd's own time scale.
+    """
+    points = []
+    previous = None
+    for row in rows:
+        count = row.get("valid_rx")
+        if count is None or row.get("sample_offset_s") is None:
+            continue
+        if previous is None or count > previous:
+            age = row.get("last_rx_s") or 0
+            points.append({"t": row["t"] - age, "clock_error_ms": -row["sample_offset_s"] * 1e3,
+                           "valid_rx": count, "phase": row["phase"]})
+        previous = count
+    return points
+
+
+def _last(rows: Iterable[Any]) -> Any:
+    items = list(rows)
+    return items[-1] if items else None
+
+
+def summarize_run(run: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of one run, from its readings only."""
+    rows = run["rows"]
+    cut, reconnected = run["cut_at"], run["reconnected_at"]
+    points = sample_points(rows)
+    before = [p for p in points if p["t"] < cut]
+    after = [p for p in points if p["t"] >= reconnected]
+    last_before = before[-1] if before else None
+    first_after = after[0] if after else None
+    # Selection is decided when a sample arrives: the sample that brought it back.
+    selected_again = next((r for r in rows if r["t"] >= reconnected and r["selected"]
+                           and first_after is not None and r["valid_rx"] is not None
+                           and r["valid_rx"] >= first_after["valid_rx"]), None)
+    first_sync = next((r for r in rows if r["selected"]), None)
+    at_cut = _last(r for r in rows if r["t"] <= cut)
+    at_reconnect = _last(r for r in rows if r["t"] <= reconnected)
+    isolated = [r for r in rows if cut <= r["t"] <= reconnected]
+    system_change = None
+    if at_cut and at_reconnect and at_cut["system_time_s"] is not None \
+            and at_reconnect["system_time_s"] is not None:
+        # chrony's System time is negative when the clock is fast: the clock's own wander
+        # is minus its change.
+        system_change = -(at_reconnect["system_time_s"] - at_cut["system_time_s"]) * 1e3
+    # iburst acts on the first requests after start: the mean spacing of the first four
+    # samples (three intervals), each arrival known to ±1 s.
+    first_four = [p for p in points if p["t"] >= run["chronyd_started_at"]][:4]
+    log = run.get("log") or []
+    return {
+        "isolation_s": reconnected - cut,
+        "startup_sync_s": first_sync["t"] - run["chronyd_started_at"] if first_sync else None,
+        "settle_s": run["settled_at"] - run["chronyd_started_at"],
+        "first_samples_interval_s": ((first_four[-1]["t"] - first_four[0]["t"]) / 3
+                                     if len(first_four) == 4 else None),
+        "offset_before_ms": last_before["clock_error_ms"] if last_before else None,
+        "first_offset_after_ms": first_after["clock_error_ms"] if first_after else None,
+        "offset_change_over_cut_ms": (first_after["clock_error_ms"]
+                                      - last_before["clock_error_ms"]
+                                      if first_after and last_before else None),
+        "first_sample_after_s": first_after["t"] - reconnected if first_after else None,
+        "resync_s": (selected_again["t"] - (selected_again["last_rx_s"] or 0) - reconnected
+                     if selected_again else None),
+        "system_time_change_ms": system_change,
+        "system_time_at_reconnect_s": at_reconnect["system_time_s"] if at_reconnect else None,
+        "frequency_ppm_at_cut": at_cut["frequency_ppm"] if at_cut else None,
+        "skew_ppm_at_cut": at_cut["skew_ppm"] if at_cut else None,
+        "poll_at_cut": at_cut["poll"] if at_cut else None,
+        "reach_at_reconnect": at_reconnect["reach"] if at_reconnect else None,
+        "selected_while_isolated": bool(isolated) and all(r["selected"] for r in isolated),
+        "driftfile_ppm": (run.get("driftfile") or {}).get("frequency_ppm"),
+        "samples": len(points),
+        "makestep_attempts": sum("System clock wrong by" in line for line in log),
+        "step_refused": sum("Could not step system clock" in line for line in log),
+    }
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Both runs' figures; the top-level figures are the iburst run's."""
+    runs = {mode: summarize_run(samples["runs"][mode], params)
+            for mode in RUNS if mode in samples.get("runs", {})}
+    first = runs.get("iburst") or next(iter(runs.values()), {})
+    return {
+        "isolation_s": params["isolation_s"],
+        "drift_ppm": params["drift_ppm"],
+        "uncorrected_drift_ms": params["drift_ppm"] * 1e-6 * params["isolation_s"] * 1e3,
+        "first_offset_after_ms": first.get("first_offset_after_ms"),
+        "driftfile_ppm": first.get("driftfile_ppm"),
+        **runs,
+    }
+
+
+# --- findings --------------------------------------------------------------------------------
+
+def _runs(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {mode: summary[mode] for mode in RUNS if mode in summary}
+
+
+def _per_run(runs: Mapping[str, Mapping[str, Any]], key: str, formatter: Any) -> str:
+    """"with iburst 5.00 µs; without iburst 23.7 µs"."""
+    return "; ".join(f"{LABELS[mode]} {formatter(figures.get(key))}"
+                     for mode, figures in runs.items())
+
+
+def poll_interval_s(figures: Mapping[str, Any], params: Mapping[str, Any]) -> float:
+    """chronyd's polling interval at the cut (2^poll), or at minpoll if it was not read."""
+    poll = figures.get("poll_at_cut")
+    return 2.0 ** (params["minpoll"] if poll is None else poll)
+
+
+def _ahead(system_time_s: float) -> str:
+    """chrony's System time (negative when the clock is fast) as "10.0 s ahead"."""
+    return f"{fmt_seconds(abs(system_time_s))} {'ahead' if system_time_s < 0 else 'behind'}"
+
+
+def _iburst_comparison(
+    id: str, runs: Mapping[str, Mapping[str, Any]], key: str, what: str,
+    threshold_s: float, formatter: Any,
+) -> Finding:
+    """Whether the iburst run reached ``what`` sooner, by more than ``threshold_s``."""
+    with_burst = runs.get("iburst", {}).get(key)
+    without = runs.get("no_iburst", {}).get(key)
+    figures = {"with iburst": formatter(with_burst), "without iburst": formatter(without),
+               "a difference that counts": f"more than {fmt_seconds(threshold_s)} "
+                                           "(one polling interval; one run each)"}
+    if with_burst is None or without is None:
+        return claim(id, None, f"iburst made {what} sooner.", f"iburst did not make {what} "
+                     "sooner.", f"Whether iburst made {what} sooner cannot be told: "
+                     "one of the runs has no such time.", **figures)
+    return claim(id, without - with_burst > threshold_s,
+                 f"iburst made {what} sooner: {formatter(with_burst)} with it, "
+                 f"{formatter(without)} without.",
+                 f"iburst did not make {what} measurably sooner: {formatter(with_burst)} "
+                 f"with it, {formatter(without)} without.", **figures)
+
+
+def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Finding]:
+    """The claims of Q7, answer first."""
+    runs = _runs(summary)
+    if not runs:
+        return [claim("first-offset", None, "chronyd came back.", "chronyd did not come back.",
+                      "The result holds no run to analyse.")]
+    mode = "iburst" if "iburst" in runs else next(iter(runs))
+    first = runs[mode]
+    resolution = params["sample_interval_s"]
+    settle_ms = params["settle_offset_ms"]
+    isolation = fmt_seconds(first["isolation_s"])
+    minpoll_s = 2.0 ** params["minpoll"]
+    poll_s = poll_interval_s(first, params)
+    drift = fmt_ppm(params["drift_ppm"])
+    items: list[Finding] = []
+
+    # The answer: where chronyd's time scale was at the first sample after reconnection.
+    offsets = [r.get("first_offset_after_ms") for r in runs.values()]
+    figures = {"first offset after reconnection (local − server)":
+               _per_run(runs, "first_offset_after_ms", fmt_ms),
+               "time scale": "chronyd's own corrected time (`chronyd -x`)"}
+    if any(o is None for o in offsets):
+        items.append(claim(
+            "first-offset", False, "chronyd had a new sample after reconnection in every run.",
+            f"After {isolation} cut off, chronyd had no new sample "
+            f"from the server within {fmt_seconds(params['after_timeout_s'])} of reconnection "
+            "in at least one run.", **figures))
+    else:
+        within = all(abs(o) < settle_ms for o in offsets)
+        items.append(claim(
+            "first-offset", within,
+            f"After {isolation} cut off, chronyd's first sample after reconnection "
+            f"({fmt_whole_seconds(first.get('resync_s'))} later, {LABELS[mode]}) put its "
+            f"time scale {fmt_ms(offsets[0])} from the server's, within the "
+            f"{fmt_ms(settle_ms)} counted as synchronised.",
+            f"After {isolation} cut off, chronyd's first sample after reconnection "
+            f"({fmt_whole_seconds(first.get('resync_s'))} later, {LABELS[mode]}) put its "
+            f"time scale {fmt_ms(offsets[0])} from the server's, outside the "
+            f"{fmt_ms(settle_ms)} counted as synchronised.", **figures))
+
+    resyncs = [r.get("resync_s") for r in runs.values()]
+    figures = {"first sample after reconnection": _per_run(runs, "resync_s", fmt_whole_seconds),
+               "polling interval at the cut": fmt_seconds(poll_s)}
+    if any(r is None for r in resyncs):
+        items.append(claim("return-within-poll", False, "Every run had a new sample after "
+                           "reconnection.", "In at least one run chronyd had "
+                           "no new sample from the server within "
+                           f"{fmt_seconds(params['after_timeout_s'])} of reconnection.",
+                           **figures))
+    else:
+        items.append(claim(
+            "return-within-poll", all(r <= poll_s + LASTRX_RESOLUTION_S for r in resyncs),
+            f"The first sample came no later than one polling interval ({fmt_seconds(poll_s)}) "
+            "after reconnection.",
+            f"The first sample came later than one polling interval ({fmt_seconds(poll_s)}) "
+            "after reconnection.", **figures))
+
+    reach = first.get("reach_at_reconnect")
+    items.append(claim(
+        "stayed-selected", all(r["selected_while_isolated"] for r in runs.values()),
+        f"The server stayed selected throughout the {isolation} cut: chronyd's reach register "
+        "had not emptied by the reconnection.",
+        f"chronyd stopped treating the server as selected during the {isolation} cut.",
+        **{"reach at reconnection (octal, last 8 polls)": MISSING if reach is None
+           else f"{reach:o}"}))
+
+    items.append(_iburst_comparison(
+        "iburst-first-selection", runs, "startup_sync_s",
+        "chronyd select the server after start", minpoll_s,
+        lambda s: fmt_within(s, resolution)))
+    items.append(_iburst_comparison(
+        "iburst-settle", runs, "settle_s", "chronyd settle after start", minpoll_s,
+        lambda s: fmt_within(s, resolution)))
+    items.append(_iburst_comparison(
+        "iburst-return", runs, "resync_s", "the return after the isolation", poll_s,
+        fmt_whole_seconds))
+
+    changes = [(r.get("offset_change_over_cut_ms"), r.get("system_time_change_ms"))
+               for r in runs.values()]
+    figures = {"change of chronyd's offset over the cut": _per_run(
+                   runs, "offset_change_over_cut_ms", fmt_ms),
+               "the faked clock against chronyd's time scale (System time moved)": _per_run(
+                   runs, "system_time_change_ms", fmt_ms),
+               "frequency estimate at the cut": _per_run(runs, "frequency_ppm_at_cut", fmt_ppm),
+               "injected": drift}
+    if any(c is None or s is None for c, s in changes):
+        items.append(claim("corrected-during-cut", None, "chronyd kept correcting.",
+                           "chronyd did not keep correcting.", "Whether chronyd kept "
+                           "correcting its time scale over the cut cannot be told: a run has "
+                           "no sample before the cut or no System time.", **figures))
+    else:
+        change, moved = changes[0]
+        items.append(claim(
+            "corrected-during-cut",
+            all(abs(c) < CORRECTED_SHARE * abs(s) for c, s in changes),
+            f"Without the server chronyd went on correcting its time scale: the faked clock "
+            f"moved {fmt_ms(moved)} against it over the cut, while its offset from the server "
+            f"changed by only {fmt_ms(change)} (last sample before the cut to the first after).",
+            f"Without the server chronyd's time scale moved with the faked clock: its offset "
+            f"from the server changed by {fmt_ms(change)} over the cut, against "
+            f"{fmt_ms(moved)} of the faked clock.", **figures))
+
+    system = first.get("system_time_at_reconnect_s")
+    figures = {"System time at reconnection": MISSING if system is None else _ahead(system),
+               '"Could not step system clock" in the log': fmt_count(first["step_refused"])}
+    if system is None:
+        items.append(claim("system-clock-uncorrected", None, "The system clock stayed off.",
+                           "The system clock was corrected.", "chronyc tracking gave no "
+                           "System time at reconnection.", **figures))
+    else:
+        items.append(claim(
+            "system-clock-uncorrected", abs(system) > MAKESTEP_THRESHOLD_S,
+            f"The system clock itself was never corrected: it was still {_ahead(system)} of "
+            "chronyd's time at reconnection.",
+            f"The system clock was corrected: at reconnection it was {_ahead(system)} of "
+            "chronyd's time.", **figures))
+
+    drifts = [r.get("driftfile_ppm") for r in runs.values()]
+    tolerance = params["settle_skew_ppm"]
+    figures = {"driftfile": _per_run(runs, "driftfile_ppm", fmt_ppm), "injected": drift,
+               "tolerance": fmt_ppm(tolerance)}
+    driftfile_holds = (None if any(d is None for d in drifts) else
+                       all(abs(d - params["drift_ppm"]) <= tolerance for d in drifts))
+    items.append(claim(
+        "driftfile-rate", driftfile_holds,
+        f"When chronyd stopped, its driftfile held the injected rate ({drift}) to within "
+        f"{fmt_ppm(tolerance)}.",
+        f"When chronyd stopped, its driftfile was more than {fmt_ppm(tolerance)} from the "
+        f"injected rate ({drift}).", "No driftfile was read after a run.", **figures))
+
+    items.extend(_comparisons(runs, params, items))
+    return items
+
+
+def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any],
+                 measured: Sequence[Finding]) -> list[Finding]:
+    """The course report's three claims and chrony's documentation, against the run."""
+    found = {f.id: f for f in measured}
+    first = runs.get("iburst") or next(iter(runs.values()))
+    start = found["iburst-first-selection"]
+    back = found["iburst-return"]
+    start_note = ("; it did make the first selection after start sooner"
+                  if start.holds else "")
+    items = [comparison(
+        "course-iburst", "course", back.holds,
+        "As the course report says, iburst made the return after the isolation sooner.",
+        "iburst did not make the return after the isolation sooner, which the course report "
+        f"credits it with{start_note}.",
+        "Whether iburst speeds up the return cannot be told: a run has no return time.",
+        **back.figures)]
+
+    refused = first["step_refused"]
+    offset = first.get("first_offset_after_ms")
+    why = []
+    if refused:
+        why.append(f"chronyd runs with `-x` in the containers and may not step the clock (it "
+                   f"logged \"Could not step system clock\" {fmt_count(refused)} times at start)")
+    if offset is not None and abs(offset) < MAKESTEP_THRESHOLD_S * 1e3:
+        why.append(f"the offset after reconnection ({fmt_ms(offset)}) was below makestep's "
+                   f"{fmt_seconds(MAKESTEP_THRESHOLD_S)}, so there was nothing to step")
+    items.append(comparison(
+        "course-makestep", "course", None,
+        "As the course report says, makestep set the clock at once after the isolation.",
+        "makestep did not set the clock at once after the isolation, as the course report "
+        "says it would.",
+        "Not tested here: " + ("; and ".join(why) or "makestep had no offset over "
+                               f"{fmt_seconds(MAKESTEP_THRESHOLD_S)} to act on") + "."))
+
+    drift = found["driftfile-rate"]
+    items.append(comparison(
+        "course-driftfile", "course", drift.holds,
+        "As the course report says, the driftfile recorded the clock's drift rate; both runs "
+        "started without one, so its speeding up of a restart is not measured here.",
+        "The driftfile did not record the clock's drift rate, which the course report says it "
+        "compensates.", drift.why_unknown, **drift.figures))
+
+    spacing = runs.get("iburst", {}).get("first_samples_interval_s")
+    margin = LASTRX_RESOLUTION_S / 3
+    items.append(comparison(
+        "published-iburst", "published",
+        None if spacing is None else spacing <= IBURST_INTERVAL_S + margin,
+        f"As chrony's documentation says, with iburst the first four requests came "
+        f"{fmt_seconds(IBURST_INTERVAL_S)} apart or less.",
+        f"With iburst the first four requests came more than {fmt_seconds(IBURST_INTERVAL_S)} "
+        "apart, unlike what chrony's documentation says.",
+        "The iburst run has fewer than four samples after start.",
+        **{"mean spacing of the first four samples": _per_run(
+            runs, "first_samples_interval_s", lambda s: fmt_within(s, margin))}))
+
+    uncorrected = found["system-clock-uncorrected"]
+    items.append(comparison(
+        "published-x", "published", uncorrected.holds,
+        "As chronyd's documentation of `-x` says, chronyd left the system clock alone and "
+        "tracked its offset and frequency itself.",
+        "Unlike chronyd's documentation of `-x`, the system clock was adjusted.",
+        uncorrected.why_unknown, **uncorrected.figures,
+        **{"frequency estimate at the cut": _per_run(runs, "frequency_ppm_at_cut", fmt_ppm)}))
+    return items

@@ -1,0 +1,196 @@
+"""Q9 faulty-clock: the analysis on the quick run, and every finding follows its data."""
+
+import ast
+import copy
+import importlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from etcdlab import report
+from etcdlab.analysis import Finding, by_id
+from etcdlab.analysis.faulty_clock import findings, summarize
+from etcdlab.results import Result, load_results
+
+QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run"
+
+
+def quick_result(name: str) -> Result:
+    """The checked-in quick run's result of one experiment."""
+    return load_results(QUICK)[name]
+
+
+def render_section(result: Result, findings: Sequence[Finding] | None = None) -> str:
+    """The section's Markdown, as the report renders it (without charts); ``findings``
+    replaces the section's own, to render findings of a modified summary."""
+    question = next(q for q in report.QUESTIONS if q.experiment == result.experiment)
+    module = importlib.import_module(f"etcdlab.sections.{result.experiment.replace('-', '_')}")
+    data = module.section(result, {})
+    if findings is not None:
+        data = {**data, "findings": list(findings)}
+    section = report.Section(
+        number=question.number, experiment=question.experiment, title=question.title,
+        template=question.template, status="ok", status_text="measured", presented=True,
+        notice="", error=None, result_file=f"{question.experiment}.json", data=data)
+    template = report._environment(report.TEMPLATE_DIR).get_template(question.template)
+    return template.render(section=section)
+
+RESULT = quick_result("faulty-clock")
+SUMMARY = summarize(RESULT.samples, RESULT.params)
+BASE = by_id(findings(SUMMARY, RESULT.params))
+
+
+def test_summarize_on_the_quick_run():
+    assert SUMMARY["flagged"] == {"offset": ["qnode2"], "drift": ["qnode3"],
+                                  "two_faulty": ["qnode2", "qnode3"]}
+    assert SUMMARY["false_positives"] == 0
+    drift = SUMMARY["drift"]
+    # The quick run's agents predate the real-clock reading: the drifting clock's estimates
+    # (biased by its modelled start) are left out of the bound check, the others pass it.
+    assert drift["ground_truth"]["measured"] == 0
+    assert drift["bound_unchecked"] > 0 and drift["unchecked_max_error_ms"] > 5.0
+    assert all(r["bound_within"] == r["bound_checked"] > 0
+               for r in (SUMMARY[n] for n in ("offset", "drift", "two_faulty")))
+    assert drift["crossing_s"]["qnode3"] == pytest.approx(7.66, abs=0.02)
+
+
+def test_quick_run_findings():
+    assert list(BASE)[0] == "faulty-flagged"
+    assert BASE["faulty-flagged"].holds is True
+    assert BASE["correct-not-flagged"].holds is True
+    assert BASE["ground-truth-measured"].holds is None
+    assert "older agent" in BASE["ground-truth-measured"].text
+    assert BASE["course-pairwise-rule"].holds is False
+    assert "0 of 105" in BASE["correct-not-flagged"].figures["correct clock × round, flagged"]
+
+
+def _runs(change):
+    def apply(summary):
+        for name in ("offset", "drift", "two_faulty"):
+            change(name, summary[name])
+    return apply
+
+
+def _offset_run(change):
+    def apply(summary):
+        change(summary["offset"])
+    return apply
+
+
+def _measured_truth(summary):
+    for name in ("offset", "drift", "two_faulty"):
+        truth = summary[name]["ground_truth"]
+        truth.update(measured=truth["agents"], max_model_error_ms=0.1)
+
+
+def _not_flagged(run):
+    run["flagged"] = []
+
+
+def _no_pairwise_blame(name, run):
+    run["pairwise_by_faulty_flagged"] = 0
+    run["pairwise_by_correct_flagged"] = 0
+
+
+def _one_out_of_bound(run):
+    run["bound_within"] -= 1
+
+
+def _one_correct_pair_off(run):
+    run["correct_pairs_within"] -= 1
+
+
+FLIPS = {
+    "faulty-flagged": _offset_run(_not_flagged),
+    "correct-not-flagged": _offset_run(lambda run: run.update(false_positives=1)),
+    "drift-flagged-at-crossing": lambda s: s["drift"]["detection_s"].update(qnode3=1.0),
+    "estimates-within-bound": _offset_run(_one_out_of_bound),
+    "correct-agree-trivially": _offset_run(_one_correct_pair_off),
+    "course-exchange-detects": _offset_run(_not_flagged),
+    "course-pairwise-rule": _runs(_no_pairwise_blame),
+    "published-marzullo": _offset_run(lambda run: run.update(exact=False)),
+}
+
+
+def test_every_finding_has_a_flip():
+    assert set(FLIPS) | {"ground-truth-measured"} == set(BASE)
+
+
+@pytest.mark.parametrize("finding_id", sorted(FLIPS))
+def test_a_finding_follows_its_data(finding_id):
+    summary = copy.deepcopy(SUMMARY)
+    FLIPS[finding_id](summary)
+    flipped = by_id(findings(summary, RESULT.params))
+    assert flipped[finding_id].holds is (not BASE[finding_id].holds)
+    assert flipped[finding_id].text != BASE[finding_id].text
+    before = render_section(RESULT)
+    after = render_section(RESULT, list(flipped.values()))
+    assert BASE[finding_id].text in before and BASE[finding_id].text not in after
+    assert flipped[finding_id].text in after
+
+
+@pytest.mark.parametrize("model_error_ms, holds", [(0.1, True), (5.0, False)])
+def test_ground_truth_finding_follows_the_agents_readings(model_error_ms, holds):
+    summary = copy.deepcopy(SUMMARY)
+    _measured_truth(summary)
+    summary["drift"]["ground_truth"]["max_model_error_ms"] = model_error_ms
+    finding = by_id(findings(summary, RESULT.params))["ground-truth-measured"]
+    assert finding.holds is holds
+    text = render_section(RESULT, findings(summary, RESULT.params))
+    assert finding.text in text and BASE["ground-truth-measured"].text not in text
+
+
+def _with_real_clock(raw, startup_s=0.08):
+    """Give every agent the start and end readings a current agent reports."""
+    for run in raw["samples"]["runs"].values():
+        for agent in run["agents"].values():
+            loaded = agent["loaded_faked"]
+            ahead = agent["offset_s"] + (agent["rate"] - 1.0) * startup_s
+            agent["clock_at_start"] = {"faked": loaded, "real": loaded - ahead, "spread": 1e-6}
+            real_end = loaded - ahead + 20.0
+            agent["clock_at_end"] = {"faked": real_end + ahead + (agent["rate"] - 1.0) * 20.0,
+                                     "real": real_end, "spread": 1e-6}
+    return raw
+
+
+def test_measured_ground_truth_is_used_and_checks_every_estimate(tmp_path):
+    raw = _with_real_clock(json.loads((QUICK / "faulty-clock.json").read_text()))
+    (tmp_path / "faulty-clock.json").write_text(json.dumps(raw))
+    result = load_results(tmp_path)["faulty-clock"]
+    summary = summarize(result.samples, result.params)
+    assert all(summary[n]["bound_unchecked"] == 0 for n in ("offset", "drift", "two_faulty"))
+    drift = summary["drift"]["ground_truth"]
+    assert drift["ahead_at_start_ms"]["qnode3"] == pytest.approx(66.67 * 0.08, rel=1e-3)
+    assert drift["max_model_error_ms"] < 0.01
+    found = by_id(findings(summary, result.params))
+    assert found["ground-truth-measured"].holds is True
+    text = render_section(result)
+    assert found["ground-truth-measured"].text in text
+    assert "`clock_gettime` system call" in " ".join(text.split())  # how truth was measured
+    assert "did not yet read the real clock" in " ".join(render_section(RESULT).split())
+
+
+def test_the_section_module_does_not_import_experiments():
+    source = Path(__file__).resolve().parents[2] / "etcdlab" / "sections" / "faulty_clock.py"
+    modules = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    assert modules, "no imports found"
+    assert not any(m.startswith("etcdlab.experiments") for m in modules)
+    assert not {"etcdlab.cluster", "etcdlab.transport", "etcdlab.faults",
+                "etcdlab.nodes"} & modules
+
+
+def test_the_clock_agent_reads_the_real_clock_past_libfaketime():
+    from etcdlab import clock_agent
+
+    pair = clock_agent.clock_pair()
+    if pair["real"] is None:
+        pytest.skip("no raw clock_gettime on this machine")
+    # Without libfaketime the two readings are the same clock.
+    assert abs(pair["faked"] - pair["real"]) <= pair["spread"] + 1e-3

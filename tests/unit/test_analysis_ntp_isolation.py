@@ -1,0 +1,145 @@
+"""Q7 ntp-isolation: the analysis on the quick run, and every finding follows its data."""
+
+import ast
+import copy
+import importlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from etcdlab import report
+from etcdlab.analysis import Finding, by_id
+from etcdlab.analysis.ntp_isolation import findings, summarize
+from etcdlab.results import Result, load_results
+
+QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run"
+
+
+def quick_result(name: str) -> Result:
+    """The checked-in quick run's result of one experiment."""
+    return load_results(QUICK)[name]
+
+
+def render_section(result: Result, findings: Sequence[Finding] | None = None) -> str:
+    """The section's Markdown, as the report renders it (without charts); ``findings``
+    replaces the section's own, to render findings of a modified summary."""
+    question = next(q for q in report.QUESTIONS if q.experiment == result.experiment)
+    module = importlib.import_module(f"etcdlab.sections.{result.experiment.replace('-', '_')}")
+    data = module.section(result, {})
+    if findings is not None:
+        data = {**data, "findings": list(findings)}
+    section = report.Section(
+        number=question.number, experiment=question.experiment, title=question.title,
+        template=question.template, status="ok", status_text="measured", presented=True,
+        notice="", error=None, result_file=f"{question.experiment}.json", data=data)
+    template = report._environment(report.TEMPLATE_DIR).get_template(question.template)
+    return template.render(section=section)
+
+RESULT = quick_result("ntp-isolation")
+SUMMARY = summarize(RESULT.samples, RESULT.params)
+BASE = by_id(findings(SUMMARY, RESULT.params))
+
+
+def test_summarize_on_the_quick_run():
+    iburst = SUMMARY["iburst"]
+    # The first sample after reconnection, not the change between two samples.
+    assert iburst["first_offset_after_ms"] == pytest.approx(0.005003)
+    assert iburst["offset_change_over_cut_ms"] == pytest.approx(0.008217)
+    assert iburst["system_time_at_reconnect_s"] == pytest.approx(-10.004, abs=1e-3)
+    without = SUMMARY["no_iburst"]
+    assert iburst["first_samples_interval_s"] < 2.0 < without["first_samples_interval_s"]
+
+
+def test_quick_run_findings():
+    assert BASE["first-offset"].holds is True
+    assert BASE["iburst-first-selection"].holds is True
+    assert BASE["iburst-return"].holds is False
+    assert BASE["course-makestep"].holds is None
+    assert list(BASE)[0] == "first-offset"  # the answer comes first
+
+
+def _set(*pairs):
+    """A change of the summary: (run or None, key, value) for each pair."""
+    def change(summary):
+        for run, key, value in pairs:
+            (summary[run] if run else summary)[key] = value
+    return change
+
+
+def _both(key, value):
+    return _set(("iburst", key, value), ("no_iburst", key, value))
+
+
+FLIPS = {
+    "first-offset": _both("first_offset_after_ms", 5.0),
+    "return-within-poll": _both("resync_s", 20.0),
+    "stayed-selected": _both("selected_while_isolated", False),
+    "iburst-first-selection": _set(("iburst", "startup_sync_s", 9.39)),
+    "iburst-settle": _set(("iburst", "settle_s", 45.6)),
+    "iburst-return": _set(("no_iburst", "resync_s", 12.0)),
+    "corrected-during-cut": _both("offset_change_over_cut_ms", 1.4),
+    "system-clock-uncorrected": _set(("iburst", "system_time_at_reconnect_s", -1e-5)),
+    "driftfile-rate": _both("driftfile_ppm", 40.0),
+    "course-iburst": _set(("no_iburst", "resync_s", 12.0)),
+    "course-driftfile": _both("driftfile_ppm", 40.0),
+    "published-iburst": _set(("iburst", "first_samples_interval_s", 4.0)),
+    "published-x": _set(("iburst", "system_time_at_reconnect_s", -1e-5)),
+}
+
+
+def test_every_finding_but_makestep_has_a_flip():
+    assert set(FLIPS) == set(BASE) - {"course-makestep"}
+
+
+@pytest.mark.parametrize("finding_id", sorted(FLIPS))
+def test_a_finding_follows_its_data(finding_id):
+    summary = copy.deepcopy(SUMMARY)
+    FLIPS[finding_id](summary)
+    flipped = by_id(findings(summary, RESULT.params))
+    assert flipped[finding_id].holds is (not BASE[finding_id].holds)
+    assert flipped[finding_id].text != BASE[finding_id].text
+    before = render_section(RESULT)
+    after = render_section(RESULT, list(flipped.values()))
+    assert BASE[finding_id].text in before and BASE[finding_id].text not in after
+    assert flipped[finding_id].text in after
+
+
+def test_first_offset_flips_from_the_samples(tmp_path):
+    raw = json.loads((QUICK / "ntp-isolation.json").read_text())
+    for run in raw["samples"]["runs"].values():
+        for row in run["rows"]:
+            if row["t"] >= run["reconnected_at"] and row["sample_offset_s"] is not None:
+                row["sample_offset_s"] = -0.002  # 2 ms, above the 1 ms counted as synchronised
+    (tmp_path / "ntp-isolation.json").write_text(json.dumps(raw))
+    text = render_section(load_results(tmp_path)["ntp-isolation"])
+    assert "within the 1.00 ms counted as synchronised" in render_section(RESULT)
+    assert "outside the 1.00 ms counted as synchronised" in text
+
+
+def test_makestep_cannot_be_tested_under_minus_x():
+    finding = BASE["course-makestep"]
+    assert finding.holds is None and "-x" in finding.why_unknown
+
+
+def test_the_section_states_the_runs_poll_and_isolation():
+    text = render_section(RESULT)
+    assert "minpoll\n2, maxpoll 3" in text or "minpoll 2, maxpoll 3" in text.replace("\n", " ")
+    assert "| NTP cut off for | 30.0 s | 300 s |" in text
+    assert "3 s (±1 s)" in text  # LastRx is whole seconds
+    assert "came back within" not in text and "because chronyd kept correcting" not in text
+
+
+def test_the_section_module_does_not_import_experiments():
+    source = Path(__file__).resolve().parents[2] / "etcdlab" / "sections" / "ntp_isolation.py"
+    modules = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    assert modules, "no imports found"
+    assert not any(m.startswith("etcdlab.experiments") for m in modules)
+    assert not {"etcdlab.cluster", "etcdlab.transport", "etcdlab.faults",
+                "etcdlab.nodes"} & modules
