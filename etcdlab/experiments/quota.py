@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from etcdlab import stats
+from etcdlab.analysis.quota import NOSPACE_TEXT, summarize
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
@@ -33,7 +33,6 @@ from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/quota/"
-NOSPACE_TEXT = "database space exceeded"
 CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
 DEFRAG_TIMEOUT_S = 120.0
 
@@ -284,65 +283,6 @@ def _playbook_logger(ctx: Context) -> Callable[[str, dict[str, str]], None]:
         if notable:
             ctx.log(f"  {task} " + "  ".join(f"{h} {o}" for h, o in sorted(notable.items())))
     return show
-
-
-# -- summary (pure) --------------------------------------------------------------------------
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The quota, what was written until the alarm, what worked during it, the recovery."""
-    fill_ = samples.get("fill") or {}
-    alarm = samples.get("alarm") or {}
-    recovery = samples.get("recovery") or {}
-    probes = alarm.get("probes") or {}
-    listed = alarm.get("alarms") or {}
-    summary: dict[str, Any] = {
-        "quota_bytes": params["quota_bytes"],
-        "configured_quota_bytes": (samples.get("setup") or {}).get("configured"),
-        "bytes_written_at_alarm": fill_.get("bytes_acknowledged"),
-        "writes_at_alarm": fill_.get("acknowledged"),
-        "fill_s": fill_.get("elapsed_s"),
-        "db_size_at_alarm": fill_.get("db_size_at_alarm"),
-        "refused_details": (fill_.get("refused") or {}).get("details"),
-        "alarm": ", ".join(sorted({a["alarm"] for alarms in listed.values() for a in alarms}))
-        or None,
-        "alarm_listed_by_every_member": bool(listed) and all(
-            any(a["alarm"] == "NOSPACE" for a in alarms) for alarms in listed.values()),
-        "writes_refused_during_alarm": bool(probes) and all(
-            probes[p]["outcome"] == "failed" and NOSPACE_TEXT in probes[p]["details"]
-            for p in ("write_leader", "write_follower")),
-        "reads_during_alarm_ok": bool(probes) and all(
-            probes[p]["outcome"] == "ok" and probes[p].get("found")
-            for p in ("read_linearizable", "read_serializable")),
-        "delete_during_alarm_ok": bool(probes) and probes["delete"]["outcome"] == "ok"
-        and probes["delete"].get("deleted") == 1,
-    }
-    writes = [w for w in fill_.get("writes") or [] if w["outcome"] == "ok"]
-    if writes:
-        half = len(writes) // 2
-        first, second = writes[:half] or writes, writes[half:]
-        summary["write_latency_first_half_ms"] = 1000 * stats.percentile(
-            [w["elapsed_s"] for w in first], 50)
-        summary["write_latency_second_half_ms"] = 1000 * stats.percentile(
-            [w["elapsed_s"] for w in second], 50)
-    if recovery:
-        defrags = recovery["defragment"]
-        summary["recovery"] = {
-            "compact_s": recovery["compact"]["elapsed_s"],
-            "compact_ok": recovery["compact"]["outcome"] == "ok",
-            "defrag_s": sum(d["elapsed_s"] for d in defrags),
-            "defrag_max_member_s": max((d["elapsed_s"] for d in defrags), default=None),
-            "defrag_ok": all(d["outcome"] == "ok" for d in defrags),
-            "disarm_s": sum(d["elapsed_s"] for d in recovery["disarm"]),
-            "alarms_disarmed": len(recovery["disarm"]),
-            "alarms_left": sum(len(a) for a in recovery["alarms_after"].values()),
-            "db_size_before": recovery["db_size_before"],
-            "db_size_after_compact": recovery["db_size_after_compact"],
-            "db_size_after": recovery["db_size_after"],
-            "writes_ok_after": recovery["write_after"]["outcome"] == "ok",
-        }
-    restored = samples.get("restore") or {}
-    summary["quota_restored"] = restored.get("configured")
-    return summary
 
 
 EXPERIMENT = Experiment(

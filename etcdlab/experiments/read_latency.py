@@ -24,7 +24,14 @@ import etcd3
 import grpc
 from etcd3 import etcdrpc
 
-from etcdlab import stats
+from etcdlab.analysis.read_latency import (  # noqa: F401 (the pure part, re-exported)
+    CONSISTENCIES,
+    PATHS,
+    TARGETS,
+    cell_summary,
+    harness_summary,
+    summarize,
+)
 from etcdlab.cluster import CLIENT_PORT, Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
@@ -33,9 +40,6 @@ from etcdlab.transport import classify, open_channel
 
 KEY = "/etcdlab/read-latency/key"
 VALUE = "v" * 16
-CONSISTENCIES = ("linearizable", "serializable")
-TARGETS = ("leader", "follower")
-PATHS = ("bare", "etcd3")
 
 
 def parse_concurrency(text: str) -> list[int]:
@@ -199,77 +203,6 @@ def _cell_line(cell: Mapping[str, Any]) -> str:
     return (f"c={cell['concurrency']} {cell['target']} ({cell['member']}) "
             f"{cell['consistency']}: p50 {p50:.3f} ms, {rate:.0f} reads/s, "
             f"errors {cell['errors'] or 'none'}")
-
-
-# -- summary (pure) --------------------------------------------------------------------------
-
-def cell_summary(cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Percentiles (ms), mean, throughput (reads/s) and error counts of one cell."""
-    values_ms = [v / 1000.0 for v in cell["latencies_us"]]
-    ok = len(values_ms)
-    summary: dict[str, Any] = {
-        "reads": ok,
-        "errors": sum(cell["errors"].values()),
-        "unknown": cell["errors"].get("unknown", 0),
-        "throughput_rps": ok / cell["elapsed_s"] if cell["elapsed_s"] > 0 else None,
-    }
-    if not values_ms:
-        return {**summary, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None,
-                "mean_ms": None}
-    s = stats.summarize(values_ms)
-    return {**summary, "p50_ms": s["median"], "p90_ms": s["p90"], "p99_ms": s["p99"],
-            "max_ms": s["max"], "mean_ms": s["mean"]}
-
-
-def harness_summary(harness_samples: Mapping[str, Any]) -> dict[str, Any]:
-    """The etcd3 client against the bare stub: medians, and their ratio paired by block.
-
-    ``ratio`` is the median over blocks of (etcd3 median ÷ bare median) of the two
-    neighbouring blocks, so that a machine that gets busier or quieter during the run
-    moves both sides of each pair alike. ``cpu_*`` is the client process's CPU time per
-    read, when it was recorded.
-    """
-    bare, client = harness_samples["bare"], harness_samples["etcd3"]
-    per_block = harness_samples.get("reads_per_block") or len(bare)
-    ratios = []
-    for start in range(0, min(len(bare), len(client)), per_block):
-        bare_block = stats.percentile(bare[start:start + per_block], 50)
-        client_block = stats.percentile(client[start:start + per_block], 50)
-        if bare_block > 0:
-            ratios.append(client_block / bare_block)
-    summary: dict[str, Any] = {
-        "bare_p50_ms": stats.percentile(bare, 50) / 1000.0,
-        "etcd3_p50_ms": stats.percentile(client, 50) / 1000.0,
-        "ratio": stats.percentile(ratios, 50) if ratios else None,
-        "ratio_blocks": len(ratios),
-    }
-    summary["etcd3_extra_ms"] = summary["etcd3_p50_ms"] - summary["bare_p50_ms"]
-    cpu = harness_samples.get("cpu_us_per_read") or {}
-    if cpu.get("bare") and cpu.get("etcd3"):
-        summary["cpu_bare_us"] = stats.percentile(cpu["bare"], 50)
-        summary["cpu_etcd3_us"] = stats.percentile(cpu["etcd3"], 50)
-        summary["cpu_ratio"] = (summary["cpu_etcd3_us"] / summary["cpu_bare_us"]
-                                if summary["cpu_bare_us"] > 0 else None)
-    return summary
-
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Per cell ``c<N>.<target>.<consistency>``; linearizable/serializable ratios; harness."""
-    summary: dict[str, Any] = {}
-    for cell in samples.get("cells") or []:
-        level = summary.setdefault(f"c{cell['concurrency']}", {})
-        level.setdefault(cell["target"], {})[cell["consistency"]] = cell_summary(cell)
-    for level in [v for k, v in summary.items() if k.startswith("c")]:
-        for target in level.values():
-            lin, ser = target.get("linearizable"), target.get("serializable")
-            if lin and ser and lin["p50_ms"] and ser["p50_ms"]:
-                target["linearizable_over_serializable_p50"] = lin["p50_ms"] / ser["p50_ms"]
-    harness_samples = samples.get("harness") or {}
-    if harness_samples.get("bare") and harness_samples.get("etcd3"):
-        summary["harness"] = harness_summary(harness_samples)
-        summary["harness_overhead_ratio"] = summary["harness"]["ratio"]
-    summary["leader_changed"] = samples.get("leader_before") != samples.get("leader_after")
-    return summary
 
 
 EXPERIMENT = Experiment(

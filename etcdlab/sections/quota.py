@@ -1,33 +1,33 @@
-"""Q6 ``quota`` in the report: charts and section data from the saved samples."""
+"""Q6 ``quota`` in the report: charts, tables and findings from the saved samples.
+
+Every conclusion comes from :func:`etcdlab.analysis.quota.findings`; this module only
+recomputes the summary from the samples and lays out tables and charts.
+"""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from etcdlab import charts as plots
-from etcdlab.experiments.quota import NOSPACE_TEXT
+from etcdlab.analysis import run_vs_question
+from etcdlab.analysis.quota import (
+    ALARM_POLL_S,
+    ASKED,
+    COURSE_REPORT_QUOTE,
+    PROBE_LABELS,
+    findings,
+    median_text,
+    sizes_text,
+    summarize,
+)
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
 from etcdlab.stats import percentile
-from etcdlab.units import MISSING, fmt_bool, fmt_bytes, fmt_count, fmt_ms, fmt_seconds
+from etcdlab.units import MISSING, fmt_bytes, fmt_count, fmt_seconds, fmt_within
 
 MIB = 1024**2
-COURSE_REPORT_QUOTE = (
-    "\"Se esse limite for excedido, o etcd entra em modo 'somente leitura' para escritas, "
-    "recusando novas operações e impactando severamente o desempenho de escrita\" (when the "
-    "limit is exceeded etcd goes read-only for writes, refusing new operations and severely "
-    "hurting write performance)"
-)
-PROBE_LABELS = {
-    "write_leader": "write through the leader",
-    "write_follower": "write through a follower",
-    "read_linearizable": "linearizable read (follower)",
-    "read_serializable": "serializable read (follower)",
-    "delete": "delete one key (leader)",
-}
 # Writes per point of the latency chart: the median of each block smooths single stalls.
 LATENCY_BLOCK = 16
 
@@ -91,18 +91,12 @@ def _probe_rows(alarm: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _sizes_text(sizes: Mapping[str, int | None] | None) -> str:
-    if not sizes:
-        return MISSING
-    return ", ".join(f"{member} {fmt_bytes(size)}" for member, size in sorted(sizes.items()))
-
-
 def _recovery_rows(recovery: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = [{"step": f"compact to revision {fmt_count(recovery['compact'].get('revision'))}",
              "outcome": recovery["compact"]["outcome"],
              "time": fmt_seconds(recovery["compact"]["elapsed_s"]),
-             "before": _sizes_text(recovery["db_size_before"]),
-             "after": _sizes_text(recovery["db_size_after_compact"])}]
+             "before": sizes_text(recovery["db_size_before"]),
+             "after": sizes_text(recovery["db_size_after_compact"])}]
     for defrag in recovery["defragment"]:
         rows.append({"step": f"defragment {defrag['member']}", "outcome": defrag["outcome"],
                      "time": fmt_seconds(defrag["elapsed_s"]),
@@ -115,150 +109,63 @@ def _recovery_rows(recovery: Mapping[str, Any]) -> list[dict[str, str]]:
     write = recovery["write_after"]
     rows.append({"step": "write again", "outcome": write["outcome"],
                  "time": fmt_seconds(write["elapsed_s"]), "before": MISSING,
-                 "after": _sizes_text(recovery["db_size_after"])})
+                 "after": sizes_text(recovery["db_size_after"])})
     return rows
 
 
-def _alarms_text(listed: Mapping[str, list[Mapping[str, Any]]]) -> str:
-    """"the NOSPACE alarm for members node2 and node3", from every member's alarm list."""
-    by_type: dict[str, set[str]] = {}
-    for alarms in listed.values():
-        for alarm in alarms:
-            by_type.setdefault(alarm["alarm"], set()).add(alarm["member"])
-    if not by_type:
-        return "no alarm"
-    parts = []
-    for alarm, members in sorted(by_type.items()):
-        names = sorted(members)
-        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-        parts.append(f"the {alarm} alarm for member{'s' if len(names) > 1 else ''} {who}")
-    return "; ".join(parts)
-
-
-def _unhealthy_text(health: Mapping[str, bool]) -> str:
-    """Which members /health called unhealthy, as words."""
-    sick = sorted(member for member, healthy in health.items() if not healthy)
-    if not health:
-        return "no member (not checked)"
-    if len(sick) == len(health):
-        return "every member unhealthy"
-    return (", ".join(sick) or "no member") + " unhealthy"
-
-
-def _ok(probes: Mapping[str, Any], *names: str) -> bool:
-    return all(probes.get(n, {}).get("outcome") == "ok" for n in names)
-
-
-def _refused(probes: Mapping[str, Any], *names: str) -> bool:
-    return all(probes.get(n, {}).get("outcome") == "failed"
-               and NOSPACE_TEXT in probes.get(n, {}).get("details", "") for n in names)
+def _alarm_lists(listed: Mapping[str, list[Mapping[str, Any]]]) -> str:
+    """"node1: NOSPACE of node1; node2: none" — each member's alarm list."""
+    return "; ".join(
+        f"{member}: " + (", ".join(f"{a['alarm']} of {a['member']}" for a in alarms) or "none")
+        for member, alarms in sorted(listed.items())) or MISSING
 
 
 def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
-    """Prepare the Q6 section: answer, tables, published figures, course report, method."""
+    """Prepare the Q6 section: findings (answer first), tables, published figures, method."""
     params, samples = result.params, result.samples
+    summary = summarize(samples, params)
+    items = findings(summary, params)
+    measured = [f for f in items if f.kind == "measured"]
+    alarm_ids = ("alarm_listed", "writes_refused", "reads_worked", "delete_worked",
+                 "health_unhealthy")
+    recovery_ids = ("compaction_kept_size", "defrag_returned_space", "recovered")
     fill, alarm = samples.get("fill") or {}, samples.get("alarm") or {}
     recovery = samples.get("recovery") or {}
-    probes = alarm.get("probes") or {}
-    quota = fmt_bytes(params["quota_bytes"])
-    listed = alarm.get("alarms") or {}
-    raised = _alarms_text(listed)
-    every = bool(listed) and all(any(a["alarm"] == "NOSPACE" for a in alarms)
-                                 for alarms in listed.values())
-    ok_writes = [w for w in fill.get("writes", []) if w["outcome"] == "ok"]
-    half = len(ok_writes) // 2
-    first = statistics.median(w["elapsed_s"] for w in ok_writes[:half]) if half else None
-    second = statistics.median(w["elapsed_s"] for w in ok_writes[half:]) if half else None
-
-    answer = []
-    if fill:
-        refused = fill.get("refused") or {}
-        answer.append(
-            f"With `--quota-backend-bytes` at {quota}, the cluster acknowledged "
-            f"{fmt_count(fill['acknowledged'])} writes of {fmt_bytes(fill['value_bytes'])} "
-            f"({fmt_bytes(fill['bytes_acknowledged'])} of values, over "
-            f"{fmt_count(fill['keys'])} keys) in {fmt_seconds(fill['elapsed_s'])}, then refused "
-            f"the next with {refused.get('code', MISSING)} \"{refused.get('details', '')}\" "
-            f"and raised {raised}"
-            + (", which every member listed." if every else "; not every member listed it.")
-        )
-    if probes:
-        answer.append(
-            "While the alarm was raised, writes through the leader and a follower were "
-            + ("refused" if _refused(probes, "write_leader", "write_follower")
-               else "NOT all refused")
-            + ", linearizable and serializable reads "
-            + ("worked" if _ok(probes, "read_linearizable", "read_serializable")
-               else "did NOT all work")
-            + ", and a delete " + ("worked" if _ok(probes, "delete") else "did NOT work")
-            + "; etcd's /health endpoint called "
-            + _unhealthy_text(alarm.get("health_endpoint") or {})
-            + " while it was raised."
-        )
-    if recovery:
-        defrag_total = sum(d["elapsed_s"] for d in recovery["defragment"])
-        answer.append(
-            f"Compaction took {fmt_seconds(recovery['compact']['elapsed_s'])} and did not "
-            f"shrink the files ({_sizes_text(recovery['db_size_before'])} → "
-            f"{_sizes_text(recovery['db_size_after_compact'])}); defragmenting the "
-            f"{fmt_count(len(recovery['defragment']))} members one after the other took "
-            f"{fmt_seconds(defrag_total)} in all and brought them to "
-            f"{_sizes_text(recovery['db_size_after'])}; after disarming, a write was "
-            + ("accepted again." if recovery["write_after"]["outcome"] == "ok"
-               else f"still {recovery['write_after']['outcome']}.")
-        )
-    slower = None if first is None or second is None else second > 1.5 * first
-    course_report = (
-        f"The course report says {COURSE_REPORT_QUOTE}. The first half is right: writes are "
-        "refused. The rest does not match these measurements: reads and deletes kept "
-        "working (it is not a general refusal of operations), and the median write latency "
-        f"was {fmt_ms(first * 1000 if first else None)} in the first half of the fill and "
-        f"{fmt_ms(second * 1000 if second else None)} in the second, "
-        + ("so the quota did not degrade write performance before it was reached: it is a "
-           "hard stop, not a slowdown." if slower is False else
-           "so writes did slow down as the backend filled." if slower else
-           "too few writes to compare.")
-        + " The course report also gives no way out; the recovery above is the etcd docs' "
-        "procedure, and only its defragmentation returns space to the quota."
-    )
-    setup = samples.get("setup") or {}
-    restore = samples.get("restore") or {}
+    setup, restore = samples.get("setup") or {}, samples.get("restore") or {}
+    halves = summary.get("write_latency_halves") or [None, None]
     return {
-        "answer": answer,
-        "quota": quota,
+        "findings": items,
+        "run_vs_question": run_vs_question(params, ASKED),
+        "answer": measured[:1],
+        "during_alarm": [f for f in measured if f.id in alarm_ids],
+        "recovery_findings": [f for f in measured if f.id in recovery_ids],
+        "others": [f for f in measured[1:] if f.id not in alarm_ids + recovery_ids],
+        "quota": fmt_bytes(params["quota_bytes"]),
         "fill": {
             "writes": fmt_count(fill.get("acknowledged")),
             "unknown": fmt_count(fill.get("unknown")),
             "bytes": fmt_bytes(fill.get("bytes_acknowledged")),
             "elapsed": fmt_seconds(fill.get("elapsed_s")),
-            "sizes": _sizes_text(fill.get("db_size_at_alarm")),
-            "latency_first": fmt_ms(first * 1000 if first else None),
-            "latency_second": fmt_ms(second * 1000 if second else None),
+            "sizes": sizes_text(fill.get("db_size_at_alarm")),
+            "latency_first": median_text(halves[0]),
+            "latency_second": median_text(halves[1]),
         } if fill else None,
-        "alarm_members": "; ".join(
-            f"{member}: " + (", ".join(f"{a['alarm']} of {a['member']}" for a in alarms)
-                             or "none")
-            for member, alarms in sorted(listed.items())) or MISSING,
-        "alarm_listed_after": fmt_seconds(alarm.get("listed_after_s")),
-        "alarm_every": fmt_bool(every if listed else None),
+        "alarm_members": _alarm_lists(alarm.get("alarms") or {}),
+        "alarm_listed_after": fmt_within(alarm.get("listed_after_s"), ALARM_POLL_S),
         "probe_rows": _probe_rows(alarm),
         "recovery_rows": _recovery_rows(recovery) if recovery else [],
-        "alarms_left": fmt_count(sum(len(a) for a in recovery.get("alarms_after", {}).values()))
-        if recovery else MISSING,
         "sizes_chart": chart_files.get("sizes"),
         "latency_chart": chart_files.get("latency"),
-        "course_report": course_report,
-        "configured": _sizes_text(None) if not setup.get("configured") else ", ".join(
-            f"{m} {fmt_bytes(v)}" for m, v in sorted(setup["configured"].items())),
-        "restored": ", ".join(f"{m} {fmt_bytes(v)}"
-                              for m, v in sorted((restore.get("configured") or {}).items()))
-        or MISSING,
+        "course_quote": COURSE_REPORT_QUOTE,
+        "configured": sizes_text(setup.get("configured")),
+        "restored": sizes_text(restore.get("configured")),
         "reconfigure": fmt_seconds(setup.get("reconfigure_s")),
         "restore_time": fmt_seconds(restore.get("reconfigure_s")),
         "value_bytes": fmt_bytes(params.get("value_bytes")),
         "key_count": fmt_count(params.get("keys")),
         "size_every": fmt_count(params.get("size_every")),
-        "start_sizes": _sizes_text(setup.get("db_sizes_start")),
+        "alarm_wait": fmt_seconds(params.get("alarm_wait_s")),
+        "start_sizes": sizes_text(setup.get("db_sizes_start")),
         "block": fmt_count(LATENCY_BLOCK),
         "members": metadata_text(result, "node_count", "nodes"),
         "etcd_version": metadata_text(result, "etcd_version"),

@@ -1,0 +1,514 @@
+"""Q5 ``read-latency``: samples → summary → findings (pure: no cluster, no I/O).
+
+A cell is one consistency (linearizable: ReadIndex, a quorum round through the leader;
+serializable: the member's local state) × target (the leader, a follower) × number of
+concurrent clients. The findings compare the two consistencies cell by cell through the
+exact 95 % intervals of their medians, the client harness with the bare gRPC stub, the
+run with the etcd performance docs' figures and with the course report's claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from etcdlab import stats
+from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.units import fmt_count, fmt_factor, fmt_ms, fmt_percent, fmt_rate, fmt_share
+
+CONSISTENCIES = ("linearizable", "serializable")
+TARGETS = ("leader", "follower")
+PATHS = ("bare", "etcd3")
+
+# The harness (the etcd3 client against the bare stub) should add at most 10 %.
+HARNESS_TARGET = 1.10
+# The client's CPU time per read counts as "a large part" of a latency above this share.
+CPU_SHARE_LARGE = 0.25
+# Throughput counts as saturated when it grew by less than this share of the client ratio.
+SATURATION_SHARE = 0.5
+
+# etcd performance docs (etcd 3.2 on GCE, 3 × 8 vCPU): (QPS, average latency in ms).
+PUBLISHED_C1 = {"linearizable": (1353, 0.7), "serializable": (2909, 0.3)}
+PUBLISHED_C1000 = {"linearizable": (141578, 5.5), "serializable": (185758, 2.2)}
+PUBLISHED_SOURCE = "etcd performance docs, etcd 3.2 on GCE, 3 × 8 vCPU"
+# The docs give the averages to one decimal: 0.7 ms is anything in [0.65, 0.75).
+PUBLISHED_ROUNDING_MS = 0.05
+
+COURSE_REPORT_QUOTE = (
+    "linearizable: \"Possui maior latência, pois exige comunicação com o líder e validação de "
+    "quorum\" (higher latency: it needs the leader and a quorum check); serializable: "
+    "\"Apresenta menor latência, pois a leitura é feita do estado local do nó […] Pode, no "
+    "entanto, retornar dados desatualizados\" (lower latency, read from the node's local "
+    "state, but it may return stale data)"
+)
+
+# What the question asks (DESIGN.md: "Read latency: linearizable vs serializable", 1–32
+# clients), with the full run's parameters: a quick run reads less per cell.
+ASKED = (
+    Asked("concurrency", "1,8,32", "Concurrent clients per cell"),
+    Asked("reads", 5000, "Reads per cell (full run)", fmt_count),
+    Asked("warmup", 200, "Warm-up reads per cell (full run)", fmt_count),
+    Asked("harness_reads", 4000, "Reads of the harness comparison (full run)", fmt_count),
+    Asked("harness_blocks", 40, "Blocks of the harness comparison (full run)", fmt_count),
+)
+
+
+# -- summary ---------------------------------------------------------------------------------
+
+def median_stats(values: Sequence[float]) -> dict[str, Any]:
+    """The median of values with its exact 95 % interval (None below n = 6); the values
+    themselves are kept when there are too few for an interval."""
+    data = sorted(float(v) for v in values)
+    if not data:
+        return {"n": 0, "median": None, "low": None, "high": None}
+    bounds = stats.median_ci(data)
+    result: dict[str, Any] = {"n": len(data), "median": stats.percentile(data, 50),
+                              "low": bounds[0] if bounds else None,
+                              "high": bounds[1] if bounds else None}
+    if bounds is None:
+        result["values"] = data
+    return result
+
+
+def median_text(m: Mapping[str, Any] | None, formatter=fmt_ms) -> str:
+    """Like :func:`etcdlab.units.fmt_median`, from a :func:`median_stats` dict (the summary
+    keeps the interval, not the thousands of values it came from)."""
+    if not m or not m.get("n"):
+        return "no values"
+    if m.get("low") is None:
+        shown = ", ".join(formatter(v) for v in m.get("values") or [m["median"]])
+        return f"{shown} (n = {m['n']}, too few for an interval)"
+    return (f"{formatter(m['median'])} (95 % CI {formatter(m['low'])} – {formatter(m['high'])}, "
+            f"n = {m['n']:,})")
+
+
+def share(k: int, n: int) -> str:
+    """:func:`etcdlab.units.fmt_share`, but a bound below 0.1 % keeps two significant digits
+    ("0 of 12,000 (≤ 0.025 % at 95 %)" rather than "≤ 0.0 %")."""
+    if n and k == 0:
+        bound = stats.binomial_upper(0, n)
+        if bound < 0.001:
+            return f"0 of {n:,} (≤ {bound * 100:.2g} % at 95 %)"
+    return fmt_share(k, n)
+
+
+def cell_summary(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Percentiles (ms), mean, throughput (reads/s) and error counts of one cell, and the
+    median with its exact 95 % interval (``median``)."""
+    values_ms = [v / 1000.0 for v in cell["latencies_us"]]
+    ok = len(values_ms)
+    summary: dict[str, Any] = {
+        "member": cell.get("member"),
+        "reads": ok,
+        "errors": sum(cell["errors"].values()),
+        "unknown": cell["errors"].get("unknown", 0),
+        "throughput_rps": ok / cell["elapsed_s"] if cell["elapsed_s"] > 0 else None,
+        "median": median_stats(values_ms),
+    }
+    if not values_ms:
+        return {**summary, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None,
+                "mean_ms": None, "mean_ci_low_ms": None, "mean_ci_high_ms": None}
+    s = stats.summarize(values_ms)
+    return {**summary, "p50_ms": s["median"], "p90_ms": s["p90"], "p99_ms": s["p99"],
+            "max_ms": s["max"], "mean_ms": s["mean"], "mean_ci_low_ms": s["mean_ci_low"],
+            "mean_ci_high_ms": s["mean_ci_high"]}
+
+
+def harness_summary(harness_samples: Mapping[str, Any]) -> dict[str, Any]:
+    """The etcd3 client against the bare stub: medians, and their ratio paired by block.
+
+    ``ratio`` is the median over blocks of (etcd3 median ÷ bare median) of the two
+    neighbouring blocks, so that a machine that gets busier or quieter during the run
+    moves both sides of each pair alike (``ratio_median`` adds its exact interval).
+    ``cpu_*`` is the client process's CPU time per read, when it was recorded.
+    """
+    bare, client = harness_samples["bare"], harness_samples["etcd3"]
+    per_block = harness_samples.get("reads_per_block") or len(bare)
+    ratios = []
+    for start in range(0, min(len(bare), len(client)), per_block):
+        bare_block = stats.percentile(bare[start:start + per_block], 50)
+        client_block = stats.percentile(client[start:start + per_block], 50)
+        if bare_block > 0:
+            ratios.append(client_block / bare_block)
+    summary: dict[str, Any] = {
+        "member": harness_samples.get("member"),
+        "reads": len(bare) + len(client),
+        "blocks": harness_samples.get("blocks"),
+        "bare_p50_ms": stats.percentile(bare, 50) / 1000.0,
+        "etcd3_p50_ms": stats.percentile(client, 50) / 1000.0,
+        "ratio": stats.percentile(ratios, 50) if ratios else None,
+        "ratio_blocks": len(ratios),
+        "ratio_median": median_stats(ratios),
+    }
+    summary["etcd3_extra_ms"] = summary["etcd3_p50_ms"] - summary["bare_p50_ms"]
+    cpu = harness_samples.get("cpu_us_per_read") or {}
+    if cpu.get("bare") and cpu.get("etcd3"):
+        summary["cpu_bare_us"] = stats.percentile(cpu["bare"], 50)
+        summary["cpu_etcd3_us"] = stats.percentile(cpu["etcd3"], 50)
+        summary["cpu_ratio"] = (summary["cpu_etcd3_us"] / summary["cpu_bare_us"]
+                                if summary["cpu_bare_us"] > 0 else None)
+    return summary
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Per cell ``c<N>.<target>.<consistency>``; linearizable/serializable ratios; harness;
+    ``levels`` (the numbers of clients measured) and the leader before and after."""
+    summary: dict[str, Any] = {}
+    levels: set[int] = set()
+    for cell in samples.get("cells") or []:
+        levels.add(cell["concurrency"])
+        level = summary.setdefault(f"c{cell['concurrency']}", {})
+        level.setdefault(cell["target"], {})[cell["consistency"]] = cell_summary(cell)
+    for n in levels:
+        for target in summary[f"c{n}"].values():
+            lin, ser = target.get("linearizable"), target.get("serializable")
+            if lin and ser and lin["p50_ms"] and ser["p50_ms"]:
+                target["linearizable_over_serializable_p50"] = lin["p50_ms"] / ser["p50_ms"]
+    summary["levels"] = sorted(levels)
+    harness_samples = samples.get("harness") or {}
+    if harness_samples.get("bare") and harness_samples.get("etcd3"):
+        summary["harness"] = harness_summary(harness_samples)
+        summary["harness_overhead_ratio"] = summary["harness"]["ratio"]
+    summary["leader_before"] = samples.get("leader_before")
+    summary["leader_after"] = samples.get("leader_after")
+    summary["leader_changed"] = samples.get("leader_before") != samples.get("leader_after")
+    return summary
+
+
+def cell(summary: Mapping[str, Any], concurrency: int, target: str,
+         consistency: str) -> Mapping[str, Any] | None:
+    """One cell's summary, or None when the run has no such cell."""
+    return ((summary.get(f"c{concurrency}") or {}).get(target) or {}).get(consistency)
+
+
+# -- findings --------------------------------------------------------------------------------
+
+def _clients(n: int) -> str:
+    return f"{n} client" if n == 1 else f"{n} clients"
+
+
+def _where(n: int, target: str, member: str | None) -> str:
+    return f"{_clients(n)}, {target}" + (f" ({member})" if member else "")
+
+
+def compare_cell(lin: Mapping[str, Any] | None, ser: Mapping[str, Any] | None) -> str | None:
+    """"slower", "faster" or "overlap" (the linearizable median's 95 % interval against the
+    serializable one's), or None when one interval is missing (too few reads)."""
+    if not lin or not ser:
+        return None
+    a, b = lin["median"], ser["median"]
+    if a.get("low") is None or b.get("low") is None:
+        return None
+    if a["low"] > b["high"]:
+        return "slower"
+    if a["high"] < b["low"]:
+        return "faster"
+    return "overlap"
+
+
+def _ratio(lin: Mapping[str, Any] | None, ser: Mapping[str, Any] | None) -> float | None:
+    if not lin or not ser or not lin["p50_ms"] or not ser["p50_ms"]:
+        return None
+    return lin["p50_ms"] / ser["p50_ms"]
+
+
+def _cell_findings(summary: Mapping[str, Any]) -> list[Finding]:
+    """Per number of clients and target: was the linearizable read measurably slower?"""
+    found = []
+    for n in summary["levels"]:
+        for target in TARGETS:
+            lin, ser = cell(summary, n, target, "linearizable"), cell(summary, n, target,
+                                                                       "serializable")
+            where = _where(n, target, (lin or ser or {}).get("member"))
+            outcome = compare_cell(lin, ser)
+            ratio = _ratio(lin, ser)
+            figures = {}
+            if lin and ser:
+                figures = {"linearizable median": median_text(lin["median"]),
+                           "serializable median": median_text(ser["median"])}
+            missing = ("this run has no such pair of cells" if not (lin and ser) else
+                       "too few reads for an interval of the median")
+            not_slower = ("the linearizable median was below the serializable one, their 95 % "
+                          "intervals apart" if outcome == "faster" else
+                          "the two medians' 95 % intervals overlap")
+            found.append(claim(
+                f"slower.c{n}.{target}", None if outcome is None else outcome == "slower",
+                f"{where}: a linearizable read was slower, {fmt_factor(ratio)} the serializable "
+                "median (95 % intervals apart).",
+                f"{where}: a linearizable read was not measurably slower ({fmt_factor(ratio)}; "
+                f"{not_slower}).",
+                f"{where}: cannot compare, {missing}.",
+                **figures))
+    return found
+
+
+def _cell_name(finding: Finding) -> str:
+    """"32 clients on the follower" from the id ``slower.c32.follower``."""
+    _, level, target = finding.id.split(".")
+    return f"{_clients(int(level[1:]))} on the {target}"
+
+
+def _outcomes(summary: Mapping[str, Any]) -> list[str | None]:
+    """:func:`compare_cell` of every (clients, target) pair, in the order of the findings."""
+    return [compare_cell(cell(summary, n, t, "linearizable"), cell(summary, n, t, "serializable"))
+            for n in summary["levels"] for t in TARGETS]
+
+
+def _direction(summary: Mapping[str, Any], cells: Sequence[Finding]) -> Finding:
+    """The answer: in how many cells the linearizable read was slower, and by how much with
+    the fewest clients."""
+    levels = summary["levels"]
+    if not levels:
+        return claim("direction", None, "Linearizable reads were slower.",
+                     "Linearizable reads were not slower.", "The run recorded no read cells.")
+    lowest = levels[0]
+    ratios = {t: _ratio(cell(summary, lowest, t, "linearizable"),
+                        cell(summary, lowest, t, "serializable")) for t in TARGETS}
+    at_lowest = (f"with {_clients(lowest)} its median was {fmt_factor(ratios['leader'])} the "
+                 f"serializable one on the leader and {fmt_factor(ratios['follower'])} on a "
+                 "follower")
+    slower = [f for f in cells if f.holds]
+    other = [f for f in cells if f.holds is False]
+    unknown = [f for f in cells if f.holds is None]
+    total = len(cells)
+    names = "; ".join(_cell_name(f) for f in other + unknown)
+    holds = False if other else None if unknown else True
+    return claim(
+        "direction", holds,
+        f"A linearizable read was measurably slower than a serializable one in {total} of "
+        f"{total} cells (95 % intervals of the medians apart); {at_lowest}.",
+        f"A linearizable read was measurably slower than a serializable one in {len(slower)} "
+        f"of {total} cells, not in {len(other)} ({names}); {at_lowest}.",
+        f"A linearizable read was measurably slower in {len(slower)} of {total} cells; "
+        f"{len(unknown)} had too few reads to compare ({names}); {at_lowest}.",
+        cells=f"{fmt_count(len(levels))} numbers of clients × leader, follower")
+
+
+def _follower_hop(summary: Mapping[str, Any]) -> Finding:
+    """Did the follower's extra round to the leader (for the read index) show?"""
+    levels = summary["levels"]
+    unknown = "The run has no one-client cells on both the leader and a follower."
+    extras = {}
+    for target in TARGETS:
+        lin = cell(summary, levels[0], target, "linearizable") if levels else None
+        ser = cell(summary, levels[0], target, "serializable") if levels else None
+        if not lin or not ser or lin["median"].get("low") is None \
+                or ser["median"].get("low") is None:
+            return claim("follower_hop", None, "The follower's extra hop showed.",
+                         "The follower's extra hop did not show.",
+                         unknown if not (lin and ser) else
+                         "Too few reads for intervals of the medians.")
+        a, b = lin["median"], ser["median"]
+        # A conservative interval of the difference of two medians from their intervals.
+        extras[target] = (a["median"] - b["median"], a["low"] - b["high"], a["high"] - b["low"])
+    lead, foll = extras["leader"], extras["follower"]
+    n = levels[0]
+    figures = {f"extra on the {t}": f"{fmt_ms(v[0])} ({fmt_ms(v[1])} – {fmt_ms(v[2])})"
+               for t, v in extras.items()}
+    return claim(
+        "follower_hop", foll[1] > lead[2],
+        f"With {_clients(n)} a linearizable read cost more extra time over a serializable one "
+        f"on the follower than on the leader ({fmt_ms(foll[0])} against {fmt_ms(lead[0])}): "
+        "the follower's round to the leader for the read index showed.",
+        f"With {_clients(n)} the extra time of a linearizable read over a serializable one was "
+        f"not measurably larger on the follower ({fmt_ms(foll[0])}) than on the leader "
+        f"({fmt_ms(lead[0])}): the follower's round to the leader for the read index did not "
+        "show on this network.",
+        **figures, **{"intervals": "from the two medians' 95 % intervals, conservative"})
+
+
+def _saturation(summary: Mapping[str, Any]) -> Finding:
+    """Between the two highest numbers of clients, did throughput still grow?"""
+    levels = summary["levels"]
+    yes = "Throughput stopped growing with more clients."
+    no = "Throughput still grew with more clients."
+    if len(levels) < 2:
+        return claim("saturation", None, yes, no, "The run measured one number of clients only.")
+    below, top = levels[-2], levels[-1]
+    gains = []
+    for target in TARGETS:
+        for consistency in CONSISTENCIES:
+            low, high = cell(summary, below, target, consistency), cell(summary, top, target,
+                                                                         consistency)
+            if low and high and low["throughput_rps"] and high["throughput_rps"]:
+                gains.append(high["throughput_rps"] / low["throughput_rps"])
+    if not gains:
+        return claim("saturation", None, yes, no, "No cell recorded a throughput.")
+    best, more = max(gains), top / below
+    return claim(
+        "saturation", best < SATURATION_SHARE * more,
+        f"From {below} to {top} clients ({fmt_factor(more)} more) the throughput of any cell "
+        f"grew by at most {fmt_factor(best)}, less than half as much: throughput had stopped "
+        "following the number of clients on this machine, whose CPUs the client threads share "
+        "with the three members.",
+        f"From {below} to {top} clients ({fmt_factor(more)} more) throughput grew by up to "
+        f"{fmt_factor(best)}: at {below} clients the machine was not yet saturated.",
+        **{f"best {consistency}, {top} clients": fmt_rate(max(
+            (cell(summary, top, t, consistency) or {}).get("throughput_rps") or 0.0
+            for t in TARGETS), "reads/s") for consistency in CONSISTENCIES})
+
+
+def _harness(summary: Mapping[str, Any]) -> Finding:
+    h = summary.get("harness")
+    yes = f"The etcd3 client added at most {fmt_percent(HARNESS_TARGET - 1, 0)}."
+    no = f"The etcd3 client was not shown to add at most {fmt_percent(HARNESS_TARGET - 1, 0)}."
+    if not h or h["ratio"] is None:
+        return claim("harness", None, yes, no, "The run has no harness comparison.")
+    m = h["ratio_median"]
+    upper = m["high"] if m.get("high") is not None else max(m.get("values") or [h["ratio"]])
+    figures = {"etcd3 ÷ bare, paired blocks": median_text(m, lambda v: f"{v:.2f}"),
+               "bare stub median": fmt_ms(h["bare_p50_ms"]),
+               "etcd3 client median": fmt_ms(h["etcd3_p50_ms"])}
+    return claim(
+        "harness", upper <= HARNESS_TARGET,
+        f"The cells' bare gRPC stub stands for the etcd3 client: the same serializable loop "
+        f"through etcd3 took {h['ratio']:.2f} times as long, within the {HARNESS_TARGET:.2f} "
+        "target at the top of its 95 % interval.",
+        f"The same serializable loop through the etcd3 client took {h['ratio']:.2f} times as "
+        f"long as through the cells' bare stub; the top of its 95 % interval is above the "
+        f"{HARNESS_TARGET:.2f} target, so the etcd3 client would read slower than the cells.",
+        **figures)
+
+
+def _client_cpu(summary: Mapping[str, Any]) -> Finding:
+    h = summary.get("harness") or {}
+    levels = summary["levels"]
+    ser = cell(summary, levels[0], "leader", "serializable") if levels else None
+    yes = "The client's own CPU time is a large part of a read's latency."
+    no = "The client's own CPU time is a small part of a read's latency."
+    if h.get("cpu_bare_us") is None or not ser or not ser["p50_ms"]:
+        return claim("client_cpu", None, yes, no,
+                     "The run recorded no client CPU time or no one-client serializable cell "
+                     "on the leader.")
+    cpu_ms = h["cpu_bare_us"] / 1000.0
+    share = cpu_ms / ser["p50_ms"]
+    where = (f"the Python client process spent {fmt_ms(cpu_ms)} of CPU per read through the "
+             f"bare stub, {fmt_percent(share)} of the serializable median on the leader with "
+             f"{_clients(levels[0])} ({fmt_ms(ser['p50_ms'])})")
+    return claim(
+        "client_cpu", share > CPU_SHARE_LARGE,
+        f"The client is a large part of the smallest latencies: {where}, more than a quarter.",
+        f"The client is a small part of the smallest latencies: {where}, at most a quarter.",
+        **{"CPU per read, etcd3 client": fmt_ms(h["cpu_etcd3_us"] / 1000.0)})
+
+
+def _errors(summary: Mapping[str, Any]) -> Finding:
+    cells = [cell(summary, n, t, c) for n in summary["levels"] for t in TARGETS
+             for c in CONSISTENCIES]
+    cells = [c for c in cells if c]
+    failed = sum(c["errors"] for c in cells)
+    total = failed + sum(c["reads"] for c in cells)
+    if not total:
+        return claim("errors", None, "No read failed.", "Some reads failed.",
+                     "The run recorded no reads.")
+    return claim(
+        "errors", failed == 0,
+        f"No read failed or timed out: {share(0, total)}.",
+        f"{share(failed, total)} reads failed or timed out; they count as errors, not "
+        "as latencies.",
+        unknown=fmt_count(sum(c["unknown"] for c in cells)))
+
+
+def _leader(summary: Mapping[str, Any]) -> Finding:
+    before, after = summary.get("leader_before"), summary.get("leader_after")
+    if before is None or after is None:
+        return claim("leader_stable", None, "The leader stayed the same.",
+                     "The leader changed.", "The run did not record the leader before and after.")
+    return claim(
+        "leader_stable", before == after,
+        f"The leader was {before} before the first cell and after the last.",
+        f"The leader changed during the run ({before} before the cells, {after} after): cells "
+        "measured before and after the change name different members as \"leader\".")
+
+
+def _staleness() -> Finding:
+    return claim(
+        "staleness", None,
+        "A serializable read returned a value older than the latest write.",
+        "No serializable read returned a value older than the latest write.",
+        "How stale a serializable read can be is not measured by this experiment: its reads "
+        "are of one key that nothing writes while they run, so none could be stale "
+        "(planned: issue 15).")
+
+
+def published_ms(milliseconds: float) -> str:
+    """A published latency as the docs print it ("0.7 ms"), no more precise than they are."""
+    return f"{milliseconds:g} ms"
+
+
+def _published(summary: Mapping[str, Any]) -> list[Finding]:
+    levels = summary["levels"]
+    lin = cell(summary, 1, "leader", "linearizable") if 1 in levels else None
+    ser = cell(summary, 1, "leader", "serializable") if 1 in levels else None
+    lin_ms, ser_ms = PUBLISHED_C1["linearizable"][1], PUBLISHED_C1["serializable"][1]
+    r = PUBLISHED_ROUNDING_MS
+    published = (lin_ms - r) / (ser_ms + r), (lin_ms + r) / (ser_ms - r)
+    yes = "Our ratio of mean latencies agrees with the docs' one."
+    no = "Our ratio of mean latencies differs from the docs' one."
+    figures = {"published": f"{published_ms(lin_ms)} ÷ {published_ms(ser_ms)} = "
+                            f"{fmt_factor(lin_ms / ser_ms)}, i.e. {published[0]:.1f}×–"
+                            f"{published[1]:.1f}× given the rounding ({PUBLISHED_SOURCE})"}
+    if not lin or not ser or lin["mean_ci_low_ms"] is None or ser["mean_ci_low_ms"] is None:
+        ratio_finding = comparison("published_ratio", "published", None, yes, no,
+                                   "The run has no one-client cells on the leader to compare "
+                                   "with the docs' one-client figures.", **figures)
+    else:
+        ours = lin["mean_ms"] / ser["mean_ms"]
+        low = lin["mean_ci_low_ms"] / ser["mean_ci_high_ms"]
+        high = lin["mean_ci_high_ms"] / ser["mean_ci_low_ms"]
+        figures["this run"] = (f"{fmt_ms(lin['mean_ms'])} ÷ {fmt_ms(ser['mean_ms'])} = "
+                               f"{fmt_factor(ours)} ({low:.1f}×–{high:.1f}× from the means' 95 % "
+                               "intervals), 1 client, leader")
+        agrees = low <= published[1] and published[0] <= high
+        ratio_finding = comparison(
+            "published_ratio", "published", agrees,
+            f"With 1 client on the leader a linearizable read took {fmt_factor(ours)} as long "
+            "as a serializable one on average, as in the etcd docs.",
+            f"With 1 client on the leader a linearizable read took {fmt_factor(ours)} as long "
+            "as a serializable one on average; the etcd docs' ratio lies outside our interval.",
+            **figures)
+    absolute = comparison(
+        "published_absolute", "published", None,
+        "Our throughput and latencies match the docs' absolute figures.",
+        "Our throughput and latencies differ from the docs' absolute figures.",
+        "The docs' absolute figures cannot be compared with this run's: they come from Go's "
+        "benchmark tool on three dedicated 8-vCPU machines (and 1,000 clients over 100 "
+        "connections for the larger workload), ours from Python threads on one machine that "
+        f"also runs the members, with up to {fmt_count(max(levels, default=0))} clients.")
+    return [ratio_finding, absolute]
+
+
+def _course(summary: Mapping[str, Any], cells: Sequence[Finding]) -> list[Finding]:
+    outcomes = _outcomes(summary)
+    slower, faster = outcomes.count("slower"), outcomes.count("faster")
+    total = len(cells)
+    latency = comparison(
+        "course_latency", "course", None if not slower and not faster else not faster,
+        f"The course report's higher latency of linearizable reads holds here: slower in "
+        f"{slower} of {total} cells, measurably faster in none.",
+        f"The course report's higher latency of linearizable reads does not hold everywhere: "
+        f"measurably faster in {faster} of {total} cells.",
+        "No cell had enough reads to compare the two consistencies.")
+    reason = comparison(
+        "course_reason", "course", None,
+        "The course report's reason (the leader and a quorum check) is what this run shows.",
+        "The course report's reason (the leader and a quorum check) is not what this run shows.",
+        "The course report's reason (the leader and a quorum check) is not tested by latencies "
+        "alone; the etcd docs give the mechanism (ReadIndex, under Published figures).")
+    stale = comparison(
+        "course_stale", "course", None,
+        "Serializable reads returned stale data, as the course report says they may.",
+        "No serializable read returned stale data.",
+        "The course report's \"may return stale data\" cannot be tested here: this run did "
+        "not measure staleness.")
+    return [latency, reason, stale]
+
+
+def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Finding]:
+    """The section's findings in the order shown: the answer (the direction), per cell,
+    the follower's hop, throughput, the harness, errors, the leader, staleness, then the
+    published figures and the course report."""
+    cells = _cell_findings(summary)
+    return [_direction(summary, cells), *cells, _follower_hop(summary), _saturation(summary),
+            _harness(summary), _client_cpu(summary), _errors(summary), _leader(summary),
+            _staleness(), *_published(summary), *_course(summary, cells)]
