@@ -251,8 +251,9 @@ def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
     figures = {"new leader after the cut": time_phrase(d["times_s"]["new_leader_s"], poll),
                "majority writes acknowledged": fmt_share(d["majority_writes_ok"], d["trials"])}
     elected = d["times_s"]["new_leader_s"]
-    after = (f" after {fmt_seconds(statistics.median(elected))} (median of {len(elected)})"
-             if elected else "")
+    after = ("" if not elected else f" after {fmt_seconds(elected[0])}" if len(elected) == 1
+             else f" after a median of {fmt_seconds(statistics.median(elected))} "
+                  f"(n = {len(elected)})")
     return claim(
         "majority-serves", ok,
         f"The majority side kept a leader and accepted writes: with the leader cut off, the "
@@ -271,7 +272,7 @@ def _step_down(d: Mapping[str, Any], poll: float | None) -> Finding:
         d["times_s"]["step_down_s"], poll),
         "stepped down": fmt_share(d["stepped_down"], d["leader_trials"])}
     if d["overlaps_s"]:
-        figures["both sides named a leader for"] = median_phrase(d["overlaps_s"])
+        figures["two members named themselves leader for"] = median_phrase(d["overlaps_s"])
     return claim(
         "old-leader-steps-down", d["stepped_down"] == d["leader_trials"],
         "The cut-off leader gave up leadership by itself while still cut off.",
@@ -314,8 +315,9 @@ def _default_client(d: Mapping[str, Any], timeout: Any) -> Finding:
         f"held until their {fmt_seconds(timeout)} deadline: outcome unknown.",
         "A linearizable read or a write from a default client on the cut-off member did not "
         "simply time out.",
-        **{"unknown": fmt_share(unknown, len(outcomes)),
-           "outcomes": outcome_counts_text(outcomes)},
+        **{"outcomes": outcome_counts_text(outcomes),
+           "answered after": median_phrase(
+               sorted(e for op in DEFAULT_OPS for e in d["elapsed_s"][op]))},
     )
 
 
