@@ -26,15 +26,13 @@ from typing import Any
 
 import grpc
 
-from etcdlab import stats
+from etcdlab.analysis.election import SERIES, summarize
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import current_leader, member_hashes, member_names
 from etcdlab.params import Param
 from etcdlab.transport import Member, close_all, member, open_members
-
-SERIES = ("crash", "graceful")
 
 
 def run(ctx: Context) -> None:
@@ -218,42 +216,6 @@ def parse_elected_line(line: str, term: int) -> float | None:
             and message.rstrip().endswith(f"at term {term}")):
         return None
     return datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
-
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-series statistics of ``elected_s``, first write, detection lag, consistency."""
-    summary: dict[str, Any] = {}
-    for series in SERIES:
-        trials = samples.get(series) or []
-        if not trials:
-            continue
-        s = stats.summarize([t["elected_s"] for t in trials])
-        summary[series] = {
-            "trials": len(trials), "mean_s": s["mean"], "median_s": s["median"],
-            "p95_s": s["p95"], "min_s": s["min"], "max_s": s["max"], "stdev_s": s["stdev"],
-            "log_median_s": _median_or_none(t["log_elected_s"] for t in trials),
-            "first_write_median_s": stats.summarize([t["first_write_s"] for t in trials])[
-                "median"],
-        }
-    crash = samples.get("crash") or []
-    writes = stats.summarize([t["first_write_s"] for t in crash]) if crash else None
-    summary["first_write"] = (
-        {"median_s": writes["median"], "p95_s": writes["p95"]} if writes else {}
-    )
-    lags = [(t["elected_s"] - t["log_elected_s"]) * 1000.0 for t in crash
-            if t["log_elected_s"] is not None]
-    summary["detection_lag_median_ms"] = stats.percentile(lags, 50) if lags else None
-    checks = samples.get("consistency") or []
-    summary["members_consistent"] = bool(checks) and all(c["consistent"] for c in checks)
-    summary["new_leader_differs"] = all(
-        t["new_leader"] != t["killed"] for s in SERIES for t in samples.get(s) or []
-    )
-    return summary
-
-
-def _median_or_none(values: Any) -> float | None:
-    present = [v for v in values if v is not None]
-    return stats.percentile(present, 50) if present else None
 
 
 EXPERIMENT = Experiment(

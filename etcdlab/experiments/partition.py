@@ -25,14 +25,21 @@ member serves the same value, mod revision and store revision of the key
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 from etcd3 import etcdrpc
 
+from etcdlab.analysis.partition import (  # the pure helpers stay importable from here
+    MINORITY_OPS,
+    SCENARIOS,
+    agreed,  # noqa: F401
+    is_stale,  # noqa: F401
+    summarize,
+    write_applied_after_heal,  # noqa: F401
+)
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import current_leader, member_hashes, member_names
@@ -40,11 +47,6 @@ from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/partition/"
-SCENARIOS = ("leader_isolated", "follower_isolated")
-# What the cut-off member is asked, in this order (the serializable read first: it is
-# answered at once and shows the state the member was left with).
-MINORITY_OPS = ("serializable_read", "linearizable_read", "linearizable_read_require_leader",
-                "write", "write_require_leader")
 
 
 def run(ctx: Context) -> None:
@@ -355,103 +357,6 @@ def _trial_line(scenario: str, sample: Mapping[str, Any]) -> str:
             if scenario == "leader_isolated" else f"leader kept: {sample['leader_after_heal']}")
     return (f"{scenario} {sample['trial']}: {sample['isolated']} cut off; {head}; minority: "
             f"{outcomes}; converged {sample['converge_s']} s after healing")
-
-
-# -- summary (pure) --------------------------------------------------------------------------
-
-def is_stale(trial: Mapping[str, Any]) -> bool | None:
-    """Whether the cut-off member's serializable read returned an older state than the
-    majority's linearizable read (None when either read failed)."""
-    local, majority = trial["minority"]["serializable_read"], trial["majority_read"]
-    if local["outcome"] != "ok" or majority["outcome"] != "ok":
-        return None
-    return (local["mod_revision"] < majority["mod_revision"]
-            and local["value"] != majority["value"])
-
-
-def write_applied_after_heal(trial: Mapping[str, Any]) -> bool:
-    """Whether any member ended up with the value the cut-off member was asked to write."""
-    written = trial["minority"]["value_written"]
-    return any(state and state["value"] == written for state in trial["after_heal"].values())
-
-
-def agreed(values: Iterable[Any]) -> Any:
-    """The one value all trials agree on, "mixed" if they differ, None if there are none."""
-    distinct = set(values)
-    if not distinct:
-        return None
-    return distinct.pop() if len(distinct) == 1 else "mixed"
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _max(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
-
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Times (medians over trials), the minority's outcomes, staleness, healing, consistency."""
-    leader = samples.get("leader_isolated") or []
-    follower = samples.get("follower_isolated") or []
-    trials = [*leader, *follower]
-    summary: dict[str, Any] = {"trials": {"leader_isolated": len(leader),
-                                          "follower_isolated": len(follower)}}
-    if leader:
-        overlaps = [max(0.0, t["step_down_s"] - t["new_leader_s"]) for t in leader
-                    if t["step_down_s"] is not None and t["new_leader_s"] is not None]
-        summary["leader_isolated"] = {
-            "new_leader_s": _median(t["new_leader_s"] for t in leader),
-            "new_leader_min_s": min(t["new_leader_s"] for t in leader),
-            "new_leader_max_s": _max(t["new_leader_s"] for t in leader),
-            "step_down_s": _median(t["step_down_s"] for t in leader),
-            "two_leaders_s": statistics.median(overlaps) if overlaps else None,
-            "majority_write_ok": all(t["majority_write"]["outcome"] == "ok" for t in leader),
-            "lease_refreshed": agreed(
-                t["lease"]["remaining_after_new_leader_s"] is not None
-                and t["lease"]["remaining_before_cut_s"] is not None
-                and t["lease"]["remaining_after_new_leader_s"]
-                > t["lease"]["remaining_before_cut_s"] for t in leader),
-            "old_leader_follows_new": all(t["leader_after_heal"] == t["new_leader"]
-                                          for t in leader),
-        }
-    if follower:
-        summary["follower_isolated"] = {
-            "leader_unchanged": all(t["leader_after_heal"] == t["leader"]
-                                    and t["majority_leaders_seen"] == [t["leader"]]
-                                    for t in follower),
-            "term_unchanged": all(t["term_after"] == t["term_before"]
-                                  and t["majority_terms_seen"] == [t["term_before"]]
-                                  for t in follower),
-            "majority_write_ok": all(t["majority_write"]["outcome"] == "ok" for t in follower),
-            "isolated_lost_leader_s": _median(t["isolated_lost_leader_s"] for t in follower),
-        }
-    if trials:
-        minority: dict[str, Any] = {
-            f"{op}_outcome": agreed(t["minority"][op]["outcome"] for t in trials)
-            for op in MINORITY_OPS
-        }
-        stale = [is_stale(t) for t in trials]
-        minority["serializable_read_stale"] = (None if any(s is None for s in stale)
-                                               else all(stale))
-        minority["write_applied_after_heal"] = any(write_applied_after_heal(t) for t in trials)
-        minority["outcome_counts"] = {
-            op: {outcome: sum(1 for t in trials if t["minority"][op]["outcome"] == outcome)
-                 for outcome in sorted({t["minority"][op]["outcome"] for t in trials})}
-            for op in MINORITY_OPS
-        }
-        summary["minority"] = minority
-        summary["heal"] = {
-            "converge_s": _median(t["converge_s"] for t in trials),
-            "converge_max_s": _max(t["converge_s"] for t in trials),
-            "rejoin_s": _median(t["rejoin_s"] for t in trials),
-        }
-    consistency = samples.get("consistency")
-    summary["members_consistent"] = bool(consistency) and consistency["consistent"]
-    return summary
 
 
 EXPERIMENT = Experiment(

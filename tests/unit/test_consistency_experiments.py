@@ -367,7 +367,7 @@ def test_partition_section_shows_both_sides_and_the_published_figures(rendered):
     assert "### Answer" in q3
     assert "`before-1`" in q3 and "`majority-1`" in q3
     assert "etcdserver: no leader" in q3
-    assert "unknown (3 of 3)" in q3
+    assert "unknown 3 of 3 (≥ 36.8 % at 95 %)" in q3
     assert "check-quorum" in q3 and "pre-vote" in q3
     assert "left this question blank" in q3
     assert (folder / "partition.png").is_file()

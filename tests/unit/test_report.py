@@ -119,16 +119,18 @@ def test_election_numbers_are_formatted(rendered):
     _, text = rendered
     election = text[text.index("## Q1."):text.index("## Q2.")]
     # Crash median of the fixture is 1.35 s; graceful median 50 ms, i.e. 27x less.
-    assert "median of 1.35 s" in election
-    assert "faster: median 50.0 ms, 27× less" in election
-    assert "| Crash (SIGKILL) | 6 | 1.35 s | 1.10 s – 1.60 s |" in election
-    assert "inside the 1.00 s–2.00 s window" in election
+    assert "median of 1.35 s (95 % CI 1.10 s – 1.60 s, n = 6)" in election
+    assert "faster than a crash: its median election was 27× shorter" in election
+    assert "| Crash (SIGKILL) | 6 | 1.35 s (95 % CI 1.10 s – 1.60 s, n = 6) |" in election
+    assert "inside the [1.00 s, 2.00 s) window" in election
     assert "every member reported the same revision and KV hash" in election
-    assert "rose by exactly one in 6 of 6" in election
-    assert "20.0 ms after" in election  # elected_s - log_elected_s in the fixture
+    assert "term rose by one: 6 of 6 (≥ 60.7 % at 95 %)" in election
+    assert "20.0 ms (95 % CI" in election  # elected_s - log_elected_s in the fixture
     assert "Ongaro & Ousterhout" in election and "287 ms" in election
     assert "23:35:44.921" in election  # the course report's observation
-    assert "lies above every crash trial we measured" in election  # 1.78 s > 1.60 s
+    # 1.78 s is above all six crash trials, yet 0 of 6 does not exclude it (≤ 39.3 %).
+    assert "is a plausible single observation" in election
+    assert "0 of 6 (≤ 39.3 % at 95 %)" in election
     assert not re.search(r"\d\.\d{4,}", election), "an unformatted float leaked"
 
 

@@ -48,7 +48,7 @@ def test_report_from_sample_matches_the_expected_rendering(tmp_path):
 
 def test_sample_report_states_the_measured_numbers(tmp_path):
     _run, text = render(tmp_path)
-    assert "median of 1.19 s (n = 20" in text
+    assert "median of 1.19 s (95 % CI 1.05 s – 1.44 s, n = 20)" in text
     assert "lost 1,212 of 1,600 acknowledged increments" in text
     assert "Not measured in this run: run `invoke experiment partition`" in text
 

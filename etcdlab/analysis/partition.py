@@ -1,0 +1,538 @@
+"""Q3 ``partition``: samples → summary → findings (pure: no I/O, no cluster).
+
+Two scenarios, each ``trials`` times: the leader cut off (``leader_isolated``) and a
+follower cut off (``follower_isolated``). Times are measured from the moment the cut's
+iptables rules were in force, or gone (after healing), by polling every
+``poll_interval_ms``; outcomes on the cut-off member are ok, failed (refused: not applied)
+or unknown (the deadline passed: it might still be applied).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from etcdlab import stats
+from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.units import (
+    fmt_count,
+    fmt_median,
+    fmt_seconds,
+    fmt_share,
+    fmt_whole_seconds,
+    fmt_within,
+)
+
+SCENARIOS = ("leader_isolated", "follower_isolated")
+# What the cut-off member is asked, in this order (the serializable read first: it is
+# answered at once and shows the state the member was left with).
+MINORITY_OPS = ("serializable_read", "linearizable_read", "linearizable_read_require_leader",
+                "write", "write_require_leader")
+OP_LABELS = {
+    "serializable_read": "serializable read",
+    "linearizable_read": "linearizable read (default client)",
+    "linearizable_read_require_leader": "linearizable read, require leader",
+    "write": "write (default client)",
+    "write_require_leader": "write, require leader",
+}
+SCENARIO_LABELS = {"leader_isolated": "leader cut off", "follower_isolated": "follower cut off"}
+DEFAULT_OPS = ("linearizable_read", "write")
+REQUIRE_LEADER_OPS = ("linearizable_read_require_leader", "write_require_leader")
+# The series of the timing table and chart: (label, scenarios, sample key).
+EVENTS = (
+    ("Leader cut off: the majority names one new leader", ("leader_isolated",), "new_leader_s"),
+    ("Leader cut off: the old leader stops naming itself leader", ("leader_isolated",),
+     "step_down_s"),
+    ("Follower cut off: it stops naming a leader", ("follower_isolated",),
+     "isolated_lost_leader_s"),
+    ("After healing: the cut-off member follows the leader", SCENARIOS, "rejoin_s"),
+    ("After healing: every member serves the same value and revision", SCENARIOS,
+     "converge_s"),
+)
+ISSUE_NO_CONTROL = "this run has no control with pre-vote off; see issue 14"
+
+ASKED = (
+    Asked("trials", 3, "partitions per scenario (leader cut off, follower cut off)", fmt_count),
+)
+
+
+def is_stale(trial: Mapping[str, Any]) -> bool | None:
+    """Whether the cut-off member's serializable read returned an older state than the
+    majority's linearizable read (None when either read failed)."""
+    local, majority = trial["minority"]["serializable_read"], trial["majority_read"]
+    if local["outcome"] != "ok" or majority["outcome"] != "ok":
+        return None
+    return (local["mod_revision"] < majority["mod_revision"]
+            and local["value"] != majority["value"])
+
+
+def write_applied_after_heal(trial: Mapping[str, Any]) -> bool:
+    """Whether any member ended up with the value the cut-off member was asked to write."""
+    written = trial["minority"]["value_written"]
+    return any(state and state["value"] == written for state in trial["after_heal"].values())
+
+
+def agreed(values: Iterable[Any]) -> Any:
+    """The one value all trials agree on, "mixed" if they differ, None if there are none."""
+    distinct = set(values)
+    if not distinct:
+        return None
+    return distinct.pop() if len(distinct) == 1 else "mixed"
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Times (medians over trials), the minority's outcomes, staleness, healing, consistency."""
+    leader = samples.get("leader_isolated") or []
+    follower = samples.get("follower_isolated") or []
+    trials = [*leader, *follower]
+    summary: dict[str, Any] = {"trials": {"leader_isolated": len(leader),
+                                          "follower_isolated": len(follower)}}
+    if leader:
+        overlaps = [max(0.0, t["step_down_s"] - t["new_leader_s"]) for t in leader
+                    if t["step_down_s"] is not None and t["new_leader_s"] is not None]
+        summary["leader_isolated"] = {
+            "new_leader_s": _median(t["new_leader_s"] for t in leader),
+            "new_leader_min_s": min(t["new_leader_s"] for t in leader),
+            "new_leader_max_s": _max(t["new_leader_s"] for t in leader),
+            "step_down_s": _median(t["step_down_s"] for t in leader),
+            "two_leaders_s": statistics.median(overlaps) if overlaps else None,
+            "majority_write_ok": all(t["majority_write"]["outcome"] == "ok" for t in leader),
+            "lease_refreshed": agreed(
+                t["lease"]["remaining_after_new_leader_s"] is not None
+                and t["lease"]["remaining_before_cut_s"] is not None
+                and t["lease"]["remaining_after_new_leader_s"]
+                > t["lease"]["remaining_before_cut_s"] for t in leader),
+            "old_leader_follows_new": all(t["leader_after_heal"] == t["new_leader"]
+                                          for t in leader),
+        }
+    if follower:
+        summary["follower_isolated"] = {
+            "leader_unchanged": all(t["leader_after_heal"] == t["leader"]
+                                    and t["majority_leaders_seen"] == [t["leader"]]
+                                    for t in follower),
+            "term_unchanged": all(t["term_after"] == t["term_before"]
+                                  and t["majority_terms_seen"] == [t["term_before"]]
+                                  for t in follower),
+            "majority_write_ok": all(t["majority_write"]["outcome"] == "ok" for t in follower),
+            "isolated_lost_leader_s": _median(t["isolated_lost_leader_s"] for t in follower),
+        }
+    if trials:
+        minority: dict[str, Any] = {
+            f"{op}_outcome": agreed(t["minority"][op]["outcome"] for t in trials)
+            for op in MINORITY_OPS
+        }
+        stale = [is_stale(t) for t in trials]
+        minority["serializable_read_stale"] = (None if any(s is None for s in stale)
+                                               else all(stale))
+        minority["write_applied_after_heal"] = any(write_applied_after_heal(t) for t in trials)
+        minority["outcome_counts"] = {
+            op: {outcome: sum(1 for t in trials if t["minority"][op]["outcome"] == outcome)
+                 for outcome in sorted({t["minority"][op]["outcome"] for t in trials})}
+            for op in MINORITY_OPS
+        }
+        summary["minority"] = minority
+        summary["heal"] = {
+            "converge_s": _median(t["converge_s"] for t in trials),
+            "converge_max_s": _max(t["converge_s"] for t in trials),
+            "rejoin_s": _median(t["rejoin_s"] for t in trials),
+        }
+    consistency = samples.get("consistency")
+    summary["members_consistent"] = bool(consistency) and consistency["consistent"]
+    summary["members_compared"] = bool(consistency)
+    summary["detail"] = _detail(leader, follower)
+    summary["poll_interval_s"] = (params["poll_interval_ms"] / 1000.0
+                                  if params.get("poll_interval_ms") is not None else None)
+    summary["op_timeout_s"] = params.get("op_timeout_s")
+    return summary
+
+
+def _count(trials: Iterable[Mapping[str, Any]], test: Any) -> int:
+    return sum(1 for t in trials if test(t))
+
+
+def _follower_undisturbed(t: Mapping[str, Any]) -> bool:
+    return (t["leader_after_heal"] == t["leader"] and t["majority_leaders_seen"] == [t["leader"]]
+            and t["term_after"] == t["term_before"]
+            and t["majority_terms_seen"] == [t["term_before"]])
+
+
+def _detail(leader: Sequence[Mapping[str, Any]], follower: Sequence[Mapping[str, Any]]
+            ) -> dict[str, Any]:
+    """Per-trial counts and value lists the findings and tables rest on."""
+    trials = [*leader, *follower]
+    stale = [is_stale(t) for t in trials]
+    example = next((t for t, s in zip(trials, stale, strict=True) if s), None)
+    records = {op: [t["minority"][op] for t in trials] for op in MINORITY_OPS}
+    leases = [t["lease"] for t in leader if t.get("lease")]
+    return {
+        "times_s": {key: sorted(float(t[key]) for t in trials if t.get(key) is not None)
+                    for _, _, key in EVENTS},
+        "leader_trials": len(leader), "follower_trials": len(follower), "trials": len(trials),
+        "new_leader_found": _count(leader, lambda t: t.get("new_leader_s") is not None),
+        "stepped_down": _count(leader, lambda t: t.get("step_down_s") is not None),
+        "overlaps_s": sorted(max(0.0, t["step_down_s"] - t["new_leader_s"]) for t in leader
+                             if t.get("step_down_s") is not None
+                             and t.get("new_leader_s") is not None),
+        "majority_writes_ok": _count(trials, lambda t: t["majority_write"]["outcome"] == "ok"),
+        "stale": sum(1 for v in stale if v), "stale_known": sum(1 for v in stale if v is not None),
+        "stale_example": None if example is None else {
+            "local": example["minority"]["serializable_read"].get("value"),
+            "local_mod": example["minority"]["serializable_read"].get("mod_revision"),
+            "majority": example["majority_read"].get("value"),
+            "majority_mod": example["majority_read"].get("mod_revision")},
+        "outcomes": {op: [r["outcome"] for r in records[op]] for op in MINORITY_OPS},
+        "elapsed_s": {op: sorted(float(r["elapsed_s"]) for r in records[op])
+                      for op in MINORITY_OPS},
+        "details": {op: sorted({str(r.get("details") or r.get("code")) for r in records[op]})
+                    for op in MINORITY_OPS},
+        "applied_after_heal": _count(trials, write_applied_after_heal),
+        "undisturbed": _count(follower, _follower_undisturbed),
+        "rejoined": _count(trials, lambda t: t.get("rejoin_s") is not None
+                           and t.get("converge_s") is not None),
+        "old_leader_follows": _count(leader, lambda t: t["leader_after_heal"] == t["new_leader"]),
+        "leases": [{"ttl_s": lease.get("ttl_s"), "age_at_cut_s": lease.get("age_at_cut_s"),
+                    "before_s": lease.get("remaining_before_cut_s"),
+                    "after_s": lease.get("remaining_after_new_leader_s")} for lease in leases],
+    }
+
+
+# -- formatting helpers ------------------------------------------------------------------------
+
+def median_phrase(values: Sequence[float]) -> str:
+    """The median with its exact 95 % interval, or with the values themselves (n < 6)."""
+    data = sorted(values)
+    if len(data) == 1:
+        return f"{fmt_seconds(data[0])} (n = 1)"
+    if stats.median_ci(data) is not None:
+        return fmt_median(data)
+    shown = ", ".join(fmt_seconds(v) for v in data)
+    return (f"{fmt_seconds(statistics.median(data))} (n = {len(data)}: {shown}; "
+            "too few for an interval)")
+
+
+def time_phrase(values: Sequence[float], poll_s: float | None) -> str:
+    """A polled time: one value as "1.22 s (±5.00 ms), n = 1", more as their median."""
+    if not values:
+        return "not seen"
+    if poll_s is None:
+        return median_phrase(values)
+    if len(values) == 1:
+        return f"{fmt_within(values[0], poll_s)}, n = 1"
+    return f"{median_phrase(values)}, each ±{fmt_seconds(poll_s)} (polled)"
+
+
+def outcome_counts_text(outcomes: Sequence[str]) -> str:
+    """"unknown 2 of 2 (≥ 15.8 % at 95 %)", one share per outcome seen."""
+    return "; ".join(f"{outcome} {fmt_share(outcomes.count(outcome), len(outcomes))}"
+                     for outcome in sorted(set(outcomes)))
+
+
+# -- findings ------------------------------------------------------------------------------------
+
+def _unknown(id: str, why: str) -> Finding:
+    return claim(id, None, "-", "+", why)
+
+
+def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
+    if not d["trials"]:
+        return _unknown("majority-serves", "No partition trial was measured.")
+    ok = d["majority_writes_ok"] == d["trials"] and d["new_leader_found"] == d["leader_trials"]
+    figures = {"new leader after the cut": time_phrase(d["times_s"]["new_leader_s"], poll),
+               "majority writes acknowledged": fmt_share(d["majority_writes_ok"], d["trials"])}
+    elected = d["times_s"]["new_leader_s"]
+    after = ("" if not elected else f" after {fmt_seconds(elected[0])}" if len(elected) == 1
+             else f" after a median of {fmt_seconds(statistics.median(elected))} "
+                  f"(n = {len(elected)})")
+    return claim(
+        "majority-serves", ok,
+        f"The majority side kept a leader and accepted writes: with the leader cut off, the "
+        f"remaining members named a new leader{after}, and every write sent to the majority "
+        "during the partition was acknowledged.",
+        "The majority side did not always keep serving: a new leader or an acknowledged "
+        "majority write was missing in some trials.",
+        **figures,
+    )
+
+
+def _step_down(d: Mapping[str, Any], poll: float | None) -> Finding:
+    if not d["leader_trials"]:
+        return _unknown("old-leader-steps-down", "No trial cut the leader off.")
+    figures = {"stopped naming itself leader after": time_phrase(
+        d["times_s"]["step_down_s"], poll),
+        "stepped down": fmt_share(d["stepped_down"], d["leader_trials"])}
+    if d["overlaps_s"]:
+        figures["two members named themselves leader for"] = median_phrase(d["overlaps_s"])
+    return claim(
+        "old-leader-steps-down", d["stepped_down"] == d["leader_trials"],
+        "The cut-off leader gave up leadership by itself while still cut off.",
+        "The cut-off leader did not always give up leadership while cut off.",
+        **figures,
+    )
+
+
+def _stale(d: Mapping[str, Any]) -> Finding:
+    if not d["stale_known"]:
+        return _unknown("minority-serializable-stale",
+                        "No trial had both a serializable read on the cut-off member and a "
+                        "read on the majority that answered, so staleness is unknown.")
+    figures = {"stale": fmt_share(d["stale"], d["stale_known"]),
+               "answered after": median_phrase(d["elapsed_s"]["serializable_read"])}
+    example = d["stale_example"]
+    if example:
+        figures["e.g."] = (f"`{example['local']}` at mod revision "
+                           f"{fmt_count(example['local_mod'])} on the cut-off member, "
+                           f"`{example['majority']}` at {fmt_count(example['majority_mod'])} "
+                           "on the majority")
+    return claim(
+        "minority-serializable-stale", d["stale"] == d["stale_known"],
+        "A serializable read on the cut-off member answered with the value from "
+        "before the cut, older than what the majority had committed.",
+        "A serializable read on the cut-off member did not always return an older value "
+        "than the majority's.",
+        **figures,
+    )
+
+
+def _default_client(d: Mapping[str, Any], timeout: Any) -> Finding:
+    outcomes = [o for op in DEFAULT_OPS for o in d["outcomes"][op]]
+    if not outcomes:
+        return _unknown("minority-default-unknown", "No operation reached the cut-off member.")
+    unknown = outcomes.count("unknown")
+    return claim(
+        "minority-default-unknown", unknown == len(outcomes),
+        f"A linearizable read and a write from a default client on the cut-off member were "
+        f"held until their {fmt_seconds(timeout)} deadline: outcome unknown.",
+        "A linearizable read or a write from a default client on the cut-off member did not "
+        "simply time out.",
+        **{"outcomes": outcome_counts_text(outcomes),
+           "answered after": median_phrase(
+               sorted(e for op in DEFAULT_OPS for e in d["elapsed_s"][op]))},
+    )
+
+
+def _require_leader(d: Mapping[str, Any]) -> Finding:
+    outcomes = [o for op in REQUIRE_LEADER_OPS for o in d["outcomes"][op]]
+    if not outcomes:
+        return _unknown("minority-require-leader-refused",
+                        "No operation reached the cut-off member.")
+    failed = outcomes.count("failed")
+    elapsed = sorted(e for op in REQUIRE_LEADER_OPS for e in d["elapsed_s"][op])
+    details = sorted({x for op in REQUIRE_LEADER_OPS for x in d["details"][op]})
+    return claim(
+        "minority-require-leader-refused", failed == len(outcomes),
+        "With the require-leader flag the same read and write were refused at once "
+        "(failed: not applied).",
+        "With the require-leader flag the read or the write was not always refused.",
+        **{"refused": fmt_share(failed, len(outcomes)),
+           "answered after": median_phrase(elapsed),
+           "error": "; ".join(f'"{x}"' for x in details)},
+    )
+
+
+def _not_applied(d: Mapping[str, Any]) -> Finding:
+    if not d["trials"]:
+        return _unknown("minority-write-not-applied", "No partition trial was measured.")
+    applied = d["applied_after_heal"]
+    return claim(
+        "minority-write-not-applied", applied == 0,
+        "The writes sent to the cut-off member, never acknowledged, were not applied after "
+        "healing either.",
+        "A write sent to the cut-off member, never acknowledged, was applied after healing: "
+        "its unknown outcome turned into a success.",
+        **{"applied after healing": fmt_share(applied, d["trials"])},
+    )
+
+
+def _follower(d: Mapping[str, Any]) -> Finding:
+    if not d["follower_trials"]:
+        return _unknown("follower-cut-undisturbed", "No trial cut a follower off.")
+    n = d["follower_trials"]
+    return claim(
+        "follower-cut-undisturbed", d["undisturbed"] == n,
+        "Cutting a follower off left the leader and its term unchanged, during the cut and "
+        "after healing.",
+        "Cutting a follower off disturbed the leader or raised the term.",
+        **{"leader and term unchanged": fmt_share(d["undisturbed"], n)},
+    )
+
+
+def _heal(d: Mapping[str, Any], poll: float | None) -> Finding:
+    if not d["trials"]:
+        return _unknown("heal-converges", "No partition trial was measured.")
+    ok = d["rejoined"] == d["trials"] and d["old_leader_follows"] == d["leader_trials"]
+    return claim(
+        "heal-converges", ok,
+        "After healing, the cut-off member followed the current leader and every member "
+        "served the same value and revision.",
+        "After healing, the members did not always converge on one leader and one state.",
+        **{"converged after": time_phrase(d["times_s"]["converge_s"], poll),
+           "converged": fmt_share(d["rejoined"], d["trials"])},
+    )
+
+
+def _consistent(summary: Mapping[str, Any]) -> Finding:
+    if not summary.get("members_compared"):
+        return _unknown("members-consistent", "The members' KV hashes were not compared.")
+    return claim(
+        "members-consistent", bool(summary["members_consistent"]),
+        "At the end every member reported the same revision and KV hash.",
+        "At the end the members' revisions or KV hashes differed.",
+    )
+
+
+def _lease(d: Mapping[str, Any]) -> Finding:
+    leases = [x for x in d["leases"] if x["before_s"] is not None and x["after_s"] is not None]
+    if not leases:
+        return comparison("published-lease-refresh", "published", None, "-", "+",
+                          "No lease was read both before the cut and from the new leader.")
+    # TTLs are whole seconds: "full" is within 1 s of the granted TTL.
+    refreshed = sum(1 for x in leases if x["after_s"] > x["before_s"]
+                    and x["ttl_s"] is not None and x["after_s"] >= x["ttl_s"] - 1)
+    first = leases[0]
+    return comparison(
+        "published-lease-refresh", "published", refreshed == len(leases),
+        "A new leader refreshes every lease to its full TTL (etcd lease docs, without "
+        "lease checkpointing): the lease granted before the cut was back at its full "
+        "TTL after the leader change.",
+        "A new leader should refresh every lease to its full TTL (etcd lease docs), but "
+        "the lease here was not back at its full TTL after the leader change.",
+        **{"refreshed": fmt_share(refreshed, len(leases)),
+           "TTL": fmt_whole_seconds(first["ttl_s"]),
+           "left before the cut": fmt_whole_seconds(first["before_s"]),
+           "left at the new leader": fmt_whole_seconds(first["after_s"])},
+    )
+
+
+def _reads(d: Mapping[str, Any]) -> Finding:
+    linear = d["outcomes"]["linearizable_read"] + d["outcomes"]["linearizable_read_require_leader"]
+    if not d["stale_known"] or not linear:
+        return comparison("published-read-semantics", "published", None, "-", "+",
+                          "The reads on the cut-off member did not answer, so the published "
+                          "read semantics cannot be checked.")
+    answered = linear.count("ok")
+    agrees = d["stale"] > 0 and answered == 0
+    return comparison(
+        "published-read-semantics", "published", agrees,
+        "Serializable reads are answered from the local member's state and may be stale; "
+        "linearizable reads need a quorum round (ReadIndex) with the leader, so a cut-off "
+        "member cannot answer them (etcd docs).",
+        "The etcd docs say serializable reads may be stale and linearizable reads need a "
+        "quorum; here a linearizable read on the cut-off member answered, or no "
+        "serializable read was stale.",
+        **{"stale serializable reads": fmt_share(d["stale"], d["stale_known"]),
+           "linearizable reads answered": fmt_share(answered, len(linear))},
+    )
+
+
+def _causes() -> list[Finding]:
+    return [
+        comparison(
+            "cause-check-quorum", "published", None, "-", "+",
+            "Whether check-quorum is what made the cut-off leader step down cannot be "
+            "attributed: etcd 3.5 always runs check-quorum, so this run has no control "
+            "without it."),
+        comparison(
+            "cause-pre-vote", "published", None, "-", "+",
+            "Whether pre-vote is what kept the cut-off follower from disrupting the leader "
+            f"cannot be attributed: {ISSUE_NO_CONTROL}."),
+    ]
+
+
+def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Finding]:
+    """The claims of Q3, answer first."""
+    d = summary["detail"]
+    poll = summary.get("poll_interval_s")
+    return [
+        _majority(d, poll),
+        _step_down(d, poll),
+        _stale(d),
+        _default_client(d, summary.get("op_timeout_s")),
+        _require_leader(d),
+        _not_applied(d),
+        _follower(d),
+        _heal(d, poll),
+        _consistent(summary),
+        _reads(d),
+        _lease(d),
+        *_causes(),
+        comparison(
+            "course-blank", "course", None, "-", "+",
+            "The course report left this question blank (\"3. ?\"), so there is nothing to "
+            "compare with."),
+    ]
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+def op_rows(samples: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per minority operation and scenario: outcome shares, error, time."""
+    rows = []
+    for op in MINORITY_OPS:
+        for scenario in SCENARIOS:
+            records = [t["minority"][op] for t in samples.get(scenario) or []]
+            if not records:
+                continue
+            details = sorted({f"{r['code']}" + (f": \"{r['details']}\"" if r["details"] else "")
+                              for r in records})
+            rows.append({
+                "operation": OP_LABELS[op], "scenario": SCENARIO_LABELS[scenario],
+                "outcome": outcome_counts_text([r["outcome"] for r in records]),
+                "details": "; ".join(details).replace("|", "\\|"),
+                "time": median_phrase([float(r["elapsed_s"]) for r in records]),
+            })
+    return rows
+
+
+def stale_rows(samples: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The first trial of each scenario: both sides' answer for the test key (measured
+    cells only: a read that did not answer shows its outcome instead)."""
+    rows = []
+    for scenario in SCENARIOS:
+        trials = samples.get(scenario) or []
+        if not trials:
+            continue
+        trial = trials[0]
+        local, majority = trial["minority"]["serializable_read"], trial["majority_read"]
+        for side, member, read in (
+            ("majority, linearizable read", majority.get("member", "?"), majority),
+            ("cut off, serializable read", trial["isolated"], local),
+        ):
+            ok = read["outcome"] == "ok"
+            rows.append({
+                "scenario": SCENARIO_LABELS[scenario], "side": side, "member": str(member),
+                "value": f"`{read.get('value')}`" if ok else f"{read['outcome']} ({read['code']})",
+                "mod_revision": fmt_count(read["mod_revision"]) if ok else "",
+                "revision": fmt_count(read["revision"]) if ok else "",
+            })
+    return rows
+
+
+def timing_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per timed event that was seen at least once."""
+    d = summary["detail"]
+    poll = summary.get("poll_interval_s")
+    rows = []
+    for label, _scenarios, key in EVENTS:
+        values = d["times_s"][key]
+        if values:
+            rows.append({"label": label, "n": fmt_count(len(values)),
+                         "time": time_phrase(values, poll)})
+    return rows
+
+
+def chart_series(summary: Mapping[str, Any], minimum: int = 3) -> dict[str, list[float]]:
+    """The timed events with at least ``minimum`` values (fewer are shown as table rows)."""
+    d = summary["detail"]
+    return {label: d["times_s"][key] for label, _scenarios, key in EVENTS
+            if len(d["times_s"][key]) >= minimum}

@@ -1,0 +1,200 @@
+"""Q1 ``election`` analysis: the summary from the quick run, and every finding flips with
+the data, in the findings and in the rendered section."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from etcdlab.analysis import by_id
+from etcdlab.analysis import election as analysis
+from etcdlab.report import render_report
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ROOT / "tests" / "data" / "quick-run" / "election.json"
+
+
+def quick() -> dict:
+    return json.loads(QUICK.read_text())
+
+
+def findings_of(data: dict) -> dict:
+    summary = analysis.summarize(data["samples"], data["params"])
+    return by_id(analysis.findings(summary, data["params"], data["metadata"]))
+
+
+def rendered(tmp_path: Path, data: dict, name: str) -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "election.json").write_text(json.dumps(data))
+    text = render_report(folder).read_text()
+    return text[text.index("## Q1."):text.index("## Q2.")]
+
+
+def test_summary_of_the_quick_run():
+    data = quick()
+    summary = analysis.summarize(data["samples"], data["params"])
+    assert summary["crash"]["trials"] == 5
+    assert summary["crash"]["median_s"] == pytest.approx(1.500752)
+    assert summary["graceful"]["median_s"] == pytest.approx(0.015768)
+    split = summary["graceful"]["first_write_split"]
+    # Trials 3 and 5 wrote before etcd logged the new leader (8.9 ms < 81.8 ms, 7.2 < 9.7).
+    assert split["before_s"] == pytest.approx([0.007217, 0.008946])
+    assert split["after_s"] == pytest.approx([0.01606, 0.112553, 0.120862])
+    assert split["basis"] == "log"
+    assert summary["crash"]["first_write_split"]["before_s"] == []
+    assert summary["members_consistent"] is True
+    assert summary["detection_lag_median_ms"] == pytest.approx(5.051, abs=1e-3)
+
+
+def test_all_quick_run_findings_hold_and_the_first_is_the_crash_answer():
+    found = findings_of(quick())
+    assert list(found)[0] == "crash-window"
+    assert all(f.holds is True for f in found.values()), {k: f.holds for k, f in found.items()}
+
+
+def test_a_first_write_is_classified_against_the_log_stamp_then_the_poll():
+    assert analysis.classify_first_write(
+        {"first_write_s": 0.005, "log_elected_s": 0.006, "elected_s": 0.01}) == "before"
+    assert analysis.classify_first_write(
+        {"first_write_s": 0.0065, "log_elected_s": 0.006, "elected_s": 0.01}) == "unresolved"
+    assert analysis.classify_first_write(
+        {"first_write_s": 0.0075, "log_elected_s": 0.006, "elected_s": 0.01}) == "after"
+    # Without a log stamp the polled time only bounds the election from above.
+    assert analysis.classify_first_write(
+        {"first_write_s": 0.005, "log_elected_s": None, "elected_s": 0.01}) == "unresolved"
+    assert analysis.classify_first_write(
+        {"first_write_s": 0.02, "log_elected_s": None, "elected_s": 0.01}) == "after"
+
+
+def test_the_timeout_model():
+    assert analysis.model_tail(1.775, 1.0, 2) == pytest.approx(0.050625)
+    assert analysis.model_tail(0.9, 1.0, 2) == 1.0
+    assert analysis.model_tail(2.1, 1.0, 2) == 0.0
+    assert analysis.model_mean(1.0, 2) == pytest.approx(4 / 3)
+
+
+def _slow_crashes(data):
+    for t in data["samples"]["crash"]:
+        t["elected_s"] += 1.2
+        t["log_elected_s"] += 1.2
+        t["first_write_s"] += 1.2
+
+
+def _graceful_like_crash(data):
+    for g, c in zip(data["samples"]["graceful"], data["samples"]["crash"], strict=True):
+        g.update(elected_s=c["elected_s"] + 0.01, log_elected_s=c["log_elected_s"] + 0.01,
+                 first_write_s=c["first_write_s"] + 0.01)
+
+
+def _graceful_writes_late(data):
+    for t in data["samples"]["graceful"]:
+        t["first_write_s"] = t["log_elected_s"] + 0.05
+
+
+def _crash_write_early(data):
+    trial = data["samples"]["crash"][0]
+    trial["first_write_s"] = trial["log_elected_s"] - 0.01
+
+
+def _two_rounds(data):
+    data["samples"]["crash"][0]["term_after"] += 1
+
+
+def _diverged(data):
+    data["samples"]["consistency"][1]["consistent"] = False
+
+
+def _many_fast_crashes(data):
+    # 60 elections, none as slow as 1.775 s: elections that slow are then < 5 % at 95 %.
+    base = data["samples"]["crash"][0]
+    data["samples"]["crash"] = [dict(base, trial=i + 1) for i in range(60)]
+
+
+def _graceful_waits(data):
+    trial = data["samples"]["graceful"][0]
+    trial.update(elected_s=1.5, log_elected_s=1.49, first_write_s=1.6)
+
+
+def _crash_mean_far(data):
+    for t, v in zip(data["samples"]["crash"], (1.90, 1.92, 1.94, 1.96, 1.98), strict=True):
+        t.update(elected_s=v, log_elected_s=v - 0.005, first_write_s=v + 0.01)
+
+
+FLIPS = [
+    ("crash-window", _slow_crashes, False),
+    ("graceful-faster", _graceful_like_crash, None),
+    ("graceful-writes-split", _graceful_writes_late, False),
+    ("crash-writes-after-leader", _crash_write_early, False),
+    ("one-round", _two_rounds, False),
+    ("members-consistent", _diverged, False),
+    ("course-1.77s", _many_fast_crashes, False),
+    ("published-transfer", _graceful_waits, False),
+    ("published-mean", _crash_mean_far, False),
+]
+
+
+@pytest.mark.parametrize(("finding", "change", "expected"), FLIPS, ids=[f[0] for f in FLIPS])
+def test_each_finding_flips_with_the_data_and_the_section_says_so(tmp_path, finding, change,
+                                                                  expected):
+    base = quick()
+    before = findings_of(base)[finding]
+    assert before.holds is True
+    changed = copy.deepcopy(base)
+    change(changed)
+    after = findings_of(changed)[finding]
+    assert after.holds is expected
+    assert after.text != before.text
+    old_text, new_text = rendered(tmp_path, base, "base"), rendered(tmp_path, changed, "new")
+    assert before.text in old_text and before.text not in new_text
+    assert after.text in new_text
+
+
+def test_graceful_writes_without_election_times_cannot_be_split(tmp_path):
+    data = quick()
+    for t in data["samples"]["graceful"]:
+        t["log_elected_s"] = None
+        t["first_write_s"] = t["elected_s"] - 0.001
+    finding = findings_of(data)["graceful-writes-split"]
+    assert finding.holds is None
+    assert "cannot be split" in rendered(tmp_path, data, "nolog")
+
+
+def test_the_course_start_point_follows_its_log_line(tmp_path, monkeypatch):
+    assert analysis.lost_connection_at_kill("unexpected EOF") is True
+    assert analysis.lost_connection_at_kill("read tcp: i/o timeout") is False
+    assert analysis.lost_connection_at_kill("something else") is None
+    base = rendered(tmp_path, quick(), "base")
+    monkeypatch.setattr(analysis, "COURSE_LOST_CONNECTION_ERROR", "i/o timeout")
+    finding = findings_of(quick())["course-start-point"]
+    assert finding.holds is False
+    text = rendered(tmp_path, quick(), "timeout")
+    assert finding.text in text and finding.text not in base
+
+
+def test_the_section_module_does_not_import_the_experiment():
+    source = (ROOT / "etcdlab" / "sections" / "election.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert imported, "the section imports something"
+    forbidden = ("etcdlab.experiments", "etcdlab.cluster", "etcdlab.transport",
+                 "etcdlab.faults", "etcdlab.nodes")
+    assert not [m for m in imported if m.startswith(forbidden)]
+
+
+def test_the_analysis_module_is_pure():
+    source = (ROOT / "etcdlab" / "analysis" / "election.py").read_text()
+    modules = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import)
+                for a in n.names}
+    allowed = {"__future__", "math", "collections.abc", "typing", "etcdlab",
+               "etcdlab.analysis", "etcdlab.units", "etcdlab.stats"}
+    assert modules <= allowed, modules - allowed

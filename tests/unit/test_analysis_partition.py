@@ -1,0 +1,174 @@
+"""Q3 ``partition`` analysis: the summary from the quick run, and every finding flips with
+the data, in the findings and in the rendered section."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from etcdlab.analysis import by_id
+from etcdlab.analysis import partition as analysis
+from etcdlab.report import render_report
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ROOT / "tests" / "data" / "quick-run" / "partition.json"
+
+
+def quick() -> dict:
+    return json.loads(QUICK.read_text())
+
+
+def findings_of(data: dict) -> dict:
+    return by_id(analysis.findings(analysis.summarize(data["samples"], data["params"]),
+                                   data["params"]))
+
+
+def rendered(tmp_path: Path, data: dict, name: str) -> str:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "partition.json").write_text(json.dumps(data))
+    text = render_report(folder).read_text()
+    return text[text.index("## Q3."):text.index("## Q4.")]
+
+
+def test_summary_of_the_quick_run():
+    data = quick()
+    summary = analysis.summarize(data["samples"], data["params"])
+    assert summary["leader_isolated"]["new_leader_s"] == pytest.approx(1.21719)
+    assert summary["leader_isolated"]["two_leaders_s"] == pytest.approx(0.514041)
+    assert summary["minority"]["outcome_counts"]["write"] == {"unknown": 2}
+    detail = summary["detail"]
+    assert (detail["stale"], detail["stale_known"]) == (2, 2)
+    assert detail["outcomes"]["write_require_leader"] == ["failed", "failed"]
+    assert detail["leases"][0] == {"ttl_s": 30, "age_at_cut_s": 4.339, "before_s": 26,
+                                   "after_s": 30}
+    assert detail["times_s"]["converge_s"] == pytest.approx([0.046307, 0.058921])
+
+
+def test_quick_run_findings_and_the_untestable_causes():
+    found = findings_of(quick())
+    assert list(found)[0] == "majority-serves"
+    untestable = {"cause-check-quorum", "cause-pre-vote", "course-blank"}
+    assert {k for k, f in found.items() if f.holds is None} == untestable
+    assert all(f.holds is True for k, f in found.items() if k not in untestable)
+    assert "see issue 14" in found["cause-pre-vote"].text
+
+
+def test_the_section_names_no_cause_and_uses_exact_bounds(tmp_path):
+    text = rendered(tmp_path, quick(), "base")
+    assert "(pre-vote)" not in text and "(check-quorum)" not in text
+    assert "this run has no control with pre-vote off; see issue 14" in text
+    assert "unknown 4 of 4 (≥ 47.3 % at 95 %)" in text
+    assert "30 s (±1 s)" in text and "26.0 s" not in text
+    assert "| — |" not in text
+    assert not (tmp_path / "base" / "partition.png").exists()  # n = 1: table rows, no plot
+
+
+def _majority_write_unknown(data):
+    data["samples"]["leader_isolated"][0]["majority_write"]["outcome"] = "unknown"
+
+
+def _no_step_down(data):
+    data["samples"]["leader_isolated"][0]["step_down_s"] = None
+
+
+def _fresh_serializable_read(data):
+    for scenario in analysis.SCENARIOS:
+        trial = data["samples"][scenario][0]
+        trial["minority"]["serializable_read"].update(
+            value=trial["majority_read"]["value"],
+            mod_revision=trial["majority_read"]["mod_revision"])
+
+
+def _default_write_ok(data):
+    data["samples"]["leader_isolated"][0]["minority"]["write"].update(
+        outcome="ok", code="OK", details="", elapsed_s=0.002)
+
+
+def _require_leader_times_out(data):
+    data["samples"]["follower_isolated"][0]["minority"]["write_require_leader"].update(
+        outcome="unknown", code="DEADLINE_EXCEEDED", details="Deadline Exceeded")
+
+
+def _minority_write_applied(data):
+    trial = data["samples"]["leader_isolated"][0]
+    for state in trial["after_heal"].values():
+        state["value"] = trial["minority"]["value_written"]
+
+
+def _follower_disturbs(data):
+    data["samples"]["follower_isolated"][0]["term_after"] += 1
+
+
+def _old_leader_elsewhere(data):
+    data["samples"]["leader_isolated"][0]["leader_after_heal"] = "qnode3"
+
+
+def _hashes_differ(data):
+    data["samples"]["consistency"]["consistent"] = False
+
+
+def _linearizable_answers(data):
+    data["samples"]["leader_isolated"][0]["minority"]["linearizable_read"].update(
+        outcome="ok", code="OK", details="")
+
+
+def _lease_not_refreshed(data):
+    data["samples"]["leader_isolated"][0]["lease"]["remaining_after_new_leader_s"] = 20
+
+
+FLIPS = [
+    ("majority-serves", _majority_write_unknown),
+    ("old-leader-steps-down", _no_step_down),
+    ("minority-serializable-stale", _fresh_serializable_read),
+    ("minority-default-unknown", _default_write_ok),
+    ("minority-require-leader-refused", _require_leader_times_out),
+    ("minority-write-not-applied", _minority_write_applied),
+    ("follower-cut-undisturbed", _follower_disturbs),
+    ("heal-converges", _old_leader_elsewhere),
+    ("members-consistent", _hashes_differ),
+    ("published-read-semantics", _linearizable_answers),
+    ("published-lease-refresh", _lease_not_refreshed),
+]
+
+
+@pytest.mark.parametrize(("finding", "change"), FLIPS, ids=[f[0] for f in FLIPS])
+def test_each_finding_flips_with_the_data_and_the_section_says_so(tmp_path, finding, change):
+    base = quick()
+    before = findings_of(base)[finding]
+    assert before.holds is True
+    changed = copy.deepcopy(base)
+    change(changed)
+    after = findings_of(changed)[finding]
+    assert after.holds is False
+    old_text, new_text = rendered(tmp_path, base, "base"), rendered(tmp_path, changed, "new")
+    assert before.text in old_text and before.text not in new_text
+    assert after.text in new_text
+
+
+def test_the_section_module_does_not_import_the_experiment():
+    source = (ROOT / "etcdlab" / "sections" / "partition.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert imported, "the section imports something"
+    forbidden = ("etcdlab.experiments", "etcdlab.cluster", "etcdlab.transport",
+                 "etcdlab.faults", "etcdlab.nodes")
+    assert not [m for m in imported if m.startswith(forbidden)]
+
+
+def test_the_analysis_module_is_pure():
+    source = (ROOT / "etcdlab" / "analysis" / "partition.py").read_text()
+    tree = ast.parse(source)
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    allowed = {"__future__", "statistics", "collections.abc", "typing", "etcdlab",
+               "etcdlab.analysis", "etcdlab.units", "etcdlab.stats"}
+    assert modules <= allowed, modules - allowed
