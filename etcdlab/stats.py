@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
+from typing import Any
 
 CONFIDENCE = 0.95
 
@@ -209,3 +210,18 @@ def binomial_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[f
     low = 0.0 if k == 0 else _solve_decreasing(lambda p: _binomial_cdf(k - 1, n, p), 1 - tail)
     high = 1.0 if k == n else _solve_decreasing(lambda p: _binomial_cdf(k, n, p), tail)
     return low, high
+
+
+def median_stats(values: Iterable[float]) -> dict[str, Any]:
+    """The median with its exact 95 % interval, JSON-ready: ``n``, ``median``, ``low``,
+    ``high`` (None below n = 6, and then the ``values`` themselves are kept)."""
+    data = sorted(_checked(values, "median_stats")) if values else []
+    if not data:
+        return {"n": 0, "median": None, "low": None, "high": None}
+    bounds = median_ci(data)
+    result: dict[str, Any] = {"n": len(data), "median": _percentile_sorted(data, 50),
+                              "low": bounds[0] if bounds else None,
+                              "high": bounds[1] if bounds else None}
+    if bounds is None:
+        result["values"] = data
+    return result

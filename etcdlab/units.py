@@ -8,9 +8,10 @@ The same functions are jinja filters (:data:`FILTERS`), so a template can write
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from etcdlab.stats import binomial_interval, binomial_upper, median_ci
+from etcdlab.stats import binomial_interval, binomial_upper, median_stats
 
 MISSING = "—"
 
@@ -148,6 +149,13 @@ def fmt_within(seconds: float | None, resolution_s: float) -> str:
     return f"{fmt_seconds(seconds)} (±{fmt_seconds(resolution_s)})"
 
 
+def _small_percent(fraction: float) -> str:
+    """A bound as a percentage that stays readable below 0.1 %: 0.00025 → "0.025 %"."""
+    if fraction < 0.001:
+        return f"{float(f'{fraction * 100:.2g}'):g} %"
+    return fmt_percent(fraction)
+
+
 def fmt_share(k: int | None, n: int | None) -> str:
     """k of n events with an exact 95 % bound: "0 of 20 (≤ 13.9 % at 95 %)", "20 of 20
     (≥ 86.1 % at 95 %)", "3 of 20 (15.0 %; 95 % CI 3.2 – 37.9 %)"."""
@@ -156,7 +164,7 @@ def fmt_share(k: int | None, n: int | None) -> str:
     if n == 0:
         return "0 of 0"
     if k == 0:
-        return f"0 of {n:,} (≤ {fmt_percent(binomial_upper(0, n))} at 95 %)"
+        return f"0 of {n:,} (≤ {_small_percent(binomial_upper(0, n))} at 95 %)"
     if k == n:
         return f"{n:,} of {n:,} (≥ {fmt_percent(1 - binomial_upper(0, n))} at 95 %)"
     low, high = binomial_interval(k, n)
@@ -168,17 +176,20 @@ def fmt_median(values: Iterable[float], formatter: Callable[[float], str] = fmt_
     """The median with its exact order-statistic 95 % interval, or the values themselves
     when there are too few for one (n < 6): "1.19 s (95 % CI 1.12 s – 1.31 s, n = 20)",
     "1.17 s, 1.40 s (n = 2, too few for an interval)"."""
-    data = sorted(float(v) for v in values)
-    if not data:
+    return fmt_median_stats(median_stats(list(values)), formatter)
+
+
+def fmt_median_stats(m: Mapping[str, Any] | None,
+                     formatter: Callable[[float], str] = fmt_seconds) -> str:
+    """:func:`fmt_median` from a :func:`etcdlab.stats.median_stats` dict (what a summary
+    keeps instead of thousands of values)."""
+    if not m or not m.get("n"):
         return MISSING
-    bounds = median_ci(data)
-    if bounds is None:
-        shown = ", ".join(formatter(v) for v in data)
-        return f"{shown} (n = {len(data)}, too few for an interval)"
-    middle = len(data) // 2
-    median = data[middle] if len(data) % 2 else (data[middle - 1] + data[middle]) / 2
-    return (f"{formatter(median)} (95 % CI {formatter(bounds[0])} – {formatter(bounds[1])}, "
-            f"n = {len(data):,})")
+    if m.get("low") is None:
+        shown = ", ".join(formatter(v) for v in m.get("values") or [m["median"]])
+        return f"{shown} (n = {m['n']}, too few for an interval)"
+    return (f"{formatter(m['median'])} (95 % CI {formatter(m['low'])} – {formatter(m['high'])}, "
+            f"n = {m['n']:,})")
 
 
 FILTERS = {

@@ -14,7 +14,15 @@ from typing import Any
 
 from etcdlab import stats
 from etcdlab.analysis import Asked, Finding, claim, comparison
-from etcdlab.units import fmt_bytes, fmt_count, fmt_factor, fmt_percent, fmt_seconds, fmt_within
+from etcdlab.units import (
+    fmt_bytes,
+    fmt_count,
+    fmt_factor,
+    fmt_median_stats,
+    fmt_percent,
+    fmt_seconds,
+    fmt_within,
+)
 
 NOSPACE_TEXT = "database space exceeded"
 # The full text etcd's docs give for a refused write.
@@ -53,31 +61,6 @@ ASKED = (
 
 
 # -- summary ---------------------------------------------------------------------------------
-
-def _median(values: Sequence[float]) -> dict[str, Any]:
-    """The median with its exact 95 % interval; the values themselves below n = 6."""
-    data = sorted(float(v) for v in values)
-    if not data:
-        return {"n": 0, "median": None, "low": None, "high": None}
-    bounds = stats.median_ci(data)
-    result: dict[str, Any] = {"n": len(data), "median": stats.percentile(data, 50),
-                              "low": bounds[0] if bounds else None,
-                              "high": bounds[1] if bounds else None}
-    if bounds is None:
-        result["values"] = data
-    return result
-
-
-def median_text(m: Mapping[str, Any] | None, formatter=fmt_seconds) -> str:
-    """Like :func:`etcdlab.units.fmt_median`, from a :func:`_median` dict."""
-    if not m or not m.get("n"):
-        return "no values"
-    if m.get("low") is None:
-        shown = ", ".join(formatter(v) for v in m.get("values") or [m["median"]])
-        return f"{shown} (n = {m['n']}, too few for an interval)"
-    return (f"{formatter(m['median'])} (95 % CI {formatter(m['low'])} – {formatter(m['high'])}, "
-            f"n = {m['n']:,})")
-
 
 def _probe(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if record is None:
@@ -133,7 +116,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
             [w["elapsed_s"] for w in first], 50)
         summary["write_latency_second_half_ms"] = 1000 * stats.percentile(
             [w["elapsed_s"] for w in second], 50)
-        summary["write_latency_halves"] = [_median([w["elapsed_s"] for w in part])
+        summary["write_latency_halves"] = [stats.median_stats([w["elapsed_s"] for w in part])
                                            for part in (first, second)]
     if recovery:
         defrags = recovery["defragment"]
@@ -365,10 +348,10 @@ def _slowdown(summary: Mapping[str, Any]) -> Finding:
     if not halves or halves[0].get("low") is None or halves[1].get("low") is None:
         return claim("fill_slowdown", None, yes, no,
                      "Too few acknowledged writes for intervals of the two halves' medians.",
-                     **({"writes": median_text(halves[0])} if halves else {}))
+                     **({"writes": fmt_median_stats(halves[0])} if halves else {}))
     first, second = halves
     ratio = second["median"] / first["median"] if first["median"] else None
-    figures = {"first half": median_text(first), "second half": median_text(second)}
+    figures = {"first half": fmt_median_stats(first), "second half": fmt_median_stats(second)}
     apart = "the second half's lower, the 95 % intervals apart" \
         if second["high"] < first["low"] else "their 95 % intervals overlap"
     return claim(

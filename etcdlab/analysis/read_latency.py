@@ -14,7 +14,15 @@ from typing import Any
 
 from etcdlab import stats
 from etcdlab.analysis import Asked, Finding, claim, comparison
-from etcdlab.units import fmt_count, fmt_factor, fmt_ms, fmt_percent, fmt_rate, fmt_share
+from etcdlab.units import (
+    fmt_count,
+    fmt_factor,
+    fmt_median_stats,
+    fmt_ms,
+    fmt_percent,
+    fmt_rate,
+    fmt_share,
+)
 
 CONSISTENCIES = ("linearizable", "serializable")
 TARGETS = ("leader", "follower")
@@ -55,43 +63,6 @@ ASKED = (
 
 # -- summary ---------------------------------------------------------------------------------
 
-def median_stats(values: Sequence[float]) -> dict[str, Any]:
-    """The median of values with its exact 95 % interval (None below n = 6); the values
-    themselves are kept when there are too few for an interval."""
-    data = sorted(float(v) for v in values)
-    if not data:
-        return {"n": 0, "median": None, "low": None, "high": None}
-    bounds = stats.median_ci(data)
-    result: dict[str, Any] = {"n": len(data), "median": stats.percentile(data, 50),
-                              "low": bounds[0] if bounds else None,
-                              "high": bounds[1] if bounds else None}
-    if bounds is None:
-        result["values"] = data
-    return result
-
-
-def median_text(m: Mapping[str, Any] | None, formatter=fmt_ms) -> str:
-    """Like :func:`etcdlab.units.fmt_median`, from a :func:`median_stats` dict (the summary
-    keeps the interval, not the thousands of values it came from)."""
-    if not m or not m.get("n"):
-        return "no values"
-    if m.get("low") is None:
-        shown = ", ".join(formatter(v) for v in m.get("values") or [m["median"]])
-        return f"{shown} (n = {m['n']}, too few for an interval)"
-    return (f"{formatter(m['median'])} (95 % CI {formatter(m['low'])} – {formatter(m['high'])}, "
-            f"n = {m['n']:,})")
-
-
-def share(k: int, n: int) -> str:
-    """:func:`etcdlab.units.fmt_share`, but a bound below 0.1 % keeps two significant digits
-    ("0 of 12,000 (≤ 0.025 % at 95 %)" rather than "≤ 0.0 %")."""
-    if n and k == 0:
-        bound = stats.binomial_upper(0, n)
-        if bound < 0.001:
-            return f"0 of {n:,} (≤ {bound * 100:.2g} % at 95 %)"
-    return fmt_share(k, n)
-
-
 def cell_summary(cell: Mapping[str, Any]) -> dict[str, Any]:
     """Percentiles (ms), mean, throughput (reads/s) and error counts of one cell, and the
     median with its exact 95 % interval (``median``)."""
@@ -103,7 +74,7 @@ def cell_summary(cell: Mapping[str, Any]) -> dict[str, Any]:
         "errors": sum(cell["errors"].values()),
         "unknown": cell["errors"].get("unknown", 0),
         "throughput_rps": ok / cell["elapsed_s"] if cell["elapsed_s"] > 0 else None,
-        "median": median_stats(values_ms),
+        "median": stats.median_stats(values_ms),
     }
     if not values_ms:
         return {**summary, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None,
@@ -138,7 +109,7 @@ def harness_summary(harness_samples: Mapping[str, Any]) -> dict[str, Any]:
         "etcd3_p50_ms": stats.percentile(client, 50) / 1000.0,
         "ratio": stats.percentile(ratios, 50) if ratios else None,
         "ratio_blocks": len(ratios),
-        "ratio_median": median_stats(ratios),
+        "ratio_median": stats.median_stats(ratios),
     }
     summary["etcd3_extra_ms"] = summary["etcd3_p50_ms"] - summary["bare_p50_ms"]
     cpu = harness_samples.get("cpu_us_per_read") or {}
@@ -224,8 +195,8 @@ def _cell_findings(summary: Mapping[str, Any]) -> list[Finding]:
             ratio = _ratio(lin, ser)
             figures = {}
             if lin and ser:
-                figures = {"linearizable median": median_text(lin["median"]),
-                           "serializable median": median_text(ser["median"])}
+                figures = {"linearizable median": fmt_median_stats(lin["median"], fmt_ms),
+                           "serializable median": fmt_median_stats(ser["median"], fmt_ms)}
             missing = ("this run has no such pair of cells" if not (lin and ser) else
                        "too few reads for an interval of the median")
             not_slower = ("the linearizable median was below the serializable one, their 95 % "
@@ -356,7 +327,7 @@ def _harness(summary: Mapping[str, Any]) -> Finding:
         return claim("harness", None, yes, no, "The run has no harness comparison.")
     m = h["ratio_median"]
     upper = m["high"] if m.get("high") is not None else max(m.get("values") or [h["ratio"]])
-    figures = {"etcd3 ÷ bare, paired blocks": median_text(m, lambda v: f"{v:.2f}"),
+    figures = {"etcd3 ÷ bare, paired blocks": fmt_median_stats(m, lambda v: f"{v:.2f}"),
                "bare stub median": fmt_ms(h["bare_p50_ms"]),
                "etcd3 client median": fmt_ms(h["etcd3_p50_ms"])}
     return claim(
@@ -403,8 +374,8 @@ def _errors(summary: Mapping[str, Any]) -> Finding:
                      "The run recorded no reads.")
     return claim(
         "errors", failed == 0,
-        f"No read failed or timed out: {share(0, total)}.",
-        f"{share(failed, total)} reads failed or timed out; they count as errors, not "
+        f"No read failed or timed out: {fmt_share(0, total)}.",
+        f"{fmt_share(failed, total)} reads failed or timed out; they count as errors, not "
         "as latencies.",
         unknown=fmt_count(sum(c["unknown"] for c in cells)))
 

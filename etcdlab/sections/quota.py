@@ -18,14 +18,13 @@ from etcdlab.analysis.quota import (
     COURSE_REPORT_QUOTE,
     PROBE_LABELS,
     findings,
-    median_text,
     sizes_text,
     summarize,
 )
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
 from etcdlab.stats import percentile
-from etcdlab.units import MISSING, fmt_bytes, fmt_count, fmt_seconds, fmt_within
+from etcdlab.units import MISSING, fmt_bytes, fmt_count, fmt_median_stats, fmt_seconds, fmt_within
 
 MIB = 1024**2
 # Writes per point of the latency chart: the median of each block smooths single stalls.
@@ -147,8 +146,8 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
             "bytes": fmt_bytes(fill.get("bytes_acknowledged")),
             "elapsed": fmt_seconds(fill.get("elapsed_s")),
             "sizes": sizes_text(fill.get("db_size_at_alarm")),
-            "latency_first": median_text(halves[0]),
-            "latency_second": median_text(halves[1]),
+            "latency_first": fmt_median_stats(halves[0]),
+            "latency_second": fmt_median_stats(halves[1]),
         } if fill else None,
         "alarm_members": _alarm_lists(alarm.get("alarms") or {}),
         "alarm_listed_after": fmt_within(alarm.get("listed_after_s"), ALARM_POLL_S),
