@@ -223,9 +223,9 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     items.append(claim(
         "slow-client-believes-after-revocation", None if n_slow == 0 else k > 0,
         "The client whose clock ran slow still believed it held the lock after etcd had "
-        f"revoked its lease (trials: {fmt_share(k, n_slow)}).",
+        f"revoked its lease; trials: {fmt_share(k, n_slow)}.",
         "The client whose clock ran slow stopped believing it held the lock before etcd "
-        f"revoked its lease (trials where it believed so after it: {fmt_share(k, n_slow)}).",
+        f"revoked its lease; trials where it believed so after it: {fmt_share(k, n_slow)}.",
         "No trial recorded the slow client's lease revocation, so its belief cannot be "
         "compared with etcd's.",
         **{"believed − revoked": _errors_text(slow),
@@ -236,7 +236,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     items.append(claim(
         "fast-client-stops-early", None if n_fast == 0 else k == n_fast,
         f"The client whose clock ran fast stopped before etcd revoked its lease: safe, but "
-        f"it gives up the lease's last moments (trials: {fmt_share(k, n_fast)}).",
+        f"it gives up the lease's last moments; trials: {fmt_share(k, n_fast)}.",
         f"The client whose clock ran fast did not always stop before etcd revoked its lease "
         f"(trials where it did: {fmt_share(k, n_fast)}).",
         "No trial recorded the fast client's lease revocation.",
@@ -251,9 +251,9 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     items.append(claim(
         "second-holder-during-belief", None if n == 0 else k > 0,
         "A second client took the lock while its previous holder still believed it held "
-        f"it (client trials: {fmt_share(k, n)}).",
+        f"it; client trials: {fmt_share(k, n)}.",
         "No second client took the lock while its previous holder still believed it held "
-        f"it (client trials where one did: {fmt_share(k, n)}).",
+        f"it; client trials where one did: {fmt_share(k, n)}.",
         "No contender took a lock in this run, so overlaps cannot be measured.",
         **{LABELS[name]: f"{overlaps[name]} of {measured[name]}" for name in HOLDERS},
         **({"longest overlap": fmt_seconds(longest)} if k else {})))
@@ -323,7 +323,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     items.append(claim(
         "keepalives-keep-lease", None if not keep else keep["kept_alive"],
         f"Keepalives every TTL/3 by the slow client's own clock kept its lease alive for "
-        f"{fmt_seconds(keep['duration_s']) if keep else ''}.",
+        f"{fmt_seconds(keep['duration_s']) if keep else ''} of that clock.",
         "Keepalives every TTL/3 by the slow client's own clock did not keep its lease "
         "alive.",
         "This run had no keepalive phase.", **figures))
