@@ -31,12 +31,12 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import grpc
 
 from etcdlab import clocks
+from etcdlab.analysis.lease_drift import HOLDERS, summarize, summarize_holder
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
@@ -45,7 +45,6 @@ from etcdlab.params import Param
 from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lease-drift/"
-HOLDERS = ("fast", "slow")
 
 
 # -- the client process (runs with a faked clock) -------------------------------------------
@@ -303,81 +302,6 @@ def watch_keepalive(cluster: Cluster, keeper: JsonLinesChild, node: str, duratio
     }
 
 
-def summarize_holder(holder_record: Mapping[str, Any]) -> dict[str, Any]:
-    """Belief error, overlap and stale writes of one holder in one trial."""
-    revoked = holder_record["revoked"]
-    believed = holder_record["believed_expired_real"]
-    contender = holder_record["contender"] or {}
-    revoked_revision = revoked["revision"] if revoked else None
-    stale = {"fenced_rejected": 0, "fenced_accepted": 0, "unfenced_accepted": 0, "unknown": 0,
-             "fenced_before": 0, "unfenced_before": 0}
-    for write in holder_record["writes"]:
-        if write["outcome"] == "unknown":
-            stale["unknown"] += 1
-            continue
-        after = revoked_revision is not None and write["revision"] >= revoked_revision
-        if write["kind"] == "fenced":
-            if not write["ok"]:
-                stale["fenced_rejected"] += 1  # the compare failed: the lock was gone
-            elif after:
-                stale["fenced_accepted"] += 1
-            else:
-                stale["fenced_before"] += 1
-        elif after:
-            stale["unfenced_accepted"] += 1
-        else:
-            stale["unfenced_before"] += 1
-    acquired2 = contender.get("acquired_real")
-    return {
-        "belief_error_s": believed - revoked["real"] if revoked else None,
-        "etcd_lease_s": revoked["real"] - holder_record["acquired_real"] if revoked else None,
-        "believed_lease_s": believed - holder_record["acquired_real"],
-        "overlap_s": max(0.0, believed - acquired2) if acquired2 else None,
-        "second_acquired_after_revoke_s": acquired2 - revoked["real"]
-        if acquired2 and revoked else None,
-        "contender_write_ok": contender.get("write_ok"),
-        **stale,
-    }
-
-
-def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Per holder: belief errors and overlaps over the trials; fencing counts; keepalives."""
-    summary: dict[str, Any] = {}
-    per_trial = [{name: summarize_holder(h) for name, h in trial["holders"].items()}
-                 for trial in samples["trials"]]
-    for name in HOLDERS:
-        rows = [t[name] for t in per_trial if name in t]
-        errors = [r["belief_error_s"] for r in rows if r["belief_error_s"] is not None]
-        overlaps = [r["overlap_s"] for r in rows if r["overlap_s"] is not None]
-        summary[name] = {
-            "trials": len(rows),
-            "belief_error_s": sum(errors) / len(errors) if errors else None,
-            "belief_error_min_s": min(errors) if errors else None,
-            "belief_error_max_s": max(errors) if errors else None,
-            "overlap_s": max(overlaps) if overlaps else None,
-            "trials_with_overlap": sum(1 for o in overlaps if o > 0),
-            "stale_fenced_rejected": sum(r["fenced_rejected"] for r in rows),
-            "stale_unfenced_accepted": sum(r["unfenced_accepted"] for r in rows),
-            "expected_error_s": params["ttl_s"] * (1.0 / samples["rates"][name] - 1.0),
-        }
-    rows = [r for t in per_trial for r in t.values()]
-    summary["fenced_stale_writes_rejected"] = sum(r["fenced_rejected"] for r in rows)
-    summary["fenced_stale_writes_accepted"] = sum(r["fenced_accepted"] for r in rows)
-    summary["unfenced_stale_writes_accepted"] = sum(r["unfenced_accepted"] for r in rows)
-    summary["unknown_writes"] = sum(r["unknown"] for r in rows)
-    summary["contender_writes_ok"] = all(r["contender_write_ok"] for r in rows)
-    keep = next((t["keepalive"] for t in samples["trials"] if t.get("keepalive")), None)
-    if keep:
-        ttls = [r["ttl"] for r in keep["remaining"] if r["ttl"] is not None]
-        summary["keepalive"] = {
-            "kept_alive": bool(ttls) and min(ttls) > 0 and keep["done"],
-            "min_remaining_ttl_s": min(ttls) if ttls else None,
-            "keepalives": len(keep["keepalives"]),
-            "duration_s": params["keepalive_ttls"] * params["ttl_s"],
-        }
-    return summary
-
-
 def _signed(value: float | None) -> str:
     return "?" if value is None else f"{value:+.3f}"
 
@@ -397,8 +321,9 @@ EXPERIMENT = Experiment(
               above=0),
         Param("keepalive_ttls", 2.0, "keepalive phase length, in TTLs", above=0),
     ),
-    # A 15 s TTL with 3000 ms/min: 750 ms of disagreement (500 ms/min over 60 s gives
-    # 500 ms), and the fast holder still stops ~0.7 s before etcd expires its lease.
+    # A 15 s TTL with 3000 ms/min: by TTL × (1/rate − 1) the slow holder believes its
+    # lease ends 789 ms after etcd's deadline, the fast one 714 ms before (500 ms/min over
+    # 60 s gives +504 / −496 ms), more than etcd's 500 ms expiry check blurs.
     quick={"ttl_s": 15, "drift_ms_per_min": 3000.0, "trials": 1},
     run=run,
     summarize=summarize,

@@ -1,4 +1,8 @@
-"""Q8 ``lease-drift`` in the report: belief-error chart and section data from the samples."""
+"""Q8 ``lease-drift`` in the report: findings, tables and the belief-error chart.
+
+Every conclusion comes from :func:`etcdlab.analysis.lease_drift.findings`; this module only
+formats the summary's figures for the tables and draws the chart.
+"""
 
 from __future__ import annotations
 
@@ -7,107 +11,102 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab import charts as plots
-from etcdlab import clocks
-from etcdlab.experiments.lease_drift import HOLDERS, summarize, summarize_holder
+from etcdlab.analysis import run_vs_question
+from etcdlab.analysis.lease_drift import (
+    ASKED,
+    FULL_RUN_TTL_S,
+    HOLDERS,
+    LABELS,
+    LESSOR_CHECK_S,
+    QUESTION_DRIFT_MS_PER_MIN,
+    findings,
+    fmt_drift,
+    fmt_ttl,
+    min_lease_ttl_s,
+    question_ppm,
+    question_prediction,
+    rate_ppm,
+    summarize,
+)
 from etcdlab.results import Result
-from etcdlab.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
-
-LABELS = {"fast": "clock fast", "slow": "clock slow"}
-
-
-def _holder_rows(result: Result) -> dict[str, list[dict[str, Any]]]:
-    """Each holder's per-trial figures, recomputed from the samples."""
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in HOLDERS}
-    for trial in result.samples["trials"]:
-        for name, record in trial["holders"].items():
-            rows[name].append(summarize_holder(record))
-    return rows
+from etcdlab.sections.common import metadata_text
+from etcdlab.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
 
 
 def charts(result: Result, out_dir: Path) -> dict[str, str]:
-    """Believed expiry minus etcd's revocation, per holder and trial."""
-    rows = _holder_rows(result)
-    series = {LABELS[name]: [r["belief_error_s"] for r in rows[name]
-                             if r["belief_error_s"] is not None] for name in HOLDERS}
-    ttl = result.params["ttl_s"]
-    rates = result.samples["rates"]
+    """Believed expiry minus etcd's revocation, per holder and trial; none when each
+    holder has fewer than two trials (the table shows those rows)."""
+    summary = summarize(result.samples, result.params)
+    series = {LABELS[name]: summary[name]["belief_errors_s"] for name in HOLDERS}
+    if max(len(values) for values in series.values()) < 2:
+        return {}
     return {"errors": plots.strip_plot(
         out_dir / "lease_drift_belief_error.png", series,
         "When the client thought its lease ended, relative to etcd's revocation",
         "believed expiry − revocation (s)",
         reference_lines={
             "etcd revoked": 0.0,
-            "TTL × drift (slow)": ttl * (1.0 / rates["slow"] - 1.0),
-            "TTL × drift (fast)": ttl * (1.0 / rates["fast"] - 1.0),
+            **{f"TTL × (1/rate − 1), {LABELS[name]}": summary[name]["predicted_error_s"]
+               for name in HOLDERS},
         })}
 
 
-def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
-    """Prepare the Q8 section: answer, table, fencing, keepalives, comparison, method."""
-    params = result.params
-    summary = summarize(result.samples, params)
-    rows = _holder_rows(result)
-    ttl = params["ttl_s"]
-    drift = params["drift_ms_per_min"]
-    rate_ppm = clocks.rate_ppm(clocks.drift_rate(drift))
-    fast, slow = summary["fast"], summary["slow"]
-    answer = [
-        (f"With a {fmt_seconds(ttl)} lease, the client whose clock ran "
-         f"{fmt_ms(drift)}/min slow still believed it held the lock "
-         f"{fmt_seconds(slow['belief_error_s'])} after etcd had revoked the lease (mean of "
-         f"{fmt_count(slow['trials'])}; TTL × drift predicts "
-         f"{fmt_seconds(slow['expected_error_s'])}, less the up to 0.5 s by which etcd's "
-         "leader checks expiry late), and a second "
-         f"client took the lock while it still believed so in "
-         f"{fmt_count(slow['trials_with_overlap'])} of {fmt_count(slow['trials'])} trials "
-         f"(longest overlap {fmt_seconds(slow['overlap_s'])}). The fast client gave up "
-         f"{fmt_seconds(-fast['belief_error_s'] if fast['belief_error_s'] is not None else None)}"
-         " early: safe, but it loses the lease's last moments."),
-        (f"Fencing protected the resource: {fmt_count(summary['fenced_stale_writes_rejected'])} "
-         f"stale fenced writes were rejected and "
-         f"{fmt_count(summary['fenced_stale_writes_accepted'])} accepted, while the same "
-         f"holder's plain puts after the revocation were all accepted "
-         f"({fmt_count(summary['unfenced_stale_writes_accepted'])})."),
-    ]
-    keep = summary.get("keepalive")
-    if keep:
-        answer.append(
-            f"Keepalives every TTL/3 by the slow client's own clock kept its lease alive for "
-            f"{fmt_seconds(keep['duration_s'])} ({fmt_count(keep['keepalives'])} keepalives; "
-            f"etcd's remaining TTL never fell below {fmt_seconds(keep['min_remaining_ttl_s'])})."
-            if keep["kept_alive"] else
-            "Keepalives every TTL/3 did NOT keep the slow client's lease alive: see the samples.")
-    table = []
+def _rows(summary: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The body table (times) and the appendix table (writes), one row per client trial."""
+    body, writes = [], []
     for name in HOLDERS:
-        for index, row in enumerate(rows[name], start=1):
-            table.append({
+        trials = [t[name] for t in summary["per_trial"] if name in t]
+        for index, row in enumerate(trials, start=1):
+            body.append({
                 "label": LABELS[name], "trial": index,
                 "etcd": fmt_seconds(row["etcd_lease_s"]),
                 "believed": fmt_seconds(row["believed_lease_s"]),
                 "error": fmt_seconds(row["belief_error_s"]),
-                "second": fmt_seconds(row["second_acquired_after_revoke_s"]),
+                "predicted": fmt_seconds(summary[name]["predicted_error_s"]),
                 "overlap": fmt_seconds(row["overlap_s"]),
+            })
+            writes.append({
+                "label": LABELS[name], "trial": index,
+                "second": fmt_seconds(row["second_acquired_after_revoke_s"]),
                 "fenced_ok": fmt_count(row["fenced_before"]),
                 "fenced_rejected": fmt_count(row["fenced_rejected"]),
                 "unfenced_stale": fmt_count(row["unfenced_accepted"]),
                 "unknown": fmt_count(row["unknown"]),
             })
+    return body, writes
+
+
+def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
+    """Prepare the Q8 section: findings (answer first), tables, published figures, method."""
+    params, metadata = result.params, result.metadata
+    summary = summarize(result.samples, params)
+    body, writes = _rows(summary)
+    timeout_ms, heartbeat_ms = metadata.get("election_timeout_ms"), metadata.get("heartbeat_ms")
+    min_ttl = (fmt_ttl(min_lease_ttl_s(timeout_ms, heartbeat_ms))
+               if timeout_ms and heartbeat_ms else MISSING)
+    asked = question_prediction()
     return {
-        "answer": answer,
-        "rows": table,
+        "findings": findings(summary, params),
+        "run_vs_question": run_vs_question(params, ASKED),
+        "rows": body,
+        "write_rows": writes,
         "chart": chart_files.get("errors"),
-        "ttl": fmt_seconds(ttl),
-        "drift": f"{fmt_ms(drift)}/min",
-        "ppm": fmt_ppm(rate_ppm),
-        "disagreement": fmt_seconds(ttl * drift / 60_000.0),
+        "ttl": fmt_ttl(params["ttl_s"]),
+        "drift": fmt_drift(params["drift_ms_per_min"]),
+        "ppm": fmt_ppm(abs(rate_ppm(summary["fast"]["rate"]))),
+        "predicted": {name: fmt_seconds(summary[name]["predicted_error_s"]) for name in HOLDERS},
+        "measured": {name: ", ".join(fmt_seconds(v) for v in summary[name]["belief_errors_s"])
+                     or MISSING for name in HOLDERS},
+        "question_drift": fmt_drift(QUESTION_DRIFT_MS_PER_MIN),
+        "question_ppm": question_ppm(),
+        "question_ttl": fmt_ttl(FULL_RUN_TTL_S),
+        "question_predicted": asked,
+        "lessor_check": fmt_seconds(LESSOR_CHECK_S),
+        "min_ttl": min_ttl,
+        "election_timeout": fmt_ms(timeout_ms),
+        "heartbeat": metadata_text(result, "heartbeat_ms"),
         "trials": fmt_count(params["trials"]),
         "act_window": fmt_seconds(params["act_window_s"]),
         "act_interval": fmt_seconds(params["act_interval_s"]),
-        "keepalive_duration": fmt_seconds(params["keepalive_ttls"] * ttl),
-        "kept_alive": fmt_bool(keep["kept_alive"]) if keep else MISSING,
-        "contender_ok": fmt_bool(summary["contender_writes_ok"]),
-        "slow_error": fmt_seconds(slow["belief_error_s"]),
-        "fast_error": fmt_seconds(fast["belief_error_s"]),
-        "fenced_rejected": fmt_count(summary["fenced_stale_writes_rejected"]),
-        "unfenced_accepted": fmt_count(summary["unfenced_stale_writes_accepted"]),
+        "keepalive_duration": fmt_seconds(params["keepalive_ttls"] * params["ttl_s"]),
     }

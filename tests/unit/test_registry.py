@@ -231,7 +231,7 @@ PARAMS = {"instances": 2, "watchers": 2, "ttl_s": 5, "trials": 2, "churn_s": 5.0
 
 
 def test_compare_with_truth_counts_missed_duplicated_and_unexpected():
-    from etcdlab.experiments.membership import compare_with_truth
+    from etcdlab.analysis.membership import compare_with_truth
 
     truth = [[6, "a", "put"], [7, "b", "put"], [8, "a", "delete"]]
     changes = [{"revision": 7, "instance": "b", "kind": "join", "via": "event"},
@@ -288,11 +288,12 @@ def test_membership_section_renders_from_a_result(tmp_path):
     write_result(tmp_path / "membership.json", result)
     text = report.render_report(tmp_path).read_text()
     q10 = text[text.index("## Q10"):]
-    assert "Only partly in this run." in q10
-    assert "missing 1 and duplicating 1 events by revision" in q10
-    assert "1 of 2 instances lost their registration during the failover (a)" in q10
+    assert "Only partly in this run: joins reaching every watcher; watchers equal to etcd" in q10
+    assert "events missed 1 of 6" in q10 and "duplicated 1 of 6" in q10
+    assert "Instances lost their registration when the etcd leader was SIGKILLed: 1 of 2" in q10
+    assert "(a)" in q10
     # 109.0 - 102.5 = 6.5 s, TTL 5 s + election timeout 1 s (+ expiry check): consistent.
-    assert "expired 6.50 s after the election" in q10
-    assert "as etcd's promotion of a new leader predicts" in q10
-    assert "| w2 | 10.0.0.1:2379 | 3 | 3 | 1 | 1 |" in q10
+    assert "probe expired after the election: 6.50 s (±50.0 ms)" in q10
+    assert "As etcd's promotion rule predicts" in q10
+    assert "| w2 | 3 | 3 | 1 | 1 |" in q10
     assert (tmp_path / "membership_timeline.png").exists()

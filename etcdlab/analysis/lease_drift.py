@@ -1,0 +1,379 @@
+"""Q8 ``lease-drift`` analysis: belief errors, overlaps, fencing and keepalives, as findings.
+
+Pure: samples in (see :mod:`etcdlab.experiments.lease_drift` for how they are taken),
+summary and findings out. One prediction is used everywhere: a client whose clock runs at
+``rate`` (1.05 = 5 % fast) says its lease of ``ttl`` seconds has ended after ``ttl /
+rate`` real seconds, so it believes the lease ends ``ttl × (1/rate − 1)`` after etcd's
+deadline (:func:`predicted_error_s`). etcd revokes an expired lease late by up to its
+lessor's check interval (500 ms), which makes the measured believed − revoked smaller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.units import (
+    fmt_count,
+    fmt_median,
+    fmt_ms,
+    fmt_ppm,
+    fmt_seconds,
+    fmt_share,
+    fmt_whole_seconds,
+)
+
+HOLDERS = ("fast", "slow")
+LABELS = {"fast": "clock fast", "slow": "clock slow"}
+
+# etcd's lessor looks for expired leases every 500 ms (lease/lessor.go, runLoop), so a
+# lease is revoked between 0 and 0.5 s after its deadline (plus a Raft round trip).
+LESSOR_CHECK_S = 0.5
+# Lines are stamped when they reach this program, the watch event when it arrives, the
+# holder starts its own count just before its grant: a few to tens of ms each way.
+STAMP_TOLERANCE_S = 0.1
+
+# The question's drift; the TTL and trials are the full run's (the question sets neither).
+QUESTION_DRIFT_MS_PER_MIN = 500.0
+FULL_RUN_TTL_S = 60
+
+
+def fmt_ttl(seconds: float | None) -> str:
+    """A lease TTL as etcd takes it, in whole seconds: 15 → "15 s".
+
+    A TTL asked for is exact (etcd expires the lease TTL seconds after its grant on the
+    leader's monotonic clock); a TTL etcd *reports* (remaining time to live) is truncated
+    to whole seconds and shown with :func:`etcdlab.units.fmt_whole_seconds` instead.
+    """
+    if seconds is None:
+        return fmt_seconds(None)
+    return f"{round(seconds):,} s"
+
+
+def fmt_drift(drift_ms_per_min: float | None) -> str:
+    """A clock drift: 3000 → "3.00 s/min"."""
+    return f"{fmt_ms(drift_ms_per_min)}/min"
+
+
+ASKED = (
+    Asked("drift_ms_per_min", QUESTION_DRIFT_MS_PER_MIN, "client clocks drift by", fmt_drift),
+    Asked("ttl_s", FULL_RUN_TTL_S, "lease TTL (the question sets none; the full run's)",
+          fmt_ttl),
+    Asked("trials", 3, "trials per client (the full run's)", fmt_count),
+)
+
+
+def rate_of(drift_ms_per_min: float) -> float:
+    """The rate of a clock that gains ``drift_ms_per_min`` per real minute (as the
+    experiment fakes it: libfaketime's ``x`` factor)."""
+    return 1.0 + drift_ms_per_min / 60_000.0
+
+
+def rate_ppm(rate: float) -> float:
+    """A clock rate as parts per million fast (positive) or slow (negative)."""
+    return (rate - 1.0) * 1e6
+
+
+def predicted_error_s(ttl_s: float, rate: float) -> float:
+    """When a client at ``rate`` believes its lease ended, relative to etcd's deadline:
+    ``ttl × (1/rate − 1)`` (positive: after it)."""
+    return ttl_s * (1.0 / rate - 1.0)
+
+
+def min_lease_ttl_s(election_timeout_ms: float, heartbeat_ms: float) -> int:
+    """etcd's minimum lease TTL: 1.5 election timeouts, in whole ticks, rounded up to whole
+    seconds (etcdserver: ``minTTL = (3 × ElectionTicks / 2) × heartbeat``, then
+    ``math.Ceil``); a shorter TTL is granted as this minimum. 1000/100 ms → 2 s."""
+    ticks = int(election_timeout_ms // heartbeat_ms)
+    return math.ceil((3 * ticks) // 2 * heartbeat_ms / 1000.0)
+
+
+# -- summary ------------------------------------------------------------------------------
+
+
+def summarize_holder(holder_record: Mapping[str, Any]) -> dict[str, Any]:
+    """Belief error, overlap and stale writes of one holder in one trial.
+
+    A write is stale when etcd applied or evaluated it at or after the revision that
+    deleted the lock key (the lease's revocation): revisions, not clocks, decide.
+    """
+    revoked = holder_record["revoked"]
+    believed = holder_record["believed_expired_real"]
+    contender = holder_record["contender"] or {}
+    revoked_revision = revoked["revision"] if revoked else None
+    stale = {"fenced_rejected": 0, "fenced_accepted": 0, "unfenced_accepted": 0,
+             "unfenced_rejected": 0, "unknown": 0, "fenced_before": 0, "unfenced_before": 0}
+    for write in holder_record["writes"]:
+        if write["outcome"] == "unknown":
+            stale["unknown"] += 1
+            continue
+        after = revoked_revision is not None and write["revision"] >= revoked_revision
+        if write["kind"] == "fenced":
+            if not write["ok"]:
+                stale["fenced_rejected"] += 1  # the compare failed: the lock was gone
+            elif after:
+                stale["fenced_accepted"] += 1
+            else:
+                stale["fenced_before"] += 1
+        elif after:
+            stale["unfenced_accepted" if write["ok"] else "unfenced_rejected"] += 1
+        else:
+            stale["unfenced_before"] += 1
+    acquired2 = contender.get("acquired_real")
+    return {
+        "belief_error_s": believed - revoked["real"] if revoked else None,
+        "etcd_lease_s": revoked["real"] - holder_record["acquired_real"] if revoked else None,
+        "believed_lease_s": believed - holder_record["acquired_real"],
+        "overlap_s": max(0.0, believed - acquired2) if acquired2 else None,
+        "second_acquired_after_revoke_s": acquired2 - revoked["real"]
+        if acquired2 and revoked else None,
+        "contender_write_ok": contender.get("write_ok"),
+        **stale,
+    }
+
+
+def _present(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Per holder: belief errors, etcd's lease lengths and overlaps over the trials (each
+    value and its mean/min/max), the prediction; fencing counts; keepalives."""
+    ttl = params["ttl_s"]
+    per_trial = [{name: summarize_holder(h) for name, h in trial["holders"].items()}
+                 for trial in samples["trials"]]
+    summary: dict[str, Any] = {"ttl_s": ttl, "per_trial": per_trial}
+    for name in HOLDERS:
+        rows = [t[name] for t in per_trial if name in t]
+        errors = _present([r["belief_error_s"] for r in rows])
+        overlaps = _present([r["overlap_s"] for r in rows])
+        rate = samples["rates"][name]
+        summary[name] = {
+            "trials": len(rows),
+            "rate": rate,
+            "belief_errors_s": errors,
+            "belief_error_s": sum(errors) / len(errors) if errors else None,
+            "belief_error_min_s": min(errors) if errors else None,
+            "belief_error_max_s": max(errors) if errors else None,
+            "trials_believed_after": sum(1 for e in errors if e > 0),
+            "trials_stopped_before": sum(1 for e in errors if e < 0),
+            "etcd_leases_s": _present([r["etcd_lease_s"] for r in rows]),
+            "overlaps_s": overlaps,
+            "overlap_s": max(overlaps) if overlaps else None,
+            "trials_with_overlap": sum(1 for o in overlaps if o > 0),
+            "stale_fenced_rejected": sum(r["fenced_rejected"] for r in rows),
+            "stale_unfenced_accepted": sum(r["unfenced_accepted"] for r in rows),
+            "predicted_error_s": predicted_error_s(ttl, rate),
+        }
+    rows = [r for t in per_trial for r in t.values()]
+    summary["fenced_stale_writes_rejected"] = sum(r["fenced_rejected"] for r in rows)
+    summary["fenced_stale_writes_accepted"] = sum(r["fenced_accepted"] for r in rows)
+    summary["unfenced_stale_writes_accepted"] = sum(r["unfenced_accepted"] for r in rows)
+    summary["unfenced_stale_writes_rejected"] = sum(r["unfenced_rejected"] for r in rows)
+    summary["unknown_writes"] = sum(r["unknown"] for r in rows)
+    contenders = [r["contender_write_ok"] for r in rows if r["contender_write_ok"] is not None]
+    summary["contender_writes"] = len(contenders)
+    summary["contender_writes_succeeded"] = sum(1 for ok in contenders if ok)
+    summary["contender_writes_ok"] = bool(contenders) and all(contenders)
+    keep = next((t["keepalive"] for t in samples["trials"] if t.get("keepalive")), None)
+    if keep:
+        ttls = [r["ttl"] for r in keep["remaining"] if r["ttl"] is not None]
+        summary["keepalive"] = {
+            "kept_alive": bool(ttls) and min(ttls) > 0 and keep["done"],
+            "min_remaining_ttl_s": min(ttls) if ttls else None,
+            "readings": len(ttls),
+            "keepalives": len(keep["keepalives"]),
+            "duration_s": params["keepalive_ttls"] * ttl,
+        }
+    return summary
+
+
+# -- findings -------------------------------------------------------------------------------
+
+
+def _errors_text(holder: Mapping[str, Any]) -> str:
+    return fmt_median(holder["belief_errors_s"], fmt_seconds)
+
+
+def _within_prediction(holder: Mapping[str, Any]) -> list[bool]:
+    """Per trial: believed − revoked inside [prediction − check interval − tolerance,
+    prediction + tolerance]."""
+    predicted = holder["predicted_error_s"]
+    low = predicted - LESSOR_CHECK_S - STAMP_TOLERANCE_S
+    high = predicted + STAMP_TOLERANCE_S
+    return [low <= e <= high for e in holder["belief_errors_s"]]
+
+
+def _etcd_lease_within(leases: Sequence[float], ttl: float) -> list[bool]:
+    return [ttl - STAMP_TOLERANCE_S <= s <= ttl + LESSOR_CHECK_S + STAMP_TOLERANCE_S
+            for s in leases]
+
+
+def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Finding]:
+    """The claims of Q8, answer first; each sentence matches what the samples show."""
+    ttl = summary["ttl_s"]
+    fast, slow = summary["fast"], summary["slow"]
+    n_slow = len(slow["belief_errors_s"])
+    n_fast = len(fast["belief_errors_s"])
+    items: list[Finding] = []
+
+    k = slow["trials_believed_after"]
+    items.append(claim(
+        "slow-client-believes-after-revocation", None if n_slow == 0 else k > 0,
+        "The client whose clock ran slow still believed it held the lock after etcd had "
+        f"revoked its lease; trials: {fmt_share(k, n_slow)}.",
+        "The client whose clock ran slow stopped believing it held the lock before etcd "
+        f"revoked its lease; trials where it believed so after it: {fmt_share(k, n_slow)}.",
+        "No trial recorded the slow client's lease revocation, so its belief cannot be "
+        "compared with etcd's.",
+        **{"believed − revoked": _errors_text(slow),
+           "predicted": f"{fmt_seconds(slow['predicted_error_s'])} less up to "
+                        f"{fmt_seconds(LESSOR_CHECK_S)}"}))
+
+    k = fast["trials_stopped_before"]
+    items.append(claim(
+        "fast-client-stops-early", None if n_fast == 0 else k == n_fast,
+        f"The client whose clock ran fast stopped before etcd revoked its lease: safe, but "
+        f"it gives up the lease's last moments; trials: {fmt_share(k, n_fast)}.",
+        f"The client whose clock ran fast did not always stop before etcd revoked its lease "
+        f"(trials where it did: {fmt_share(k, n_fast)}).",
+        "No trial recorded the fast client's lease revocation.",
+        **{"believed − revoked": _errors_text(fast),
+           "predicted": f"{fmt_seconds(fast['predicted_error_s'])} less up to "
+                        f"{fmt_seconds(LESSOR_CHECK_S)}"}))
+
+    overlaps = {name: summary[name]["trials_with_overlap"] for name in HOLDERS}
+    measured = {name: len(summary[name]["overlaps_s"]) for name in HOLDERS}
+    k, n = sum(overlaps.values()), sum(measured.values())
+    longest = max((summary[name]["overlap_s"] or 0.0 for name in HOLDERS), default=0.0)
+    items.append(claim(
+        "second-holder-during-belief", None if n == 0 else k > 0,
+        "A second client took the lock while its previous holder still believed it held "
+        f"it; client trials: {fmt_share(k, n)}.",
+        "No second client took the lock while its previous holder still believed it held "
+        f"it; client trials where one did: {fmt_share(k, n)}.",
+        "No contender took a lock in this run, so overlaps cannot be measured.",
+        **{LABELS[name]: f"{overlaps[name]} of {measured[name]}" for name in HOLDERS},
+        **({"longest overlap": fmt_seconds(longest)} if k else {})))
+
+    within = _within_prediction(fast) + _within_prediction(slow)
+    items.append(claim(
+        "belief-error-matches-prediction", None if not within else all(within),
+        "Believed − revoked matched TTL × (1/rate − 1) less etcd's late expiry check "
+        f"(0 – {fmt_seconds(LESSOR_CHECK_S)}, ± {fmt_seconds(STAMP_TOLERANCE_S)} for the "
+        f"time stamps; client trials: {fmt_share(sum(within), len(within))}).",
+        "Believed − revoked did not match TTL × (1/rate − 1) less etcd's late expiry check "
+        f"(0 – {fmt_seconds(LESSOR_CHECK_S)}, ± {fmt_seconds(STAMP_TOLERANCE_S)}) in "
+        f"{len(within) - sum(within)} of {len(within)} client trials.",
+        "No revocation was recorded, so the prediction cannot be checked.",
+        **{f"predicted, {LABELS[name]}": fmt_seconds(summary[name]["predicted_error_s"])
+           for name in HOLDERS}))
+
+    leases = {name: summary[name]["etcd_leases_s"] for name in HOLDERS}
+    inside = _etcd_lease_within(leases["fast"] + leases["slow"], ttl)
+    items.append(claim(
+        "etcd-expiry-ignores-client-clocks", None if not inside else all(inside),
+        f"etcd revoked the leases one TTL after the clients took their locks, whatever the "
+        f"client's clock (within {fmt_seconds(ttl - STAMP_TOLERANCE_S)} – "
+        f"{fmt_seconds(ttl + LESSOR_CHECK_S + STAMP_TOLERANCE_S)}; client trials: "
+        f"{fmt_share(sum(inside), len(inside))}).",
+        f"etcd's lease lengths strayed from one TTL in {len(inside) - sum(inside)} of "
+        f"{len(inside)} client trials (outside {fmt_seconds(ttl - STAMP_TOLERANCE_S)} – "
+        f"{fmt_seconds(ttl + LESSOR_CHECK_S + STAMP_TOLERANCE_S)}).",
+        "No revocation was recorded, so etcd's lease lengths are unknown.",
+        **{f"etcd's lease, {LABELS[name]}": fmt_median(leases[name], fmt_seconds)
+           for name in HOLDERS}))
+
+    rejected = summary["fenced_stale_writes_rejected"]
+    accepted = summary["fenced_stale_writes_accepted"]
+    n = rejected + accepted
+    items.append(claim(
+        "fencing-rejects-stale-writes", None if n == 0 else accepted == 0,
+        f"etcd rejected the stale fenced writes (older token): {fmt_share(rejected, n)}.",
+        f"etcd accepted stale fenced writes: {fmt_share(accepted, n)}.",
+        "No fenced write reached etcd after a revocation in this run, so fencing was not "
+        "tested."))
+
+    plain = summary["unfenced_stale_writes_accepted"]
+    n = plain + summary["unfenced_stale_writes_rejected"]
+    items.append(claim(
+        "plain-stale-writes-accepted", None if n == 0 else plain > 0,
+        f"Without the token, the same holders' plain puts after the revocation were "
+        f"accepted: {fmt_share(plain, n)}.",
+        f"No plain put after the revocation was accepted: {fmt_share(plain, n)}.",
+        "No plain put reached etcd after a revocation in this run."))
+
+    k, n = summary["contender_writes_succeeded"], summary["contender_writes"]
+    items.append(claim(
+        "new-holder-writes", None if n == 0 else k == n,
+        f"The new lock holder's own fenced write, with its newer token, succeeded "
+        f"(client trials: {fmt_share(k, n)}).",
+        f"The new lock holder's own fenced write failed in {n - k} of {n} client trials.",
+        "No contender wrote with its own token in this run."))
+
+    keep = summary.get("keepalive")
+    figures = {}
+    if keep:
+        figures = {"keepalives": fmt_count(keep["keepalives"]),
+                   "lowest remaining TTL etcd reported":
+                       f"{fmt_whole_seconds(keep['min_remaining_ttl_s'])} in "
+                       f"{fmt_count(keep['readings'])} readings 1 s apart"}
+    items.append(claim(
+        "keepalives-keep-lease", None if not keep else keep["kept_alive"],
+        f"Keepalives every TTL/3 by the slow client's own clock kept its lease alive for "
+        f"{fmt_seconds(keep['duration_s']) if keep else ''} of that clock.",
+        "Keepalives every TTL/3 by the slow client's own clock did not keep its lease "
+        "alive.",
+        "This run had no keepalive phase.", **figures))
+
+    k = slow["trials_believed_after"]
+    items.append(comparison(
+        "course-valid-after-expiry", "course", None if n_slow == 0 else k > 0,
+        "Services that believe a lease valid after etcd expired it, as the course report "
+        "expects, occurred here for the client whose clock ran slower than etcd's leader "
+        "(the same relative drift as a leader clock running fast; trials: "
+        f"{fmt_share(k, n_slow)}).",
+        "Services that believe a lease valid after etcd expired it, as the course report "
+        "expects, did not occur here: the client whose clock ran slower than etcd's leader "
+        f"did so in none of its trials ({fmt_share(k, n_slow)}).",
+        "No revocation of the slow client's lease was recorded."))
+
+    items.append(comparison(
+        "course-premature-expiry", "course", None,
+        "etcd expired the leases early, as the course report expects for a fast clock.",
+        "etcd did not expire the leases early, contrary to the course report.",
+        "Premature expiry is what a fast etcd leader clock produces (etcd expires a lease "
+        "on its leader's monotonic clock), and this lab cannot fake the clock of a Go "
+        "process: Go reads the time without libc, so libfaketime does not affect etcd, and "
+        "the containers share the host's kernel clock. Only the clients drifted here.",
+        **{f"etcd's lease, {LABELS[name]}": fmt_median(leases[name], fmt_seconds)
+           for name in HOLDERS}))
+
+    overlap_k = sum(overlaps.values())
+    overlap_n = sum(measured.values())
+    items.append(comparison(
+        "published-lease-no-mutual-exclusion", "published",
+        True if overlap_k else None,
+        "As the etcd documentation and Jepsen (etcd 3.4.3, 2020) say, a lease alone did not "
+        f"give mutual exclusion: two clients believed they held one lock at once (client "
+        f"trials: {fmt_share(overlap_k, overlap_n)}).",
+        "A lease alone gave mutual exclusion here, contrary to the etcd documentation and "
+        "Jepsen.",
+        "No two clients believed they held one lock at once in this run (client trials: "
+        f"{fmt_share(overlap_k, overlap_n)}), which neither shows nor refutes that a lease "
+        "does not guarantee mutual exclusion."))
+    return items
+
+
+def question_prediction() -> dict[str, str]:
+    """TTL × (1/rate − 1) for the question's drift and the full run's TTL, per holder."""
+    return {name: fmt_seconds(predicted_error_s(
+        FULL_RUN_TTL_S, rate_of(sign * QUESTION_DRIFT_MS_PER_MIN)))
+        for name, sign in (("fast", 1.0), ("slow", -1.0))}
+
+
+def question_ppm() -> str:
+    """The question's drift as a rate error: 500 ms/min ≈ 8,333 ppm."""
+    return fmt_ppm(rate_ppm(rate_of(QUESTION_DRIFT_MS_PER_MIN)))
