@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.clocks import drift_rate, rate_ppm
 from etcdlab.units import (
     fmt_count,
     fmt_median,
@@ -63,17 +64,6 @@ ASKED = (
           fmt_ttl),
     Asked("trials", 3, "trials per client (the full run's)", fmt_count),
 )
-
-
-def rate_of(drift_ms_per_min: float) -> float:
-    """The rate of a clock that gains ``drift_ms_per_min`` per real minute (as the
-    experiment fakes it: libfaketime's ``x`` factor)."""
-    return 1.0 + drift_ms_per_min / 60_000.0
-
-
-def rate_ppm(rate: float) -> float:
-    """A clock rate as parts per million fast (positive) or slow (negative)."""
-    return (rate - 1.0) * 1e6
 
 
 def predicted_error_s(ttl_s: float, rate: float) -> float:
@@ -370,10 +360,10 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
 def question_prediction() -> dict[str, str]:
     """TTL × (1/rate − 1) for the question's drift and the full run's TTL, per holder."""
     return {name: fmt_seconds(predicted_error_s(
-        FULL_RUN_TTL_S, rate_of(sign * QUESTION_DRIFT_MS_PER_MIN)))
+        FULL_RUN_TTL_S, drift_rate(sign * QUESTION_DRIFT_MS_PER_MIN)))
         for name, sign in (("fast", 1.0), ("slow", -1.0))}
 
 
 def question_ppm() -> str:
     """The question's drift as a rate error: 500 ms/min ≈ 8,333 ppm."""
-    return fmt_ppm(rate_ppm(rate_of(QUESTION_DRIFT_MS_PER_MIN)))
+    return fmt_ppm(rate_ppm(drift_rate(QUESTION_DRIFT_MS_PER_MIN)))
