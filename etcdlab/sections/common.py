@@ -22,13 +22,6 @@ def range_text(low: float | None, high: float | None, formatter: Callable[[float
     return f"{formatter(low)} – {formatter(high)}"
 
 
-def intervals_overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool | None:
-    """Whether two summaries' median confidence intervals overlap; None if one is missing."""
-    bounds = (a["median_ci_low"], a["median_ci_high"], b["median_ci_low"], b["median_ci_high"])
-    if any(bound is None for bound in bounds):
-        return None
-    return bounds[0] <= bounds[3] and bounds[2] <= bounds[1]
-
 def metadata_text(result: Result, *keys: str) -> str:
     """The first of keys present in the result's metadata, formatted; MISSING if none is."""
     for key in keys:
