@@ -5,7 +5,6 @@ checks that the finding flips, and renders the report from the changed result to
 that the section's sentence changes with it.
 """
 
-import ast
 import copy
 import json
 from pathlib import Path
@@ -159,28 +158,3 @@ def test_quick_run_says_where_it_differs_from_the_question(tmp_path, record):
     full = copy.deepcopy(record)
     full["params"]["increments"] = 200
     assert "This run differs from the question" not in rendered_section(tmp_path, full, "full")
-
-
-def imports_of(path):
-    """The modules a source file imports."""
-    imported = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-    return imported
-
-
-def test_the_analysis_module_imports_only_stdlib_stats_units_and_analysis():
-    ours = {name for name in imports_of(ANALYSIS) if name.startswith("etcdlab")}
-    assert ours <= {"etcdlab.analysis", "etcdlab.stats", "etcdlab.units"}, ours
-    assert not {name.split(".")[0] for name in imports_of(ANALYSIS)} & {
-        "grpc", "etcd3", "docker", "matplotlib", "jinja2"}
-
-
-def test_the_section_module_does_not_import_the_experiment():
-    imported = imports_of(SECTIONS)
-    forbidden = ("etcdlab.experiments", "etcdlab.cluster", "etcdlab.transport",
-                 "etcdlab.faults", "etcdlab.nodes")
-    assert imported and not any(name.startswith(forbidden) for name in imported), imported

@@ -3,7 +3,6 @@ the data, in the findings and in the rendered section."""
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 from pathlib import Path
@@ -174,27 +173,3 @@ def test_the_course_start_point_follows_its_log_line(tmp_path, monkeypatch):
     assert finding.holds is False
     text = rendered(tmp_path, quick(), "timeout")
     assert finding.text in text and finding.text not in base
-
-
-def test_the_section_module_does_not_import_the_experiment():
-    source = (ROOT / "etcdlab" / "sections" / "election.py").read_text()
-    imported = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
-            imported.add(node.module or "")
-        elif isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-    assert imported, "the section imports something"
-    forbidden = ("etcdlab.experiments", "etcdlab.cluster", "etcdlab.transport",
-                 "etcdlab.faults", "etcdlab.nodes")
-    assert not [m for m in imported if m.startswith(forbidden)]
-
-
-def test_the_analysis_module_is_pure():
-    source = (ROOT / "etcdlab" / "analysis" / "election.py").read_text()
-    modules = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
-    modules |= {a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import)
-                for a in n.names}
-    allowed = {"__future__", "math", "collections.abc", "typing", "etcdlab",
-               "etcdlab.analysis", "etcdlab.units", "etcdlab.stats"}
-    assert modules <= allowed, modules - allowed

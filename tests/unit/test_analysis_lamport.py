@@ -5,7 +5,6 @@ outcome is the opposite, checks that the finding flips, and renders the report f
 changed result to check that the section's sentence changes with it.
 """
 
-import ast
 import copy
 import json
 from pathlib import Path
@@ -183,25 +182,3 @@ def test_quick_run_says_where_it_differs_from_the_question(tmp_path, record):
     assert "| Events per process | 20 | 60 |" in text
     assert "| Updates of the shared key per process | 50 | 200 |" in text
     assert "#### Method" in text.split("### Appendix")[1]
-
-
-def imports_of(path):
-    imported = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-    return imported
-
-
-def test_the_analysis_module_imports_only_pure_modules():
-    ours = {name for name in imports_of(ANALYSIS) if name.startswith("etcdlab")}
-    assert ours <= {"etcdlab.analysis", "etcdlab.stats", "etcdlab.units", "etcdlab.clocks"}, ours
-
-
-def test_the_section_module_does_not_import_the_experiment():
-    imported = imports_of(SECTIONS)
-    forbidden = ("etcdlab.experiments", "etcdlab.cluster", "etcdlab.transport",
-                 "etcdlab.faults", "etcdlab.nodes")
-    assert imported and not any(name.startswith(forbidden) for name in imported), imported

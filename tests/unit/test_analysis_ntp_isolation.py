@@ -1,6 +1,5 @@
 """Q7 ntp-isolation: the analysis on the quick run, and every finding follows its data."""
 
-import ast
 import copy
 import importlib
 import json
@@ -129,17 +128,3 @@ def test_the_section_states_the_runs_poll_and_isolation():
     assert "| NTP cut off for | 30.0 s | 300 s |" in text
     assert "3 s (±1 s)" in text  # LastRx is whole seconds
     assert "came back within" not in text and "because chronyd kept correcting" not in text
-
-
-def test_the_section_module_does_not_import_experiments():
-    source = Path(__file__).resolve().parents[2] / "etcdlab" / "sections" / "ntp_isolation.py"
-    modules = set()
-    for node in ast.walk(ast.parse(source.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            modules.add(node.module)
-        elif isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-    assert modules, "no imports found"
-    assert not any(m.startswith("etcdlab.experiments") for m in modules)
-    assert not {"etcdlab.cluster", "etcdlab.transport", "etcdlab.faults",
-                "etcdlab.nodes"} & modules

@@ -3,7 +3,6 @@ the data, in the findings and in the rendered section."""
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 from pathlib import Path
@@ -148,27 +147,3 @@ def test_each_finding_flips_with_the_data_and_the_section_says_so(tmp_path, find
     old_text, new_text = rendered(tmp_path, base, "base"), rendered(tmp_path, changed, "new")
     assert before.text in old_text and before.text not in new_text
     assert after.text in new_text
-
-
-def test_the_section_module_does_not_import_the_experiment():
-    source = (ROOT / "etcdlab" / "sections" / "partition.py").read_text()
-    imported = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
-            imported.add(node.module or "")
-        elif isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-    assert imported, "the section imports something"
-    forbidden = ("etcdlab.experiments", "etcdlab.cluster", "etcdlab.transport",
-                 "etcdlab.faults", "etcdlab.nodes")
-    assert not [m for m in imported if m.startswith(forbidden)]
-
-
-def test_the_analysis_module_is_pure():
-    source = (ROOT / "etcdlab" / "analysis" / "partition.py").read_text()
-    tree = ast.parse(source)
-    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    allowed = {"__future__", "statistics", "collections.abc", "typing", "etcdlab",
-               "etcdlab.analysis", "etcdlab.units", "etcdlab.stats"}
-    assert modules <= allowed, modules - allowed

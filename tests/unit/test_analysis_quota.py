@@ -3,7 +3,6 @@ opposite outcome (its ``holds`` flips and the rendered section says something el
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -216,17 +215,3 @@ def test_missing_records_are_untestable(part):
                         "published_recovery"),
            "fill": ("refused_at_quota", "fill_slowdown", "course_write_performance")}[part]
     assert all(f[i].holds is None for i in ids)
-
-
-def test_the_section_does_not_import_the_experiment():
-    source = (ROOT / "etcdlab" / "sections" / "quota.py").read_text()
-    imported = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
-            imported.add(node.module or "")
-        elif isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-    forbidden = ("etcdlab.experiments", "etcdlab.cluster", "etcdlab.transport",
-                 "etcdlab.faults", "etcdlab.nodes")
-    assert not [m for m in imported if m.startswith(forbidden)], imported
-    assert "etcdlab.analysis.quota" in imported
