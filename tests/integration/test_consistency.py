@@ -115,7 +115,7 @@ def test_the_report_presents_all_three(lab, results):
     for number in (3, 5, 6):
         start = text.index(f"## Q{number}.")
         section = text[start:text.index(f"## Q{number + 1}.", start)]
-        assert "### Answer" in section and "### Method" in section, section[:400]
+        assert "### Answer" in section and "#### Method" in section, section[:400]
 
 
 def test_partition_primitives_drop_exactly_the_chosen_traffic_and_heal(lab):
