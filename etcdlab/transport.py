@@ -108,12 +108,16 @@ class Member:
         self.watch = etcdrpc.WatchStub(self.channel)
         self.history: HistoryRecorder | None = None
         self.process: Any = self.name
+        self.record_serializable = False
 
-    def record_into(self, history: HistoryRecorder | None, process: Any = None) -> Member:
+    def record_into(self, history: HistoryRecorder | None, process: Any = None,
+                    serializable: bool = False) -> Member:
         """Record this member's KV calls into ``history`` as ``process`` (see
-        :mod:`etcdlab.history`); None stops recording."""
+        :mod:`etcdlab.history`); None stops recording. Serializable reads are recorded
+        only with ``serializable``: a workload that sets out to show what they allow."""
         self.history = history
         self.process = self.name if process is None else process
+        self.record_serializable = serializable
         return self
 
     def _kv_call(self, op: str, key: str, args: dict[str, Any], send: Callable[[], T],
@@ -193,7 +197,7 @@ class Member:
                                                                              require_leader)),
             lambda r: ((r.kvs[0].value.decode(), r.kvs[0].mod_revision) if r.kvs
                        else (None, None)),
-            recorded=not serializable)  # stale by design: no evidence either way
+            recorded=not serializable or self.record_serializable)
         kv = answer.kvs[0] if answer.kvs else None
         return {"value": kv.value.decode() if kv else None,
                 "mod_revision": kv.mod_revision if kv else 0,
@@ -217,6 +221,18 @@ class Member:
             lambda: self._txn(etcdrpc.Compare(result=etcdrpc.Compare.EQUAL,
                                               target=etcdrpc.Compare.MOD, key=key.encode(),
                                               mod_revision=mod_revision),
+                              key, value, 0, timeout),
+            lambda r: (r[0], r[1] if r[0] else None))
+
+    def put_if_value(self, key: str, expected: str, value: str,
+                     timeout: float | None = None) -> tuple[bool, int]:
+        """Compare-and-swap on the value (a register's cas): (succeeded, revision)."""
+        args = {"compare": "value", "expected": expected, "then": "put", "value": value}
+        return self._kv_call(
+            "txn", key, args,
+            lambda: self._txn(etcdrpc.Compare(result=etcdrpc.Compare.EQUAL,
+                                              target=etcdrpc.Compare.VALUE, key=key.encode(),
+                                              value=expected.encode()),
                               key, value, 0, timeout),
             lambda r: (r[0], r[1] if r[0] else None))
 

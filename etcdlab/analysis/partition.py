@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings
 from etcdlab.units import (
     fmt_count,
     fmt_median,
@@ -154,7 +154,36 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["poll_interval_s"] = (params["poll_interval_ms"] / 1000.0
                                   if params.get("poll_interval_ms") is not None else None)
     summary["op_timeout_s"] = params.get("op_timeout_s")
+    summary["register"] = samples.get("register") or {}
+    summary["histories"] = samples.get("histories") or {}
     return summary
+
+
+def _register(summary: Mapping[str, Any]) -> Finding:
+    """The register workload's two series: linearizable reads keep the history
+    linearizable under the partition; serializable reads on the cut-off member may not."""
+    verdicts = {series: (summary["histories"].get(f"register-{series}") or {})
+                for series in ("linearizable", "serializable")}
+    lin, ser = (verdicts[s].get("verdict") for s in ("linearizable", "serializable"))
+    figures = {f"{series} reads": f"{v.get('operations', 0):,} operations, {v.get('verdict')}"
+               for series, v in verdicts.items() if v}
+    isolated = ", then ".join(str((summary["register"].get(series) or {}).get("isolated"))
+                              for series in ("linearizable", "serializable")
+                              if summary["register"].get(series))
+    yes = (f"With the leader cut off ({isolated or 'not recorded'}), the clients' history with "
+           "linearizable reads "
+           "was linearizable, and the one with serializable reads was not: a serializable "
+           "read on a cut-off member returned a value older than a write that had already "
+           "completed.")
+    no = (f"With the leader cut off, the history with linearizable reads was {lin} and the one "
+          f"with serializable reads {ser}; the expected pair (linearizable, not linearizable) "
+          "did not both occur.")
+    if lin is None or ser is None or "unknown" in (lin, ser):
+        return claim("register-histories", None, yes, no,
+                     "The register workload's histories were not both checked to a verdict in "
+                     "this run (not recorded, or the checker's budget ran out).", **figures)
+    return claim("register-histories", lin == "linearizable" and ser == "not-linearizable",
+                 yes, no, **figures)
 
 
 def _count(trials: Iterable[Mapping[str, Any]], test: Any) -> int:
@@ -464,6 +493,8 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         _heal(d, poll),
         _consistent(summary),
         _reads(d),
+        _register(summary),
+        *history_findings(summary),
         _lease(d),
         *_causes(),
         comparison(

@@ -19,7 +19,14 @@ once, "etcdserver: no leader": *failed*). Every outcome is ok, failed or unknown
 (timed out), with the gRPC code and details. Then the partition is removed and the
 time is measured until the cut-off member follows the leader (``rejoin_s``) and every
 member serves the same value, mod revision and store revision of the key
-(``converge_s``); at the end every member's KV hash is compared.
+(``converge_s``).
+
+(c) ``register``: with the leader cut off, ``register_clients`` clients read, write and
+    compare-and-swap three keys through members picked at random for ``register_s``
+    (:mod:`etcdlab.workloads`), once with linearizable reads and once with serializable
+    ones; each series' history is recorded and checked for linearizability by the runner.
+
+At the end every member's KV hash is compared.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import current_leader, member_hashes, member_names
 from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
+from etcdlab.workloads import register_workload
 
 KEY_PREFIX = "/etcdlab/partition/"
+REGISTER_SERIES = ("linearizable", "serializable")
 
 
 def run(ctx: Context) -> None:
@@ -64,11 +73,35 @@ def run(ctx: Context) -> None:
                 ctx.samples[scenario].append(sample)
                 ctx.log(_trial_line(scenario, sample))
                 advance()
+    register_series(ctx, stamp)
     ctx.cluster.wait_healthy(timeout=60)
     members = member_hashes(ctx.cluster)
     consistent = len({(m["revision"], m["hash"]) for m in members}) == 1
     ctx.samples["consistency"] = {"consistent": consistent, "members": members}
     ctx.log(f"after both scenarios: members consistent = {consistent}")
+
+
+def register_series(ctx: Context, stamp: str) -> None:
+    """The register workload with the leader cut off, once with linearizable reads and once
+    with serializable ones; each series' history is checked by the runner
+    (``partition.register-SERIES.history.jsonl``)."""
+    params, cluster = ctx.params, ctx.cluster
+    ctx.samples["register"] = {}
+    with ctx.phase("partition: register workload", len(REGISTER_SERIES)) as advance:
+        for series in REGISTER_SERIES:
+            cluster.wait_healthy(timeout=60)
+            leader, _id, _term = current_leader(cluster)
+            ctx.faults.cut_off(leader)
+            counts = register_workload(
+                cluster, ctx.history(f"register-{series}"),
+                f"{KEY_PREFIX}{stamp}/register/{series}/", clients=params["register_clients"],
+                duration_s=params["register_s"], op_timeout_s=params["register_timeout_s"],
+                serializable=series == "serializable", seed=params["register_seed"])
+            ctx.faults.reconnect()
+            ctx.samples["register"][series] = {**counts, "isolated": leader}
+            ctx.log(f"register ({series} reads, {leader} cut off): "
+                    f"{sum(sum(c.values()) for c in counts['outcomes'].values())} operations")
+            advance()
 
 
 def recorded(ctx: Context, members: dict[str, Member]) -> dict[str, Member]:
@@ -378,8 +411,15 @@ EXPERIMENT = Experiment(
         Param("heal_wait_s", 30.0, "time allowed to heal", unit="s", above=0),
         Param("lease_ttl_s", 30, "TTL of the lease refreshed across the cut", unit="s",
               minimum=2, maximum=3600),
+        Param("register_s", 10.0, "how long the register workload runs with the leader "
+              "cut off, per series", unit="s", above=0),
+        Param("register_clients", 5, "clients of the register workload", minimum=1,
+              maximum=64),
+        Param("register_timeout_s", 0.5, "timeout of one register operation", unit="s",
+              above=0),
+        Param("register_seed", 1, "seed of the register workload's choices"),
     ),
-    quick={"trials": 1},
+    quick={"trials": 1, "register_s": 5.0},
     run=run,
     summarize=summarize,
 )
