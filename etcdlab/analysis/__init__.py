@@ -92,6 +92,13 @@ def comparison(id: str, source: str, agrees: bool | None, yes: str, no: str,
                    kind="course" if source == "course" else "published")
 
 
+def untestable(id: str, why: str, source: str = "measured") -> Finding:
+    """A claim this run cannot test, only its reason (its two sentences are never shown)."""
+    if source == "measured":
+        return claim(id, None, f"{id}: holds", f"{id}: does not hold", why)
+    return comparison(id, source, None, f"{id}: agrees", f"{id}: contradicts", why)
+
+
 @dataclass(frozen=True)
 class Asked:
     """One condition the question sets, to compare with the run's parameter."""

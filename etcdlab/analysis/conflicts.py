@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, untestable
 from etcdlab.stats import binomial_interval
 from etcdlab.units import fmt_count, fmt_factor, fmt_percent, fmt_rate, fmt_share
 
@@ -93,13 +93,6 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     return summary
 
 
-def _untestable(id: str, why: str, source: str = "measured") -> Finding:
-    """A finding this run cannot test (its two sentences are never shown)."""
-    if source == "measured":
-        return claim(id, None, f"{id}: holds", f"{id}: does not hold", why)
-    return comparison(id, source, None, f"{id}: agrees", f"{id}: contradicts", why)
-
-
 def _loss_interval(lost: int, acknowledged: int) -> str:
     """The exact 95 % interval of the share lost (helper: units has it only with "k of n")."""
     low, high = binomial_interval(lost, acknowledged)
@@ -109,7 +102,7 @@ def _loss_interval(lost: int, acknowledged: int) -> str:
 def _naive_lost(naive: Mapping[str, Any]) -> Finding:
     acknowledged, lost = naive["acknowledged"], naive["lost_updates"]
     if not acknowledged:
-        return _untestable(
+        return untestable(
             "naive_lost_updates",
             "The naive loop had no acknowledged increment, so there is nothing to "
             "count lost.")
@@ -131,7 +124,7 @@ def _naive_lost(naive: Mapping[str, Any]) -> Finding:
 def _cas_lost_none(cas: Mapping[str, Any]) -> Finding:
     acknowledged, final, unknown = cas["acknowledged"], cas["final_value"], cas["unknown"]
     if not acknowledged:
-        return _untestable(
+        return untestable(
             "cas_lost_none",
             "The compare-and-swap loop had no acknowledged increment, so there is "
             "nothing to count lost.")
@@ -153,7 +146,7 @@ def _cas_lost_none(cas: Mapping[str, Any]) -> Finding:
 def _last_write_wins(naive: Mapping[str, Any]) -> Finding:
     recorded, last_value = naive["writes_recorded"], naive["last_value"]
     if recorded is None or last_value is None:
-        return _untestable(
+        return untestable(
             "last_write_wins",
             "This result has no per-write values and revisions of the naive loop, so "
             "which write won cannot be checked.")
@@ -178,7 +171,7 @@ def _last_write_wins(naive: Mapping[str, Any]) -> Finding:
 def _cas_retries(cas: Mapping[str, Any]) -> Finding:
     retries, acknowledged = cas["retries"], cas["acknowledged"]
     if retries is None or not acknowledged:
-        return _untestable("cas_retries",
+        return untestable("cas_retries",
                            "This result does not record the compare-and-swap retries.")
     per = f"{retries / acknowledged:.2f}"
     return claim(
@@ -194,7 +187,7 @@ def _cas_retries(cas: Mapping[str, Any]) -> Finding:
 def _revision_order(cas: Mapping[str, Any], increasing: bool | None) -> Finding:
     recorded = cas["writes_recorded"]
     if increasing is None or recorded is None:
-        return _untestable(
+        return untestable(
             "cas_revision_order",
             "This result has no revisions of the compare-and-swap writes, so their "
             "order cannot be checked.")
@@ -214,7 +207,7 @@ def _revision_order(cas: Mapping[str, Any], increasing: bool | None) -> Finding:
 def _throughput(naive: Mapping[str, Any], cas: Mapping[str, Any]) -> Finding:
     naive_rate, cas_rate = naive["ops_per_s"], cas["ops_per_s"]
     if not naive_rate or not cas_rate:
-        return _untestable(
+        return untestable(
             "cas_slower",
             "This result lacks an elapsed time of one method, so the throughputs "
             "cannot be compared.")
@@ -263,7 +256,7 @@ def _course_ordering(naive: Mapping[str, Any], cas: Mapping[str, Any],
 def _published(naive: Mapping[str, Any], params: Mapping[str, Any]) -> Finding:
     rate = naive["ops_per_s"]
     if not rate:
-        return _untestable(
+        return untestable(
             "published_write_qps",
             "This result lacks the naive loop's elapsed time, so its rate "
             "cannot be set beside the published one.", "published")

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, untestable
 from etcdlab.clocks import happened_before, total_order_ties, vector_clocks
 from etcdlab.units import fmt_count, fmt_share
 
@@ -134,17 +134,10 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
 
 # -- findings ----------------------------------------------------------------------------------
 
-def _untestable(id: str, why: str, source: str = "measured") -> Finding:
-    """A finding this run cannot test (its two sentences are never shown)."""
-    if source == "measured":
-        return claim(id, None, f"{id}: holds", f"{id}: does not hold", why)
-    return comparison(id, source, None, f"{id}: agrees", f"{id}: contradicts", why)
-
-
 def _clock_condition(summary: Mapping[str, Any]) -> Finding:
     causal, violations = summary["causal_pairs"], summary["clock_condition_violations"]
     if not causal:
-        return _untestable("clock_condition",
+        return untestable("clock_condition",
                            "The log has no causally related pair of events, so the clock "
                            "condition was not tested.")
     return claim(
@@ -162,7 +155,7 @@ def _clock_condition(summary: Mapping[str, Any]) -> Finding:
 def _delivered(summary: Mapping[str, Any]) -> Finding:
     messages, undelivered = summary["messages"], summary["undelivered"]
     if not messages:
-        return _untestable("messages_delivered",
+        return untestable("messages_delivered",
                            "No process sent a message, so etcd carried nothing to check.")
     arrived = messages - undelivered
     return claim(
@@ -178,7 +171,7 @@ def _delivered(summary: Mapping[str, Any]) -> Finding:
 def _total_order(summary: Mapping[str, Any]) -> Finding:
     pairs, ties = summary["event_pairs"], summary["total_order_ties"]
     if not pairs:
-        return _untestable("total_order", "The log has fewer than two events.")
+        return untestable("total_order", "The log has fewer than two events.")
     return claim(
         "total_order", ties == 0,
         f"The (C, id) stamps were unique: {fmt_share(ties, pairs)} pairs of events tied, so "
@@ -191,7 +184,7 @@ def _total_order(summary: Mapping[str, Any]) -> Finding:
 def _concurrent_by_id(summary: Mapping[str, Any]) -> Finding:
     concurrent, equal = summary["concurrent_pairs"], summary["concurrent_equal_clock"]
     if not concurrent:
-        return _untestable("concurrent_ordered_by_id",
+        return untestable("concurrent_ordered_by_id",
                            "The log has no concurrent pair of events, so the tie-break by "
                            "process id was not exercised.")
     return claim(
@@ -205,11 +198,11 @@ def _concurrent_by_id(summary: Mapping[str, Any]) -> Finding:
 def _concurrent_real_time(summary: Mapping[str, Any]) -> Finding:
     timed, against = summary.get("concurrent_timed"), summary.get("concurrent_against_real_time")
     if timed is None:
-        return _untestable("concurrent_vs_real_time",
+        return untestable("concurrent_vs_real_time",
                            "This log has no event times, so the (C, id) order of concurrent "
                            "events cannot be set against real time.")
     if not timed:
-        return _untestable("concurrent_vs_real_time",
+        return untestable("concurrent_vs_real_time",
                            "No concurrent pair of events has two distinct times, so none "
                            "can be set against real time.")
     return claim(
@@ -227,7 +220,7 @@ def _concurrent_real_time(summary: Mapping[str, Any]) -> Finding:
 def _shared_naive(shared: Mapping[str, Any]) -> Finding:
     acknowledged, lost = shared["naive_acknowledged"], shared["naive_lost_updates"]
     if acknowledged < 2:
-        return _untestable("shared_key_naive_loses",
+        return untestable("shared_key_naive_loses",
                            "Fewer than two plain writes of the shared key were acknowledged, "
                            "so none could overwrite another.")
     return claim(
@@ -248,7 +241,7 @@ def _shared_naive(shared: Mapping[str, Any]) -> Finding:
 def _shared_cas(shared: Mapping[str, Any]) -> Finding:
     acknowledged = shared["cas_acknowledged"]
     if acknowledged < 2:
-        return _untestable("shared_key_cas_keeps",
+        return untestable("shared_key_cas_keeps",
                            "Fewer than two compare-and-swap writes of the shared key were "
                            "acknowledged, so none could overwrite another.")
     lost, duplicates = shared["cas_lost_updates"], shared["cas_duplicate_clocks"]
@@ -302,7 +295,7 @@ def _course_shared_key(naive: Finding, cas: Finding, shared: Mapping[str, Any]) 
 
 def _published(condition: Finding, order: Finding) -> Finding:
     if condition.holds is None or order.holds is None:
-        return _untestable("published_lamport_1978",
+        return untestable("published_lamport_1978",
                            condition.why_unknown or order.why_unknown, "published")
     return comparison(
         "published_lamport_1978", "published", condition.holds and order.holds,
