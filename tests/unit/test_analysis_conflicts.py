@@ -14,7 +14,7 @@ import pytest
 from etcdlab.analysis import by_id
 from etcdlab.analysis import conflicts as analysis
 from etcdlab.experiments import conflicts as experiment
-from etcdlab.report import render_report
+from tests.unit.report_helpers import rendered_section
 
 QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run" / "conflicts.json"
 PACKAGE = Path(__file__).resolve().parents[2] / "etcdlab"
@@ -31,15 +31,6 @@ def outcome(record):
     """The findings of a (changed) result, by id."""
     summary = analysis.summarize(record["samples"], record["params"])
     return by_id(analysis.findings(summary, record["params"]))
-
-
-def rendered_section(tmp_path, record, name):
-    """Q2 of the report rendered from this result alone."""
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "conflicts.json").write_text(json.dumps(record), encoding="utf-8")
-    text = render_report(folder).read_text(encoding="utf-8")
-    return text[text.index("## Q2."):text.index("## Q3.")]
 
 
 def assert_flips(tmp_path, record, changed, finding_id, before, after):

@@ -1,17 +1,15 @@
 """Q9 faulty-clock: the analysis on the quick run, and every finding follows its data."""
 
 import copy
-import importlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from etcdlab import report
-from etcdlab.analysis import Finding, by_id
+from etcdlab.analysis import by_id
 from etcdlab.analysis.faulty_clock import findings, summarize
 from etcdlab.results import Result, load_results
+from tests.unit.report_helpers import template_section as render_section
 
 QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run"
 
@@ -20,21 +18,6 @@ def quick_result(name: str) -> Result:
     """The checked-in quick run's result of one experiment."""
     return load_results(QUICK)[name]
 
-
-def render_section(result: Result, findings: Sequence[Finding] | None = None) -> str:
-    """The section's Markdown, as the report renders it (without charts); ``findings``
-    replaces the section's own, to render findings of a modified summary."""
-    question = next(q for q in report.QUESTIONS if q.experiment == result.experiment)
-    module = importlib.import_module(f"etcdlab.sections.{result.experiment.replace('-', '_')}")
-    data = module.section(result, {})
-    if findings is not None:
-        data = {**data, "findings": list(findings)}
-    section = report.Section(
-        number=question.number, experiment=question.experiment, title=question.title,
-        template=question.template, status="ok", status_text="measured", presented=True,
-        notice="", error=None, result_file=f"{question.experiment}.json", data=data)
-    template = report._environment(report.TEMPLATE_DIR).get_template(question.template)
-    return template.render(section=section)
 
 RESULT = quick_result("faulty-clock")
 SUMMARY = summarize(RESULT.samples, RESULT.params)

@@ -15,7 +15,7 @@ from etcdlab import clocks
 from etcdlab.analysis import by_id
 from etcdlab.analysis import lamport as analysis
 from etcdlab.experiments import lamport as experiment
-from etcdlab.report import render_report
+from tests.unit.report_helpers import rendered_section
 
 QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run" / "lamport.json"
 PACKAGE = Path(__file__).resolve().parents[2] / "etcdlab"
@@ -31,15 +31,6 @@ def record():
 def outcome(record):
     summary = analysis.summarize(record["samples"], record["params"])
     return by_id(analysis.findings(summary, record["params"]))
-
-
-def rendered_section(tmp_path, record, name):
-    """Q4 of the report rendered from this result alone."""
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "lamport.json").write_text(json.dumps(record), encoding="utf-8")
-    text = render_report(folder).read_text(encoding="utf-8")
-    return text[text.index("## Q4."):text.index("## Q5.")]
 
 
 def assert_flips(tmp_path, before_record, after_record, finding_id, before, after):

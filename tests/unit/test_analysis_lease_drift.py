@@ -18,7 +18,7 @@ from etcdlab.analysis.lease_drift import (
     summarize,
 )
 from etcdlab.clocks import drift_rate
-from etcdlab.report import render_report
+from tests.unit.report_helpers import rendered_section as section_text
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run" / "lease-drift.json"
@@ -31,17 +31,6 @@ def quick():
 
 def judged(record):
     return by_id(findings(summarize(record["samples"], record["params"]), record["params"]))
-
-
-def section_text(tmp_path, record, name="run"):
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "lease-drift.json").write_text(json.dumps(record))
-    text = render_report(folder).read_text()
-    section = text[text.index("## Q8."):]
-    section = section[:section.index("\n## Q9.")]
-    assert "### Answer" in section, section
-    return section
 
 
 def holder(record, name):

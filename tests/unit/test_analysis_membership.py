@@ -12,7 +12,7 @@ import pytest
 
 from etcdlab.analysis import by_id
 from etcdlab.analysis.membership import findings, resume_evidence, summarize
-from etcdlab.report import render_report
+from tests.unit.report_helpers import rendered_section as section_text
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run" / "membership.json"
@@ -27,16 +27,6 @@ def judged(record):
     summary = summarize(record["samples"], record["params"])
     return by_id(findings(summary, record["params"],
                           record["metadata"].get("election_timeout_ms")))
-
-
-def section_text(tmp_path, record, name="run"):
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "membership.json").write_text(json.dumps(record))
-    text = render_report(folder).read_text()
-    section = text[text.index("## Q10."):]
-    assert "### Answer" in section, section
-    return section
 
 
 def reconnect(record):

@@ -11,7 +11,7 @@ import pytest
 
 from etcdlab.analysis import by_id
 from etcdlab.analysis import partition as analysis
-from etcdlab.report import render_report
+from tests.unit.report_helpers import rendered_section as rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run" / "partition.json"
@@ -24,14 +24,6 @@ def quick() -> dict:
 def findings_of(data: dict) -> dict:
     return by_id(analysis.findings(analysis.summarize(data["samples"], data["params"]),
                                    data["params"]))
-
-
-def rendered(tmp_path: Path, data: dict, name: str) -> str:
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "partition.json").write_text(json.dumps(data))
-    text = render_report(folder).read_text()
-    return text[text.index("## Q3."):text.index("## Q4.")]
 
 
 def test_summary_of_the_quick_run():

@@ -12,7 +12,7 @@ import pytest
 from etcdlab.analysis import by_id
 from etcdlab.analysis import read_latency as analysis
 from etcdlab.experiments import read_latency as experiment
-from etcdlab.report import render_report
+from tests.unit.report_helpers import rendered_section as render
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run"
@@ -25,15 +25,6 @@ def quick() -> dict:
 def found(data: dict) -> dict:
     summary = analysis.summarize(data["samples"], data["params"])
     return by_id(analysis.findings(summary, data["params"]))
-
-
-def render(tmp_path: Path, data: dict) -> str:
-    """Render the report of a folder holding only this read-latency result; return Q5."""
-    folder = tmp_path / "run"
-    folder.mkdir(parents=True)
-    (folder / "read-latency.json").write_text(json.dumps(data, sort_keys=True))
-    text = render_report(folder).read_text()
-    return text[text.index("## Q5."):text.index("## Q6.")]
 
 
 def cells(data: dict, concurrency: int, target: str) -> dict:

@@ -1,0 +1,42 @@
+"""Rendering one result's section, as the analysis tests compare it before and after a change."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from etcdlab import report
+from etcdlab.analysis import Finding
+from etcdlab.results import Result
+
+
+def rendered_section(tmp_path: Path, record: Mapping[str, Any], name: str = "run") -> str:
+    """The section of ``record`` in the report of a folder that holds only it."""
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    (folder / f"{record['experiment']}.json").write_text(json.dumps(record, sort_keys=True),
+                                                         encoding="utf-8")
+    text = report.render_report(folder).read_text(encoding="utf-8")
+    number = next(q.number for q in report.QUESTIONS if q.experiment == record["experiment"])
+    start = text.index(f"## Q{number}.")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end == -1 else text[start:end]
+
+
+def template_section(result: Result, findings: Sequence[Finding] | None = None) -> str:
+    """The section's Markdown from its template alone (no charts); ``findings`` replaces the
+    section's own, to render the findings of a modified summary."""
+    question = next(q for q in report.QUESTIONS if q.experiment == result.experiment)
+    module = importlib.import_module(f"etcdlab.sections.{result.experiment.replace('-', '_')}")
+    data = module.section(result, {})
+    if findings is not None:
+        data = {**data, "findings": list(findings)}
+    section = report.Section(
+        number=question.number, experiment=question.experiment, title=question.title,
+        template=question.template, status="ok", status_text="measured", presented=True,
+        notice="", error=None, result_file=f"{question.experiment}.json", data=data)
+    template = report._environment(report.TEMPLATE_DIR).get_template(question.template)
+    return template.render(section=section)
