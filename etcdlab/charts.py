@@ -150,19 +150,48 @@ def bar_chart(
     return _save(figure, path)
 
 
+def bar_panels(
+    path: str | os.PathLike[str],
+    panels: Sequence[tuple[str, Sequence[str], Sequence[float], Sequence[str], str]],
+    title: str,
+) -> str:
+    """Bar charts side by side in one figure: each panel is (title, labels, values,
+    formatted value labels, y label)."""
+    figure, all_axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2),
+                                    squeeze=False)
+    figure.suptitle(title)
+    for axes, (panel_title, labels, values, value_labels, ylabel) in zip(
+            all_axes[0], panels, strict=True):
+        if not len(labels) == len(values) == len(value_labels):
+            raise ValueError(f"bar_panels: panel {panel_title!r} has {len(labels)} labels, "
+                             f"{len(values)} values, {len(value_labels)} value labels")
+        axes.grid(True, axis="y", alpha=0.3)
+        bars = axes.bar(list(labels), list(values), width=0.55,
+                        color=[f"C{i}" for i in range(len(labels))])
+        axes.bar_label(bars, labels=list(value_labels), padding=3)
+        axes.margins(y=0.15)
+        axes.set_title(panel_title, fontsize=10)
+        axes.set_ylabel(ylabel)
+    return _save(figure, path)
+
+
 def line_chart(
     path: str | os.PathLike[str],
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     title: str,
     xlabel: str,
     ylabel: str,
+    styles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
-    """Plot each series, given as (x values, y values), as a line with markers."""
+    """Plot each series, given as (x values, y values), as a line with markers; ``styles``
+    gives a series its matplotlib ``color``/``linestyle`` (e.g. colour by one variable,
+    dash by another)."""
     figure, axes = _new_figure(title)
     for name, (xs, ys) in series.items():
         if len(xs) != len(ys):
             raise ValueError(f"line_chart: series {name!r} has {len(xs)} x and {len(ys)} y values")
-        axes.plot(list(xs), list(ys), marker="o", markersize=3, label=name)
+        axes.plot(list(xs), list(ys), marker="o", markersize=3, label=name,
+                  **dict((styles or {}).get(name, {})))
     if series:
         axes.legend()
     axes.set_xlabel(xlabel)

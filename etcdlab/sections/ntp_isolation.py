@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,15 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
         cut = run["cut_at"]
         isolation = run["reconnected_at"] - cut
         points = [p for p in sample_points(run["rows"]) if p["phase"] != "settle"]
-        samples[LABELS[mode]] = ([p["t"] - cut for p in points],
-                                 [p["clock_error_ms"] for p in points])
+        # No NTP sample arrives while NTP is cut: a gap (NaN) keeps the line from being
+        # drawn across the window as if chronyd had measured something there.
+        before = [p for p in points if p["t"] < run["reconnected_at"]]
+        after = [p for p in points if p["t"] >= run["reconnected_at"]]
+        gap = [((before[-1]["t"] + after[0]["t"]) / 2 - cut, math.nan)] if before and after \
+            else []
+        pairs = [(p["t"] - cut, p["clock_error_ms"]) for p in before] + gap + \
+            [(p["t"] - cut, p["clock_error_ms"]) for p in after]
+        samples[LABELS[mode]] = ([x for x, _ in pairs], [y for _, y in pairs])
         rows = [r for r in run["rows"] if r["phase"] != "settle"
                 and r["system_time_s"] is not None]
         at_cut = min(rows, key=lambda r: abs(r["t"] - cut)) if rows else None

@@ -63,9 +63,12 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
             if points:
                 series[f"{consistency}, {target}"] = ([p[0] for p in points],
                                                       [p[1] for p in points])
+    styles = {f"{c}, {t}": {"color": f"C{ci}", "linestyle": "-" if t == "leader" else "--"}
+              for ci, c in enumerate(CONSISTENCIES) for t in TARGETS}
     files["throughput"] = plots.line_chart(
         out_dir / "read_latency_throughput.png", series,
-        "Reads per second against the number of clients", "concurrent clients", "reads/s")
+        "Reads per second against clients (dashed: on a follower)", "concurrent clients",
+        "reads/s", styles=styles)
     return files
 
 

@@ -74,7 +74,7 @@ def test_report_and_charts_exist_with_numbers_in_each_run_section(first_run):
     results, done = first_run
     report = (results / "REPORT.md").read_text()
     assert "report" in done.stdout
-    for chart in ("election.png", "conflicts_lost_updates.png", "conflicts_throughput.png"):
+    for chart in ("election.png", "conflicts.png"):
         assert (results / chart).stat().st_size > 1000
         assert f"]({chart})" in report
     sections = re.split(r"^## ", report, flags=re.M)
