@@ -51,7 +51,12 @@ ASKED = (
 def clock_model(agent: Mapping[str, Any]) -> tuple[float, float, bool]:
     """(offset at ``reference``, ``reference`` real time, measured?) of an agent's clock."""
     pair = agent.get("clock_at_start") or {}
-    if pair.get("real") is not None and pair.get("faked") is not None:
+    measured = pair.get("real") is not None and pair.get("faked") is not None
+    if not is_faked(agent):
+        # An agent without a fault reads this machine's kernel clock: its offset is 0 by
+        # construction, and its start pair only adds the ~1 µs between its two readings.
+        return 0.0, pair["real"] if measured else agent["clock_started_at"], measured
+    if measured:
         return pair["faked"] - pair["real"], pair["real"], True
     return agent["offset_s"], agent["clock_started_at"], False
 
@@ -99,6 +104,7 @@ def observer_verdicts(run: Mapping[str, Any], threshold_s: float) -> list[dict[s
         for round_index, exchanges in sorted(by_round.items()):
             intervals = {observer: (0.0, 0.0)}
             half_rtt = {observer: 0.0}
+            probed = {}
             lost = 0
             for exchange in exchanges:
                 if exchange.get("lost"):
@@ -108,14 +114,22 @@ def observer_verdicts(run: Mapping[str, Any], threshold_s: float) -> list[dict[s
                                              exchange["t4"])
                 intervals[exchange["peer"]] = (estimate.low, estimate.high)
                 half_rtt[exchange["peer"]] = estimate.error
+                probed[exchange["peer"]] = to_real(agent, (exchange["t1"] + exchange["t4"]) / 2)
             verdict = clocks.classify_clocks(intervals, threshold_s, population)
             real = to_real(agent, min(e["t1"] for e in exchanges))
+            # The round's probes are sequential: while they run, a drifting observer's own
+            # clock moves |rate - 1| x the round's span against the peers it compares.
+            span = max(e["t4"] for e in exchanges) - min(e["t1"] for e in exchanges)
+            observer_drift = abs(agent["rate"] - 1.0) * span
             errors, bounds, exact = {}, {}, {}
             if verdict["decided"]:
                 half_width = (verdict["high"] - verdict["low"]) / 2.0
                 for subject, deviation in verdict["deviation"].items():
-                    errors[subject] = deviation - true_offset(agents[subject], real)
-                    bounds[subject] = half_rtt[subject] + half_width
+                    # A drifting subject's truth at the moment it was probed, not at the
+                    # round's start (at 500 ms/min it moves 8 µs per ms).
+                    errors[subject] = deviation - true_offset(agents[subject],
+                                                              probed.get(subject, real))
+                    bounds[subject] = half_rtt[subject] + half_width + observer_drift
                     exact[subject] = truth_exact(agents[subject]) and (
                         agents[subject]["rate"] == 1.0 or truth_exact(agent))
             verdicts.append({"observer": observer, "round": round_index, "real": real,
@@ -366,10 +380,10 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         "estimates-within-bound", None if checked == 0 else within == checked,
         "Each estimate of a clock's offset from the majority was within its error bound "
         "(half the probe's round trip, plus half the majority interval's width when the "
-        "observer was not in it).",
+        "observer was not in it, plus a drifting observer's own drift over the round).",
         "Some estimates of a clock's offset from the majority were outside their error bound "
         "(half the probe's round trip, plus half the majority interval's width when the "
-        "observer was not in it).",
+        "observer was not in it, plus a drifting observer's own drift over the round).",
         "No estimate has an exact ground truth in this run.", **figures))
 
     truths = [r["ground_truth"] for r in runs.values()]

@@ -162,3 +162,33 @@ def test_the_clock_agent_reads_the_real_clock_past_libfaketime():
         pytest.skip("no raw clock_gettime on this machine")
     # Without libfaketime the two readings are the same clock.
     assert abs(pair["faked"] - pair["real"]) <= pair["spread"] + 1e-3
+
+
+def test_truth_is_taken_when_each_clock_was_probed_and_a_correct_clock_is_exact():
+    from etcdlab.analysis.faulty_clock import clock_model, observer_verdicts
+
+    correct = {"offset_s": 0.0, "rate": 1.0, "clock_started_at": 100.0,
+               "clock_at_start": {"faked": 100.0, "real": 100.000001}}  # 1 µs between reads
+    assert clock_model(correct)[:2] == (0.0, 100.000001)  # the kernel clock itself
+    # A clock drifting 8,333 ppm, probed 50 ms after the round began: its truth then, not at
+    # the round's start, is what the estimate is compared with.
+    rate = 1 + 500 / 60_000
+    drifting = {"offset_s": 0.0, "rate": rate, "clock_started_at": 100.0,
+                "clock_at_start": {"faked": 100.0, "real": 100.0}, "exchanges": []}
+
+    def probe(peer, t1, peer_clock):
+        rtt = 0.0002
+        return {"round": 0, "peer": peer, "t1": t1, "t2": peer_clock(t1 + rtt / 2),
+                "t3": peer_clock(t1 + rtt / 2), "t4": t1 + rtt}
+
+    def drift_clock(real):
+        return 100.0 + (real - 100.0) * rate
+
+    agents = {name: {**correct, "exchanges": []} for name in ("a", "b")}
+    agents["c"] = drifting
+    agents["a"]["exchanges"] = [probe("b", 110.0, lambda t: t),
+                                probe("c", 110.05, drift_clock)]
+    views = observer_verdicts({"agents": agents}, threshold_s=0.5)
+    view = next(v for v in views if v["observer"] == "a")
+    assert view["decided"]
+    assert abs(view["errors"]["c"]) <= view["bounds"]["c"]  # 417 µs off at round start
