@@ -11,6 +11,7 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -18,6 +19,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from etcdlab.stats import cdf_points  # noqa: E402
 
@@ -277,6 +279,49 @@ def time_series(
         axes.legend(loc="best", fontsize=8)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
+    return _save(figure, path)
+
+
+def history_timeline(
+    path: str | os.PathLike[str],
+    lanes: Mapping[str, Sequence[Mapping[str, Any]]],
+    title: str,
+    spans: Mapping[str, tuple[float, float]] | None = None,
+) -> str:
+    """One lane per client; each operation a bar from its invocation to its completion
+    (``start``, ``end`` in seconds; ``end`` None: unknown outcome, drawn hatched to the
+    right edge), coloured by ``kind``; ``highlight`` ones outlined in red and labelled with
+    ``label``. ``spans`` shades fault windows."""
+    figure, axes = plt.subplots(figsize=(FIGURE_SIZE[0] * 1.3, 0.55 * len(lanes) + 1.8))
+    axes.set_title(title)
+    right = max([op["end"] if op["end"] is not None else op["start"]
+                 for ops in lanes.values() for op in ops] or [1.0])
+    colours = {"get": "C0", "put": "C2", "txn": "C1", "delete": "C4"}
+    for index, (start, end) in enumerate((spans or {}).values()):
+        axes.axvspan(start, end, alpha=0.12, color=f"C{index + 6}")
+    for row, ops in enumerate(lanes.values()):
+        for op in ops:
+            unknown = op["end"] is None
+            end = right if unknown else op["end"]
+            # An unanswered operation is a thin hatched line under the lane: it may have
+            # taken effect at any point after its call, and must not hide the answered ones.
+            axes.barh(row + (0.3 if unknown else 0.0), max(end - op["start"], right * 0.004),
+                      left=op["start"], height=0.12 if unknown else 0.5,
+                      color=colours.get(op["kind"], "C7"), alpha=0.35 if unknown else 0.9,
+                      hatch="//" if unknown else None,
+                      edgecolor="red" if op.get("highlight") else "none",
+                      linewidth=2 if op.get("highlight") else 0)
+            if op.get("highlight") and op.get("label"):
+                axes.annotate(op["label"], (op["start"], row - 0.3), fontsize=8, color="red")
+    handles = [Patch(color=colour, label=kind) for kind, colour in colours.items()]
+    handles += [Patch(facecolor="white", edgecolor="red", linewidth=2, label="stuck")]
+    handles += [Patch(color=f"C{index + 6}", alpha=0.12, label=label)
+                for index, label in enumerate(spans or {})]
+    axes.set_yticks(range(len(lanes)), list(lanes))
+    axes.invert_yaxis()
+    axes.set_xlabel("seconds (hatched: no answer, outcome unknown)")
+    axes.legend(handles=handles, loc="upper left", fontsize=7, ncol=4,
+                bbox_to_anchor=(0, -0.18))
     return _save(figure, path)
 
 

@@ -120,4 +120,5 @@ def check_file(path: Path, timeout_s: float = CHECK_BUDGET_S) -> dict[str, Any]:
     return {**base, "verdict": result.verdict, "elapsed_s": round(result.elapsed_s, 3),
             "partitions": result.partitions,
             "counterexample": None if example is None else {
-                "linearized": list(example.linearized[-10:]), "stuck": list(example.stuck)}}
+                "linearized": list(example.linearized[-10:]), "stuck": list(example.stuck),
+                "stuck_calls": [list(call) for call in example.stuck_calls]}}

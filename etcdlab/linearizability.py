@@ -316,6 +316,8 @@ class Counterexample:
 
     linearized: tuple[str, ...]
     stuck: tuple[str, ...]
+    stuck_calls: tuple[tuple[Any, int], ...] = ()
+    """The stuck operations as (client, call time): where to find them in the history."""
 
 
 @dataclass(frozen=True)
@@ -422,6 +424,7 @@ def _search(model: Model, ops: Sequence[Operation], deadline: float
     return "not-linearizable", Counterexample(
         linearized=tuple(_describe(model, ops[i]) for i in best_prefix),
         stuck=tuple(_describe(model, ops[i]) for i in best_stuck),
+        stuck_calls=tuple((ops[i].client_id, ops[i].call) for i in best_stuck),
     )
 
 

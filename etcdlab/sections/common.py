@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from etcdlab import charts as plots
 from etcdlab.environment import format_value
 from etcdlab.results import Result
 from etcdlab.units import MISSING, fmt_ms
@@ -38,3 +41,51 @@ def election_timeout_lines(result: Result) -> dict[str, float]:
         f"election timeout ({fmt_ms(timeout_s * 1000)})": timeout_s,
         f"2 × election timeout ({fmt_ms(timeout_s * 2000)})": 2 * timeout_s,
     }
+
+
+def history_timelines(result: Result, out_dir: Path, seconds_before: float = 0.2,
+                      seconds_after: float = 0.05) -> dict[str, str]:
+    """For each recorded history the checker found not linearizable, a timeline of the
+    operations around its counterexample (the stuck ones outlined), fault windows shaded.
+
+    Reads ``NAME[.label].history.jsonl`` beside the result; a missing file draws nothing."""
+    files = {}
+    for label, verdict in sorted((result.samples.get("histories") or {}).items()):
+        example = verdict.get("counterexample") or {}
+        stuck = {(str(p), c) for p, c in example.get("stuck_calls") or []}
+        source = Path(out_dir) / str(verdict.get("file", ""))
+        if verdict.get("verdict") != "not-linearizable" or not stuck or not source.is_file():
+            continue
+        records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+        ops = [r for r in records if r.get("type", "op") == "op" and r["outcome"] != "failed"]
+        stuck_ops = [r for r in ops if (str(r["process"]), r["invoked_ns"]) in stuck]
+        if not stuck_ops:
+            continue
+        keys = {r.get("key") for r in stuck_ops}  # the checker decides per key
+        ops = [r for r in ops if r.get("key") in keys]
+        begin = min(r["invoked_ns"] for r in stuck_ops) - seconds_before * 1e9
+        end = max(r["completed_ns"] or r["invoked_ns"] for r in stuck_ops) + seconds_after * 1e9
+        lanes: dict[str, list[dict[str, Any]]] = {}
+        for r in sorted(ops, key=lambda r: str(r["process"])):
+            if r["invoked_ns"] > end or (r["completed_ns"] or end) < begin:
+                continue
+            is_stuck = (str(r["process"]), r["invoked_ns"]) in stuck
+            lanes.setdefault(str(r["process"]), []).append({
+                "start": max(r["invoked_ns"] - begin, 0) / 1e9,
+                "end": None if r["completed_ns"] is None else (r["completed_ns"] - begin) / 1e9,
+                "kind": r["op"], "highlight": is_stuck,
+                "label": f"{r['op']} → {'nil' if r['value'] is None else r['value']}"
+                if is_stuck else ""})
+        spans = {}
+        for window in records:
+            if window.get("type") == "fault" and window.get("begin_ns") is not None:
+                stop = window.get("end_ns") or end
+                if stop >= begin and window["begin_ns"] <= end:
+                    spans[str(window.get("description") or window.get("kind"))] = (
+                        max(window["begin_ns"] - begin, 0) / 1e9, (min(stop, end) - begin) / 1e9)
+        name = f"{result.experiment}_{label}_timeline.png".replace("-", "_")
+        files[label] = plots.history_timeline(
+            Path(out_dir) / name, lanes,
+            f"History {label}: key …{'/'.join(str(sorted(map(str, keys))[0]).split('/')[-2:])}"
+            " around its counterexample", spans)
+    return files

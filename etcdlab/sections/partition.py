@@ -11,23 +11,25 @@ from etcdlab import charts as plots
 from etcdlab.analysis import partition as analysis
 from etcdlab.analysis import run_vs_question
 from etcdlab.results import Result
-from etcdlab.sections.common import election_timeout_lines, metadata_text
+from etcdlab.sections.common import election_timeout_lines, history_timelines, metadata_text
 from etcdlab.units import MISSING, fmt_count, fmt_ms, fmt_seconds
 
 
 def charts(result: Result, out_dir: Path) -> dict[str, str]:
-    """Strip plot of the timed events that have at least three values (fewer: table rows)."""
+    """Strip plot of the timed events that have at least three values (fewer: table rows),
+    and a timeline around the counterexample of each history that is not linearizable."""
+    files = {f"timeline:{label}": name
+             for label, name in history_timelines(result, out_dir).items()}
     series = analysis.chart_series(analysis.summarize(result.samples, result.params))
-    if not series:
-        return {}
-    name = plots.strip_plot(
-        out_dir / "partition.png",
-        {label.replace(": ", ":\n", 1): values for label, values in series.items()},
-        "Partition: times after the cut and after healing (events with n ≥ 3)",
-        "seconds",
-        reference_lines=election_timeout_lines(result),
-    )
-    return {"times": name}
+    if series:
+        files["times"] = plots.strip_plot(
+            out_dir / "partition.png",
+            {label.replace(": ", ":\n", 1): values for label, values in series.items()},
+            "Partition: times after the cut and after healing (events with n ≥ 3)",
+            "seconds",
+            reference_lines=election_timeout_lines(result),
+        )
+    return files
 
 
 def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
@@ -44,6 +46,9 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "op_rows": analysis.op_rows(result.samples),
         "stale_rows": analysis.stale_rows(result.samples),
         "chart": chart_files.get("times"),
+        "timelines": [{"label": key.split(":", 1)[1], "file": name}
+                      for key, name in sorted(chart_files.items())
+                      if key.startswith("timeline:")],
         "trials": fmt_count(params.get("trials")),
         "n_leader": fmt_count(summary["detail"]["leader_trials"]),
         "n_follower": fmt_count(summary["detail"]["follower_trials"]),

@@ -80,3 +80,26 @@ def test_check_file_gives_the_verdict_of_what_was_recorded(tmp_path):
     empty = HistoryRecorder(tmp_path / "empty.history.jsonl")
     empty.close()
     assert check_file(empty.path)["verdict"] is None
+
+
+def test_a_history_that_is_not_linearizable_gets_a_timeline_around_its_counterexample(tmp_path):
+    from etcdlab.results import Result
+    from etcdlab.sections.common import history_timelines
+
+    bad = HistoryRecorder(tmp_path / "partition.register-serializable.history.jsonl")
+    bad.call("c1", "put", "k", {"value": "a"}, lambda: None, lambda r: (None, 2))
+    bad.call("c2", "get", "k", {}, lambda: None, lambda r: (None, None))  # a stale nil
+    bad.close([{"id": "f", "kind": "partition", "description": "n1 cut off",
+                "begin_ns": bad.first_ns - 10, "end_ns": None}])
+    good = HistoryRecorder(tmp_path / "partition.history.jsonl")
+    good.call("c1", "put", "k", {"value": "a"}, lambda: None, lambda r: (None, 2))
+    good.close()
+    verdicts = {"register-serializable": check_file(bad.path), "main": check_file(good.path)}
+    assert verdicts["register-serializable"]["counterexample"]["stuck_calls"]
+    result = Result(experiment="partition", status="ok", error=None,
+                    metadata={"started_utc": "2026-12-02T00:00:00Z",
+                              "finished_utc": "2026-12-02T00:01:00Z"},
+                    params={}, summary={}, samples={"histories": verdicts})
+    files = history_timelines(result, tmp_path)
+    assert list(files) == ["register-serializable"]  # none for the linearizable one
+    assert (tmp_path / files["register-serializable"]).read_bytes().startswith(b"\x89PNG")
