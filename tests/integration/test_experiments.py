@@ -80,7 +80,7 @@ def test_report_and_charts_exist_with_numbers_in_each_run_section(first_run):
     sections = re.split(r"^## ", report, flags=re.M)
     q1 = next(s for s in sections if s.startswith("Q1."))
     q2 = next(s for s in sections if s.startswith("Q2."))
-    assert re.search(r"median \d", q1) and re.search(r"\d+(\.\d+)? (ms|s)\b", q1)
+    assert re.search(r"median (of )?\d", q1) and re.search(r"\d+(\.\d+)? (ms|s)\b", q1)
     assert re.search(r"lost \d+ of \d+", q2)
     assert "Not measured in this run" not in q1 + q2
 
