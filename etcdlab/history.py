@@ -56,6 +56,11 @@ class HistoryRecorder:
         self.first_ns: int | None = None
         self.last_ns: int | None = None
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has finished the history."""
+        return self._file.closed
+
     def call(self, process: Any, op: str, key: str, args: Mapping[str, Any],
              send: Callable[[], T], answer: Callable[[T], tuple[Any, Any]]) -> T:
         """Send one request and record it; ``answer`` maps the reply to (value, revision)."""

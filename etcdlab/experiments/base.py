@@ -318,15 +318,23 @@ def run_experiment(
 
 def _finish_histories(ctx: Context, faults: Faults, check: bool) -> None:
     """Close each recorded history with the fault windows that overlap it and, when
-    ``check``, store its linearizability verdict in ``samples["histories"]``."""
+    ``check``, store its linearizability verdict in ``samples["histories"]``.
+
+    Called after the heal and again on the way out: the journal is read only while a
+    history is still open."""
     if not ctx.histories:
         return
-    windows = [w for w in faults.journal.windows() if w["kind"] != "run"]  # faults only
+    still_open = [recorder for recorder in ctx.histories.values() if not recorder.closed]
+    if still_open:
+        windows = [w for w in faults.journal.windows() if w["kind"] != "run"]  # faults only
+        for recorder in still_open:
+            recorder.close(windows)
+    verdicts = ctx.samples.setdefault("histories", {})
+    if not check:
+        return
     for label, recorder in ctx.histories.items():
-        recorder.close(windows)
-        verdicts = ctx.samples.setdefault("histories", {})
         key = label or "main"
-        if check and key not in verdicts:
+        if key not in verdicts:
             ctx.log(f"checking {recorder.path.name} ({recorder.operations} operations)")
             verdicts[key] = check_file(recorder.path)
 

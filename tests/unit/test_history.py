@@ -59,6 +59,7 @@ def test_fault_windows_that_overlap_the_history_are_appended(tmp_path):
     ])
     faults = [line for line in lines(recorder.path) if line.get("type") == "fault"]
     assert [f["id"] for f in faults] == ["a"]
+    assert recorder.closed
     recorder.call(1, "put", "k", {"value": "z"}, lambda: None, lambda r: (None, 3))
     assert len(lines(recorder.path)) == 2  # nothing is written after close
 
