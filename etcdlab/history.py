@@ -1,7 +1,8 @@
 """Recording client histories: every KV call through the transport, one JSON line each.
 
-A :class:`HistoryRecorder` writes ``NAME.history.jsonl`` beside an experiment's result, in
-the format :mod:`etcdlab.linearizability` documents and checks. A :class:`~etcdlab.transport.
+A :class:`HistoryRecorder` writes ``NAME.history.jsonl`` beside an experiment's result
+(named by the rule in :mod:`etcdlab.results`), in the format :mod:`etcdlab.linearizability`
+documents and checks. A :class:`~etcdlab.transport.
 Member` given a recorder (``member.record_into(recorder, process)``) records each ``get``,
 ``put``, ``delete`` and compare-and-swap it sends: the process, the operation and its
 arguments, invocation and completion on this machine's monotonic clock (the clock of the
@@ -34,14 +35,8 @@ from etcdlab.transport import classify
 
 T = TypeVar("T")
 
-HISTORY_SUFFIX = ".history.jsonl"
 CHECK_BUDGET_S = 20.0
 """The checker's time budget per history: beyond it the verdict is "unknown"."""
-
-
-def history_path(results_dir: Path, experiment: str, label: str = "") -> Path:
-    """``NAME.history.jsonl``, or ``NAME.LABEL.history.jsonl`` for one of several."""
-    return Path(results_dir) / f"{experiment}{'.' + label if label else ''}{HISTORY_SUFFIX}"
 
 
 class HistoryRecorder:

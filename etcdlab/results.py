@@ -15,6 +15,13 @@ in ``NAME.partial.json`` (``"status": "running"``), rewritten every few seconds.
 an ok result becomes ``NAME.json``; a failed or interrupted one becomes ``NAME.json`` too,
 unless ``NAME.json`` already holds an ok result of an earlier run: then it goes to
 ``NAME.failed.json`` and the good one stays.
+
+A run's recorded client histories follow its result (:func:`history_file`): recorded as
+``NAME.partial[.LABEL].history.jsonl`` while it runs, they take the stem of the result file
+when it is written (``NAME[.LABEL].history.jsonl`` beside ``NAME.json``,
+``NAME.failed[.LABEL].history.jsonl`` beside ``NAME.failed.json``), so a failed re-run never
+replaces the histories of the good result it is kept beside. A result names its history
+files in ``samples["histories"][...]["file"]``.
 """
 
 from __future__ import annotations
@@ -241,6 +248,29 @@ def partial_path(results_dir: Path, name: str) -> Path:
     return results_dir / f"{name}.partial.json"
 
 
+HISTORY_SUFFIX = ".history.jsonl"
+
+
+def history_file(results_dir: Path, stem: str, label: str = "") -> Path:
+    """``STEM.history.jsonl``, or ``STEM.LABEL.history.jsonl`` for one of several; STEM is
+    the result file's name without ``.json`` (``NAME``, ``NAME.failed``, ``NAME.partial``)."""
+    return Path(results_dir) / f"{stem}{'.' + label if label else ''}{HISTORY_SUFFIX}"
+
+
+def move_histories(results_dir: Path, from_stem: str, to_stem: str) -> dict[str, str]:
+    """Give the history files of ``from_stem`` the stem ``to_stem`` (replacing files of that
+    name); returns {old file name: new file name}."""
+    moved = {}
+    for path in sorted(Path(results_dir).glob(f"{from_stem}*{HISTORY_SUFFIX}")):
+        middle = path.name[len(from_stem):-len(HISTORY_SUFFIX)]
+        if middle and not middle.startswith("."):
+            continue  # another experiment whose name only starts like this one
+        target = path.with_name(f"{to_stem}{middle}{HISTORY_SUFFIX}")
+        os.replace(path, target)
+        moved[path.name] = target.name
+    return moved
+
+
 def _holds_ok_result(path: Path) -> bool:
     try:
         return json.loads(path.read_text()).get("status") == "ok"
@@ -256,7 +286,13 @@ def finish_partial(path: Path, error: str) -> Path | None:
         return None
     data.update(status="interrupted", error=error)
     data.setdefault("metadata", {})["finished_utc"] = utc_now_iso()
-    result = Result.from_json_dict(data)
-    target = write_result(result_path(path.parent, result.experiment, result.status), result)
+    result = Result.from_json_dict(data)  # a broken partial file raises before any move
+    target = result_path(path.parent, result.experiment, result.status)
+    moved = move_histories(path.parent, path.name.removesuffix(".json"),
+                           target.name.removesuffix(".json"))
+    for verdict in (data.get("samples", {}).get("histories") or {}).values():
+        if isinstance(verdict, dict) and verdict.get("file") in moved:
+            verdict["file"] = moved[verdict["file"]]
+    write_result(target, Result.from_json_dict(data))
     path.unlink(missing_ok=True)
     return target

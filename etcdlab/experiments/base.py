@@ -41,13 +41,15 @@ from rich.progress import (
 from etcdlab.cluster import Cluster
 from etcdlab.errors import Interrupted, LabError
 from etcdlab.faults import Faults
-from etcdlab.history import HistoryRecorder, check_file, history_path
+from etcdlab.history import HistoryRecorder, check_file
 from etcdlab.journal import Entry, HealStep
 from etcdlab.params import Param, unknown_name
 from etcdlab.results import (
     Result,
     finish_partial,
+    history_file,
     json_safe,
+    move_histories,
     partial_path,
     result_path,
     utc_now_iso,
@@ -130,13 +132,15 @@ class Context:
     histories: dict[str, HistoryRecorder] = field(default_factory=dict)
 
     def history(self, label: str = "") -> HistoryRecorder | None:
-        """The recorder of one client history of this run (``NAME[.label].history.jsonl``),
-        created on first use; None when the run records none. Give it to a member with
-        ``member.record_into(recorder, process)``."""
+        """The recorder of one client history of this run, created on first use; None
+        when the run records none. It writes ``NAME.partial[.label].history.jsonl`` until
+        the result is written (the naming rule of :mod:`etcdlab.results`). Give it to a
+        member with ``member.record_into(recorder, process)``."""
         if self.history_dir is None:
             return None
         if label not in self.histories:
-            path = history_path(self.history_dir, self.name, label)
+            stem = partial_path(self.history_dir, self.name).name.removesuffix(".json")
+            path = history_file(self.history_dir, stem, label)
             path.unlink(missing_ok=True)  # a new run's history, not appended to an old one
             self.histories[label] = HistoryRecorder(path)
         return self.histories[label]
@@ -302,9 +306,11 @@ def run_experiment(
         _finish_histories(ctx, faults, check=False)  # closed, whatever happened
         flusher.stop()
         status = "ok" if error is None else ("interrupted" if interrupt else "failed")
+        target = result_path(results_dir, experiment.name, status)
+        _name_histories(ctx, partial, target)
         result = _final_result(experiment, status, error, cluster, started_utc, started,
                                params, summary, ctx.samples, heal_steps)
-        path = write_result(result_path(results_dir, experiment.name, status), result)
+        path = write_result(target, result)
         partial.unlink(missing_ok=True)
         faults.journal.done(run_entry, status)
         faults.journal.compact()  # nothing left open: the journal starts empty next time
@@ -337,6 +343,18 @@ def _finish_histories(ctx: Context, faults: Faults, check: bool) -> None:
         if key not in verdicts:
             ctx.log(f"checking {recorder.path.name} ({recorder.operations} operations)")
             verdicts[key] = check_file(recorder.path)
+
+
+def _name_histories(ctx: Context, partial: Path, target: Path) -> None:
+    """The run's history files take the stem of its result file (the rule in
+    :mod:`etcdlab.results`), and the stored verdicts name them so."""
+    if not ctx.histories:
+        return
+    moved = move_histories(partial.parent, partial.name.removesuffix(".json"),
+                           target.name.removesuffix(".json"))
+    for verdict in (ctx.samples.get("histories") or {}).values():
+        if verdict.get("file") in moved:
+            verdict["file"] = moved[verdict["file"]]
 
 
 def _signal_name(exc: KeyboardInterrupt) -> str:

@@ -5,7 +5,8 @@ import json
 import grpc
 import pytest
 
-from etcdlab.history import HistoryRecorder, check_file, history_path
+from etcdlab.history import HistoryRecorder, check_file
+from etcdlab.results import history_file
 
 
 class FakeRpcError(grpc.RpcError):
@@ -30,7 +31,7 @@ def lines(path):
 
 
 def test_each_call_is_one_line_with_times_outcome_value_and_revision(tmp_path):
-    recorder = HistoryRecorder(history_path(tmp_path, "conflicts"))
+    recorder = HistoryRecorder(history_file(tmp_path, "conflicts"))
     assert recorder.path.name == "conflicts.history.jsonl"
     reply = recorder.call(1, "put", "k", {"value": "a"}, lambda: "reply", lambda r: (None, 5))
     assert reply == "reply"

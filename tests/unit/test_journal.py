@@ -275,6 +275,51 @@ def test_a_failed_rerun_never_overwrites_a_good_result(tmp_path):
     assert result_path(results, "fake", "interrupted") == results / "fake.failed.json"
 
 
+def recording(value, fail=False):
+    """A fake experiment whose run records one write of ``value`` in history "x"."""
+    def run(ctx):
+        ctx.history("x").call("p1", "write", "k", {"value": value},
+                              send=lambda: None, answer=lambda reply: (value, 1))
+        if fail:
+            raise RuntimeError("boom in run")
+    return Experiment(name="fake", question=0, title="fake", parameters=(), quick={},
+                      run=run, summarize=lambda samples, params: {})
+
+
+def test_a_failed_rerun_keeps_the_good_results_history_and_names_its_own(tmp_path):
+    results = tmp_path / "results"
+    cluster = fake_cluster(tmp_path, FakeNodes(["n1"]))
+    good = run_experiment(recording("good"), cluster, results, {})
+    assert good.samples["histories"]["x"]["file"] == "fake.x.history.jsonl"
+    assert good.samples["histories"]["x"]["verdict"] == "linearizable"
+    with pytest.raises(LabError):
+        run_experiment(recording("bad", fail=True), cluster, results, {})
+    assert '"good"' in (results / "fake.x.history.jsonl").read_text()
+    failed = json.loads((results / "fake.failed.json").read_text())
+    assert failed["samples"]["histories"]["x"]["file"] == "fake.failed.x.history.jsonl"
+    assert '"bad"' in (results / "fake.failed.x.history.jsonl").read_text()
+    assert not list(results.glob("*.partial*"))
+
+
+def test_a_killed_runs_history_follows_its_result_when_healed(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    partial = partial_path(results, "fake")
+    (results / "fake.partial.x.history.jsonl").write_text("{}\n")
+    (results / "fakeother.partial.history.jsonl").write_text("{}\n")  # not this one's
+    partial.write_text(json.dumps({
+        "schema_version": 1, "experiment": "fake", "status": "running", "error": None,
+        "metadata": {"started_utc": "2026-12-01T10:00:00+00:00",
+                     "finished_utc": "2026-12-01T10:00:03+00:00"},
+        "params": {}, "summary": {},
+        "samples": {"histories": {"x": {"file": "fake.partial.x.history.jsonl"}}}}))
+    target = finish_partial(partial, "interrupted: killed")
+    saved = json.loads(Path(target).read_text())
+    assert (results / "fake.x.history.jsonl").exists()
+    assert saved["samples"]["histories"]["x"]["file"] == "fake.x.history.jsonl"
+    assert (results / "fakeother.partial.history.jsonl").exists()
+
+
 def test_heal_turns_a_killed_runs_partial_file_into_an_interrupted_result(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
