@@ -22,6 +22,7 @@ verdict the result stores.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -110,7 +111,9 @@ def check_file(path: Path, timeout_s: float = CHECK_BUDGET_S) -> dict[str, Any]:
     operations, others = linearizability.parse_history_jsonl(Path(path).read_text())
     faults = [o for o in others if o.get("type") == "fault"]
     base = {"file": Path(path).name, "operations": len(operations), "faults": len(faults),
-            "budget_s": timeout_s}
+            "budget_s": timeout_s,
+            "processes": len({str(op.client_id) for op in operations}),
+            "unknown": sum(1 for op in operations if op.return_ == math.inf)}
     if not operations:
         return {**base, "verdict": None, "elapsed_s": 0.0, "counterexample": None,
                 "why": "no operation was recorded"}

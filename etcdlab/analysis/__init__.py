@@ -134,8 +134,11 @@ def history_findings(samples: Mapping[str, Any]) -> list[Finding]:
     found = []
     for label, verdict in sorted((samples.get("histories") or {}).items()):
         name = verdict.get("file", label)
-        figures = {"operations": f"{verdict.get('operations', 0):,}",
-                   "fault windows": f"{verdict.get('faults', 0):,}"}
+        figures = {"operations": f"{verdict.get('operations', 0):,}"}
+        for key, label_text in (("processes", "processes"), ("unknown", "unknown outcomes")):
+            if verdict.get(key) is not None:  # histories checked before these were counted
+                figures[label_text] = f"{verdict[key]:,}"
+        figures["fault windows"] = f"{verdict.get('faults', 0):,}"
         if verdict.get("elapsed_s") is not None:
             figures["checked in"] = f"{verdict['elapsed_s']:.2f} s"
         why = verdict.get("why") or (

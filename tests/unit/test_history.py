@@ -72,6 +72,7 @@ def test_check_file_gives_the_verdict_of_what_was_recorded(tmp_path):
     good.close()
     verdict = check_file(good.path)
     assert (verdict["verdict"], verdict["operations"]) == ("linearizable", 2)
+    assert (verdict["processes"], verdict["unknown"]) == (2, 0)
     bad = HistoryRecorder(tmp_path / "bad.history.jsonl")
     bad.call(1, "put", "k", {"value": "a"}, lambda: None, lambda r: (None, 2))
     bad.call(2, "get", "k", {}, lambda: None, lambda r: ("stale", 1))  # a value never written
@@ -105,3 +106,19 @@ def test_a_history_that_is_not_linearizable_gets_a_timeline_around_its_counterex
     files = history_timelines(result, tmp_path)
     assert list(files) == ["register-serializable"]  # none for the linearizable one
     assert (tmp_path / files["register-serializable"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_check_file_counts_processes_and_unknown_outcomes(tmp_path):
+    recorder = HistoryRecorder(tmp_path / "unknown.history.jsonl")
+    recorder.call("w", "put", "k", {"value": "a"}, lambda: None, lambda r: (None, 2))
+
+    def timed_out():
+        raise FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    with pytest.raises(grpc.RpcError):
+        recorder.call("w", "put", "k", {"value": "b"}, timed_out, lambda r: (None, None))
+    recorder.call("r", "get", "k", {}, lambda: None, lambda r: ("b", 3))  # b took effect
+    recorder.close()
+    verdict = check_file(recorder.path)
+    assert (verdict["verdict"], verdict["processes"], verdict["unknown"]) == (
+        "linearizable", 2, 1)
