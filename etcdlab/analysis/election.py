@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings
 from etcdlab.units import (
     fmt_count,
     fmt_factor,
@@ -155,6 +155,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     )
     summary["poll_interval_s"] = (params["poll_interval_ms"] / 1000.0
                                   if params.get("poll_interval_ms") is not None else None)
+    summary["histories"] = samples.get("histories") or {}
     return summary
 
 
@@ -479,6 +480,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         _crash_writes(crash, params),
         _terms(crash),
         _consistency(summary),
+        *history_findings(summary),
         _course_percentile(crash, timeout_s, survivors),
         _course_start_point(),
         _published_transfer(graceful, timeout_s),

@@ -10,8 +10,13 @@ exits). Measured from the moment the signal was sent:
 (c) ``log_elected_s``: etcd's own log line ("became leader" / "elected leader" for the new
     term), whose timestamp has millisecond resolution.
 
-The stopped member is started again and the cluster waited healthy before the next
-trial. After each series every member's revision and KV hash are compared.
+The stopped member is started again and the cluster waited healthy; then every member
+reads the trial's key back (linearizable reads). The probe writes through the failover and
+those reads are recorded in ``election.history.jsonl`` (one key per trial, each write a
+value of its own, a timed-out write an unknown outcome) and checked for linearizability by
+the runner: an acknowledged write lost in the failover, or a timed-out one that took effect
+on one member and not another, would make it not linearizable. After each series every
+member's revision and KV hash are compared.
 """
 
 from __future__ import annotations
@@ -65,7 +70,10 @@ def one_trial(
     leader, leader_id, term_before = current_leader(cluster)
     survivors = [n for n in cluster.names if n != leader]
     stubs = open_members(cluster, survivors)
-    writer = FirstWrite(cluster, survivors, params["write_timeout_s"])
+    key = f"/etcdlab/election/{series}/{trial}"
+    history = ctx.history()
+    writer = FirstWrite(cluster, survivors, params["write_timeout_s"], key, history,
+                        process=f"{series}-{trial}-writer")
     delay = rng.uniform(0, cluster.config.etcd_heartbeat_interval_ms / 1000.0)
     time.sleep(delay)
     writer.start()
@@ -85,6 +93,9 @@ def one_trial(
     faults.restart(leader)
     if writer.succeeded_at is None:
         raise LabError(f"trial {trial}: no write succeeded within {params['timeout_s']} s")
+    cluster.wait_healthy(timeout=60)
+    read_back = read_back_everywhere(cluster, key, history, f"{series}-{trial}",
+                                     params["timeout_s"])
     return {
         "trial": trial,
         "killed": leader,
@@ -96,7 +107,24 @@ def one_trial(
         "log_elected_s": None if log_at is None else round(log_at - signalled, 6),
         "term_before": term_before,
         "term_after": term_after,
+        "acknowledged": writer.acknowledged,
+        "read_back": read_back,
     }
+
+
+def read_back_everywhere(cluster: Cluster, key: str, history: Any, process: str,
+                         timeout: float) -> dict[str, str | None]:
+    """Each member's linearizable read of ``key`` (recorded, one process per member): the
+    value it returns, or None when the read failed."""
+    values: dict[str, str | None] = {}
+    for name in cluster.names:
+        with member(cluster, name, timeout=timeout) as one:
+            one.record_into(history, f"{process}-read-{name}")
+            try:
+                values[name] = one.get(key)["value"]
+            except grpc.RpcError:
+                values[name] = None
+    return values
 
 
 def wait_new_leader(
@@ -154,33 +182,45 @@ def statuses(stubs: Mapping[str, Member], timeout: float) -> Iterator[Any]:
 
 
 class FirstWrite(threading.Thread):
-    """Tries writes through the survivors from the moment of the fault until one succeeds."""
+    """Tries writes through the survivors from the moment of the fault until one succeeds.
 
-    def __init__(self, cluster: Cluster, survivors: list[str], timeout: float) -> None:
+    Each attempt writes a value of its own (``attempt N``) to ``key``, recorded into
+    ``history`` as one process (the attempts are sequential)."""
+
+    def __init__(self, cluster: Cluster, survivors: list[str], timeout: float, key: str,
+                 history: Any = None, process: str = "writer") -> None:
         super().__init__(daemon=True)
         self.cluster = cluster
         self.timeout = timeout
         self.survivors = survivors
+        self.key = key
+        self.history = history
+        self.process = process
         self.go = threading.Event()
         self.stop = threading.Event()
         self.succeeded_at: float | None = None
         self.attempts = 0
+        self.acknowledged: str | None = None
 
     def run(self) -> None:
         # A put proposed while there is no leader is dropped and only ends at its
         # deadline, so the deadline bounds how finely the first success is timed.
         clients = [member(self.cluster, n, timeout=self.timeout) for n in self.survivors]
+        for client in clients:
+            client.record_into(self.history, self.process)
         try:
             self.go.wait()
             while not self.stop.is_set():
                 client = clients[self.attempts % len(clients)]
                 self.attempts += 1
+                value = f"attempt {self.attempts}"
                 try:
-                    client.put("/etcdlab/election/probe", str(time.time()))
+                    client.put(self.key, value)
                 except grpc.RpcError:  # unavailable, no leader yet, or timed out: again
                     time.sleep(0.002)
                     continue
                 self.succeeded_at = time.time()
+                self.acknowledged = value
                 return
         finally:
             for client in clients:

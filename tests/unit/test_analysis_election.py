@@ -165,3 +165,18 @@ def test_the_course_start_point_follows_its_log_line(tmp_path, monkeypatch):
     assert finding.holds is False
     text = rendered(tmp_path, quick(), "timeout")
     assert finding.text in text and finding.text not in base
+
+
+@pytest.mark.parametrize(("verdict", "holds"), [("linearizable", True),
+                                                ("not-linearizable", False), ("unknown", None)])
+def test_the_failover_writes_history_verdict_is_a_finding_and_shown(tmp_path, verdict, holds):
+    data = quick()
+    data["samples"]["histories"] = {"main": {
+        "file": "election.history.jsonl", "verdict": verdict, "operations": 64,
+        "processes": 20, "unknown": 9, "faults": 10, "budget_s": 20.0, "elapsed_s": 0.05,
+        "counterexample": {"stuck": ["get /etcdlab/election/crash/1 → attempt 1"]}
+        if verdict == "not-linearizable" else None}}
+    finding = findings_of(data)["linearizable-main"]
+    assert finding.holds is holds
+    assert finding.figures["unknown outcomes"] == "9"
+    assert finding.text in rendered(tmp_path, data, verdict)
