@@ -160,7 +160,9 @@ def presenter(experiment: str) -> ModuleType | None:
     """The module ``etcdlab.sections.<experiment>`` that presents it, if there is one.
 
     It defines ``charts(result, out_dir) -> {key: png}`` and ``section(result, charts)
-    -> dict`` (read by the partial as ``section.data``).
+    -> dict`` (read by the partial as ``section.data``). A section that cites another
+    experiment's measurements names it in ``CITES``; its ``section`` then takes
+    ``cited={experiment: Result}`` with those of this run that ended ok.
     """
     try:
         return importlib.import_module(f"etcdlab.sections.{experiment.replace('-', '_')}")
@@ -170,8 +172,10 @@ def presenter(experiment: str) -> ModuleType | None:
         return None
 
 
-def _build_section(question: Question, result: Result | None, out_dir: Path) -> Section:
-    """Draw the charts and prepare the data of one question, or say why there are none."""
+def _build_section(question: Question, result: Result | None, out_dir: Path,
+                   results: Mapping[str, Result] | None = None) -> Section:
+    """Draw the charts and prepare the data of one question, or say why there are none;
+    ``results`` (the run's others) supplies what the section cites."""
     base = {
         "number": question.number,
         "experiment": question.experiment,
@@ -201,7 +205,13 @@ def _build_section(question: Question, result: Result | None, out_dir: Path) -> 
         )
     try:
         chart_files = module.charts(result, out_dir)
-        data = module.section(result, chart_files)
+        cites = getattr(module, "CITES", ())
+        if cites:
+            cited = {name: other for name in cites
+                     if (other := (results or {}).get(name)) is not None and other.ok}
+            data = module.section(result, chart_files, cited=cited)
+        else:
+            data = module.section(result, chart_files)
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
         # A result whose samples do not have the expected shape must not cost the rest of
         # the report; the section names the problem instead.
@@ -253,7 +263,8 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
     """
     folder = Path(results_dir)
     results = load_results(folder)
-    sections = [_build_section(q, results.get(q.experiment), folder) for q in QUESTIONS]
+    sections = [_build_section(q, results.get(q.experiment), folder, results)
+                for q in QUESTIONS]
     known = {question.experiment for question in QUESTIONS}
     text = _environment(Path(template_dir or TEMPLATE_DIR)).get_template(REPORT_TEMPLATE).render(
         run_name=folder.name,

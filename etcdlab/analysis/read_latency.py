@@ -392,14 +392,47 @@ def _leader(summary: Mapping[str, Any]) -> Finding:
         "measured before and after the change name different members as \"leader\".")
 
 
-def _staleness() -> Finding:
-    return claim(
-        "staleness", None,
-        "A serializable read returned a value older than the latest write.",
-        "No serializable read returned a value older than the latest write.",
-        "How stale a serializable read can be is not measured by this experiment: its reads "
-        "are of one key that nothing writes while they run, so none could be stale "
-        "(planned: issue 15).")
+def _staleness(cited: Mapping[str, Any] | None) -> list[Finding]:
+    """How stale reads can be, cited from Q3's register workload (``cited``: the partition
+    run's checked histories; None when this run has none): its serializable reads on a
+    cut-off member, and its linearizable reads. This experiment reads one key nothing writes
+    while it reads, so none of its own reads could be stale."""
+    verdicts = {series: (cited or {}).get(f"register-{series}") or {}
+                for series in ("serializable", "linearizable")}
+    why_absent = ("This run has no completed Q3 (`partition`) result to cite, and this "
+                  "experiment's reads "
+                  "are of one key nothing writes while they run, so none could be stale.")
+    found = []
+    for series, (yes, no) in {
+        "serializable": (
+            "A serializable read returned a value older than a write that had completed: in "
+            "Q3's register workload with the leader cut off, the history with serializable "
+            "reads is not linearizable.",
+            "No serializable read was seen stale: in Q3's register workload with the leader "
+            "cut off, the history with serializable reads is linearizable."),
+        "linearizable": (
+            "No linearizable read was stale: in Q3's register workload with the leader cut "
+            "off, the history with linearizable reads is linearizable.",
+            "A linearizable read was stale: in Q3's register workload with the leader cut "
+            "off, the history with linearizable reads is not linearizable."),
+    }.items():
+        verdict = verdicts[series]
+        figures = {}
+        if verdict:
+            figures = {"history": f"`{verdict.get('file')}`",
+                       "operations": f"{verdict.get('operations', 0):,}"}
+        stuck = ((verdict.get("counterexample") or {}).get("stuck") or [])[:1]
+        if stuck:
+            figures["counterexample"] = stuck[0]
+        holds = {"not-linearizable": True, "linearizable": False}.get(verdict.get("verdict"))
+        if series == "linearizable" and holds is not None:
+            holds = not holds
+        why = why_absent if cited is None else (
+            f"Q3's register workload has no checked {series} history in this run (not "
+            "recorded, or the checker's budget ran out).")
+        found.append(claim(f"staleness-{series}", holds, yes, no,
+                           why if holds is None else "", **figures))
+    return found
 
 
 def published_ms(milliseconds: float) -> str:
@@ -475,11 +508,13 @@ def _course(summary: Mapping[str, Any], cells: Sequence[Finding]) -> list[Findin
     return [latency, reason, stale]
 
 
-def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Finding]:
+def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
+             cited_histories: Mapping[str, Any] | None = None) -> list[Finding]:
     """The section's findings in the order shown: the answer (the direction), per cell,
-    the follower's hop, throughput, the harness, errors, the leader, staleness, then the
-    published figures and the course report."""
+    the follower's hop, throughput, the harness, errors, the leader, staleness (cited from
+    the partition run's ``cited_histories`` when the report has one), then the published
+    figures and the course report."""
     cells = _cell_findings(summary)
     return [_direction(summary, cells), *cells, _follower_hop(summary), _saturation(summary),
             _harness(summary), _client_cpu(summary), _errors(summary), _leader(summary),
-            _staleness(), *_published(summary), *_course(summary, cells)]
+            *_staleness(cited_histories), *_published(summary), *_course(summary, cells)]

@@ -125,10 +125,19 @@ def _harness(summary: Mapping[str, Any]) -> dict[str, str] | None:
     }
 
 
-def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
-    """Prepare the Q5 section: findings (answer first), tables, published figures, method."""
+CITES = ("partition",)
+"""Q3's register workload checks serializable and linearizable reads under a cut-off leader:
+Q5 cites its verdicts for how stale a serializable read can be."""
+
+
+def section(result: Result, chart_files: Mapping[str, str],
+            cited: Mapping[str, Result] | None = None) -> dict[str, Any]:
+    """Prepare the Q5 section: findings (answer first), tables, published figures, method.
+    ``cited`` may hold this run's partition result, whose checked histories Q5 cites."""
+    partition = (cited or {}).get("partition")
     summary = summarize(result.samples, result.params)
-    items = findings(summary, result.params)
+    items = findings(summary, result.params,
+                     None if partition is None else partition.samples.get("histories") or {})
     measured = [f for f in items if f.kind == "measured"]
     cells = [f for f in measured if f.id.startswith("slower.")]
     levels = summary["levels"]

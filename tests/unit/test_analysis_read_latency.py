@@ -52,7 +52,8 @@ def test_the_quick_run_findings():
     assert f["direction"].holds is False          # 32 clients on the follower: not slower
     assert f["slower.c1.leader"].holds is True
     assert f["slower.c32.follower"].holds is False
-    assert f["staleness"].holds is None and "issue 15" in f["staleness"].text
+    assert f["staleness-serializable"].holds is None  # the quick run's alone: no Q3 beside it
+    assert "no completed Q3" in f["staleness-serializable"].text
     assert f["published_ratio"].holds is True
     assert f["published_absolute"].holds is None
     assert f["course_latency"].holds is True
@@ -193,3 +194,47 @@ def test_missing_parts_are_untestable_not_invented(missing):
         assert f["direction"].holds is None and f["published_ratio"].holds is None
     else:
         assert f["harness"].holds is None and f["client_cpu"].holds is None
+
+
+def register_verdicts(serializable: str, linearizable: str) -> dict:
+    """Q3's checked register histories as the partition result stores them."""
+    def one(series, verdict):
+        return {"file": f"partition.register-{series}.history.jsonl", "verdict": verdict,
+                "operations": 250, "counterexample": {"stuck": ["c2 get /k0 → nil"]}
+                if verdict == "not-linearizable" else None}
+    return {"register-serializable": one("serializable", serializable),
+            "register-linearizable": one("linearizable", linearizable)}
+
+
+@pytest.mark.parametrize(("ser", "lin", "ser_holds", "lin_holds"), [
+    ("not-linearizable", "linearizable", True, True),
+    ("linearizable", "not-linearizable", False, False),
+    ("unknown", "linearizable", None, True),
+])
+def test_staleness_is_cited_from_q3s_checked_histories(ser, lin, ser_holds, lin_holds):
+    data = quick()
+    summary = analysis.summarize(data["samples"], data["params"])
+    f = by_id(analysis.findings(summary, data["params"], register_verdicts(ser, lin)))
+    assert f["staleness-serializable"].holds is ser_holds
+    assert f["staleness-linearizable"].holds is lin_holds
+    if ser_holds:
+        assert f["staleness-serializable"].figures["counterexample"] == "c2 get /k0 → nil"
+
+
+def test_the_report_cites_this_runs_partition_verdicts_in_q5(tmp_path):
+    from etcdlab import report
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "read-latency.json").write_text(json.dumps(quick()))
+    partition = json.loads((QUICK / "partition.json").read_text())
+    partition["samples"]["histories"] = register_verdicts("not-linearizable", "linearizable")
+    (folder / "partition.json").write_text(json.dumps(partition))
+    text = report.render_report(folder).read_text()
+    q5 = text[text.index("## Q5."):text.index("## Q6.")]
+    assert "A serializable read returned a value older than a write that had completed" in q5
+    assert "No linearizable read was stale" in q5
+    partition["status"], partition["error"] = "failed", "boom"  # a failed Q3 is not cited
+    (folder / "partition.json").write_text(json.dumps(partition))
+    text = report.render_report(folder).read_text()
+    assert "no completed Q3" in text[text.index("## Q5."):text.index("## Q6.")]
