@@ -25,6 +25,11 @@ from etcdlab.units import (
 )
 
 SCENARIOS = ("leader_isolated", "follower_isolated")
+# The register workload's faults and read modes (experiments/partition.py runs them).
+REGISTER_FAULTS = ("leader-cut", "follower-cut", "leader-crash")
+REGISTER_FAULT_LABELS = {"leader-cut": "leader cut off", "follower-cut": "follower cut off",
+                         "leader-crash": "leader crashed"}
+REGISTER_SERIES = ("linearizable", "serializable")
 # What the cut-off member is asked, in this order (the serializable read first: it is
 # answered at once and shows the state the member was left with).
 MINORITY_OPS = ("serializable_read", "linearizable_read", "linearizable_read_require_leader",
@@ -154,22 +159,50 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["poll_interval_s"] = (params["poll_interval_ms"] / 1000.0
                                   if params.get("poll_interval_ms") is not None else None)
     summary["op_timeout_s"] = params.get("op_timeout_s")
-    summary["register"] = samples.get("register") or {}
     summary["histories"] = samples.get("histories") or {}
+    summary["register"] = register_runs(samples)
     return summary
 
 
+def register_runs(samples: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{fault: {series: {"target", "outcomes", "verdict" (the checked history or {})}}} for
+    each register series of the run. Results recorded before the workload ran under several
+    faults (``samples["register"][series]`` with ``isolated``, histories
+    ``register-SERIES``) read as the leader-cut fault."""
+    recorded = samples.get("register") or {}
+    histories = samples.get("histories") or {}
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    if any(series in recorded for series in REGISTER_SERIES):  # the older layout
+        recorded = {"leader-cut": {series: {**run, "target": run.get("isolated")}
+                                   for series, run in recorded.items()}}
+    known = [fault for fault in REGISTER_FAULTS if fault in recorded]
+    for fault in known + sorted(set(recorded) - set(known)):  # the order they run in
+        for series, run in recorded[fault].items():
+            verdict = register_verdict(histories, fault, series)
+            runs.setdefault(fault, {})[series] = {"target": run.get("target"),
+                                                  "outcomes": run.get("outcomes") or {},
+                                                  "verdict": verdict}
+    return runs
+
+
+def register_verdict(histories: Mapping[str, Any], fault: str, series: str
+                     ) -> Mapping[str, Any]:
+    """The checked history of one register series (``register-FAULT-SERIES``; for the
+    leader-cut fault also the older ``register-SERIES``), or {}."""
+    return (histories.get(f"register-{fault}-{series}")
+            or (histories.get(f"register-{series}") if fault == "leader-cut" else None) or {})
+
+
 def _register(summary: Mapping[str, Any]) -> Finding:
-    """The register workload's two series: linearizable reads keep the history
-    linearizable under the partition; serializable reads on the cut-off member may not."""
-    verdicts = {series: (summary["histories"].get(f"register-{series}") or {})
-                for series in ("linearizable", "serializable")}
-    lin, ser = (verdicts[s].get("verdict") for s in ("linearizable", "serializable"))
+    """The register workload with the leader cut off: linearizable reads keep the history
+    linearizable; serializable reads on the cut-off member may not."""
+    runs = summary["register"].get("leader-cut") or {}
+    verdicts = {series: (runs.get(series) or {}).get("verdict") or {}
+                for series in REGISTER_SERIES}
+    lin, ser = (verdicts[s].get("verdict") for s in REGISTER_SERIES)
     figures = {f"{series} reads": f"{v.get('operations', 0):,} operations, {v.get('verdict')}"
                for series, v in verdicts.items() if v}
-    isolated = ", then ".join(str((summary["register"].get(series) or {}).get("isolated"))
-                              for series in ("linearizable", "serializable")
-                              if summary["register"].get(series))
+    isolated = ", then ".join(str(run.get("target")) for run in runs.values())
     yes = (f"With the leader cut off ({isolated or 'not recorded'}), the clients' history with "
            "linearizable reads "
            "was linearizable, and the one with serializable reads was not: a serializable "
@@ -184,6 +217,33 @@ def _register(summary: Mapping[str, Any]) -> Finding:
                      "this run (not recorded, or the checker's budget ran out).", **figures)
     return claim("register-histories", lin == "linearizable" and ser == "not-linearizable",
                  yes, no, **figures)
+
+
+def _register_every_fault(summary: Mapping[str, Any]) -> Finding:
+    """Linearizable reads give a linearizable history under every fault the workload ran
+    under; the serializable series' verdicts are shown beside them."""
+    runs = summary["register"]
+    figures = {}
+    verdicts = []
+    for fault, by_series in runs.items():
+        lin = ((by_series.get("linearizable") or {}).get("verdict") or {}).get("verdict")
+        ser = ((by_series.get("serializable") or {}).get("verdict") or {}).get("verdict")
+        verdicts.append(lin)
+        figures[REGISTER_FAULT_LABELS.get(fault, fault)] = (
+            f"linearizable reads {lin or 'not checked'}, serializable reads "
+            f"{ser or 'not checked'}")
+    faults = ", ".join(REGISTER_FAULT_LABELS.get(f, f) for f in runs) or "none"
+    yes = (f"Under every fault the register workload ran under ({faults}), its history with "
+           "linearizable reads was linearizable.")
+    no = (f"Under the faults the register workload ran under ({faults}), a history with "
+          "linearizable reads was not linearizable.")
+    unchecked = not verdicts or any(v in (None, "unknown") for v in verdicts)
+    if unchecked and "not-linearizable" not in verdicts:  # one violation decides it anyway
+        return claim("register-lin-every-fault", None, yes, no,
+                     "Not every linearizable-read series of the register workload was "
+                     "checked to a verdict in this run.", **figures)
+    return claim("register-lin-every-fault",
+                 all(v == "linearizable" for v in verdicts), yes, no, **figures)
 
 
 def _count(trials: Iterable[Mapping[str, Any]], test: Any) -> int:
@@ -494,6 +554,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         _consistent(summary),
         _reads(d),
         _register(summary),
+        _register_every_fault(summary),
         *history_findings(summary),
         _lease(d),
         *_causes(),

@@ -14,6 +14,7 @@ from typing import Any
 
 from etcdlab import stats
 from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis.partition import register_verdict
 from etcdlab.units import (
     fmt_count,
     fmt_factor,
@@ -397,7 +398,7 @@ def _staleness(cited: Mapping[str, Any] | None) -> list[Finding]:
     run's checked histories; None when this run has none): its serializable reads on a
     cut-off member, and its linearizable reads. This experiment reads one key nothing writes
     while it reads, so none of its own reads could be stale."""
-    verdicts = {series: (cited or {}).get(f"register-{series}") or {}
+    verdicts = {series: register_verdict(cited or {}, "leader-cut", series)
                 for series in ("serializable", "linearizable")}
     why_absent = ("This run has no completed Q3 (`partition`) result to cite, and this "
                   "experiment's reads "

@@ -21,10 +21,12 @@ time is measured until the cut-off member follows the leader (``rejoin_s``) and 
 member serves the same value, mod revision and store revision of the key
 (``converge_s``).
 
-(c) ``register``: with the leader cut off, ``register_clients`` clients read, write and
+(c) ``register``: under each fault of ``register_faults`` (the leader cut off, a follower
+    cut off, the leader crashed), ``register_clients`` clients read, write and
     compare-and-swap three keys through members picked at random for ``register_s``
     (:mod:`etcdlab.workloads`), once with linearizable reads and once with serializable
-    ones; each series' history is recorded and checked for linearizability by the runner.
+    ones; each series' history (``partition.register-FAULT-SERIES.history.jsonl``) is
+    recorded and checked for linearizability by the runner.
 
 At the end every member's KV hash is compared.
 """
@@ -41,6 +43,8 @@ from etcd3 import etcdrpc
 
 from etcdlab.analysis.partition import (  # the pure helpers stay importable from here
     MINORITY_OPS,
+    REGISTER_FAULTS,
+    REGISTER_SERIES,
     SCENARIOS,
     agreed,  # noqa: F401
     is_stale,  # noqa: F401
@@ -55,7 +59,6 @@ from etcdlab.transport import Member, attempt, open_members
 from etcdlab.workloads import register_workload
 
 KEY_PREFIX = "/etcdlab/partition/"
-REGISTER_SERIES = ("linearizable", "serializable")
 
 
 def run(ctx: Context) -> None:
@@ -82,26 +85,41 @@ def run(ctx: Context) -> None:
 
 
 def register_series(ctx: Context, stamp: str) -> None:
-    """The register workload with the leader cut off, once with linearizable reads and once
-    with serializable ones; each series' history is checked by the runner
-    (``partition.register-SERIES.history.jsonl``)."""
+    """The register workload under each fault of ``register_faults``, once with
+    linearizable reads and once with serializable ones; each series' history is checked by
+    the runner (``partition.register-FAULT-SERIES.history.jsonl``)."""
     params, cluster = ctx.params, ctx.cluster
+    faults = params["register_faults"].split(",")
     ctx.samples["register"] = {}
-    with ctx.phase("partition: register workload", len(REGISTER_SERIES)) as advance:
-        for series in REGISTER_SERIES:
-            cluster.wait_healthy(timeout=60)
-            leader, _id, _term = current_leader(cluster)
-            ctx.faults.cut_off(leader)
-            counts = register_workload(
-                cluster, ctx.history(f"register-{series}"),
-                f"{KEY_PREFIX}{stamp}/register/{series}/", clients=params["register_clients"],
-                duration_s=params["register_s"], op_timeout_s=params["register_timeout_s"],
-                serializable=series == "serializable", seed=params["register_seed"])
-            ctx.faults.reconnect()
-            ctx.samples["register"][series] = {**counts, "isolated": leader}
-            ctx.log(f"register ({series} reads, {leader} cut off): "
-                    f"{sum(sum(c.values()) for c in counts['outcomes'].values())} operations")
-            advance()
+    with ctx.phase("partition: register workload", len(faults) * len(REGISTER_SERIES)
+                   ) as advance:
+        for fault in faults:
+            for series in REGISTER_SERIES:
+                cluster.wait_healthy(timeout=60)
+                leader, _id, _term = current_leader(cluster)
+                target = leader if fault != "follower-cut" else next(
+                    n for n in cluster.names if n != leader)
+                if fault == "leader-crash":
+                    ctx.faults.crash(target)
+                else:
+                    ctx.faults.cut_off(target)
+                counts = register_workload(
+                    cluster, ctx.history(f"register-{fault}-{series}"),
+                    f"{KEY_PREFIX}{stamp}/register/{fault}/{series}/",
+                    clients=params["register_clients"], duration_s=params["register_s"],
+                    op_timeout_s=params["register_timeout_s"],
+                    serializable=series == "serializable", seed=params["register_seed"])
+                if fault == "leader-crash":
+                    ctx.faults.wait_exited(target)
+                    ctx.faults.restart(target)
+                else:
+                    ctx.faults.reconnect()
+                ctx.samples["register"].setdefault(fault, {})[series] = {
+                    **counts, "target": target}
+                ctx.log(f"register ({series} reads, {fault} {target}): "
+                        f"{sum(sum(c.values()) for c in counts['outcomes'].values())} "
+                        "operations")
+                advance()
 
 
 def recorded(ctx: Context, members: dict[str, Member]) -> dict[str, Member]:
@@ -411,15 +429,19 @@ EXPERIMENT = Experiment(
         Param("heal_wait_s", 30.0, "time allowed to heal", unit="s", above=0),
         Param("lease_ttl_s", 30, "TTL of the lease refreshed across the cut", unit="s",
               minimum=2, maximum=3600),
-        Param("register_s", 10.0, "how long the register workload runs with the leader "
-              "cut off, per series", unit="s", above=0),
+        Param("register_s", 10.0, "how long the register workload runs under each fault, "
+              "per series", unit="s", above=0),
+        Param("register_faults", ",".join(REGISTER_FAULTS), "the faults the register "
+              "workload runs under, in order",
+              pattern=rf"({'|'.join(REGISTER_FAULTS)})(,({'|'.join(REGISTER_FAULTS)}))*",
+              pattern_help="a comma-separated list of " + ", ".join(REGISTER_FAULTS)),
         Param("register_clients", 5, "clients of the register workload", minimum=1,
               maximum=64),
         Param("register_timeout_s", 0.5, "timeout of one register operation", unit="s",
               above=0),
         Param("register_seed", 1, "seed of the register workload's choices"),
     ),
-    quick={"trials": 1, "register_s": 5.0},
+    quick={"trials": 1, "register_s": 5.0, "register_faults": "leader-cut"},
     run=run,
     summarize=summarize,
 )

@@ -44,7 +44,8 @@ def test_quick_run_findings_and_the_untestable_causes():
     found = findings_of(quick())
     assert list(found)[0] == "majority-serves"
     # The quick run predates the register workload: its histories are not there to check.
-    untestable = {"cause-check-quorum", "cause-pre-vote", "course-blank", "register-histories"}
+    untestable = {"cause-check-quorum", "cause-pre-vote", "course-blank", "register-histories",
+                  "register-lin-every-fault"}
     assert {k for k, f in found.items() if f.holds is None} == untestable
     assert all(f.holds is True for k, f in found.items() if k not in untestable)
     assert "see issue 14" in found["cause-pre-vote"].text
@@ -168,3 +169,33 @@ def test_the_register_histories_finding_follows_the_two_verdicts(tmp_path):
     new_text = rendered(tmp_path, surprising, "surprising")
     assert found["register-histories"].text in old_text
     assert found["register-histories"].text not in new_text
+
+
+def _with_faults(data, lin_verdicts):
+    """The register workload under several faults, as the experiment now records it."""
+    for fault, lin in lin_verdicts.items():
+        for series, verdict in (("linearizable", lin), ("serializable", "not-linearizable")):
+            data["samples"].setdefault("register", {}).setdefault(fault, {})[series] = {
+                "target": "qnode1", "outcomes": {}}
+            label = f"register-{fault}-{series}"
+            data["samples"].setdefault("histories", {})[label] = {
+                "file": f"partition.{label}.history.jsonl", "operations": 80, "faults": 1,
+                "elapsed_s": 0.01, "budget_s": 20.0, "verdict": verdict,
+                "counterexample": None if verdict != "not-linearizable" else {
+                    "linearized": [], "stuck": ["process c1: get k → nil"]}}
+    return data
+
+
+def test_linearizable_reads_under_every_fault_is_one_finding(tmp_path):
+    every = {"leader-cut": "linearizable", "follower-cut": "linearizable",
+             "leader-crash": "linearizable"}
+    good = findings_of(_with_faults(quick(), every))
+    assert good["register-lin-every-fault"].holds is True
+    assert good["register-histories"].holds is True  # the leader-cut pair, new layout
+    assert "follower cut off" in good["register-lin-every-fault"].figures
+    bad = findings_of(_with_faults(quick(), {**every, "leader-crash": "not-linearizable"}))
+    assert bad["register-lin-every-fault"].holds is False
+    unchecked = findings_of(_with_faults(quick(), {**every, "follower-cut": "unknown"}))
+    assert unchecked["register-lin-every-fault"].holds is None
+    text = rendered(tmp_path, _with_faults(quick(), every), "every")
+    assert good["register-lin-every-fault"].text in text
