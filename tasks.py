@@ -45,13 +45,19 @@ def provision(c, nodes=None, prefix=None, network=None, subnet=None, image=None,
     )
 
 
-@task(help={"json": "print a JSON list, one object per node", "network": CLUSTER_HELP["network"],
-            "nodes": CLUSTER_HELP["nodes"], "prefix": CLUSTER_HELP["prefix"],
-            "inventory": CLUSTER_HELP["inventory"]})
-def status(c, json=False, nodes=None, prefix=None, network=None, inventory=None):
-    """Show each node: etcd version, member id, leader, raft term/index, DB size, health, chrony."""
+@task(help={"json": "print a JSON list, one object per node (every field, full errors)",
+            "wide": "all 12 columns and full error texts, however wide the lines get",
+            "network": CLUSTER_HELP["network"], "nodes": CLUSTER_HELP["nodes"],
+            "prefix": CLUSTER_HELP["prefix"], "inventory": CLUSTER_HELP["inventory"]})
+def status(c, json=False, wide=False, nodes=None, prefix=None, network=None, inventory=None):
+    """Show each node: etcd version, member id, leader, raft term/index, DB size, health, chrony.
+
+    The table fits the terminal's width: when it is narrow, the least telling columns are
+    left out (member id, stratum, index first) or merged, long errors are shortened, and a
+    line under the table says so. --wide shows every column in full.
+    """
     cli.status(_config(c, nodes=nodes, prefix=prefix, network=network, inventory=inventory),
-               as_json=json)
+               as_json=json, wide=wide)
 
 
 @task(help={"network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"],
