@@ -10,6 +10,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from etcdlab import experiments, offline
 from etcdlab import provision as provisioning
@@ -39,7 +41,7 @@ console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 F = TypeVar("F", bound=Callable[..., Any])
 _OUTCOME_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red",
-                  "unreachable": "bold red", "skipped": "dim"}
+                  "unreachable": "bold red", "skipped": "dim", "interrupted": "yellow"}
 
 
 def user_errors(func: F) -> F:
@@ -120,8 +122,9 @@ def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     """``invoke lab``: provision, then run every experiment and render the report."""
     results_dir = writable_results_dir(results_dir or default_results_dir())
     with lab_lock(config):
+        started = time.monotonic()
         config = _provision(config, keep_on_failure=False)
-        _report(config, quick, None, results_dir)
+        _report(config, quick, None, results_dir, provision_s=time.monotonic() - started)
 
 
 COLD_TARGET_S = 90.0
@@ -506,29 +509,79 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
 
 
 def _report(config: LabConfig, quick: bool, only: list[str] | None,
-            results_dir: Path | None) -> None:
+            results_dir: Path | None, provision_s: float | None = None) -> None:
     selected = [experiments.get(n) for n in only] if only else list(
         experiments.registry().values())
     results_dir = writable_results_dir(results_dir or default_results_dir())
     cluster = _running_cluster(config)
     failed = []
-    times: list[tuple[str, float]] = []
+    times: list[ExperimentTime] = []
     try:
         for exp in selected:
             started = time.monotonic()
-            if not _run_one(cluster, exp, results_dir, exp.params(quick)):
+            try:
+                ok = _run_one(cluster, exp, results_dir, exp.params(quick))
+            except KeyboardInterrupt:
+                times.append(ExperimentTime(exp.name, "interrupted", time.monotonic() - started))
+                raise
+            times.append(ExperimentTime(exp.name, "ok" if ok else "failed",
+                                        time.monotonic() - started))
+            if not ok:
                 failed.append(exp.name)
-            times.append((exp.name, time.monotonic() - started))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: no further experiment starts; rendering what "
                       "was measured[/]")
+        _print_times(time_rows(times, provision_s))
         _render(results_dir)
         raise
-    console.print("time per experiment: " + ", ".join(f"{n} {t:.0f} s" for n, t in times)
-                  + f" (total {sum(t for _, t in times) / 60:.1f} min)")
+    _print_times(time_rows(times, provision_s))
     _render(results_dir)
     if failed:
         raise LabError(f"experiment(s) failed: {', '.join(failed)} (their sections say why)")
+
+
+@dataclass(frozen=True)
+class ExperimentTime:
+    """How one experiment of a report run ended and its wall time."""
+
+    name: str
+    outcome: str  # ok, failed or interrupted
+    seconds: float
+
+
+def time_rows(times: list[ExperimentTime],
+              provision_s: float | None = None) -> list[tuple[str, str, str]]:
+    """The rows (step, outcome, seconds) of the time table printed after a report run.
+
+    One row per experiment in run order, after a ``provision`` row when ``provision_s`` is
+    given (``invoke lab``), then a ``total`` row: every step's seconds, with the
+    experiments' outcomes counted (``8 ok, 1 failed``).
+    """
+    rows = [] if provision_s is None else [("provision", "ok", _seconds(provision_s))]
+    rows += [(t.name, t.outcome, _seconds(t.seconds)) for t in times]
+    counts = {outcome: sum(1 for t in times if t.outcome == outcome)
+              for outcome in ("ok", "failed", "interrupted")}
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+    total = sum(t.seconds for t in times) + (provision_s or 0.0)
+    rows.append(("total", outcomes or "none run", f"{_seconds(total)} ({total / 60:.1f} min)"))
+    return rows
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f}"
+
+
+def _print_times(rows: list[tuple[str, str, str]]) -> None:
+    table = Table(title="time per experiment", title_justify="left")
+    table.add_column("experiment")
+    table.add_column("outcome")
+    table.add_column("seconds", justify="right")
+    *steps, total = rows
+    for step, outcome, seconds in steps:
+        table.add_row(step, Text(outcome, style=_OUTCOME_STYLE.get(outcome, "")), seconds)
+    table.add_section()
+    table.add_row(*total, style="bold")
+    console.print(table)
 
 
 def _render(results_dir: Path) -> None:
