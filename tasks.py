@@ -45,13 +45,19 @@ def provision(c, nodes=None, prefix=None, network=None, subnet=None, image=None,
     )
 
 
-@task(help={"json": "print a JSON list, one object per node", "network": CLUSTER_HELP["network"],
-            "nodes": CLUSTER_HELP["nodes"], "prefix": CLUSTER_HELP["prefix"],
-            "inventory": CLUSTER_HELP["inventory"]})
-def status(c, json=False, nodes=None, prefix=None, network=None, inventory=None):
-    """Show each node: etcd version, member id, leader, raft term/index, DB size, health, chrony."""
+@task(help={"json": "print a JSON list, one object per node (every field, full errors)",
+            "wide": "all 12 columns and full error texts, however wide the lines get",
+            "network": CLUSTER_HELP["network"], "nodes": CLUSTER_HELP["nodes"],
+            "prefix": CLUSTER_HELP["prefix"], "inventory": CLUSTER_HELP["inventory"]})
+def status(c, json=False, wide=False, nodes=None, prefix=None, network=None, inventory=None):
+    """Show each node: etcd version, member id, leader, raft term/index, DB size, health, chrony.
+
+    The table fits the terminal's width: when it is narrow, the least telling columns are
+    left out (member id, stratum, index first) or merged, long errors are shortened, and a
+    line under the table says so. --wide shows every column in full.
+    """
     cli.status(_config(c, nodes=nodes, prefix=prefix, network=network, inventory=inventory),
-               as_json=json)
+               as_json=json, wide=wide)
 
 
 @task(help={"network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"],
@@ -103,7 +109,10 @@ def experiment(c, name, quick=False, results=None, trials=None, param=None, netw
           "from": "only re-render REPORT.md from the JSON results in this folder"},
 )
 def report(c, quick=False, only=None, results=None, network=None, inventory=None, from_=None):
-    """Run the experiments, then render RESULTS/REPORT.md with its PNG charts beside it."""
+    """Run the experiments, then render RESULTS/REPORT.md with its PNG charts beside it.
+
+    Ends with each experiment's outcome (ok, failed, interrupted) and wall time, and the total.
+    """
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     cli.report(_config(c, network=network, inventory=inventory), quick, names, _path(results),
                _path(from_))
@@ -112,7 +121,10 @@ def report(c, quick=False, only=None, results=None, network=None, inventory=None
 @task(help={**RUN_HELP, **CLUSTER_HELP})
 def lab(c, quick=False, results=None, nodes=None, prefix=None, network=None, subnet=None,
         image=None, inventory=None):
-    """Provision the lab, then run every experiment and render the report (provision + report)."""
+    """Provision the lab, then run every experiment and render the report (provision + report).
+
+    Ends with the wall time of the provision and of each experiment, and the total.
+    """
     config = _config(c, nodes=nodes, prefix=prefix, network=network, subnet=subnet, image=image,
                      inventory=inventory)
     cli.lab(config, quick, _path(results))

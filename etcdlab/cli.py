@@ -10,12 +10,16 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from etcdlab import experiments, offline
 from etcdlab import provision as provisioning
@@ -37,7 +41,7 @@ console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 F = TypeVar("F", bound=Callable[..., Any])
 _OUTCOME_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red",
-                  "unreachable": "bold red", "skipped": "dim"}
+                  "unreachable": "bold red", "skipped": "dim", "interrupted": "yellow"}
 
 
 def user_errors(func: F) -> F:
@@ -118,8 +122,9 @@ def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     """``invoke lab``: provision, then run every experiment and render the report."""
     results_dir = writable_results_dir(results_dir or default_results_dir())
     with lab_lock(config):
+        started = time.monotonic()
         config = _provision(config, keep_on_failure=False)
-        _report(config, quick, None, results_dir)
+        _report(config, quick, None, results_dir, provision_s=time.monotonic() - started)
 
 
 COLD_TARGET_S = 90.0
@@ -177,35 +182,124 @@ def _timing(seconds: float | None) -> str:
 
 
 @user_errors
-def status(config: LabConfig, as_json: bool = False) -> None:
-    """``invoke status``: one row (or JSON object) per node."""
+def status(config: LabConfig, as_json: bool = False, wide: bool = False) -> None:
+    """``invoke status``: one row (or JSON object) per node.
+
+    The table fits the terminal unless ``wide`` (:func:`print_status`); ``as_json`` wins
+    over ``wide``.
+    """
     nodes = _running_cluster(config).status()
     if as_json:
         print(json.dumps([n.as_dict() for n in nodes], indent=2))
     else:
-        print_status(nodes)
+        print_status(nodes, wide=wide)
     if not all(n.healthy for n in nodes):
         sys.exit(2)
 
 
-def print_status(nodes: list[NodeStatus]) -> None:
-    """The status table."""
+STATUS_COLUMNS = ("node", "ip", "etcd", "member id", "role", "term", "index", "db size",
+                  "health", "chrony source", "offset", "stratum")
+# Narrower column sets for the default table, tried in order until one fits the terminal:
+# the least telling columns go first (member id, stratum), then term and index, chrony's
+# source and offset share a column, then index, the wide ip (the node's name says which it
+# is), etcd, db size, term and chrony go;
+# node, role and health always stay.
+_NARROWER_COLUMNS = (
+    ("node", "ip", "etcd", "role", "term/index", "db size", "health", "chrony source", "offset"),
+    ("node", "ip", "etcd", "role", "term/index", "db size", "health", "chrony"),
+    ("node", "ip", "etcd", "role", "term", "db size", "health", "chrony"),
+    ("node", "etcd", "role", "term", "db size", "health", "chrony"),
+    ("node", "role", "term", "health", "chrony"),
+    ("node", "role", "health", "chrony"),
+    ("node", "role", "health"),
+)
+# Which of STATUS_COLUMNS a merged or shortened column stands for.
+_COLUMN_COVERS = {"term/index": ("term", "index"), "chrony": ("chrony source", "offset"),
+                  "short health": ("health",)}
+HEALTH_ERROR_CHARS = 20  # an error longer than this is cut in the default table
+_MEASURE_WIDTH = 10_000  # wide enough for any table's natural width
+
+
+def print_status(nodes: list[NodeStatus], wide: bool = False, out: Console | None = None) -> None:
+    """The status table, printed on ``out`` (default: the tasks' console).
+
+    By default it has the most columns that fit the console's width without wrapping;
+    under it, one dim line names what was left out. ``wide``: every column and the full
+    error text, in lines as long as they need (the terminal wraps them, nothing is cut).
+    """
+    out = out or console
+    columns = STATUS_COLUMNS if wide else _fitting_columns(nodes, out)
+    table = _status_table(nodes, columns)
+    if wide:
+        table.width = _natural_width(out, table)
+    out.print(table, crop=False)
+    shown = {name for column in columns for name in _COLUMN_COVERS.get(column, (column,))}
+    left_out = [column for column in STATUS_COLUMNS if column not in shown]
+    shortened = "short health" in columns and any(
+        _short_error(n.error) != n.error for n in nodes if not n.healthy)
+    if left_out or shortened:
+        what = ([f"left out {', '.join(left_out)}"] if left_out else []) + (
+            ["shortened errors"] if shortened else [])
+        out.print(f"[dim]to fit {out.width} columns: {'; '.join(what)} "
+                  "(`invoke status --wide` shows all)[/]")
+
+
+def _fitting_columns(nodes: list[NodeStatus], out: Console) -> tuple[str, ...]:
+    """The fullest column set whose table fits ``out``, full error texts before short ones."""
+    for columns in (STATUS_COLUMNS, *_NARROWER_COLUMNS):
+        for variant in (columns, tuple("short health" if c == "health" else c for c in columns)):
+            if _natural_width(out, _status_table(nodes, variant)) <= out.width:
+                return variant
+    return variant  # nothing fits: the narrowest, which rich squeezes into the console
+
+
+def _natural_width(out: Console, table: Table) -> int:
+    return Measurement.get(out, out.options.update_width(_MEASURE_WIDTH), table).maximum
+
+
+def _status_table(nodes: list[NodeStatus], columns: tuple[str, ...]) -> Table:
     table = Table(title="etcdlab status", title_justify="left")
-    for column in ("node", "ip", "etcd", "member id", "role", "term", "index", "db size",
-                   "health", "chrony source", "offset", "stratum"):
-        table.add_column(column)
-    for n in nodes:
-        table.add_row(
-            n.name, n.ip, n.etcd_version or "-", n.member_id or "-",
-            "[bold]leader[/]" if n.is_leader else ("follower" if n.member_id else "-"),
-            _maybe(n.raft_term), _maybe(n.raft_index),
-            f"{n.db_size / 1024:.0f} KiB" if n.db_size is not None else "-",
-            "[green]healthy[/]" if n.healthy else f"[red]unhealthy[/] {n.error}".strip(),
-            _chrony_source(n),
-            f"{n.chrony_offset_ms:+.3f} ms" if n.chrony_offset_ms is not None else "-",
-            _maybe(n.chrony_stratum),
-        )
-    console.print(table)
+    for column in columns:
+        table.add_column("health" if column == "short health" else column)
+    for node in nodes:
+        table.add_row(*(_STATUS_CELLS[column](node) for column in columns))
+    return table
+
+
+def _role(node: NodeStatus) -> str:
+    return "[bold]leader[/]" if node.is_leader else ("follower" if node.member_id else "-")
+
+
+def _db_size(node: NodeStatus) -> str:
+    return f"{node.db_size / 1024:.0f} KiB" if node.db_size is not None else "-"
+
+
+def _term_index(node: NodeStatus) -> str:
+    return "-" if node.raft_term is None else f"{node.raft_term}/{_maybe(node.raft_index)}"
+
+
+def _health(node: NodeStatus, short: bool = False) -> str:
+    if node.healthy:
+        return "[green]healthy[/]"
+    error = _short_error(node.error) if short else node.error
+    return f"[red]unhealthy[/] {escape(error)}".strip()
+
+
+def _short_error(error: str) -> str:
+    """``error`` cut after a word to at most HEALTH_ERROR_CHARS characters, … marking a cut."""
+    if len(error) <= HEALTH_ERROR_CHARS:
+        return error
+    kept = ""
+    for word in error.split():
+        if len(kept) + len(word) + 1 > HEALTH_ERROR_CHARS - 1:
+            break
+        kept = f"{kept} {word}".lstrip()
+    kept = kept or error[:HEALTH_ERROR_CHARS - 1]  # one long word: cut inside it
+    return kept.rstrip(" :;,") + "…"
+
+
+def _offset(node: NodeStatus) -> str:
+    return f"{node.chrony_offset_ms:+.3f} ms" if node.chrony_offset_ms is not None else "-"
 
 
 def _chrony_source(node: NodeStatus) -> str:
@@ -214,6 +308,32 @@ def _chrony_source(node: NodeStatus) -> str:
     if node.chrony_synced:
         return node.chrony_source
     return "[red]not synced[/]" if node.chrony_role else "-"
+
+
+def _chrony(node: NodeStatus) -> str:
+    """Source and offset in one column (a server's offset is always 0)."""
+    if node.chrony_role != "client" or node.chrony_offset_ms is None:
+        return _chrony_source(node)
+    return f"{_chrony_source(node)} {_offset(node)}"
+
+
+_STATUS_CELLS: dict[str, Callable[[NodeStatus], str]] = {
+    "node": lambda n: n.name,
+    "ip": lambda n: n.ip,
+    "etcd": lambda n: n.etcd_version or "-",
+    "member id": lambda n: n.member_id or "-",
+    "role": _role,
+    "term": lambda n: _maybe(n.raft_term),
+    "index": lambda n: _maybe(n.raft_index),
+    "term/index": _term_index,
+    "db size": _db_size,
+    "health": _health,
+    "short health": lambda n: _health(n, short=True),
+    "chrony source": _chrony_source,
+    "offset": _offset,
+    "stratum": lambda n: _maybe(n.chrony_stratum),
+    "chrony": _chrony,
+}
 
 
 def _maybe(value: Any) -> str:
@@ -389,29 +509,79 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
 
 
 def _report(config: LabConfig, quick: bool, only: list[str] | None,
-            results_dir: Path | None) -> None:
+            results_dir: Path | None, provision_s: float | None = None) -> None:
     selected = [experiments.get(n) for n in only] if only else list(
         experiments.registry().values())
     results_dir = writable_results_dir(results_dir or default_results_dir())
     cluster = _running_cluster(config)
     failed = []
-    times: list[tuple[str, float]] = []
+    times: list[ExperimentTime] = []
     try:
         for exp in selected:
             started = time.monotonic()
-            if not _run_one(cluster, exp, results_dir, exp.params(quick)):
+            try:
+                ok = _run_one(cluster, exp, results_dir, exp.params(quick))
+            except KeyboardInterrupt:
+                times.append(ExperimentTime(exp.name, "interrupted", time.monotonic() - started))
+                raise
+            times.append(ExperimentTime(exp.name, "ok" if ok else "failed",
+                                        time.monotonic() - started))
+            if not ok:
                 failed.append(exp.name)
-            times.append((exp.name, time.monotonic() - started))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: no further experiment starts; rendering what "
                       "was measured[/]")
+        _print_times(time_rows(times, provision_s))
         _render(results_dir)
         raise
-    console.print("time per experiment: " + ", ".join(f"{n} {t:.0f} s" for n, t in times)
-                  + f" (total {sum(t for _, t in times) / 60:.1f} min)")
+    _print_times(time_rows(times, provision_s))
     _render(results_dir)
     if failed:
         raise LabError(f"experiment(s) failed: {', '.join(failed)} (their sections say why)")
+
+
+@dataclass(frozen=True)
+class ExperimentTime:
+    """How one experiment of a report run ended and its wall time."""
+
+    name: str
+    outcome: str  # ok, failed or interrupted
+    seconds: float
+
+
+def time_rows(times: list[ExperimentTime],
+              provision_s: float | None = None) -> list[tuple[str, str, str]]:
+    """The rows (step, outcome, seconds) of the time table printed after a report run.
+
+    One row per experiment in run order, after a ``provision`` row when ``provision_s`` is
+    given (``invoke lab``), then a ``total`` row: every step's seconds, with the
+    experiments' outcomes counted (``8 ok, 1 failed``).
+    """
+    rows = [] if provision_s is None else [("provision", "ok", _seconds(provision_s))]
+    rows += [(t.name, t.outcome, _seconds(t.seconds)) for t in times]
+    counts = {outcome: sum(1 for t in times if t.outcome == outcome)
+              for outcome in ("ok", "failed", "interrupted")}
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+    total = sum(t.seconds for t in times) + (provision_s or 0.0)
+    rows.append(("total", outcomes or "none run", f"{_seconds(total)} ({total / 60:.1f} min)"))
+    return rows
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f}"
+
+
+def _print_times(rows: list[tuple[str, str, str]]) -> None:
+    table = Table(title="time per experiment", title_justify="left")
+    table.add_column("experiment")
+    table.add_column("outcome")
+    table.add_column("seconds", justify="right")
+    *steps, total = rows
+    for step, outcome, seconds in steps:
+        table.add_row(step, Text(outcome, style=_OUTCOME_STYLE.get(outcome, "")), seconds)
+    table.add_section()
+    table.add_row(*total, style="bold")
+    console.print(table)
 
 
 def _render(results_dir: Path) -> None:
