@@ -1,0 +1,130 @@
+"""Unit tests for etcdlab.html_report: the Markdown report as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+from html.parser import HTMLParser
+
+import pytest
+
+from etcdlab.html_report import markdown_to_html, slug
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24  # only the bytes are compared, never decoded
+
+DOCUMENT = """\
+# A report
+
+Intro with `code` and <script>alert(1)</script>.
+
+## Summary
+
+| # | Answer |
+|---|---|
+| 1 | yes |
+
+## Q1. How long does `etcd` take?
+
+### Answer
+
+![A chart](chart.png)
+
+### Answer
+
+![Gone](missing.png) ![Outside](../outside.png)
+
+## Q2. Another question
+"""
+
+
+class Page(HTMLParser):
+    """The parts of a page the tests look at: tags in order with their attributes."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.nav_links: list[str] = []
+        self._in_nav = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        self.tags.append((tag, values))
+        if tag == "nav":
+            self._in_nav = True
+        elif tag == "a" and self._in_nav:
+            self.nav_links.append(values["href"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "nav":
+            self._in_nav = False
+
+    def ids(self, *tags: str) -> list[str]:
+        return [attrs["id"] for tag, attrs in self.tags if tag in tags and "id" in attrs]
+
+    def position(self, tag: str, **attrs: str) -> int:
+        return next(i for i, (name, values) in enumerate(self.tags)
+                    if name == tag and all(values.get(k) == v for k, v in attrs.items()))
+
+    def resource_references(self) -> list[str]:
+        """Every URL the page would load by itself (not links a reader follows)."""
+        return [attrs[key] for tag, attrs in self.tags for key in ("src", "href", "data")
+                if key in attrs and not (tag == "a" and key == "href")]
+
+
+@pytest.fixture
+def page(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "chart.png").write_bytes(PNG)
+    (tmp_path / "outside.png").write_bytes(PNG)
+    return markdown_to_html(DOCUMENT, tmp_path / "run")
+
+
+def test_slugs_follow_github_and_repeats_are_numbered():
+    taken: set[str] = set()
+    assert slug("Q6. What --quota-backend-bytes is?", taken) == "q6-what---quota-backend-bytes-is"
+    assert slug("Answer", taken) == "answer"
+    assert slug("Answer", taken) == "answer-1"
+    assert slug("Lamport clocks (Q4)", taken) == "lamport-clocks-q4"
+
+
+def test_an_image_beside_the_report_is_embedded(page):
+    images = [attrs for tag, attrs in Page(page).tags if tag == "img"]
+    assert images[0]["alt"] == "A chart"
+    prefix = "data:image/png;base64,"
+    assert images[0]["src"].startswith(prefix)
+    assert base64.b64decode(images[0]["src"].removeprefix(prefix)) == PNG
+
+
+def test_a_missing_or_outside_image_keeps_its_reference(page):
+    sources = [attrs["src"] for tag, attrs in Page(page).tags if tag == "img"]
+    assert sources[1:] == ["missing.png", "../outside.png"]
+
+
+def test_headings_have_unique_ids_and_the_contents_link_to_each_h2_and_h3(page):
+    parsed = Page(page)
+    assert parsed.ids("h1", "h2", "h3") == [
+        "a-report", "summary", "q1-how-long-does-etcd-take", "answer", "answer-1",
+        "q2-another-question"]
+    assert parsed.nav_links == [f"#{anchor}" for anchor in parsed.ids("h2", "h3")]
+
+
+def test_the_contents_follow_the_summary_section(page):
+    parsed = Page(page)
+    summary = parsed.position("h2", id="summary")
+    assert summary < parsed.position("table") < parsed.position("nav")
+    assert parsed.position("nav") < parsed.position("h2", id="q1-how-long-does-etcd-take")
+
+
+def test_without_the_named_section_the_contents_come_before_the_first_h2(tmp_path):
+    parsed = Page(markdown_to_html("# T\n\ntext\n\n## One\n\n## Two\n", tmp_path))
+    assert parsed.position("p") < parsed.position("nav") < parsed.position("h2", id="one")
+    assert parsed.nav_links == ["#one", "#two"]
+    assert "<nav" not in markdown_to_html("# Only a title\n", tmp_path)
+
+
+def test_tables_scroll_in_their_own_box_and_raw_html_is_escaped(page):
+    assert '<div class="table-scroll">\n<table>' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page
+    assert "<title>A report</title>" in page
+    assert 'name="viewport" content="width=device-width' in page
