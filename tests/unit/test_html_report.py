@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
 from etcdlab.html_report import markdown_to_html, slug
+from etcdlab.report import HTML_NAME, render_report
 
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+QUICK = DATA / "quick-run"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24  # only the bytes are compared, never decoded
 
 DOCUMENT = """\
@@ -79,6 +87,14 @@ def page(tmp_path):
     return markdown_to_html(DOCUMENT, tmp_path / "run")
 
 
+@pytest.fixture(scope="module")
+def quick_page(tmp_path_factory) -> str:
+    run = tmp_path_factory.mktemp("html") / "quick-run"
+    shutil.copytree(QUICK, run)
+    render_report(run)
+    return (run / HTML_NAME).read_text(encoding="utf-8")
+
+
 def test_slugs_follow_github_and_repeats_are_numbered():
     taken: set[str] = set()
     assert slug("Q6. What --quota-backend-bytes is?", taken) == "q6-what---quota-backend-bytes-is"
@@ -128,3 +144,43 @@ def test_tables_scroll_in_their_own_box_and_raw_html_is_escaped(page):
     assert "<script" not in page
     assert "<title>A report</title>" in page
     assert 'name="viewport" content="width=device-width' in page
+
+
+def test_the_quick_run_page_embeds_every_chart(quick_page):
+    images = [attrs["src"] for tag, attrs in Page(quick_page).tags if tag == "img"]
+    assert len(images) == 13
+    assert all(src.startswith("data:image/png;base64,iVBORw0KGgo") for src in images)
+    assert 'src="' not in quick_page.replace('src="data:image/png;base64,', "")
+
+
+def test_the_quick_run_page_loads_nothing_from_elsewhere(quick_page):
+    parsed = Page(quick_page)
+    assert not [ref for ref in parsed.resource_references() if not ref.startswith("data:")]
+    assert not [tag for tag, _ in parsed.tags if tag in ("link", "script", "iframe", "object")]
+    assert "@import" not in quick_page and "url(" not in quick_page
+
+
+def test_the_quick_run_page_opens_with_its_summary_then_the_contents(quick_page):
+    parsed = Page(quick_page)
+    assert parsed.ids("h2")[0] == "summary"
+    first_question = parsed.position("h2", id="q1-how-long-does-etcd-take-to-elect-a-new-leader")
+    assert parsed.position("blockquote") < parsed.position("h2", id="summary")
+    assert parsed.position("h2", id="summary") < parsed.position("table") < first_question
+    assert parsed.position("table") < parsed.position("nav") < first_question
+    ids = set(parsed.ids("h1", "h2", "h3", "h4"))
+    assert len(ids) == len(parsed.ids("h1", "h2", "h3", "h4"))
+    assert {link.removeprefix("#") for link in parsed.nav_links} == set(parsed.ids("h2", "h3"))
+    assert len(parsed.ids("h2")) == 13  # summary, environment, questions and Q1 to Q10
+
+
+def test_invoke_report_from_renders_both_files_and_prints_their_paths(tmp_path):
+    run = tmp_path / "sample-run"
+    run.mkdir()
+    for result in (DATA / "sample-run").glob("*.json"):
+        shutil.copy(result, run / result.name)
+    done = subprocess.run([sys.executable, "-m", "invoke", "report", "--from", str(run)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == ["report", str(run / "REPORT.md"),
+                                   "html", str(run / HTML_NAME)]
+    assert (run / HTML_NAME).read_text(encoding="utf-8").count('src="data:image/png') == 2
