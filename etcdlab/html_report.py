@@ -83,6 +83,7 @@ def _plain(inline: Token) -> str:
 
 
 def _data_uri(path: Path) -> str:
+    """The file as a ``data:`` URI, its type guessed from its name."""
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
