@@ -106,10 +106,10 @@ def experiment(c, name, quick=False, results=None, trials=None, param=None, netw
 
 @task(
     help={**RUN_HELP, "only": "comma-separated experiment names (default: all)",
-          "from": "only re-render REPORT.md from the JSON results in this folder"},
+          "from": "only re-render REPORT.md and REPORT.html from the JSON results in this folder"},
 )
 def report(c, quick=False, only=None, results=None, network=None, inventory=None, from_=None):
-    """Run the experiments, then render RESULTS/REPORT.md with its PNG charts beside it.
+    """Run the experiments, then render RESULTS/REPORT.md with its PNG charts and REPORT.html.
 
     Ends with each experiment's outcome (ok, failed, interrupted) and wall time, and the total.
     """

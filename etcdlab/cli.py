@@ -31,7 +31,7 @@ from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
 from etcdlab.journal import HealStep
 from etcdlab.params import Param
-from etcdlab.report import render_report
+from etcdlab.report import HTML_NAME, render_report
 from etcdlab.signals import install_interrupt_handlers
 from etcdlab.state import LabLock
 
@@ -492,7 +492,7 @@ def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | No
 @user_errors
 def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: Path | None,
            from_dir: Path | None) -> None:
-    """``invoke report``: run the selected experiments, then render REPORT.md."""
+    """``invoke report``: run the selected experiments, then render REPORT.md and REPORT.html."""
     if from_dir is not None:
         if not from_dir.is_dir():
             raise LabError(f"{from_dir} is not a folder of results")
@@ -591,6 +591,7 @@ def _render(results_dir: Path) -> None:
         # OSError: an unreadable result or a folder the report cannot be written to.
         raise LabError(f"cannot render the report: {exc}") from None
     console.print(f"[bold green]report[/] {path}")
+    console.print(f"[bold green]html[/]   {path.with_name(HTML_NAME)}")
 
 
 @user_errors

@@ -1,4 +1,4 @@
-"""Render ``REPORT.md`` (and its PNG charts) from the saved results of one run.
+"""Render ``REPORT.md``, its PNG charts and ``REPORT.html`` from the saved results of a run.
 
 The report is a view of the JSON results only: it never talks to a cluster, so
 ``invoke report --from DIR`` re-renders a run anywhere. Python prepares every figure
@@ -31,12 +31,14 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from etcdlab.environment import FIELDS, TIME_KEYS, format_value, label
+from etcdlab.html_report import markdown_to_html
 from etcdlab.results import Result, load_results
 from etcdlab.units import FILTERS, fmt_count
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 REPORT_TEMPLATE = "report.md.j2"
 REPORT_NAME = "REPORT.md"
+HTML_NAME = "REPORT.html"
 
 ChartFunction = Callable[[Result, Path], dict[str, str]]
 SectionFunction = Callable[[Result, Mapping[str, str]], dict[str, Any]]
@@ -258,8 +260,9 @@ def _environment(template_dir: Path) -> Environment:
 def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
     """Render ``results_dir/REPORT.md`` and its charts from the JSON results in results_dir.
 
-    Only saved results are read. Charts are written beside the report; the report file
-    is replaced atomically. Returns the report's path.
+    Only saved results are read. Charts are written beside the report, and so is
+    ``REPORT.html``: the same Markdown as one self-contained page (charts embedded). Both
+    files are replaced atomically. Returns the Markdown report's path.
     """
     folder = Path(results_dir)
     results = load_results(folder)
@@ -276,7 +279,15 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
         other_results=sorted(f"{name}.json" for name in results if name not in known),
     )
     target = folder / REPORT_NAME
-    descriptor, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{REPORT_NAME}.", suffix=".tmp")
+    _write_atomically(target, text)
+    _write_atomically(folder / HTML_NAME, markdown_to_html(text, folder))
+    return target
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Replace ``target`` by ``text`` in one step: a reader sees the old file or the new one."""
+    descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                             suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -285,4 +296,3 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    return target

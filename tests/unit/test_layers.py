@@ -1,8 +1,9 @@
 """The layers of DESIGN.md, checked: the import-linter contracts in pyproject.toml hold.
 
-The report (sections, charts, analysis, results, units, stats) imports neither the
-experiments nor anything that talks to a cluster; analysis is pure; experiments do not
-import one another. ``lint-imports`` is run as CI runs it, so ``pytest`` alone checks them.
+The report (html_report, sections, charts, analysis, results, units, stats) imports
+neither the experiments nor anything that talks to a cluster; analysis is pure;
+experiments do not import one another. ``lint-imports`` is run as CI runs it, so
+``pytest`` alone checks them.
 """
 
 import shutil

@@ -85,7 +85,9 @@ def rendered(tmp_path):
 def test_report_is_written_beside_the_results(rendered, tmp_path):
     path, _ = rendered
     assert path == tmp_path / "REPORT.md"
-    assert not list(tmp_path.glob("*.tmp"))
+    page = (tmp_path / report.HTML_NAME).read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<h2 id=\"summary\">" in page
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".REPORT.*"))
 
 
 def test_every_question_heading_appears_once_in_order(rendered):
