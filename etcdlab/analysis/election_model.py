@@ -39,6 +39,9 @@ LAB_ROUNDS_S = 0.001
 # used, within about 0.002 of the exact p-value near p = 0.05.
 KS_EXACT_MAX_N = 100
 _BISECTIONS = 80
+# Beyond n d² = 7.24 (p < 1e-6) Marsaglia, Tsang & Wang approximate the right tail, as
+# their paper suggests, instead of raising ever larger matrices to the n-th power.
+_TAIL_S = 7.24
 
 
 @dataclass(frozen=True)
@@ -196,14 +199,16 @@ def ks_test(values: Sequence[float], cdf: Callable[[float], float]) -> KSTest:
     """Test ``values`` against the continuous distribution ``cdf`` (two-sided)."""
     d, at = ks_statistic(values, cdf)
     n = len(values)
-    return KSTest(d, kolmogorov_p(d, n), n, at, ks_method(n))
+    return KSTest(d, kolmogorov_p(d, n), n, at, ks_method(d, n))
 
 
-def ks_method(n: int) -> str:
-    """How :func:`kolmogorov_p` computes the p-value for n values."""
-    if n <= KS_EXACT_MAX_N:
-        return "exact (Marsaglia–Tsang–Wang)"
-    return "asymptotic (Kolmogorov series, Stephens's correction)"
+def ks_method(d: float, n: int) -> str:
+    """How :func:`kolmogorov_p` computes the p-value of D = d for n values."""
+    if n > KS_EXACT_MAX_N:
+        return "asymptotic (Kolmogorov series, Stephens's correction)"
+    if n * d * d > _TAIL_S and d < 1:
+        return "Marsaglia–Tsang–Wang's tail approximation (p < 1e-6)"
+    return "exact (Marsaglia–Tsang–Wang)"
 
 
 def kolmogorov_p(d: float, n: int) -> float:
@@ -224,7 +229,7 @@ def kolmogorov_p(d: float, n: int) -> float:
     s = n * d * d
     if n > KS_EXACT_MAX_N:
         return _kolmogorov_series((math.sqrt(n) + 0.12 + 0.11 / math.sqrt(n)) * d)
-    if s > 7.24:
+    if s > _TAIL_S:
         return min(1.0, 2 * math.exp(-(2.000071 + 0.331 / math.sqrt(n) + 1.409 / n) * s))
     return min(1.0, max(0.0, 1.0 - _mtw_cdf(d, n)))
 

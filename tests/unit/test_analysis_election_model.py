@@ -121,6 +121,7 @@ def test_ks_test_finds_the_largest_gap_and_where():
     test = ks_test([0.1, 0.2, 0.3, 0.4], lambda x: x)
     assert test.d == pytest.approx(0.6)   # at 0.4 the sample has all of its mass, F = 0.4
     assert test.at == pytest.approx(0.4)
-    assert test.n == 4 and "exact" in test.method
+    assert test.n == 4 and test.method == "exact (Marsaglia–Tsang–Wang)"
+    assert "tail approximation" in ks_test([0.9] * 20, lambda x: x).method
     with pytest.raises(ValueError, match="no values"):
         ks_test([], lambda x: x)
