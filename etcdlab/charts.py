@@ -130,6 +130,43 @@ def cdf_plot(
     return _save(figure, path)
 
 
+def cdf_with_model(
+    path: str | os.PathLike[str],
+    measured: Mapping[str, Sequence[float]],
+    models: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    xlabel: str,
+    marks: Mapping[str, float] | None = None,
+) -> str:
+    """The empirical CDF of each ``measured`` series as a step line, each model's CDF, given
+    as (x values, CDF values), as a smooth dashed line over it, and ``marks`` as labelled
+    vertical dotted lines (e.g. a published figure)."""
+    figure, axes = _new_figure(title)
+    for index, (name, (xs, ys)) in enumerate(models.items()):
+        if len(xs) != len(ys):
+            raise ValueError(f"cdf_with_model: model {name!r} has {len(xs)} x and {len(ys)} "
+                             "CDF values")
+        axes.plot(list(xs), list(ys), linestyle="--", linewidth=1.5, color=f"C{index + 1}",
+                  label=name)
+    for name, data in measured.items():
+        if data:
+            ordered, fractions = cdf_points(data)
+            # Start the step at 0 left of the first value, so the first jump shows.
+            axes.step([ordered[0], *ordered], [0.0, *fractions], where="post", linewidth=2,
+                      color="C0", label=name)
+    for label, value in (marks or {}).items():
+        axes.axvline(value, linestyle=":", linewidth=1.2, color="grey")
+        axes.annotate(label, (value, 0.04), xytext=(3, 0), textcoords="offset points",
+                      fontsize=8, color="grey")
+    if models or any(measured.values()):
+        axes.legend(loc="upper left", fontsize=8)
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("fraction of elections ≤ x")
+    axes.set_ylim(0, 1.02)
+    return _save(figure, path)
+
+
 def bar_chart(
     path: str | os.PathLike[str],
     labels: Sequence[str],

@@ -114,6 +114,24 @@ def fmt_percent(fraction: float | None, decimals: int = 1) -> str:
     return f"{_finite(fraction, 'fmt_percent') * 100:.{decimals}f} %"
 
 
+def fmt_p_value(p: float | None) -> str:
+    """Format a test's p-value to 3 significant digits, rounded down so that a p below
+    0.05 never reads as 0.05: 0.2314 → "0.231", 0.04999 → "0.0499"; below 0.001 "< 0.001"
+    (a smaller p says nothing more to a 5 % test)."""
+    if p is None:
+        return MISSING
+    number = _finite(p, "fmt_p_value")
+    if not 0 <= number <= 1:
+        raise ValueError(f"fmt_p_value: a p-value lies in [0, 1], not {p!r}")
+    if number < 0.001:
+        return "< 0.001"
+    decimals = 2 - math.floor(math.log10(number))
+    # The relative nudge keeps a float just below its decimal (0.29 is 0.28999…) from
+    # dropping a digit.
+    floored = math.floor(number * 10**decimals * (1 + 1e-12)) / 10**decimals
+    return f"{floored:.{decimals}f}"
+
+
 def fmt_factor(factor: float | None) -> str:
     """Format a ratio between two measurements: 12.3 → "12×", 1.46 → "1.5×", 0.5 → "0.50×"."""
     if factor is None:

@@ -17,11 +17,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings
+from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings, untestable
+from etcdlab.analysis.election_model import ElectionModel, ks_critical, ks_test
 from etcdlab.units import (
     fmt_count,
     fmt_factor,
     fmt_median,
+    fmt_p_value,
     fmt_percent,
     fmt_seconds,
     fmt_share,
@@ -46,6 +48,8 @@ COURSE_LOST_CONNECTION_ERROR = "unexpected EOF"
 # A single observation is implausible under a distribution only if values at least as
 # large occur less often than this (one-sided, at 95 % confidence).
 PLAUSIBLE_TAIL = 0.05
+# The level of the Kolmogorov–Smirnov test of the crash times against the election model.
+MODEL_TEST_LEVEL = 0.05
 
 ASKED = (
     Asked("trials", 20, "elections per series (crash, graceful)", fmt_count),
@@ -173,16 +177,6 @@ def median_phrase(values: Sequence[float]) -> str:
 
 # -- the timeout model -------------------------------------------------------------------------
 
-def model_tail(x_s: float, timeout_s: float, survivors: int) -> float:
-    """P(election ≥ x) when each survivor's timeout is uniform in [T, 2T) and the earliest
-    one wins: ((2T − x) / T) ** survivors inside the window (continuous approximation)."""
-    if x_s <= timeout_s:
-        return 1.0
-    if x_s >= 2 * timeout_s:
-        return 0.0
-    return ((2 * timeout_s - x_s) / timeout_s) ** survivors
-
-
 def model_mean(timeout_s: float, survivors: int) -> float:
     """Mean of the earliest of ``survivors`` timeouts uniform in [T, 2T): T (1 + 1/(k+1))."""
     return timeout_s * (1 + 1 / (survivors + 1))
@@ -217,6 +211,29 @@ def _poll_text(summary: Mapping[str, Any]) -> str:
 
 def _window(timeout_s: float) -> str:
     return f"[{fmt_seconds(timeout_s)}, {fmt_seconds(2 * timeout_s)})"
+
+
+def election_model(metadata: Mapping[str, Any] | None, params: Mapping[str, Any],
+                   poll: bool = True) -> ElectionModel:
+    """The election model (:mod:`etcdlab.analysis.election_model`) of this run's cluster:
+    its timeout, heartbeat and survivors from ``metadata``, seen by the lab's poll of
+    ``params["poll_interval_ms"]``, or with ``poll`` False at etcd's own log line."""
+    timeout_s, heartbeat_s, nodes = _settings(metadata)
+    poll_ms = params.get("poll_interval_ms") if poll else None
+    return ElectionModel(timeout_s, heartbeat_s, max(1, nodes - 1),
+                         poll_s=poll_ms / 1000.0 if poll_ms else 0.0)
+
+
+def _model_text(model: ElectionModel) -> str:
+    seen = (f"seen by a poll every {fmt_seconds(model.poll_s)}" if model.poll_s
+            else "seen at etcd's log line")
+    return (f"earliest of {model.survivors} timeouts uniform in {_window(model.timeout_s)} "
+            f"from the last heartbeat, uniform in the {fmt_seconds(model.heartbeat_s)} before "
+            f"the crash; + {fmt_seconds(model.rounds_s)} of vote rounds; {seen}")
+
+
+def _model_quantiles(model: ElectionModel) -> str:
+    return f"{fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}"
 
 
 def _crash_window(crash: Mapping[str, Any] | None, summary: Mapping[str, Any],
@@ -382,8 +399,7 @@ def _consistency(summary: Mapping[str, Any]) -> Finding:
     )
 
 
-def _course_percentile(crash: Mapping[str, Any] | None, timeout_s: float,
-                       survivors: int) -> Finding:
+def _course_percentile(crash: Mapping[str, Any] | None) -> Finding:
     course = fmt_seconds(COURSE_ELECTION_S)
     if crash is None:
         return comparison("course-1.77s", "course", None, "-", "+",
@@ -393,13 +409,10 @@ def _course_percentile(crash: Mapping[str, Any] | None, timeout_s: float,
     n = len(values)
     at_least = sum(1 for v in values if v >= COURSE_ELECTION_S)
     bound = stats.binomial_upper(at_least, n)
-    tail = model_tail(COURSE_ELECTION_S, timeout_s, survivors)
     figures = {
         "percentile in this run": f"{fmt_percent((n - at_least) / n, 0)} of n = {n} crash "
                                   "elections were faster",
         "as slow or slower": fmt_share(at_least, n),
-        "timeout model": f"{fmt_percent(tail)} of elections as slow or slower "
-                         f"({survivors} survivors, each uniform in {_window(timeout_s)})",
         "measured to": "etcd's log line" if uses_log else "the polled leader",
     }
     return comparison(
@@ -410,6 +423,72 @@ def _course_percentile(crash: Mapping[str, Any] | None, timeout_s: float,
         "elections: the run cannot exclude that at least 1 in 20 elections take that long.",
         f"The course report's {course} is not typical of this configuration: in this run "
         "elections that slow are rarer than 1 in 20 (at 95 %).",
+        **figures,
+    )
+
+
+def _model_fit(crash: Mapping[str, Any] | None, model: ElectionModel) -> Finding:
+    if crash is None:
+        return untestable("model-fit", "No crash trial was measured, so the election model "
+                                       "has nothing to be tested against.")
+    values = crash["elected_values_s"]
+    test = ks_test(values, model.cdf)
+    critical = ks_critical(test.n, MODEL_TEST_LEVEL)
+    shown = fmt_p_value(test.p)
+    p = shown if shown.startswith("<") else f"= {shown}"
+    return claim(
+        "model-fit", test.p >= MODEL_TEST_LEVEL,
+        f"The measured crash-to-leader times are consistent with the election model "
+        f"(Kolmogorov–Smirnov p {p}, at least {MODEL_TEST_LEVEL}): the earliest survivor's "
+        "randomised timeout from the leader's last heartbeat, the vote rounds and the poll "
+        f"account for them, as far as {test.n} elections can tell (they reject only a misfit "
+        f"of D ≥ {critical:.3f}).",
+        f"The measured crash-to-leader times are not consistent with the election model "
+        f"(Kolmogorov–Smirnov p {p}, below {MODEL_TEST_LEVEL}; n = {test.n}): something beyond "
+        "the earliest survivor's randomised timeout from the leader's last heartbeat, the "
+        "vote rounds and the poll shapes them (largest gap D = "
+        f"{test.d:.3f} at {fmt_seconds(test.at)}).",
+        **{"Kolmogorov–Smirnov": f"D = {test.d:.3f} at {fmt_seconds(test.at)}, p {p}, "
+                                 f"n = {test.n}, p-value {test.method}",
+           f"rejected at {fmt_percent(MODEL_TEST_LEVEL, 0)} from":
+               f"D ≥ {critical:.3f} (n = {test.n})",
+           "model median / p95": _model_quantiles(model),
+           "measured median": median_phrase(values),
+           "model": _model_text(model)},
+    )
+
+
+def _course_under_model(crash: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None,
+                        params: Mapping[str, Any]) -> Finding:
+    course = fmt_seconds(COURSE_ELECTION_S)
+    if crash is None:
+        return untestable("course-1.77s-model", f"This run has no crash trials to set the "
+                          f"course's {course} among, nor to check the election model with.",
+                          source="course")
+    # The course measured to etcd's log line: so does the comparison wherever it can.
+    uses_log = len(crash["log_values_s"]) == crash["trials"]
+    values = crash["log_values_s"] if uses_log else crash["elected_values_s"]
+    model = election_model(metadata, params, poll=not uses_log)
+    tail = 1.0 - model.cdf(COURSE_ELECTION_S)
+    n = len(values)
+    faster = sum(1 for v in values if v < COURSE_ELECTION_S)
+    figures = {
+        "percentile under the model": f"{fmt_percent(1.0 - tail)} ({fmt_percent(tail)} of "
+                                      "modelled elections as slow or slower)",
+        "measured elections faster": fmt_share(faster, n),
+        "model median / p95": _model_quantiles(model),
+        "model": _model_text(model),
+        "measured to": "etcd's log line" if uses_log else "the polled leader",
+    }
+    return comparison(
+        "course-1.77s-model", "course", tail >= PLAUSIBLE_TAIL,
+        f"Under the election model of this cluster the course report's {course} is a "
+        f"plausible single election: {fmt_percent(tail)} of elections take that long or "
+        "longer, at least 1 in 20.",
+        f"Under the election model of this cluster the course report's {course} is rarer "
+        f"than 1 in 20 elections: only {fmt_percent(tail)} take that long or longer, so it "
+        "was an unlucky draw or the course's cluster differed from the model (other "
+        "timeouts, a loaded host, a second round).",
         **figures,
     )
 
@@ -475,13 +554,15 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     crash, graceful = summary.get("crash"), summary.get("graceful")
     return [
         _crash_window(crash, summary, timeout_s),
+        _model_fit(crash, election_model(metadata, params)),
         _graceful_faster(crash, graceful),
         _graceful_writes(graceful, params),
         _crash_writes(crash, params),
         _terms(crash),
         _consistency(summary),
         *history_findings(summary),
-        _course_percentile(crash, timeout_s, survivors),
+        _course_percentile(crash),
+        _course_under_model(crash, metadata, params),
         _course_start_point(),
         _published_transfer(graceful, timeout_s),
         _published_mean(crash, timeout_s, survivors),

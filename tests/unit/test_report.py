@@ -151,7 +151,7 @@ def test_conflicts_numbers_are_formatted(rendered):
 def test_chart_files_exist_and_are_linked(rendered, tmp_path):
     _, text = rendered
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert sorted(links) == ["conflicts.png", "election.png"]
+    assert sorted(links) == ["conflicts.png", "election.png", "election_model.png"]
     for name in links:
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
 

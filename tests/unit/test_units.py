@@ -54,6 +54,18 @@ def test_fmt_rate_count_percent_bool_factor():
     assert units.fmt_factor(1.46) == "1.5×"
 
 
+def test_fmt_p_value_rounds_down_to_three_digits_and_floors_at_a_thousandth():
+    assert units.fmt_p_value(0.2314) == "0.231"
+    assert units.fmt_p_value(0.29) == "0.290"
+    assert units.fmt_p_value(0.04999) == "0.0499"
+    assert units.fmt_p_value(0.05) == "0.0500"
+    assert units.fmt_p_value(0.0004) == "< 0.001"
+    assert units.fmt_p_value(1.0) == "1.00"
+    assert units.fmt_p_value(None) == units.MISSING
+    with pytest.raises(ValueError, match="p-value"):
+        units.fmt_p_value(1.5)
+
+
 def test_none_is_shown_as_missing_everywhere():
     for formatter in units.FILTERS.values():
         assert formatter(None) == units.MISSING
