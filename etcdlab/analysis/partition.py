@@ -32,6 +32,8 @@ REGISTER_FAULT_LABELS = {"leader-cut": "leader cut off", "follower-cut": "follow
 REGISTER_SERIES = ("linearizable", "serializable")
 # What the cut-off member is asked, in this order (the serializable read first: it is
 # answered at once and shows the state the member was left with).
+# What the cut-off leader is probed with, continuously, until it steps down.
+LAST_SECOND_OPS = ("serializable_read", "linearizable_read", "write")
 MINORITY_OPS = ("serializable_read", "linearizable_read", "linearizable_read_require_leader",
                 "write", "write_require_leader")
 OP_LABELS = {
@@ -155,13 +157,56 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     consistency = samples.get("consistency")
     summary["members_consistent"] = bool(consistency) and consistency["consistent"]
     summary["members_compared"] = bool(consistency)
+    summary["consistency_members"] = (consistency or {}).get("members") or []
     summary["detail"] = _detail(leader, follower)
     summary["poll_interval_s"] = (params["poll_interval_ms"] / 1000.0
                                   if params.get("poll_interval_ms") is not None else None)
     summary["op_timeout_s"] = params.get("op_timeout_s")
     summary["histories"] = samples.get("histories") or {}
     summary["register"] = register_runs(samples)
+    summary["last_second"] = last_second(leader)
     return summary
+
+
+LAST_SECOND_BIN_S = 0.25
+"""Width of the time-since-the-cut bins the old leader's last second is split into."""
+
+
+def last_second(trials: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The probes of the cut-off leader from the cut until it stepped down, over the leader
+    trials that have them: per op the outcomes, the serializable reads that returned the
+    value the key had before the cut, the window (cut → step-down) per trial, and the same
+    outcomes per ``LAST_SECOND_BIN_S`` bin of time since the cut. Probes invoked after
+    the step-down are counted apart (``after``)."""
+    windows, before_down, after_down = [], [], []
+    stale_values = 0
+    for t in trials:
+        probes = t.get("last_second")
+        if not probes or t.get("step_down_s") is None:
+            continue
+        windows.append(t["step_down_s"])
+        for probe in probes:
+            inside = probe["at_s"] < t["step_down_s"]
+            (before_down if inside else after_down).append(probe)
+            if (inside and probe["op"] == "serializable_read" and probe["outcome"] == "ok"
+                    and probe.get("value") == t.get("before_value")):
+                stale_values += 1
+
+    def outcomes(probes: list[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+        table: dict[str, dict[str, int]] = {op: {"ok": 0, "failed": 0, "unknown": 0}
+                                            for op in LAST_SECOND_OPS}
+        for probe in probes:
+            table[probe["op"]][probe["outcome"]] += 1
+        return table
+
+    bins: dict[int, list[Mapping[str, Any]]] = {}
+    for probe in before_down:
+        bins.setdefault(int(max(probe["at_s"], 0.0) // LAST_SECOND_BIN_S), []).append(probe)
+    return {"trials": len(windows), "windows_s": windows,
+            "outcomes": outcomes(before_down), "after": outcomes(after_down),
+            "serializable_pre_cut_value": stale_values,
+            "bins": [{"from_s": i * LAST_SECOND_BIN_S, "to_s": (i + 1) * LAST_SECOND_BIN_S,
+                      "outcomes": outcomes(bins[i])} for i in sorted(bins)]}
 
 
 def register_runs(samples: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -244,6 +289,49 @@ def _register_every_fault(summary: Mapping[str, Any]) -> Finding:
                      "checked to a verdict in this run.", **figures)
     return claim("register-lin-every-fault",
                  all(v == "linearizable" for v in verdicts), yes, no, **figures)
+
+
+def _last_second(d: Mapping[str, Any]) -> list[Finding]:
+    """The cut-off leader between the cut and its step-down: no linearizable read or write
+    succeeds there; its serializable reads return the value it had."""
+    if not d["trials"]:
+        why = "No leader trial probed the cut-off leader until it stepped down."
+        return [_unknown("last-second-refused", why), _unknown("last-second-serializable", why)]
+    done = d["outcomes"]
+    lin, write, ser = done["linearizable_read"], done["write"], done["serializable_read"]
+    window = median_phrase(d["windows_s"])
+    figures = {"window (cut → step-down)": window,
+               "linearizable reads": _outcome_text(lin), "writes": _outcome_text(write)}
+    refused = claim(
+        "last-second-refused", lin["ok"] == 0 and write["ok"] == 0 and sum(lin.values()) > 0
+        and sum(write.values()) > 0,
+        "Between the cut and its step-down the cut-off leader completed no linearizable read "
+        "and no write: each one it was sent timed out or was refused.",
+        "Between the cut and its step-down the cut-off leader completed a linearizable read or "
+        "a write (or was not sent both).", **figures)
+    answered = ser["ok"]
+    serializable = claim(
+        "last-second-serializable", answered > 0 and d["serializable_pre_cut_value"] == answered,
+        "Meanwhile its serializable reads were answered at once, with the value the key had "
+        "before the cut.",
+        "Meanwhile its serializable reads were not all answered with the value the key had "
+        "before the cut.",
+        **{"serializable reads": _outcome_text(ser),
+           "pre-cut value": fmt_share(d["serializable_pre_cut_value"], answered)})
+    return [refused, serializable]
+
+
+def _outcome_text(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n:,} {outcome}" for outcome, n in counts.items() if n) or "none sent"
+
+
+def last_second_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The old leader's last second, one row per bin of time since the cut."""
+    rows = []
+    for each in summary["last_second"]["bins"]:
+        cells = {op: _outcome_text(each["outcomes"][op]) for op in LAST_SECOND_OPS}
+        rows.append({"since_cut": f"{each['from_s']:.2f}–{each['to_s']:.2f} s", **cells})
+    return rows
 
 
 def _count(trials: Iterable[Mapping[str, Any]], test: Any) -> int:
@@ -473,11 +561,61 @@ def _heal(d: Mapping[str, Any], poll: float | None) -> Finding:
 def _consistent(summary: Mapping[str, Any]) -> Finding:
     if not summary.get("members_compared"):
         return _unknown("members-consistent", "The members' KV hashes were not compared.")
+    members = summary.get("consistency_members") or []
+    figures = {str(m.get("name")): f"revision {m.get('current_revision', m.get('revision'))}, "
+                                   f"hash {m.get('hash')}" for m in members}
     return claim(
         "members-consistent", bool(summary["members_consistent"]),
         "At the end every member reported the same revision and KV hash.",
-        "At the end the members' revisions or KV hashes differed.",
-    )
+        "At the end the members' revisions or KV hashes differed: the lab's members no "
+        "longer hold the same data (rebuild it: `invoke destroy`, then `invoke provision`).",
+        **figures)
+
+
+# etcd's postmortem of the v3.5 data inconsistency (etcd-io/etcd#13766,
+# Documentation/postmortems/v3.5-data-inconsistency.md): a member killed (SIGKILL) under load
+# can restart with a store that lost an applied entry; 3.5.0-3.5.2 are affected, 3.5.3 fixed it.
+CRASH_DIVERGENCE_AFFECTED = ((3, 5, 0), (3, 5, 2))
+CRASH_DIVERGENCE_SOURCE = "etcd-io/etcd#13766, fixed in v3.5.3"
+
+
+def _version(text: Any) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(part) for part in str(text).lstrip("v").split(".")[:3])
+    except ValueError:
+        return None
+
+
+def _crash_divergence(summary: Mapping[str, Any], metadata: Mapping[str, Any] | None
+                      ) -> Finding:
+    """Whether the members diverged after the register workload's leader crash, against
+    what etcd's postmortem says of this run's etcd version."""
+    version = _version((metadata or {}).get("etcd_version"))
+    crashed = "leader-crash" in summary["register"]
+    yes_affected = ("As etcd's postmortem describes for v3.5.0–v3.5.2 "
+                    f"({CRASH_DIVERGENCE_SOURCE}), after a member was killed under load the "
+                    "members' data diverged.")
+    no_fixed = (f"Against etcd's postmortem ({CRASH_DIVERGENCE_SOURCE}), this fixed version's "
+                "members diverged after a member was killed under load.")
+    if not crashed or not summary.get("members_compared") or version is None:
+        return comparison("published-crash-divergence", "published", None, yes_affected,
+                          no_fixed, "The register workload did not crash the leader under load "
+                          "in this run (or the members were not compared, or the etcd version "
+                          "is unknown).")
+    diverged = not summary["members_consistent"]
+    figures = {"etcd": ".".join(map(str, version)),
+               "members": "diverged" if diverged else "consistent"}
+    low, high = CRASH_DIVERGENCE_AFFECTED
+    if low <= version <= high:
+        return comparison(
+            "published-crash-divergence", "published", True if diverged else None,
+            yes_affected, "-",
+            "This affected version's members stayed consistent in this run: the bug needs an "
+            "unlucky kill, so one run without it shows nothing.", **figures)
+    fixed = ("After the register workload killed the leader under load the members stayed "
+             f"consistent, as expected of a version with the fix ({CRASH_DIVERGENCE_SOURCE}).")
+    return comparison("published-crash-divergence", "published", not diverged, fixed,
+                      no_fixed, **figures)
 
 
 def _lease(d: Mapping[str, Any]) -> Finding:
@@ -538,8 +676,9 @@ def _causes() -> list[Finding]:
     ]
 
 
-def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Finding]:
-    """The claims of Q3, answer first."""
+def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
+             metadata: Mapping[str, Any] | None = None) -> list[Finding]:
+    """The claims of Q3, answer first; ``metadata`` gives the etcd version."""
     d = summary["detail"]
     poll = summary.get("poll_interval_s")
     return [
@@ -553,10 +692,12 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         _heal(d, poll),
         _consistent(summary),
         _reads(d),
+        *_last_second(summary["last_second"]),
         _register(summary),
         _register_every_fault(summary),
         *history_findings(summary),
         _lease(d),
+        _crash_divergence(summary, metadata),
         *_causes(),
         comparison(
             "course-blank", "course", None, "-", "+",

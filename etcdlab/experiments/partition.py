@@ -34,6 +34,8 @@ At the end every member's KV hash is compared.
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +44,7 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab.analysis.partition import (  # the pure helpers stay importable from here
+    LAST_SECOND_OPS,
     MINORITY_OPS,
     REGISTER_FAULTS,
     REGISTER_SERIES,
@@ -55,7 +58,7 @@ from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import current_leader, member_hashes, member_names
 from etcdlab.params import Param
-from etcdlab.transport import Member, attempt, open_members
+from etcdlab.transport import Member, attempt, member, open_members
 from etcdlab.workloads import register_workload
 
 KEY_PREFIX = "/etcdlab/partition/"
@@ -82,6 +85,10 @@ def run(ctx: Context) -> None:
     consistent = len({(m["revision"], m["hash"]) for m in members}) == 1
     ctx.samples["consistency"] = {"consistent": consistent, "members": members}
     ctx.log(f"after both scenarios: members consistent = {consistent}")
+    if not consistent:
+        ctx.console.print("[yellow]warning:[/] the members' revisions or KV hashes differ: "
+                          "their data diverged, which no heal undoes; rebuild the lab with "
+                          "`invoke destroy`, then `invoke provision`")
 
 
 def register_series(ctx: Context, stamp: str) -> None:
@@ -146,11 +153,17 @@ def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> 
         members[old].put(key, before_value, timeout)
         time.sleep(params["settle_s"])  # lets the lease age before the cut
         lease_before = _lease_ttl(members[old], lease_id, timeout)
+        last_second = LastSecondProbe(cluster, old, f"{key}/last-second", before_value,
+                                      params["last_second_timeout_s"], ctx.history())
         cut_before, cut_after = faults.cut_off(old)
-        seen = watch_leader_change(
-            members, majority, old, old_id, params["poll_interval_ms"] / 1000.0,
-            params["election_wait_s"],
-        )
+        last_second.start(cut_after)
+        try:
+            seen = watch_leader_change(
+                members, majority, old, old_id, params["poll_interval_ms"] / 1000.0,
+                params["election_wait_s"],
+            )
+        finally:
+            last_second.stop(linger_s=params["last_second_timeout_s"])
         if seen["new_leader_id"] is None:
             raise LabError(f"trial {trial}: the majority elected no leader within "
                            f"{params['election_wait_s']} s of cutting {old} off")
@@ -194,11 +207,73 @@ def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> 
         "majority_write": majority_write,
         "majority_read": majority_read,
         "minority": probes,
+        "last_second": last_second.probes,
         "heal_window_s": round(heal_after - heal_before, 6),
         "rejoin_s": _since(rejoin["followed_at"], heal_after),
         "converge_s": _since(rejoin["converged_at"], heal_after),
         "after_heal": rejoin["members"],
     }
+
+
+class LastSecondProbe:
+    """Probes the cut-off leader continuously from the cut until it has stepped down: one
+    thread each for serializable reads (every ``SERIALIZABLE_EVERY_S``), linearizable
+    reads and writes (back to back, ``timeout`` each), on a key of their own that holds
+    ``value`` before the cut. Each probe: op, ``at_s`` (invocation, from the cut),
+    ``elapsed_s``, outcome, code and the value read."""
+
+    SERIALIZABLE_EVERY_S = 0.01
+    MAX_PROBES = 3000
+
+    def __init__(self, cluster: Any, name: str, key: str, value: str, timeout: float,
+                 history: Any) -> None:
+        self.members = {op: member(cluster, name, timeout=timeout) for op in LAST_SECOND_OPS}
+        for op, one in self.members.items():
+            one.record_into(history, f"{name}-last-second-{op}")
+        self.members["write"].put(key, value)  # through the leader, before the cut
+        self.key, self.timeout = key, timeout
+        self.probes: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._cut_at = 0.0
+
+    def start(self, cut_at: float) -> None:
+        """Start probing; times are taken from ``cut_at`` (wall clock)."""
+        self._cut_at = cut_at
+        self._threads = [threading.Thread(target=self._probe, args=(op,), daemon=True,
+                                          name=f"last-second-{op}") for op in LAST_SECOND_OPS]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, linger_s: float = 0.0) -> None:
+        """Go on for ``linger_s`` more (the probes just after the step-down), then stop."""
+        time.sleep(linger_s)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+        for one in self.members.values():
+            one.close()
+
+    def _probe(self, op: str) -> None:
+        one = self.members[op]
+        calls = {"serializable_read": lambda n: one.get(self.key, serializable=True),
+                 "linearizable_read": lambda n: one.get(self.key),
+                 "write": lambda n: one.put(self.key, f"last-second-{n}")}
+        count = 0
+        while not self._stop.is_set() and len(self.probes) < self.MAX_PROBES:
+            count += 1
+            invoked = time.time()
+            record, answer = attempt(functools.partial(calls[op], count))
+            record.update(op=op, at_s=round(invoked - self._cut_at, 6))
+            if isinstance(answer, dict):
+                record["value"] = answer.get("value")
+            with self._lock:
+                self.probes.append(record)
+            if op == "serializable_read":
+                self._stop.wait(self.SERIALIZABLE_EVERY_S)
+            elif record["outcome"] != "unknown":
+                self._stop.wait(0.002)  # a quick refusal: do not spin
 
 
 def follower_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> dict[str, Any]:
@@ -429,6 +504,8 @@ EXPERIMENT = Experiment(
         Param("heal_wait_s", 30.0, "time allowed to heal", unit="s", above=0),
         Param("lease_ttl_s", 30, "TTL of the lease refreshed across the cut", unit="s",
               minimum=2, maximum=3600),
+        Param("last_second_timeout_s", 0.1, "timeout of each probe of the cut-off leader "
+              "until it steps down", unit="s", above=0, maximum=5),
         Param("register_s", 10.0, "how long the register workload runs under each fault, "
               "per series", unit="s", above=0),
         Param("register_faults", ",".join(REGISTER_FAULTS), "the faults the register "

@@ -40,11 +40,13 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
               *result.samples.get("follower_isolated", [])]
     cut_windows = [t["cut_window_s"] for t in trials if t.get("cut_window_s") is not None]
     return {
-        "findings": analysis.findings(summary, params),
+        "findings": analysis.findings(summary, params, result.metadata),
         "run_vs_question": run_vs_question(params, analysis.ASKED),
         "timing_rows": analysis.timing_rows(summary),
         "op_rows": analysis.op_rows(result.samples),
         "stale_rows": analysis.stale_rows(result.samples),
+        "last_second_rows": analysis.last_second_rows(summary),
+        "last_second_timeout": fmt_seconds(params.get("last_second_timeout_s")),
         "chart": chart_files.get("times"),
         "timelines": [{"label": key.split(":", 1)[1], "file": name}
                       for key, name in sorted(chart_files.items())

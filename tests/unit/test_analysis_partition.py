@@ -44,8 +44,10 @@ def test_quick_run_findings_and_the_untestable_causes():
     found = findings_of(quick())
     assert list(found)[0] == "majority-serves"
     # The quick run predates the register workload: its histories are not there to check.
+    # Nor the probes of the cut-off leader until it stepped down, nor a leader crash.
     untestable = {"cause-check-quorum", "cause-pre-vote", "course-blank", "register-histories",
-                  "register-lin-every-fault"}
+                  "register-lin-every-fault", "last-second-refused", "last-second-serializable",
+                  "published-crash-divergence"}
     assert {k for k, f in found.items() if f.holds is None} == untestable
     assert all(f.holds is True for k, f in found.items() if k not in untestable)
     assert "see issue 14" in found["cause-pre-vote"].text
@@ -199,3 +201,53 @@ def test_linearizable_reads_under_every_fault_is_one_finding(tmp_path):
     assert unchecked["register-lin-every-fault"].holds is None
     text = rendered(tmp_path, _with_faults(quick(), every), "every")
     assert good["register-lin-every-fault"].text in text
+
+
+@pytest.mark.parametrize(("version", "consistent", "agrees"), [
+    ("3.5.1", False, True), ("3.5.1", True, None), ("3.5.6", True, True),
+    ("3.5.6", False, False)])
+def test_a_divergence_after_the_leader_crash_is_set_against_etcds_postmortem(
+        version, consistent, agrees):
+    data = _with_faults(quick(), {"leader-crash": "linearizable"})
+    data["samples"]["consistency"]["consistent"] = consistent
+    summary = analysis.summarize(data["samples"], data["params"])
+    found = by_id(analysis.findings(summary, data["params"], {"etcd_version": version}))
+    assert found["published-crash-divergence"].holds is agrees
+    assert found["members-consistent"].holds is consistent
+
+
+def test_no_leader_crash_means_the_postmortem_cannot_be_compared():
+    data = quick()
+    summary = analysis.summarize(data["samples"], data["params"])
+    found = by_id(analysis.findings(summary, data["params"], {"etcd_version": "3.5.1"}))
+    assert found["published-crash-divergence"].holds is None
+
+
+def _with_last_second(data, lin_ok=0, stale_value=None):
+    """Probes of the cut-off leader: serializable reads answered, the rest timing out."""
+    for t in data["samples"]["leader_isolated"]:
+        down = t["step_down_s"]
+        probes = [{"op": "serializable_read", "at_s": i * 0.05, "outcome": "ok",
+                   "value": stale_value or t["before_value"]} for i in range(int(down / 0.05))]
+        probes += [{"op": op, "at_s": i * 0.1, "outcome": "unknown", "value": None}
+                   for op in ("linearizable_read", "write") for i in range(int(down / 0.1))]
+        probes += [{"op": "linearizable_read", "at_s": down / 2, "outcome": "ok",
+                    "value": t["before_value"]} for _ in range(lin_ok)]
+        probes.append({"op": "write", "at_s": down + 0.01, "outcome": "failed", "value": None})
+        t["last_second"] = probes
+    return data
+
+
+def test_the_old_leaders_last_second_findings_and_table(tmp_path):
+    found = findings_of(_with_last_second(quick()))
+    assert found["last-second-refused"].holds is True
+    assert found["last-second-serializable"].holds is True
+    assert findings_of(_with_last_second(quick(), lin_ok=1))["last-second-refused"].holds is False
+    other = findings_of(_with_last_second(quick(), stale_value="x"))
+    assert other["last-second-serializable"].holds is False
+    summary = analysis.summarize(_with_last_second(quick())["samples"], {})
+    assert summary["last_second"]["after"]["write"]["failed"] == 1  # after the step-down
+    rows = analysis.last_second_rows(summary)
+    assert rows[0]["since_cut"] == "0.00–0.25 s" and "unknown" in rows[0]["write"]
+    text = rendered(tmp_path, _with_last_second(quick()), "last")
+    assert found["last-second-refused"].text in text and "| 0.00–0.25 s |" in text
