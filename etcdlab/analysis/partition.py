@@ -295,8 +295,10 @@ def _last_second(d: Mapping[str, Any]) -> list[Finding]:
     """The cut-off leader between the cut and its step-down: no linearizable read or write
     succeeds there; its serializable reads return the value it had."""
     if not d["trials"]:
-        why = "No leader trial probed the cut-off leader until it stepped down."
-        return [_unknown("last-second-refused", why), _unknown("last-second-serializable", why)]
+        return [_unknown("last-second-refused", "No leader trial probed the cut-off leader's "
+                         "linearizable reads and writes until it stepped down."),
+                _unknown("last-second-serializable", "No leader trial probed the cut-off "
+                         "leader's serializable reads until it stepped down.")]
     done = d["outcomes"]
     lin, write, ser = done["linearizable_read"], done["write"], done["serializable_read"]
     window = median_phrase(d["windows_s"])
