@@ -63,9 +63,17 @@ def test_partition_minority_is_stale_refuses_writes_and_heals_to_one_revision(la
     # The register workload under a cut-off leader: with linearizable reads the history is
     # linearizable; with serializable ones it got a verdict (stale reads make it "not").
     histories = result["samples"]["histories"]
-    assert histories["register-linearizable"]["verdict"] == "linearizable", histories
-    assert histories["register-linearizable"]["operations"] > 0
-    assert histories["register-serializable"]["verdict"] in ("linearizable", "not-linearizable")
+    lin, ser = (histories[f"register-leader-cut-{series}"]
+                for series in ("linearizable", "serializable"))
+    assert lin["verdict"] == "linearizable" and lin["operations"] > 0, histories
+    assert ser["verdict"] in ("linearizable", "not-linearizable"), histories
+    assert (results / lin["file"]).is_file() and not list(results.glob("partition.partial*"))
+    # The cut-off leader until its step-down: no linearizable read or write completed there.
+    last = summary["last_second"]
+    assert last["trials"] >= 1, last
+    assert last["outcomes"]["linearizable_read"]["ok"] == 0, last
+    assert last["outcomes"]["write"]["ok"] == 0, last
+    assert last["outcomes"]["serializable_read"]["ok"] > 0, last
     assert summary["heal"]["converge_s"] is not None
     assert summary["members_consistent"] is True
     for scenario in ("leader_isolated", "follower_isolated"):

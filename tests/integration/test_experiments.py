@@ -45,6 +45,13 @@ def test_every_election_trial_sees_a_new_leader_in_a_plausible_time(first_run, l
     assert summary["members_consistent"] is True
     assert summary["graceful"]["median_s"] < summary["crash"]["median_s"]
     assert election["metadata"]["node_count"] == 3
+    # The probe writes through every failover and each member's read-back, checked.
+    history = election["samples"]["histories"]["main"]
+    assert history["verdict"] == "linearizable", history
+    assert history["partitions"] == 10 and history["operations"] >= 10 * 4, history
+    assert (results / history["file"]).is_file()
+    for trial in crash + graceful:
+        assert set(trial["read_back"].values()) != {None}, trial  # some member answered
 
 
 def test_conflicts_cas_loses_nothing_and_revisions_increase(first_run):
