@@ -75,6 +75,8 @@ class LabConfig:
                                             minimum=1024**2, maximum=8 * 1024**3)
     etcd_snapshot_count: int = setting(100000, "committed entries between snapshots",
                                        minimum=1, maximum=10**9)
+    etcd_pre_vote: bool = setting(True, "Raft pre-vote (etcd 3.5's default; off only for a "
+                                  "control run)")
     etcd_log_level: str = setting("info", "etcd log level",
                                   choices=("debug", "info", "warn", "error"))
     chrony_minpoll: int = setting(4, "chrony minpoll (log2 s)", minimum=-6, maximum=24)

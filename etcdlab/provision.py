@@ -60,6 +60,7 @@ def role_variables(config: LabConfig, member_ips: list[str] | None = None) -> di
         "etcd_election_timeout_ms": config.etcd_election_timeout_ms,
         "etcd_quota_backend_bytes": config.etcd_quota_backend_bytes,
         "etcd_snapshot_count": config.etcd_snapshot_count,
+        "etcd_pre_vote": config.etcd_pre_vote,
         "etcd_log_level": config.etcd_log_level,
         "chrony_minpoll": config.chrony_minpoll,
         "chrony_maxpoll": config.chrony_maxpoll,

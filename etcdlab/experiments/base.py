@@ -178,6 +178,7 @@ def metadata(cluster: Cluster, started_utc: str, image: str | None = None) -> di
         "tls": cluster.tls,
         "heartbeat_ms": config.etcd_heartbeat_interval_ms,
         "election_timeout_ms": config.etcd_election_timeout_ms,
+        "pre_vote": config.etcd_pre_vote,
         "quota_backend_bytes": config.etcd_quota_backend_bytes,
         "image": image or cluster.lab.describe(),
         "kernel": platform.release(),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -197,3 +199,37 @@ class JsonLinesChild:
             self.process.wait()
         self.reader.join(5)
         return "\n".join(self.other)[-2000:]
+
+
+def playbook_logger(ctx: Any) -> Callable[[str, dict[str, str]], None]:
+    """A ``show`` callback for reconfigure: logs the tasks that changed or failed something."""
+    def show(task: str, outcomes: dict[str, str]) -> None:
+        notable = {host: o for host, o in outcomes.items() if o not in ("ok", "skipped")}
+        if notable:
+            ctx.log(f"  {task} " + "  ".join(f"{h} {o}" for h, o in sorted(notable.items())))
+    return show
+
+
+_RAFT_CHANGE = re.compile(r"became (pre-candidate|candidate|leader|follower) at term (\d+)")
+
+
+def raft_state_changes(log_text: str, since: float, until: float | None = None
+                       ) -> list[dict[str, Any]]:
+    """etcd's raft state changes ("became candidate at term 14", …) from its zap JSON log,
+    stamped in [since - 1 ms, until] (wall clock; the stamps have millisecond resolution):
+    [{"at": seconds since the epoch, "state": …, "term": …}] in log order."""
+    changes = []
+    for line in log_text.splitlines():
+        if "became" not in line or not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        found = _RAFT_CHANGE.search(entry.get("msg", ""))
+        if not found or "ts" not in entry:
+            continue
+        at = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+        if at >= since - 0.001 and (until is None or at <= until):
+            changes.append({"at": at, "state": found.group(1), "term": int(found.group(2))})
+    return changes

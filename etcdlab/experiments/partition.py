@@ -56,7 +56,13 @@ from etcdlab.analysis.partition import (  # the pure helpers stay importable fro
 )
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import current_leader, member_hashes, member_names
+from etcdlab.experiments.common import (
+    current_leader,
+    member_hashes,
+    member_names,
+    playbook_logger,
+    raft_state_changes,
+)
 from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, member, open_members
 from etcdlab.workloads import register_workload
@@ -80,6 +86,8 @@ def run(ctx: Context) -> None:
                 ctx.log(_trial_line(scenario, sample))
                 advance()
     register_series(ctx, stamp)
+    if params["prevote_trials"]:
+        prevote_control(ctx, ids, stamp)
     ctx.cluster.wait_healthy(timeout=60)
     members = member_hashes(ctx.cluster)
     consistent = len({(m["revision"], m["hash"]) for m in members}) == 1
@@ -127,6 +135,138 @@ def register_series(ctx: Context, stamp: str) -> None:
                         f"{sum(sum(c.values()) for c in counts['outcomes'].values())} "
                         "operations")
                 advance()
+
+
+def prevote_control(ctx: Context, ids: Mapping[int, str], stamp: str) -> None:
+    """The follower cut off for ``prevote_isolation_s`` (several election timeouts) and
+    healed, ``prevote_trials`` times with pre-vote on (etcd 3.5's default), then as many
+    with pre-vote off: the setting goes through the settings journal (``--pre-vote=false``
+    by the role, rolling; the provisioned setting re-applied afterwards, or by
+    ``invoke heal`` after a kill)."""
+    params = ctx.params
+    ctx.samples["prevote"] = {"on": [], "off": []}
+    show = playbook_logger(ctx)
+    with ctx.phase("partition: pre-vote control", 2 * params["prevote_trials"]) as advance:
+        for setting in ("on", "off"):
+            if setting == "off":
+                ctx.log("pre-vote off: re-applying the etcd role (rolling)")
+                ctx.faults.change_settings(show, etcd_pre_vote=False)
+            for trial in range(1, params["prevote_trials"] + 1):
+                sample = prevote_trial(ctx, ids, f"{KEY_PREFIX}{stamp}/prevote/{setting}")
+                ctx.samples["prevote"][setting].append({"trial": trial, **sample})
+                ctx.log(f"pre-vote {setting}: isolated {sample['isolated']} campaigned "
+                        f"{sample['isolated_campaigns']} time(s) up to term "
+                        f"{sample['isolated_term_max']} (leader's {sample['term_before']}); "
+                        f"leader disrupted: {sample['disrupted']}")
+                advance()
+            if setting == "off":
+                ctx.log("pre-vote: re-applying the provisioned settings")
+                ctx.faults.restore_settings(show)
+
+
+def prevote_trial(ctx: Context, ids: Mapping[int, str], key: str) -> dict[str, Any]:
+    """Cut a follower off long enough for several elections of its own, heal, and watch
+    whether the leader is disrupted; a writer on the leader times the unavailability."""
+    cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
+    cluster.wait_healthy(timeout=60)
+    leader, leader_id, term_before = current_leader(cluster)
+    isolated = next(n for n in cluster.names if n != leader)
+    members = open_members(cluster)
+    writer = SteadyWriter(cluster, leader, key, params["op_timeout_s"] / 4)
+    interval = params["poll_interval_ms"] / 1000.0
+    try:
+        writer.start()
+        time.sleep(0.5)
+        _cut_before, cut_after = faults.cut_off(isolated)
+        time.sleep(params["prevote_isolation_s"])
+        _heal_before, healed_at = faults.reconnect()
+        leaders, terms = set(), set()
+        watch_until = time.monotonic() + params["prevote_watch_s"]
+        while time.monotonic() < watch_until:
+            for name in cluster.names:
+                view = members[name].leader_view(timeout=0.5)
+                if view is not None and view[1]:
+                    leaders.add(view[1])
+                    if name != isolated:
+                        terms.add(view[2])
+            time.sleep(max(interval, 0.05))
+        after = members[leader].leader_view(timeout=2.0)
+    finally:
+        writer.stop()
+        for one in members.values():
+            one.close()
+    # etcd's Status reports the term of the last applied entry, not a candidate's own
+    # term: the raft state changes in the members' logs show the campaigns.
+    logs = {name: raft_state_changes(cluster.lab.service_log(name, "etcd", lines=3000),
+                                     cut_after) for name in (isolated, leader)}
+    isolated_changes = [c for c in logs[isolated] if c["at"] <= healed_at]
+    campaigns = [c["term"] for c in isolated_changes if c["state"] == "candidate"]
+    return {
+        "isolated": isolated,
+        "leader": leader,
+        "term_before": term_before,
+        "isolated_campaigns": len(campaigns),
+        "isolated_pre_campaigns": sum(1 for c in isolated_changes
+                                      if c["state"] == "pre-candidate"),
+        "isolated_term_max": max(campaigns, default=term_before),
+        "leader_stepped_down_after_heal_s": next(
+            (round(c["at"] - healed_at, 3) for c in logs[leader]
+             if c["state"] == "follower" and c["at"] >= healed_at - 0.001), None),
+        "leaders_seen_after_heal": sorted(ids.get(i, f"{i:x}") for i in leaders),
+        "majority_terms_after_heal": sorted(terms),
+        "term_after": after[2] if after else None,
+        "leader_after": ids.get(after[1]) if after and after[1] else None,
+        "disrupted": bool(after is None or after[1] != leader_id
+                          or (after[2] or 0) > term_before or len(leaders) > 1),
+        "isolation_s": params["prevote_isolation_s"],
+        "writes": writer.outcomes(cut_after, healed_at),
+    }
+
+
+class SteadyWriter:
+    """Writes to one member back to back (``timeout`` each) and keeps every outcome's
+    time, so that the longest stretch without an acknowledged write can be told."""
+
+    def __init__(self, cluster: Any, name: str, key: str, timeout: float) -> None:
+        self.member = member(cluster, name, timeout=timeout)
+        self.key = key
+        self.done: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="steady-writer")
+
+    def start(self) -> None:
+        """Begin writing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop writing and close the channel."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.member.close()
+
+    def _run(self) -> None:
+        count = 0
+        while not self._stop.is_set():
+            count += 1
+            record, _answer = attempt(functools.partial(self.member.put, self.key, str(count)))
+            self.done.append((time.time(), record["outcome"]))
+            if record["outcome"] != "ok":
+                self._stop.wait(0.005)
+
+    def outcomes(self, cut_at: float, healed_at: float) -> dict[str, Any]:
+        """Acknowledged writes and the longest gap between them after the heal (from the
+        last acknowledged write before it), relative to the heal."""
+        acked = [when for when, outcome in self.done if outcome == "ok"]
+        before = [w for w in acked if w <= healed_at]
+        after = [w for w in acked if w > healed_at]
+        points = ([before[-1]] if before else []) + after
+        gaps = [(b - a, a) for a, b in zip(points, points[1:], strict=False)]
+        gap, gap_start = max(gaps) if gaps else (None, None)
+        return {"acknowledged": len(acked), "attempts": len(self.done),
+                "during_cut": sum(1 for w in acked if cut_at <= w <= healed_at),
+                "longest_gap_after_heal_s": None if gap is None else round(gap, 6),
+                "gap_started_s": None if gap_start is None else round(gap_start - healed_at, 6),
+                "after_heal": len(after)}
 
 
 def recorded(ctx: Context, members: dict[str, Member]) -> dict[str, Member]:
@@ -506,6 +646,12 @@ EXPERIMENT = Experiment(
               minimum=2, maximum=3600),
         Param("last_second_timeout_s", 0.1, "timeout of each probe of the cut-off leader "
               "until it steps down", unit="s", above=0, maximum=5),
+        Param("prevote_trials", 5, "follower isolations per pre-vote setting (on, then off) "
+              "in the control; 0 skips it", minimum=0, maximum=50),
+        Param("prevote_isolation_s", 5.0, "how long the follower is cut off in the control "
+              "(several election timeouts)", unit="s", above=0),
+        Param("prevote_watch_s", 5.0, "how long the cluster is watched after the control's "
+              "heal", unit="s", above=0),
         Param("register_s", 10.0, "how long the register workload runs under each fault, "
               "per series", unit="s", above=0),
         Param("register_faults", ",".join(REGISTER_FAULTS), "the faults the register "
@@ -518,7 +664,8 @@ EXPERIMENT = Experiment(
               above=0),
         Param("register_seed", 1, "seed of the register workload's choices"),
     ),
-    quick={"trials": 1, "register_s": 5.0, "register_faults": "leader-cut"},
+    quick={"trials": 1, "register_s": 5.0, "register_faults": "leader-cut",
+           "prevote_trials": 1, "prevote_isolation_s": 4.0, "prevote_watch_s": 3.0},
     run=run,
     summarize=summarize,
 )

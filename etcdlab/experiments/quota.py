@@ -28,7 +28,7 @@ from etcdlab.analysis.quota import NOSPACE_TEXT, summarize
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import member_names
+from etcdlab.experiments.common import member_names, playbook_logger
 from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
 
@@ -42,7 +42,7 @@ def run(ctx: Context) -> None:
     cluster = ctx.cluster
     ids = member_names(cluster)
     members = open_members(cluster)
-    show = _playbook_logger(ctx)
+    show = playbook_logger(ctx)
     try:
         ctx.samples["setup"] = set_up(ctx, members, show)
         fill(ctx, members, ctx.samples.setdefault("fill", {}))
@@ -274,15 +274,6 @@ def parse_quota(config_text: str) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _playbook_logger(ctx: Context) -> Callable[[str, dict[str, str]], None]:
-    """A ``show`` callback for reconfigure: logs the tasks that changed or failed something."""
-    def show(task: str, outcomes: dict[str, str]) -> None:
-        notable = {host: o for host, o in outcomes.items() if o not in ("ok", "skipped")}
-        if notable:
-            ctx.log(f"  {task} " + "  ".join(f"{h} {o}" for h, o in sorted(notable.items())))
-    return show
 
 
 EXPERIMENT = Experiment(

@@ -47,16 +47,16 @@ def test_quick_run_findings_and_the_untestable_causes():
     # Nor the probes of the cut-off leader until it stepped down, nor a leader crash.
     untestable = {"cause-check-quorum", "cause-pre-vote", "course-blank", "register-histories",
                   "register-lin-every-fault", "last-second-refused", "last-second-serializable",
-                  "published-crash-divergence"}
+                  "published-crash-divergence", "prevote-on-quiet", "prevote-off-disrupts"}
     assert {k for k, f in found.items() if f.holds is None} == untestable
     assert all(f.holds is True for k, f in found.items() if k not in untestable)
-    assert "see issue 14" in found["cause-pre-vote"].text
+    assert "no control with pre-vote off" in found["cause-pre-vote"].text
 
 
 def test_the_section_names_no_cause_and_uses_exact_bounds(tmp_path):
     text = rendered(tmp_path, quick(), "base")
     assert "(pre-vote)" not in text and "(check-quorum)" not in text
-    assert "this run has no control with pre-vote off; see issue 14" in text
+    assert "This run has no control with pre-vote off to attribute" in text
     assert "unknown 4 of 4 (≥ 47.3 % at 95 %)" in text
     assert "30 s (±1 s)" in text and "26.0 s" not in text
     assert "| — |" not in text
@@ -251,3 +251,28 @@ def test_the_old_leaders_last_second_findings_and_table(tmp_path):
     assert rows[0]["since_cut"] == "0.00–0.25 s" and "unknown" in rows[0]["write"]
     text = rendered(tmp_path, _with_last_second(quick()), "last")
     assert found["last-second-refused"].text in text and "| 0.00–0.25 s |" in text
+
+
+def _with_prevote(data, on_disrupted=False, off_disrupted=True, on_campaigns=0):
+    def trial(disrupted, campaigns, pre):
+        return {"isolated": "qnode2", "leader": "qnode1", "term_before": 5,
+                "isolated_campaigns": campaigns, "isolated_pre_campaigns": pre,
+                "isolated_term_max": 5 + campaigns, "disrupted": disrupted,
+                "isolation_s": 4.0, "writes": {"longest_gap_after_heal_s": 1.0 if disrupted
+                                               else 0.1}}
+    data["samples"]["prevote"] = {"on": [trial(on_disrupted, on_campaigns, 4)],
+                                  "off": [trial(off_disrupted, 3, 0)]}
+    return data
+
+
+def test_the_pre_vote_control_attributes_the_quiet_rejoin_to_pre_vote(tmp_path):
+    found = findings_of(_with_prevote(quick()))
+    assert found["prevote-on-quiet"].holds is True
+    assert found["prevote-off-disrupts"].holds is True
+    assert found["cause-pre-vote"].holds is True
+    assert findings_of(_with_prevote(quick(), on_campaigns=2))["prevote-on-quiet"].holds is False
+    same = findings_of(_with_prevote(quick(), off_disrupted=False))
+    assert same["prevote-off-disrupts"].holds is False and same["cause-pre-vote"].holds is False
+    assert findings_of(quick())["cause-pre-vote"].holds is None  # no control in that run
+    text = rendered(tmp_path, _with_prevote(quick()), "prevote")
+    assert found["cause-pre-vote"].text in text and found["prevote-on-quiet"].text in text

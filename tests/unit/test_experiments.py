@@ -1,5 +1,8 @@
 """The experiment registry and the pure parts of Q1 / Q2 (log parsing, summaries)."""
 
+import json
+from datetime import datetime, timezone
+
 import pytest
 
 from etcdlab import experiments
@@ -78,3 +81,25 @@ def test_conflicts_summary_counts_lost_updates_and_checks_revision_order():
     samples["cas"]["revisions"] = [10, 15, 12]
     assert conflicts.summarize(samples, {"workers": 2, "increments": 5})[
         "revisions_strictly_increasing"] is False
+
+
+def test_raft_state_changes_are_read_from_etcds_log_within_the_window():
+    from etcdlab.experiments.common import raft_state_changes
+
+    def line(ts, msg):
+        return json.dumps({"level": "info", "ts": ts, "logger": "raft", "msg": msg})
+
+    log = "\n".join([
+        line("2026-12-02T04:55:09.428Z", "df51 became candidate at term 13"),  # before
+        line("2026-12-02T04:55:17.600Z", "3077 became candidate at term 14"),
+        line("2026-12-02T04:55:18.000Z", "3077 became pre-candidate at term 14"),
+        "not json: became candidate at term 99",
+        line("2026-12-02T04:55:20.931Z", "df51 became follower at term 16"),
+        line("2026-12-02T04:55:21.000Z", "3077 is starting a new election at term 16"),
+    ])
+    since = datetime(2026, 12, 2, 4, 55, 17, tzinfo=timezone.utc).timestamp()
+    changes = raft_state_changes(log, since)
+    assert [(c["state"], c["term"]) for c in changes] == [
+        ("candidate", 14), ("pre-candidate", 14), ("follower", 16)]
+    until = datetime(2026, 12, 2, 4, 55, 19, tzinfo=timezone.utc).timestamp()
+    assert len(raft_state_changes(log, since, until)) == 2
