@@ -74,6 +74,14 @@ def test_partition_minority_is_stale_refuses_writes_and_heals_to_one_revision(la
     assert last["outcomes"]["linearizable_read"]["ok"] == 0, last
     assert last["outcomes"]["write"]["ok"] == 0, last
     assert last["outcomes"]["serializable_read"]["ok"] > 0, last
+    # The pre-vote control: with it on the cut-off follower never campaigns; off, it does.
+    control = summary["prevote"]
+    assert control["on"]["campaigns"] == [0] and control["on"]["disrupted"] == 0, control
+    assert control["off"]["campaigns"][0] >= 1, control
+    cluster = lab.cluster
+    for name in cluster.names:  # the provisioned setting is back on every member
+        _code, text = cluster.lab.exec(name, ["cat", "/etc/etcd/etcd.conf.yml"])
+        assert "pre-vote: true" in text, (name, text)
     assert summary["heal"]["converge_s"] is not None
     assert summary["members_consistent"] is True
     for scenario in ("leader_isolated", "follower_isolated"):
