@@ -6,7 +6,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -123,6 +123,51 @@ def run_together(count: int, work: Callable[[int], T]) -> tuple[list[T], float]:
     for thread in threads:
         thread.join()
     return results, time.monotonic() - began
+
+
+class Stopped(Exception):
+    """Raised inside a :func:`run_at_once` work when it was told to stop."""
+
+
+def run_at_once(works: Mapping[str, Callable[[threading.Event], None]]) -> None:
+    """Run every work in a thread of its own, all at once, until all have ended.
+
+    Each work gets a ``stop`` event and must check it between its steps (raising
+    :class:`Stopped`, or returning). The first work that fails sets it for the others; so
+    does an interrupt (Ctrl-C, SIGTERM) of the calling thread, which alone receives
+    signals. Either way this returns or raises only once every thread has ended: no
+    thread is still applying a fault when the runner heals the lab. The first failure
+    (or the interrupt) is raised again here.
+    """
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def one(work: Callable[[threading.Event], None]) -> None:
+        try:
+            work(stop)
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            with lock:
+                failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=one, args=(work,), daemon=True, name=name)
+               for name, work in works.items()]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except BaseException:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        raise
+    if failures:
+        raise failures[0]
 
 
 def current_leader(cluster: Cluster) -> tuple[str, int, int]:
