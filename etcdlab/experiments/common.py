@@ -143,7 +143,9 @@ def run_at_once(works: Mapping[str, Callable[[threading.Event], None]]) -> None:
     failures: list[BaseException] = []
     lock = threading.Lock()
 
-    def one(work: Callable[[threading.Event], None]) -> None:
+    ended = {name: threading.Event() for name in works}
+
+    def one(name: str, work: Callable[[threading.Event], None]) -> None:
         try:
             work(stop)
         except Stopped:
@@ -152,19 +154,21 @@ def run_at_once(works: Mapping[str, Callable[[threading.Event], None]]) -> None:
             with lock:
                 failures.append(exc)
             stop.set()
+        finally:
+            ended[name].set()
 
-    threads = [threading.Thread(target=one, args=(work,), daemon=True, name=name)
-               for name, work in works.items()]
-    for thread in threads:
-        thread.start()
+    for name, work in works.items():
+        threading.Thread(target=one, args=(name, work), daemon=True, name=name).start()
+    # Events, not Thread.join: an interrupt inside join() can leave it believing the
+    # thread has ended when it has not.
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
+        for done in ended.values():
+            while not done.wait(0.2):
+                pass
     except BaseException:
         stop.set()
-        for thread in threads:
-            thread.join()
+        for done in ended.values():
+            done.wait()
         raise
     if failures:
         raise failures[0]
