@@ -28,7 +28,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from etcdlab.analysis.ntp_isolation import RUNS, sample_points, summarize, summarize_run
+from etcdlab.analysis.ntp_isolation import (
+    RUNS,
+    returned,
+    sample_points,
+    summarize,
+    summarize_run,
+)
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import Stopped, run_at_once
@@ -123,14 +129,9 @@ def one_run(
     watch("isolated", record["cut_at"] + params["isolation_s"])
     record["reconnected_at"] = faults.restore_ntp(client, server)
     advance()
-    baseline = rows[-1]["valid_rx"] if rows else None
-
-    def resynced(row: Mapping[str, Any]) -> bool:
-        return (baseline is not None and row["valid_rx"] is not None
-                and row["valid_rx"] > baseline and row["selected"])
-
     resync_seen = watch("after", record["reconnected_at"] + params["after_timeout_s"],
-                        until=resynced)
+                        until=lambda _row: returned(rows, record["reconnected_at"])[1]
+                        is not None)
     if resync_seen is not None:
         watch("after", time.time() + params["after_s"])
     advance()
