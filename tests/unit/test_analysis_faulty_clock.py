@@ -226,3 +226,16 @@ def test_two_agents_on_loopback_answer_each_others_every_probe():
     for record in records.values():
         assert len(record["exchanges"]) == 3
         assert not any(e.get("lost") for e in record["exchanges"])
+
+
+def test_a_lost_probe_in_a_round_is_left_out_not_fatal():
+    # Seen here: a peer that started late missed its first probe (no t4 on a lost one).
+    from etcdlab.analysis.faulty_clock import observer_verdicts
+
+    run = copy.deepcopy(RESULT.samples["runs"]["two_faulty"])
+    agent = next(iter(run["agents"].values()))
+    first = agent["exchanges"][0]
+    agent["exchanges"][0] = {"round": first["round"], "peer": first["peer"],
+                             "t1": first["t1"], "lost": True}
+    verdicts = observer_verdicts(run, RESULT.params["threshold_ms"] / 1000.0)
+    assert any(v["round"] == first["round"] for v in verdicts)
