@@ -70,7 +70,27 @@ real_clock()  # the first call resolves the symbol; the pair below is then µs w
 LOADED_PAIR = clock_pair()
 
 
-def serve(sock: socket.socket, stop: threading.Event) -> None:
+class LastRounds:
+    """Which peers this agent has answered a probe of the last round for."""
+
+    def __init__(self, peers: set[str], last_round: int) -> None:
+        self.waiting = set(peers)
+        self.last_round = last_round
+        self.all_answered = threading.Event()
+        if not self.waiting:
+            self.all_answered.set()
+
+    def answered(self, ident: str) -> None:
+        """Note an answered probe (its id is "sender/round/receiver")."""
+        sender, _, rest = ident.partition("/")
+        round_text = rest.partition("/")[0]
+        if round_text.isdigit() and int(round_text) >= self.last_round:
+            self.waiting.discard(sender)
+            if not self.waiting:
+                self.all_answered.set()
+
+
+def serve(sock: socket.socket, stop: threading.Event, rounds: LastRounds | None = None) -> None:
     """Answer every probe: t2 when it arrived, t3 just before the answer leaves."""
     sock.settimeout(0.2)
     while not stop.is_set():
@@ -86,6 +106,8 @@ def serve(sock: socket.socket, stop: threading.Event) -> None:
         probe["t2"] = t2
         probe["t3"] = time.time()
         sock.sendto(json.dumps(probe).encode(), sender)
+        if rounds is not None:
+            rounds.answered(str(probe.get("id", "")))
 
 
 def probe(sock: socket.socket, peer: tuple[str, int], ident: str, timeout: float) -> dict:
@@ -128,7 +150,8 @@ def main(argv: list[str]) -> None:
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.bind((host, 0))
     stop = threading.Event()
-    responder = threading.Thread(target=serve, args=(server, stop), daemon=True)
+    last_rounds = LastRounds(set(peers), args.rounds - 1)
+    responder = threading.Thread(target=serve, args=(server, stop, last_rounds), daemon=True)
     responder.start()
     started = time.time()
     exchanges = []
@@ -138,8 +161,9 @@ def main(argv: list[str]) -> None:
         for peer, address in sorted(peers.items()):
             record = probe(client, address, f"{args.name}/{round_index}/{peer}", args.timeout)
             exchanges.append({"round": round_index, "peer": peer, **record})
-    # Keep answering while the others finish their last round.
-    time.sleep(args.warmup + args.timeout * len(peers) + 1.0)
+    # Keep answering until every peer's last-round probe was answered (a lost one: until
+    # the time the others can still take).
+    last_rounds.all_answered.wait(args.warmup + args.timeout * len(peers) + 1.0)
     stop.set()
     responder.join()
     json.dump({"name": args.name, "loaded": LOADED, "started": started,

@@ -119,7 +119,10 @@ def observer_verdicts(run: Mapping[str, Any], threshold_s: float) -> list[dict[s
             real = to_real(agent, min(e["t1"] for e in exchanges))
             # The round's probes are sequential: while they run, a drifting observer's own
             # clock moves |rate - 1| x the round's span against the peers it compares.
-            span = max(e["t4"] for e in exchanges) - min(e["t1"] for e in exchanges)
+            # A lost probe has no t4: the span is that of the answered ones.
+            answered = [e for e in exchanges if not e.get("lost")]
+            span = (max(e["t4"] for e in answered) - min(e["t1"] for e in answered)
+                    if answered else 0.0)
             observer_drift = abs(agent["rate"] - 1.0) * span
             errors, bounds, exact = {}, {}, {}
             if verdict["decided"]:

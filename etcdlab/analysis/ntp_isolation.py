@@ -63,6 +63,29 @@ def sample_points(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return points
 
 
+def returned(
+    rows: Sequence[Mapping[str, Any]], reconnected: float,
+    points: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The first NTP sample that arrived after ``reconnected``, and the first reading with
+    the server selected on it (None, None until both were seen).
+
+    A sample counts by its arrival (reading time minus "LastRx"): a reading whose count of
+    valid samples rose while "LastRx" kept growing holds a sample chronyd did not accept.
+    The experiment waits for this same event, so it never stops before the analysis sees
+    a return.
+    """
+    points = sample_points(rows) if points is None else points
+    first_after = next((p for p in points if p["t"] >= reconnected), None)
+    if first_after is None:
+        return None, None
+    # Selection is decided when a sample arrives: the sample that brought it back.
+    selected_again = next((r for r in rows if r["t"] >= reconnected and r["selected"]
+                           and r["valid_rx"] is not None
+                           and r["valid_rx"] >= first_after["valid_rx"]), None)
+    return first_after, selected_again
+
+
 def _last(rows: Iterable[Any]) -> Any:
     items = list(rows)
     return items[-1] if items else None
@@ -74,17 +97,13 @@ def summarize_run(run: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     cut, reconnected = run["cut_at"], run["reconnected_at"]
     points = sample_points(rows)
     before = [p for p in points if p["t"] < cut]
-    after = [p for p in points if p["t"] >= reconnected]
     last_before = before[-1] if before else None
-    first_after = after[0] if after else None
-    # Selection is decided when a sample arrives: the sample that brought it back.
-    selected_again = next((r for r in rows if r["t"] >= reconnected and r["selected"]
-                           and first_after is not None and r["valid_rx"] is not None
-                           and r["valid_rx"] >= first_after["valid_rx"]), None)
+    first_after, selected_again = returned(rows, reconnected, points)
     first_sync = next((r for r in rows if r["selected"]), None)
     at_cut = _last(r for r in rows if r["t"] <= cut)
     at_reconnect = _last(r for r in rows if r["t"] <= reconnected)
-    isolated = [r for r in rows if cut <= r["t"] <= reconnected]
+    # A reading that failed (no chronyc output: ``state`` None) says nothing of selection.
+    isolated = [r for r in rows if cut <= r["t"] <= reconnected and r.get("state") is not None]
     system_change = None
     if at_cut and at_reconnect and at_cut["system_time_s"] is not None \
             and at_reconnect["system_time_s"] is not None:

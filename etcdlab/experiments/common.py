@@ -7,7 +7,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -125,6 +125,55 @@ def run_together(count: int, work: Callable[[int], T]) -> tuple[list[T], float]:
     for thread in threads:
         thread.join()
     return results, time.monotonic() - began
+
+
+class Stopped(Exception):
+    """Raised inside a :func:`run_at_once` work when it was told to stop."""
+
+
+def run_at_once(works: Mapping[str, Callable[[threading.Event], None]]) -> None:
+    """Run every work in a thread of its own, all at once, until all have ended.
+
+    Each work gets a ``stop`` event and must check it between its steps (raising
+    :class:`Stopped`, or returning). The first work that fails sets it for the others; so
+    does an interrupt (Ctrl-C, SIGTERM) of the calling thread, which alone receives
+    signals. Either way this returns or raises only once every thread has ended: no
+    thread is still applying a fault when the runner heals the lab. The first failure
+    (or the interrupt) is raised again here.
+    """
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    ended = {name: threading.Event() for name in works}
+
+    def one(name: str, work: Callable[[threading.Event], None]) -> None:
+        try:
+            work(stop)
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            with lock:
+                failures.append(exc)
+            stop.set()
+        finally:
+            ended[name].set()
+
+    for name, work in works.items():
+        threading.Thread(target=one, args=(name, work), daemon=True, name=name).start()
+    # Events, not Thread.join: an interrupt inside join() can leave it believing the
+    # thread has ended when it has not.
+    try:
+        for done in ended.values():
+            while not done.wait(0.2):
+                pass
+    except BaseException:
+        stop.set()
+        for done in ended.values():
+            done.wait()
+        raise
+    if failures:
+        raise failures[0]
 
 
 def current_leader(cluster: Cluster) -> tuple[str, int, int]:

@@ -10,13 +10,15 @@ exits). Measured from the moment the signal was sent:
 (c) ``log_elected_s``: etcd's own log line ("became leader" / "elected leader" for the new
     term), whose timestamp has millisecond resolution.
 
-The stopped member is started again and the cluster waited healthy; then every member
-reads the trial's key back (linearizable reads). The probe writes through the failover and
-those reads are recorded in ``election.history.jsonl`` (one key per trial, each write a
-value of its own, a timed-out write an unknown outcome) and checked for linearizability by
-the runner: an acknowledged write lost in the failover, or a timed-out one that took effect
-on one member and not another, would make it not linearizable. After each series every
-member's revision and KV hash are compared.
+A trial starts once every member names the same leader in the same term and holds the
+same raft log index (the previous trial's member has caught up), then ``settle_s`` more
+(quick: none). The stopped member is started again and the cluster waited healthy; then
+every member reads the trial's key back (linearizable reads). The probe writes through the
+failover and those reads are recorded in ``election.history.jsonl`` (one key per trial,
+each write a value of its own, a timed-out write an unknown outcome) and checked for
+linearizability by the runner: an acknowledged write lost in the failover, or a timed-out
+one that took effect on one member and not another, would make it not linearizable. After
+each series every member's revision and KV hash are compared.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def one_trial(
     """Stop the leader once and time the recovery three ways."""
     cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
     cluster.wait_healthy(timeout=60)
+    settled_s = wait_settled(cluster, params["timeout_s"])
     time.sleep(params["settle_s"])
     leader, leader_id, term_before = current_leader(cluster)
     survivors = [n for n in cluster.names if n != leader]
@@ -101,6 +104,7 @@ def one_trial(
         "killed": leader,
         "new_leader": ids.get(new_leader_id, f"{new_leader_id:x}"),
         "signal_delay_s": round(delay, 6),
+        "settled_s": round(settled_s, 6),
         "elected_s": round(elected_at - signalled, 6),
         "first_write_s": round(writer.succeeded_at - signalled, 6),
         "write_attempts": writer.attempts,
@@ -110,6 +114,24 @@ def one_trial(
         "acknowledged": writer.acknowledged,
         "read_back": read_back,
     }
+
+
+def wait_settled(cluster: Cluster, timeout: float, poll: float = 0.01) -> float:
+    """Until every member names the same leader in the same term and holds the same raft
+    log index (the restarted member has caught up); returns how long that took."""
+    started = time.monotonic()
+    while True:
+        try:
+            statuses = [cluster.raw_status(name) for name in cluster.names]
+        except grpc.RpcError:
+            statuses = []
+        if statuses and statuses[0].leader and len(
+                {(s.leader, s.raftTerm, s.raftIndex) for s in statuses}) == 1:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise LabError(f"the members did not agree on a leader and a log index within "
+                           f"{timeout:.0f} s")
+        time.sleep(poll)
 
 
 def read_back_everywhere(cluster: Cluster, key: str, history: Any, process: str,
@@ -268,10 +290,12 @@ EXPERIMENT = Experiment(
               unit="ms", minimum=1, maximum=1000),
         Param("write_timeout_s", 0.1, "timeout of each probe write", unit="s", above=0),
         Param("timeout_s", 15.0, "give up on one election after this long", unit="s", above=0),
-        Param("settle_s", 1.0, "pause between trials", unit="s", minimum=0),
+        Param("settle_s", 1.0, "pause between trials, once every member names the same "
+              "leader and holds the same log index", unit="s", minimum=0),
         Param("seed", 1, "random seed for the kill moments"),
     ),
-    quick={"trials": 5},
+    # Quick: the agreement on leader and log index alone separates the trials.
+    quick={"trials": 5, "settle_s": 0.0},
     run=run,
     summarize=summarize,
 )

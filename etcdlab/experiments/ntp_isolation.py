@@ -1,35 +1,47 @@
 """Q7 ``ntp-isolation``: how chrony recovers after a client was cut off from its server.
 
-One client's chronyd (node 2) gets a drifting clock through libfaketime: a constant
-offset (default 10 s) plus a rate (default 50 ppm fast). The offset matters: with a rate
-alone chronyd mixes the kernel's real receive timestamps with its faked clock and rejects
-most samples; with an offset of seconds it falls back to its own timestamps. Containers
-run chronyd with ``-x`` (they share this machine's clock), so chronyd never changes the
-clock: it keeps its own corrected time, which is what it measures and serves, and
-reports in ``chronyc tracking`` how wrong the system clock is ("System time").
+A client's chronyd gets a drifting clock through libfaketime: a constant offset (default
+10 s) plus a rate (default 50 ppm fast). The offset matters: with a rate alone chronyd
+mixes the kernel's real receive timestamps with its faked clock and rejects most samples;
+with an offset of seconds it falls back to its own timestamps. Containers run chronyd
+with ``-x`` (they share this machine's clock), so chronyd never changes the clock: it
+keeps its own corrected time, which is what it measures and serves, and reports in
+``chronyc tracking`` how wrong the system clock is ("System time").
 
-Per run (once with ``iburst``, once without; same drift, same T): chronyd restarts with
-no driftfile and the run's options; it settles (the server selected, sample offsets
-below ``settle_offset_ms``, frequency skew below ``settle_skew_ppm``); then NTP (UDP 123)
-between client and server is cut with iptables for ``isolation_s`` — etcd's traffic
-keeps flowing — and restored. ``chronyc tracking``, ``ntpdata`` and ``sources`` are read
-every ``sample_interval_s`` throughout. At the end chronyd is stopped, which makes it
-write its driftfile, and the driftfile is read. The runner's heal restores the role's files.
+Two runs, one with ``iburst`` and one without (same drift, same T), each on a client of
+its own and both at the same time (node 2 and node 3 by default: the containers share
+this machine's clock and image, so only the option differs); on a lab with one client,
+or with ``second_client`` set to ``client``, they run one after the other on it. Per
+run: chronyd restarts with no driftfile and the run's options; it settles (the server
+selected, sample offsets below ``settle_offset_ms``, frequency skew below
+``settle_skew_ppm``); then NTP (UDP 123) between client and server is cut with iptables
+for ``isolation_s`` — etcd's traffic keeps flowing — and restored. ``chronyc
+tracking``, ``ntpdata`` and ``sources`` are read every ``sample_interval_s`` throughout.
+At the end chronyd is stopped, which makes it write its driftfile, and the driftfile is
+read. The runner's heal restores the role's files.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from etcdlab.analysis.ntp_isolation import RUNS, sample_points, summarize, summarize_run
+from etcdlab.analysis.ntp_isolation import (
+    RUNS,
+    returned,
+    sample_points,
+    summarize,
+    summarize_run,
+)
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import Stopped, run_at_once
 from etcdlab.params import Param
 
-__all__ = ["EXPERIMENT", "RUNS", "parse_observation", "sample_points", "summarize",
-           "summarize_run"]
+__all__ = ["EXPERIMENT", "RUNS", "choose_clients", "parse_observation", "sample_points",
+           "summarize", "summarize_run"]
 
 CHRONY_LOG = "/var/log/chrony/chronyd.log"
 _OBSERVE = ("chronyc -n -c tracking; echo '=='; chronyc -n ntpdata; echo '=='; "
@@ -37,34 +49,64 @@ _OBSERVE = ("chronyc -n -c tracking; echo '=='; chronyc -n ntpdata; echo '=='; "
 
 
 def run(ctx: Context) -> None:
-    """Both runs on the same client, one after the other."""
+    """Both runs: at once on two clients, or one after the other on a single one."""
     params, cluster = ctx.params, ctx.cluster
-    if len(cluster.names) < 2:
-        raise LabError("ntp-isolation needs a time server and at least one client")
-    client = params["client"] or cluster.names[1]
-    server = cluster.names[0]
-    if client not in cluster.names or client == server:
-        raise LabError(f"client must be one of {', '.join(cluster.names[1:])}")
+    server, clients = choose_clients(cluster.names, params["client"], params["second_client"])
     rate = 1.0 + params["drift_ppm"] * 1e-6
-    ctx.samples.update({"client": client, "server": server, "rate": rate,
-                        "faketime_offset_s": params["clock_offset_s"], "runs": {}})
-    for mode in RUNS:
-        record = ctx.samples["runs"][mode] = {"iburst": mode == "iburst", "rows": []}
-        with ctx.phase(f"ntp-isolation: {mode}", 4) as advance:
-            one_run(ctx, client, server, record, rate, advance)
-        ctx.log(f"{mode}: {_describe(ctx.samples['runs'][mode])}")
+    at_once = clients["iburst"] != clients["no_iburst"]
+    ctx.samples.update({"client": clients["iburst"], "clients": clients, "server": server,
+                        "rate": rate, "faketime_offset_s": params["clock_offset_s"],
+                        "at_once": at_once, "runs": {}})
+
+    def series(mode: str, stop: threading.Event) -> None:
+        record = ctx.samples["runs"][mode] = {"iburst": mode == "iburst",
+                                              "client": clients[mode], "rows": []}
+        with ctx.phase(f"ntp-isolation: {mode} on {clients[mode]}", 4) as advance:
+            one_run(ctx, clients[mode], server, record, rate, advance, stop)
+        ctx.log(f"{mode} on {clients[mode]}: {_describe(record)}")
+
+    if at_once:
+        run_at_once({mode: lambda stop, m=mode: series(m, stop) for mode in RUNS})
+    else:
+        for mode in RUNS:
+            series(mode, threading.Event())
+
+
+def choose_clients(names: Sequence[str], client: str, second: str) -> tuple[str, dict[str, str]]:
+    """The time server (the first node) and the client of each run.
+
+    ``client`` (default: the second node) runs with iburst; ``second`` (default: another
+    client, when the lab has one) runs without. The same node for both: one run after the
+    other on it.
+    """
+    if len(names) < 2:
+        raise LabError("ntp-isolation needs a time server and at least one client")
+    server, candidates = names[0], list(names[1:])
+    for name, what in ((client, "client"), (second, "second_client")):
+        if name and name not in candidates:
+            raise LabError(f"{what} must be one of {', '.join(candidates)}")
+    first = client or candidates[0]
+    others = [name for name in candidates if name != first]
+    return server, {"iburst": first, "no_iburst": second or (others[0] if others else first)}
 
 
 def one_run(
-    ctx: Context, client: str, server: str, record: dict[str, Any], rate: float, advance: Any
+    ctx: Context, client: str, server: str, record: dict[str, Any], rate: float, advance: Any,
+    stop: threading.Event,
 ) -> None:
     """Restart chronyd with a drifting clock, let it settle, isolate it, reconnect.
 
-    Every reading goes into ``record`` (already in ``ctx.samples``) as it is taken."""
+    Every reading goes into ``record`` (already in ``ctx.samples``) as it is taken. Once
+    ``stop`` is set, the run raises :class:`Stopped` before its next reading or fault."""
     params, faults, lab = ctx.params, ctx.faults, ctx.cluster.lab
     iburst = record["iburst"]
     _code, size = lab.exec(client, ["sh", "-c", f"stat -c %s {CHRONY_LOG} 2>/dev/null || echo 0"])
     rows = record["rows"]
+
+    def watch(phase: str, deadline: float, until: Any = None) -> float | None:
+        return observe(ctx, client, rows, phase, deadline, until, stop)
+
+    _check(stop)
     started = faults.configure_chronyd(
         client, offset_s=params["clock_offset_s"], rate=rate, iburst=iburst,
         minpoll=params["minpoll"], maxpoll=params["maxpoll"], fresh_driftfile=True,
@@ -72,32 +114,28 @@ def one_run(
     record["chronyd_started_at"] = started
     record["conf"] = lab.exec(client, ["grep", "-E", "^(server|makestep|driftfile)",
                                        "/etc/chrony/chrony.conf"], check=False)[1].splitlines()
-    settled_at = observe(
-        ctx, client, rows, "settle", started + params["settle_timeout_s"],
-        until=lambda row: settled(row, params["settle_offset_ms"], params["settle_skew_ppm"]),
-    )
+    settled_at = watch("settle", started + params["settle_timeout_s"],
+                       until=lambda row: settled(row, params["settle_offset_ms"],
+                                                 params["settle_skew_ppm"]))
     if settled_at is None:
         raise LabError(f"{client}: chrony did not settle within {params['settle_timeout_s']} s "
                        "(see `chronyc sources` on it)")
     record["settled_at"] = settled_at
     advance()
-    observe(ctx, client, rows, "before", time.time() + params["before_s"])
+    watch("before", time.time() + params["before_s"])
     advance()
+    _check(stop)
     record["cut_at"] = faults.cut_ntp(client, server)
-    observe(ctx, client, rows, "isolated", record["cut_at"] + params["isolation_s"])
+    watch("isolated", record["cut_at"] + params["isolation_s"])
     record["reconnected_at"] = faults.restore_ntp(client, server)
     advance()
-    baseline = rows[-1]["valid_rx"] if rows else None
-
-    def resynced(row: Mapping[str, Any]) -> bool:
-        return (baseline is not None and row["valid_rx"] is not None
-                and row["valid_rx"] > baseline and row["selected"])
-
-    resync_seen = observe(ctx, client, rows, "after",
-                          record["reconnected_at"] + params["after_timeout_s"], until=resynced)
+    resync_seen = watch("after", record["reconnected_at"] + params["after_timeout_s"],
+                        until=lambda _row: returned(rows, record["reconnected_at"])[1]
+                        is not None)
     if resync_seen is not None:
-        observe(ctx, client, rows, "after", time.time() + params["after_s"])
+        watch("after", time.time() + params["after_s"])
     advance()
+    _check(stop)
     faults.stop_chronyd(client)
     drift = faults.read_driftfile(client)
     record["driftfile"] = None if drift is None else {"frequency_ppm": drift[0],
@@ -107,23 +145,31 @@ def one_run(
     record["log"] = [line for line in log.splitlines() if line.strip()][-60:]
 
 
+def _check(stop: threading.Event) -> None:
+    if stop.is_set():
+        raise Stopped
+
+
 def observe(
     ctx: Context, client: str, rows: list[dict[str, Any]], phase: str, deadline: float,
-    until: Any = None,
+    until: Any = None, stop: threading.Event | None = None,
 ) -> float | None:
     """Read chrony's state every ``sample_interval_s`` until ``deadline`` (or ``until``).
 
-    Returns the time ``until(row)`` first held, or None.
+    Returns the time ``until(row)`` first held, or None; raises :class:`Stopped` once
+    ``stop`` is set.
     """
     interval = ctx.params["sample_interval_s"]
+    stop = stop or threading.Event()
     while time.time() < deadline:
+        _check(stop)
         began = time.time()
         _code, text = ctx.cluster.lab.exec(client, ["sh", "-c", _OBSERVE], check=False)
         row = {"t": time.time(), "phase": phase, **parse_observation(text)}
         rows.append(row)
         if until is not None and until(row):
             return row["t"]
-        time.sleep(max(0.0, interval - (time.time() - began)))
+        stop.wait(max(0.0, interval - (time.time() - began)))
     return None
 
 
@@ -199,7 +245,10 @@ EXPERIMENT = Experiment(
     question=7,
     title="chrony after an isolation from its time server: iburst, makestep, driftfile",
     parameters=(
-        Param("client", "", "the chrony client to isolate (default: the second node)",
+        Param("client", "", "the chrony client of the run with iburst (default: the second "
+              "node)", pattern=r"[a-z][a-z0-9-]{0,40}|", pattern_help="a node name or empty"),
+        Param("second_client", "", "the client of the run without iburst, at the same time "
+              "(default: another client; `client` itself: the runs one after the other)",
               pattern=r"[a-z][a-z0-9-]{0,40}|", pattern_help="a node name or empty"),
         Param("drift_ppm", 50.0, "libfaketime drift of the client's chronyd", unit="ppm",
               minimum=-500, maximum=500),

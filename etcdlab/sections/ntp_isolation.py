@@ -119,6 +119,10 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "chart_offset": chart_files.get("offset"),
         "chart_wander": chart_files.get("wander"),
         "client": samples["client"],
+        # Older results ran both series one after the other on samples["client"].
+        "at_once": bool(samples.get("at_once")),
+        "clients": " and ".join(f"{run.get('client', samples['client'])} ({LABELS[mode]})"
+                                for mode, run in samples["runs"].items() if mode in LABELS),
         "server": samples["server"],
         "drift": fmt_ppm(params["drift_ppm"]),
         "faketime_offset": fmt_seconds(samples["faketime_offset_s"]),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from etcdlab.analysis import by_id
-from etcdlab.analysis.ntp_isolation import findings, summarize
+from etcdlab.analysis.ntp_isolation import findings, returned, summarize, summarize_run
 from etcdlab.results import Result, load_results
 from tests.unit.report_helpers import template_section as render_section
 
@@ -111,3 +111,29 @@ def test_the_section_states_the_runs_poll_and_isolation():
     assert "| NTP cut off for | 30.0 s | 300 s |" in text
     assert "3 s (±1 s)" in text  # LastRx is whole seconds
     assert "came back within" not in text and "because chronyd kept correcting" not in text
+
+
+def _reading(t, valid_rx, last_rx, selected=True, state="*"):
+    return {"t": t, "phase": "after", "valid_rx": valid_rx, "sample_offset_s": -1e-5,
+            "last_rx_s": last_rx, "selected": selected, "state": state,
+            "system_time_s": -10.0, "frequency_ppm": 50.0, "skew_ppm": 0.5, "poll": 2,
+            "reach": 255}
+
+
+def test_a_sample_chronyd_did_not_accept_is_no_return():
+    # Seen here: after a 30 s cut the count of valid samples rose, but "LastRx" kept
+    # growing (chronyd's filter rejected the sample); the return is the next sample.
+    rows = [_reading(995.0, 19, 35), _reading(1003.0, 20, 43), _reading(1011.0, 21, 0)]
+    first, selected = returned(rows, 1000.0)
+    assert first["valid_rx"] == 21 and selected["t"] == 1011.0
+    assert returned(rows[:2], 1000.0) == (None, None)  # the experiment keeps waiting
+
+
+def test_a_failed_reading_does_not_count_as_deselected():
+    raw = json.loads((QUICK / "ntp-isolation.json").read_text())
+    run = raw["samples"]["runs"]["iburst"]
+    failed = {key: None for key in run["rows"][0]}
+    run["rows"].append({**failed, "t": run["cut_at"] + 1.0, "phase": "isolated",
+                        "selected": False})
+    run["rows"].sort(key=lambda row: row["t"])
+    assert summarize_run(run, RESULT.params)["selected_while_isolated"] is True
