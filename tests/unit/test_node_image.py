@@ -149,3 +149,61 @@ def test_a_missing_node_is_made_from_the_image_but_base_image_nodes_need_the_ins
 def test_turned_off_the_base_image_gets_every_phase():
     decided = plan(False, BASE, DIGEST, True, [], 3)
     assert decided == node_image.ImagePlan(BASE, False, False)
+
+
+class FakeLab:
+    """The Docker side of a build, recorded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start_builder(self, image):
+        self.calls.append(("start", image))
+        return "etcdlab-builder-lab"
+
+    def exec(self, name, command):
+        self.calls.append(("exec", name))
+
+    def commit_builder(self, image, labels):
+        self.calls.append(("commit", image, labels[node_image.HASH_LABEL]))
+
+    def remove_builders(self, say=None):
+        self.calls.append(("remove",))
+        return []
+
+
+@pytest.mark.parametrize("failure", ["task", "interrupt"])
+def test_a_failed_build_names_the_task_and_always_removes_the_builder(monkeypatch, failure):
+    from etcdlab import provision
+    from etcdlab.errors import LabError
+
+    def failing_run(config, playbook, show, phase, hosts):
+        assert (playbook, phase, list(hosts["all"]["children"]["etcd"]["hosts"])) == (
+            "site.yml", "install", ["etcdlab-builder-lab"])
+        if failure == "interrupt":
+            raise KeyboardInterrupt
+        raise LabError("site.yml failed: etcdlab-builder-lab: Install the chrony package.: "
+                       "No package matching 'chrony' is available")
+
+    monkeypatch.setattr(provision, "run_playbook", failing_run)
+    lab = FakeLab()
+    expected = KeyboardInterrupt if failure == "interrupt" else LabError
+    with pytest.raises(expected) as raised:
+        provision.build_node_image(LabConfig(), lab, "debian:12", DIGEST, print, print)
+    if failure == "task":
+        message = str(raised.value)
+        assert message.startswith(f"cannot build the node image {TAG}")
+        assert "Install the chrony package.: No package matching" in message
+        assert "lab.node_image: false" in message
+        assert "\n" not in message
+    assert lab.calls == [("start", "debian:12"), ("remove",)]
+
+
+def test_a_build_commits_the_builder_with_its_hash_then_removes_it(monkeypatch):
+    from etcdlab import provision
+
+    monkeypatch.setattr(provision, "run_playbook", lambda *args, **kwargs: None)
+    lab = FakeLab()
+    provision.build_node_image(LabConfig(), lab, "debian:12", DIGEST, print, print)
+    assert lab.calls == [("start", "debian:12"), ("exec", "etcdlab-builder-lab"),
+                         ("commit", TAG, DIGEST), ("remove",)]
