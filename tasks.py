@@ -76,6 +76,18 @@ def offline(c):
     cli.prepare_offline(_config(c))
 
 
+@task(help={"rebuild": "build it again even when the image for the current inputs exists",
+            "network": "the lab whose builder container label and state folder to use"})
+def image(c, rebuild=False, network=None):
+    """Build the node image: the roles' install phase, committed as etcdlab/node:<hash>.
+
+    The hash covers what the install phase reads (its tasks, the role variables they use,
+    the etcd version and archive sha256, the base image); provision builds it on first use
+    and then runs only the configure phase on new containers. Reused while the hash holds.
+    """
+    cli.prepare_node_image(_config(c, network=network), rebuild=rebuild)
+
+
 @task
 def experiments(c):
     """List the registered experiments, one line each (question, name, what, --quick)."""

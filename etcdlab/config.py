@@ -57,6 +57,7 @@ class LabConfig:
     offline_image: str = setting("etcdlab/debian12:offline", "the offline base image",
                                  **_IMAGE)
     offline_fallback: bool = setting(True, "fall back to offline assets")
+    node_image: bool = setting(True, "build the roles' install phase into an image once")
     debian_mirror: str = setting("http://deb.debian.org/debian", "mirror for the offline image",
                                  pattern=r"https?://\S+", pattern_help="an http(s) URL")
     cache_dir: str = setting("~/.cache/etcdlab", "offline downloads", pattern=r".*\S.*",

@@ -1,11 +1,14 @@
 """The lab's Docker side: engine connection, network, node containers, base image.
 
 Everything the lab creates carries the label ``io.etcdlab.lab=<network name>``, so that
-``destroy`` removes exactly the lab's containers and network and nothing else.
+``destroy`` removes exactly the lab's containers and network and nothing else: its nodes
+(also labelled ``io.etcdlab.node=<name>``) and a node image builder that a killed run left
+(``io.etcdlab.builder=<network name>``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import time
@@ -23,6 +26,7 @@ from etcdlab.errors import LabError
 
 LAB_LABEL = "io.etcdlab.lab"
 NODE_LABEL = "io.etcdlab.node"
+BUILDER_LABEL = "io.etcdlab.builder"
 
 Say = Callable[[str], None]
 
@@ -69,11 +73,15 @@ class DockerLab:
 
     # -- inspection ---------------------------------------------------------------------
     def containers(self) -> list[Container]:
-        """This lab's containers (running or not), in node order."""
+        """This lab's node containers (running or not), in node order."""
         found = self.client.containers.list(
-            all=True, filters={"label": f"{LAB_LABEL}={self.config.network}"}
+            all=True, filters={"label": [self._label, NODE_LABEL]}
         )
         return sorted(found, key=lambda c: _node_number(c.labels.get(NODE_LABEL, c.name)))
+
+    def node_images(self) -> dict[str, str]:
+        """The image each node container was created from, by node name."""
+        return {c.name: c.attrs["Config"]["Image"] for c in self.containers()}
 
     def nodes(self) -> list[NodeInfo]:
         """Name, address and Docker state of every lab container."""
@@ -198,6 +206,59 @@ class DockerLab:
             raise
         return created
 
+    # -- the node image builder -----------------------------------------------------------
+    @property
+    def builder_name(self) -> str:
+        """The lab's one node image builder container."""
+        return f"etcdlab-builder-{self.config.network}"
+
+    def start_builder(self, image: str) -> str:
+        """Start a builder container from ``image`` (a leftover one is removed first).
+
+        It sits on Docker's default bridge (its packages come from the network) and is
+        labelled as the lab's, so that ``destroy`` finds it should a killed run leave it.
+        """
+        self.remove_builders()
+        try:
+            self.client.containers.run(
+                image, ["sleep", "infinity"], name=self.builder_name,
+                hostname="node-image-builder", init=True, detach=True,
+                labels={LAB_LABEL: self.config.network, BUILDER_LABEL: self.config.network},
+            )
+        except docker.errors.APIError as exc:
+            self.remove_builders()
+            raise LabError(f"cannot start the builder container {self.builder_name}: "
+                           f"{_explain(exc)}") from None
+        return self.builder_name
+
+    def commit_builder(self, image: str, labels: dict[str, str]) -> str:
+        """Commit the builder as ``image`` with ``labels``; returns the image id.
+
+        The builder's own labels would be inherited by every container of the image:
+        they are blanked, so that a container counts as a lab's only by its own labels.
+        """
+        repository, tag = split_image(image)
+        values = {LAB_LABEL: "", BUILDER_LABEL: "", **labels}
+        change = "LABEL " + " ".join(f'{key}="{value}"' for key, value in values.items())
+        try:
+            done = self.client.api.commit(self.builder_name, repository=repository, tag=tag,
+                                          changes=[change])
+        except docker.errors.APIError as exc:
+            raise LabError(f"cannot commit {self.builder_name} as {image}: "
+                           f"{_explain(exc)}") from None
+        return str(done.get("Id", ""))
+
+    def remove_builders(self, say: Say | None = None) -> list[str]:
+        """Remove the lab's builder containers (running or not); their names."""
+        found = self.client.containers.list(
+            all=True, filters={"label": f"{BUILDER_LABEL}={self.config.network}"})
+        for container in found:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+            if say is not None:
+                say(f"removed {container.name}")
+        return [c.name for c in found]
+
     def undo(self, created: Created, say: Say) -> None:
         """Remove what one ``create`` call made (nothing that existed before it)."""
         self._remove(created.containers, remove_network=created.network, say=say)
@@ -286,8 +347,9 @@ class DockerLab:
                     "`invoke destroy` again"
                 )
         names = [c.name for c in self.containers()]
+        leftovers = self.remove_builders(say)
         self._remove(names, remove_network=True, say=say)
-        return len(names)
+        return len(names) + len(leftovers)
 
     def _foreign_attached(self, net: Network) -> list[str]:
         net.reload()

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from etcdlab import offline
+from etcdlab import node_image, offline
 from etcdlab.config import DEFAULT_IMAGE, PROJECT_ROOT, LabConfig
 from etcdlab.docker_cluster import DockerLab, image_available, pull
 from etcdlab.errors import LabError
@@ -32,6 +32,12 @@ ROOT = PROJECT_ROOT
 ETCD_RELEASE_URL = (
     "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-{arch}.tar.gz"
 )
+ROLES = ("common", "chrony", "etcd")
+"""The roles of playbooks/site.yml, in play order."""
+PHASES = {"all": {}, "install": {"tags": node_image.INSTALL_TAG},
+          "configure": {"skip_tags": node_image.INSTALL_TAG}}
+"""Which tasks of the roles a run applies: everything, only those tagged ``install`` (the
+node image builder), or all but those (containers made from the node image)."""
 RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
 _RUNNER_STATS = {
     "ok": "ok", "changed": "changed", "dark": "unreachable", "failures": "failed",
@@ -288,14 +294,18 @@ def run_playbook(
     playbook: str,
     show: Callable[[str, dict[str, str]], None],
     extra: Mapping[str, Any] | None = None,
+    phase: str = "all",
+    hosts: Mapping[str, Any] | None = None,
 ) -> PlaybookRun:
     """Apply ``playbooks/<playbook>`` to the lab through ansible-runner, in a fresh child.
 
+    ``phase`` picks the tasks (:data:`PHASES`); ``hosts`` is an inventory to use instead
+    of the lab's (the node image builder; its runner data go to a folder of their own).
     The child (:mod:`etcdlab.playbook_child`) is started with fork+exec, never forked
     from this process with its gRPC threads; its events stream to ``show`` as they come.
     """
 
-    private = state_dir(config)
+    private = state_dir(config) if hosts is None else state_dir(config) / "image-builder"
     private.mkdir(parents=True, exist_ok=True)
     member_ips = None
     host_keys: dict[str, str] = {}
@@ -319,7 +329,8 @@ def run_playbook(
         if inventory_dir.exists():
             shutil.rmtree(inventory_dir)
         shutil.copytree(ROOT / "inventory" / "group_vars", inventory_dir / "group_vars")
-        (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(build_inventory(config)))
+        (inventory_dir / "hosts.yml").write_text(
+            yaml.safe_dump(dict(hosts) if hosts is not None else build_inventory(config)))
         inventory = str(inventory_dir)
     envvars = {
         # ansible-playbook lives beside this Python (the venv), which need not be on PATH.
@@ -350,6 +361,7 @@ def run_playbook(
         "envvars": envvars,
         "suppress_env_files": True,
         "rotate_artifacts": 3,
+        **PHASES[phase],
     }
     final = run_in_child(request, progress)
     progress.flush()
@@ -496,6 +508,78 @@ def reconfigure(
 
 
 # -- the whole provisioning -----------------------------------------------------------
+# -- the node image -------------------------------------------------------------------
+def node_image_digest(config: LabConfig, base_image_id: str) -> str:
+    """The hash of the install phase's inputs for this lab's settings and base image."""
+    inputs = node_image.install_inputs(ROOT / "roles", ROLES, role_variables(config),
+                                       base_image_id)
+    return node_image.inputs_hash(inputs)
+
+
+def builder_inventory(config: LabConfig, builder: str) -> dict[str, Any]:
+    """The builder container as the only host of every group the install phase serves."""
+    host = {builder: {"ansible_host": builder, "etcd_member_ip": "127.0.0.1"}}
+    return {"all": {"vars": {"ansible_connection": ansible_connection(config)},
+                    "children": {"etcd": {"hosts": host}, "chrony_client": {"hosts": host}}}}
+
+
+_BUILDER_CLEANUP = ["sh", "-c", "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin "
+                    "/root/.ansible /tmp/* && mkdir -p /var/lib/apt/lists/partial"]
+"""What the install phase leaves that no node needs (apt's lists: the roles update them)."""
+
+
+def ensure_node_image(
+    config: LabConfig, lab: DockerLab, base_image: str, say: Say,
+    show: Callable[[str, dict[str, str]], None], rebuild: bool = False,
+) -> tuple[str, str, bool]:
+    """The node image for the current inputs: (tag, hash, whether it was built now).
+
+    Built when missing (or ``rebuild``): the install phase of ``site.yml`` on one builder
+    container of ``base_image``, committed as ``etcdlab/node:<hash>``. The builder is
+    removed whatever happens, Ctrl-C included.
+    """
+    digest = node_image_digest(config, lab.client.images.get(base_image).id)
+    tag = node_image.image_tag(digest)
+    if not rebuild and node_image_present(lab, digest):
+        return tag, digest, False
+    build_node_image(config, lab, base_image, digest, say, show)
+    return tag, digest, True
+
+
+def node_image_present(lab: DockerLab, digest: str) -> bool:
+    """Whether the node image of ``digest`` exists (its tag, with the hash as its label)."""
+    tag = node_image.image_tag(digest)
+    if not image_available(lab.client, tag):
+        return False
+    return (lab.client.images.get(tag).labels or {}).get(node_image.HASH_LABEL) == digest
+
+
+def build_node_image(
+    config: LabConfig, lab: DockerLab, base_image: str, digest: str, say: Say,
+    show: Callable[[str, dict[str, str]], None],
+) -> None:
+    """Apply the install phase to a builder container and commit it as the node image."""
+    tag = node_image.image_tag(digest)
+    say(f"building the node image {tag}: the roles' install phase on a builder container "
+        f"from {base_image} (once per change of its inputs)")
+    started = time.monotonic()
+    builder = lab.start_builder(base_image)
+    try:
+        run_playbook(config, "site.yml", show, phase="install",
+                     hosts=builder_inventory(config, builder))
+        lab.exec(builder, _BUILDER_CLEANUP)
+        lab.commit_builder(tag, {node_image.HASH_LABEL: digest,
+                                 "io.etcdlab.base": base_image})
+    except LabError as exc:
+        raise LabError(
+            f"cannot build the node image {tag} (the roles' install phase on a builder "
+            f"container): {exc}. Set lab.node_image: false to provision without it"
+        ) from None
+    finally:
+        lab.remove_builders()
+    say(f"built the node image {tag} in {time.monotonic() - started:.1f} s")
+
+
 @dataclass
 class ProvisionResult:
     """The outcome of ``provision``: what was created and what Ansible did."""
@@ -505,6 +589,8 @@ class ProvisionResult:
     created: list[str]
     run: PlaybookRun
     elapsed_s: float
+    phase: str = "all"
+    """Which tasks ran (:data:`PHASES`): ``configure`` when the nodes run the node image."""
 
 
 def provision(
@@ -520,18 +606,45 @@ def provision(
     lab = DockerLab(config)
     refuse_shape_change(config, lab)
     lab.preflight()
-    config, image = resolve_assets(config, lab, say)
-    created = lab.create(image, say)
+    config, base_image = resolve_assets(config, lab, say)
+    image_plan = plan_node_image(config, lab, base_image, say, show)
+    created = lab.create(image_plan.image, say)
+    phase = "configure" if image_plan.skip_install else "all"
     try:
-        say(f"applying playbooks/site.yml to {config.nodes} node(s)")
-        run = run_playbook(config, "site.yml", show)
+        say(f"applying playbooks/site.yml to {config.nodes} node(s)"
+            + (f" (configure phase: the install phase is built into {image_plan.image})"
+               if phase == "configure" else ""))
+        run = run_playbook(config, "site.yml", show, phase=phase)
     except BaseException:
         if created.containers and not keep_on_failure:
             say("provisioning failed: removing what this run created")
             lab.undo(created, say)
         raise
     save_provisioned(config)
-    return ProvisionResult(config, image, created.containers, run, time.monotonic() - started)
+    images = sorted(set(lab.node_images().values())) or [image_plan.image]
+    return ProvisionResult(config, ", ".join(images), created.containers, run,
+                           time.monotonic() - started, phase)
+
+
+def plan_node_image(
+    config: LabConfig, lab: DockerLab, base_image: str, say: Say,
+    show: Callable[[str, dict[str, str]], None],
+) -> node_image.ImagePlan:
+    """Decide (:func:`etcdlab.node_image.plan`), building the node image when needed."""
+    if not config.node_image:
+        return node_image.plan(False, base_image, "", False, [], config.nodes)
+    digest = node_image_digest(config, lab.client.images.get(base_image).id)
+    existing = [c.labels.get(node_image.HASH_LABEL) for c in lab.containers()]
+    decided = node_image.plan(True, base_image, digest, node_image_present(lab, digest),
+                              existing, config.nodes)
+    if decided.build:
+        build_node_image(config, lab, base_image, digest, say, show)
+    elif decided.image != base_image and len(existing) < config.nodes:
+        say(f"node image {decided.image} ready (the roles' install phase built in)")
+    if existing and not decided.skip_install:
+        say("some nodes do not run the node image of the current install inputs: "
+            "applying the whole playbook")
+    return decided
 
 
 def _provision_hosts(

@@ -9,7 +9,8 @@ import uuid
 import docker
 import pytest
 
-from etcdlab.docker_cluster import LAB_LABEL
+from etcdlab.docker_cluster import BUILDER_LABEL, LAB_LABEL
+from etcdlab.node_image import HASH_LABEL, REPOSITORY
 
 
 def test_provision_prints_progress_recap_status_and_elapsed_time(lab):
@@ -20,6 +21,27 @@ def test_provision_prints_progress_recap_status_and_elapsed_time(lab):
         assert f"{name} : ok=" in out
     assert "etcdlab status" in out
     assert "provisioned 3 node(s) in" in out
+
+
+def test_the_nodes_run_the_node_image_and_got_only_the_configure_phase(lab):
+    out = lab.first_provision.stdout
+    # A first provision on this machine builds the image first (the builder's lines).
+    _, applying, playbook = out.partition("applying playbooks/site.yml")
+    assert applying and "configure phase" in playbook
+    assert "Install the chrony package." not in playbook  # the install phase is in the image
+    client = docker.from_env(version="auto")
+    images = {client.containers.get(name).attrs["Config"]["Image"]
+              for name in lab.config.node_names}
+    assert len(images) == 1 and next(iter(images)).startswith(f"{REPOSITORY}:"), images
+    (tag,) = images
+    assert client.images.get(tag).labels[HASH_LABEL].startswith(tag.rpartition(":")[2])
+    assert f"image {tag}" in out
+    builders = client.containers.list(
+        all=True, filters={"label": f"{BUILDER_LABEL}={lab.config.network}"})
+    assert builders == []
+    assert f"image: {tag} (node image)" in lab.invoke("status").stdout
+    again = lab.invoke("image")
+    assert f"node image ready: {tag}" in again.stdout  # reused: same inputs, same hash
 
 
 def test_every_member_is_healthy_with_exactly_one_leader(lab):
@@ -72,6 +94,18 @@ def test_second_provision_changes_nothing(lab):
         line = next(x for x in again.stdout.splitlines() if x.strip().startswith(f"{name} :"))
         assert "changed=0" in line, line
     assert "no changes" in again.stdout
+    assert "configure phase, no changes" in again.stdout
+
+
+def test_the_whole_playbook_on_node_image_containers_changes_nothing(lab):
+    # What real hosts run: the install phase too. It finds everything in place, so the
+    # image holds exactly what the install phase makes.
+    again = lab.invoke("provision", INVOKE_LAB_NODE_IMAGE="false")
+    assert "Install the chrony package." in again.stdout
+    for name in lab.config.node_names:
+        line = next(x for x in again.stdout.splitlines() if x.strip().startswith(f"{name} :"))
+        assert "changed=0" in line, line
+    assert "install and configure phases, no changes" in again.stdout
 
 
 def test_plain_community_docker_connection_also_changes_nothing(lab):
