@@ -505,7 +505,7 @@ def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
         err_console.print(f"[bold red]error:[/] {exc}")
         return False
     console.print(f"[green]ok[/] {exp.name} in {result.metadata['elapsed_s']:.1f} s → "
-                  f"{results_dir / (exp.name + '.json')}")
+                  f"{results_dir / (exp.name + '.json')}", soft_wrap=True)
     return True
 
 
@@ -627,8 +627,9 @@ def _render(results_dir: Path) -> None:
     except (OSError, ValueError) as exc:
         # OSError: an unreadable result or a folder the report cannot be written to.
         raise LabError(f"cannot render the report: {exc}") from None
-    console.print(f"[bold green]report[/] {path}")
-    console.print(f"[bold green]html[/]   {path.with_name(HTML_NAME)}")
+    # soft_wrap: a path is printed whole on its line (never folded at the width), to copy.
+    console.print(f"[bold green]report[/] {path}", soft_wrap=True)
+    console.print(f"[bold green]html[/]   {path.with_name(HTML_NAME)}", soft_wrap=True)
 
 
 @user_errors

@@ -316,7 +316,8 @@ def run_experiment(
         faults.journal.done(run_entry, status)
         faults.journal.compact()  # nothing left open: the journal starts empty next time
     if interrupt is not None:
-        console.print(f"[yellow]{experiment.name} interrupted; samples so far in {path}[/]")
+        console.print(f"[yellow]{experiment.name} interrupted; samples so far in {path}[/]",
+                      soft_wrap=True)
         raise interrupt
     if error is not None:
         raise LabError(f"{experiment.name} failed: {error} (partial samples in {path})")
