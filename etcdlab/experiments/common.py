@@ -193,6 +193,28 @@ def member_names(cluster: Cluster) -> dict[int, str]:
         return {m.id: m.name for m in client.members}
 
 
+POLL_S = 0.005
+"""How often a main-thread wait looks again (see :func:`poll_until`)."""
+
+
+def poll_until(check: Callable[[], Any], timeout: float, every: float = POLL_S) -> Any:
+    """``check()``'s first truthy answer, asked every ``every`` seconds; after ``timeout``
+    its last answer (falsy).
+
+    The main thread waits here, in ``time.sleep``, rather than in ``Condition.wait``: an
+    interrupt (Ctrl-C, SIGTERM) raised inside ``Condition.wait`` can leave its lock
+    released, and the ``with`` block's exit then raises RuntimeError("cannot release
+    un-acquired lock") in place of the interrupt (seen in CI: the run was recorded as
+    failed instead of interrupted). The events' own times are stamped where they arrive,
+    so the poll adds no error to them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if answer or time.monotonic() >= deadline:
+            return answer
+        time.sleep(min(every, max(0.0, deadline - time.monotonic())))
+
+
 class JsonLinesChild:
     """A local child process started through ``faults`` (so journalled, and ended by heal)
     and the JSON lines it prints, each stamped with the real time it arrived (``real``).
@@ -204,7 +226,7 @@ class JsonLinesChild:
                  stderr: Any = subprocess.STDOUT, env: dict[str, str] | None = None) -> None:
         self.events: list[dict[str, Any]] = []
         self.other: list[str] = []
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
         popen = {"stdout": subprocess.PIPE, "stderr": stderr, "text": True,
                  "env": {"PYTHONUNBUFFERED": "1", **(env or {})}}
         self.process = (faults.spawn(argv, what, **popen) if rate is None
@@ -221,23 +243,24 @@ class JsonLinesChild:
             except ValueError:
                 self.other.append(line.rstrip())
                 continue
-            with self.cond:
+            with self.lock:
                 self.events.append({**record, "real": real})
-                self.cond.notify_all()
 
     def wait_for(self, kinds: str | Sequence[str], timeout: float) -> dict[str, Any] | None:
-        """The first event whose ``event`` is one of ``kinds``, waiting up to ``timeout``."""
+        """The first event whose ``event`` is one of ``kinds``, waiting up to ``timeout``
+        (None then, or when the process ended without one)."""
         wanted = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                found = next((e for e in self.events if e["event"] in wanted), None)
-                if found or (self.process.poll() is not None and not self.reader.is_alive()):
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(min(left, 0.2))
+        ended = False
+
+        def found() -> dict[str, Any] | None:
+            nonlocal ended
+            with self.lock:
+                event = next((e for e in self.events if e["event"] in wanted), None)
+            ended = self.process.poll() is not None and not self.reader.is_alive()
+            return event
+
+        event = poll_until(lambda: found() or ended, timeout)
+        return event if isinstance(event, dict) else None
 
     def finish(self, timeout: float) -> str:
         """Wait for the process to exit (kill it after ``timeout``); the end of ``other``."""

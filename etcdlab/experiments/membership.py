@@ -52,7 +52,7 @@ from etcdlab.analysis.membership import summarize
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import JsonLinesChild
+from etcdlab.experiments.common import JsonLinesChild, poll_until
 from etcdlab.faults import Faults
 from etcdlab.params import Param
 from etcdlab.registry import (
@@ -85,7 +85,7 @@ class Watchers:
         self.ids = [f"w{i + 1}" for i in range(count)]
         self.records: dict[str, list[dict[str, Any]]] = {wid: [] for wid in self.ids}
         self.watches: dict[str, MembershipWatch] = {}
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
 
     def start(self) -> None:
         """Start every watcher, each first on a different member."""
@@ -96,12 +96,11 @@ class Watchers:
     def _recorder(self, wid: str) -> Callable[[list[Change]], None]:
         def record(changes: list[Change]) -> None:
             now = time.time()
-            with self.cond:
+            with self.lock:
                 for change in changes:
                     self.records[wid].append({
                         "t": now, "revision": change.revision, "instance": change.instance_id,
                         "kind": change.kind, "via": change.via})
-                self.cond.notify_all()
 
         return record
 
@@ -109,14 +108,16 @@ class Watchers:
                   ) -> dict[str, float | None]:
         """When each watcher first applied ``op`` ("put"/"delete") of the instance at or
         after ``min_revision``; None for a watcher that had not within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                seen = {wid: self._first(wid, instance_id, op, min_revision) for wid in self.ids}
-                left = deadline - time.monotonic()
-                if all(t is not None for t in seen.values()) or left <= 0:
-                    return seen
-                self.cond.wait(min(left, 0.5))
+        seen: dict[str, float | None] = {}
+
+        def all_seen() -> bool:
+            with self.lock:
+                seen.update({wid: self._first(wid, instance_id, op, min_revision)
+                             for wid in self.ids})
+            return all(t is not None for t in seen.values())
+
+        poll_until(all_seen, timeout)  # in time.sleep, not Condition.wait: see poll_until
+        return seen
 
     def _first(self, wid: str, instance_id: str, op: str, min_revision: int) -> float | None:
         wanted = {"put": ("join", "update"), "delete": ("leave",)}[op]
@@ -148,7 +149,7 @@ class Watchers:
             if watch is None:
                 continue
             view = watch.view
-            with self.cond:
+            with self.lock:
                 changes = list(self.records[wid])
             described.append({
                 "id": wid, "first_etcd": self.endpoints[self.ids.index(wid) % len(
@@ -185,14 +186,14 @@ class InstanceProcess(JsonLinesChild):
 
     def last(self, kind: str, before: float | None = None) -> dict[str, Any] | None:
         """The last event of a kind (sent before ``before``, if given)."""
-        with self.cond:
+        with self.lock:
             found = [e for e in self.events
                      if e["event"] == kind and (before is None or e["t"] <= before)]
         return found[-1] if found else None
 
     def count(self, kind: str, since: float | None = None) -> int:
         """How many events of a kind (since ``since``, if given)."""
-        with self.cond:
+        with self.lock:
             return sum(1 for e in self.events
                        if e["event"] == kind and (since is None or e["t"] >= since))
 
@@ -224,7 +225,7 @@ class InstanceProcess(JsonLinesChild):
 
     def describe(self) -> dict[str, Any]:
         """What the result keeps of this instance: its counters and its exit."""
-        with self.cond:
+        with self.lock:
             kinds = Counter(e["event"] for e in self.events)
             registered = next((e for e in self.events if e["event"] == "registered"), None)
         return {"instance": self.instance_id, "first_etcd": self.first_etcd,

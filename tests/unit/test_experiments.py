@@ -103,3 +103,33 @@ def test_raft_state_changes_are_read_from_etcds_log_within_the_window():
         ("candidate", 14), ("pre-candidate", 14), ("follower", 16)]
     until = datetime(2026, 12, 2, 4, 55, 19, tzinfo=timezone.utc).timestamp()
     assert len(raft_state_changes(log, since, until)) == 2
+
+
+def test_poll_until_returns_the_first_answer_or_the_last_after_the_timeout():
+    from etcdlab.experiments.common import poll_until
+
+    answers = iter([None, 0, "ready", "later"])
+    assert poll_until(lambda: next(answers), 5.0, every=0.001) == "ready"
+    assert poll_until(lambda: None, 0.02, every=0.001) is None
+    assert poll_until(lambda: [], 0) == []  # asked once with no time at all
+
+
+def test_a_json_lines_child_is_waited_for_by_event_and_ends_without_one(tmp_path):
+    import subprocess
+    import sys
+
+    from etcdlab.experiments.common import JsonLinesChild
+
+    class Spawner:  # faults.spawn without the journal: a plain local child
+        def spawn(self, argv, what, **popen):
+            return subprocess.Popen(argv, **popen)
+
+    code = ("import json, time; print(json.dumps({'event': 'one'}), flush=True); "
+            "time.sleep(0.2); print('not json', flush=True); "
+            "print(json.dumps({'event': 'two', 'n': 2}), flush=True)")
+    child = JsonLinesChild(Spawner(), [sys.executable, "-c", code], "test child")
+    assert child.wait_for("two", 10)["n"] == 2
+    assert child.wait_for(("one",), 0)["event"] == "one"
+    assert child.wait_for("never", 10) is None  # the child ended: no waiting out the 10 s
+    child.finish(5)
+    assert child.other == ["not json"]
