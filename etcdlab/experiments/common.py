@@ -282,6 +282,21 @@ def playbook_logger(ctx: Any) -> Callable[[str, dict[str, str]], None]:
     return show
 
 
+def zap_message(line: str, needle: str = "") -> tuple[float, str] | None:
+    """(timestamp, message) of one line of etcd's zap JSON log, or None for a line that is
+    not one or whose message lacks ``needle`` (checked on the raw line first: cheap)."""
+    if needle not in line or not line.startswith("{"):
+        return None
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    message = entry.get("msg", "")
+    if needle not in message or "ts" not in entry:
+        return None
+    return datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp(), message
+
+
 _RAFT_CHANGE = re.compile(r"became (pre-candidate|candidate|leader|follower) at term (\d+)")
 
 
@@ -292,16 +307,11 @@ def raft_state_changes(log_text: str, since: float, until: float | None = None
     [{"at": seconds since the epoch, "state": …, "term": …}] in log order."""
     changes = []
     for line in log_text.splitlines():
-        if "became" not in line or not line.startswith("{"):
+        stamped = zap_message(line, "became")
+        found = _RAFT_CHANGE.search(stamped[1]) if stamped else None
+        if not found:
             continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        found = _RAFT_CHANGE.search(entry.get("msg", ""))
-        if not found or "ts" not in entry:
-            continue
-        at = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+        at = stamped[0]
         if at >= since - 0.001 and (until is None or at <= until):
             changes.append({"at": at, "state": found.group(1), "term": int(found.group(2))})
     return changes

@@ -25,12 +25,10 @@ each series every member's revision and KV hash are compared.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 import grpc
@@ -39,7 +37,12 @@ from etcdlab.analysis.election import SERIES, summarize
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import current_leader, member_hashes, member_names
+from etcdlab.experiments.common import (
+    current_leader,
+    member_hashes,
+    member_names,
+    zap_message,
+)
 from etcdlab.params import Param
 from etcdlab.transport import Member, close_all, member, open_members
 
@@ -269,17 +272,14 @@ def elected_in_log(ctx: Context, survivors: list[str], term: int, not_before: fl
 
 def parse_elected_line(line: str, term: int) -> float | None:
     """The timestamp of a zap JSON log line saying a leader was elected at ``term``."""
-    if "leader" not in line or not line.startswith("{"):
+    stamped = zap_message(line, "leader")
+    if stamped is None:
         return None
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return None
-    message = entry.get("msg", "")
+    when, message = stamped
     if not (("elected leader" in message or "became leader" in message)
             and message.rstrip().endswith(f"at term {term}")):
         return None
-    return datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+    return when
 
 
 EXPERIMENT = Experiment(
