@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import grpc
 from etcd3 import etcdrpc
 
+from etcdlab.errors import LabError
+
 if TYPE_CHECKING:
     from etcdlab.history import HistoryRecorder
 
@@ -67,6 +69,32 @@ def attempt(call: Callable[[], T]) -> tuple[dict[str, Any], T | None]:
                 "elapsed_s": round(time.perf_counter() - started, 6)}, None
     return {"outcome": "ok", "code": "OK", "details": "",
             "elapsed_s": round(time.perf_counter() - started, 6)}, value
+
+
+SETTLE_PAUSE_S = 0.2
+"""Pause between the tries of :func:`settled`."""
+
+
+def settled(call: Callable[[], T], within_s: float, what: str,
+            tries: list[dict[str, Any]] | None = None) -> T:
+    """A setup step, not a measurement: run ``call`` again while it fails transiently
+    (an unknown outcome, or UNAVAILABLE: a stall or a leader change on a loaded machine)
+    until ``within_s`` has passed; a definite refusal, or the last transient error once the
+    time is spent, raises :class:`~etcdlab.errors.LabError` naming ``what``. Every failed
+    try is appended to ``tries`` (as :func:`attempt` records it), so a result can show
+    that its setup needed more than one."""
+    deadline = time.monotonic() + within_s
+    while True:
+        record, value = attempt(call)
+        if record["outcome"] == "ok":
+            return value  # type: ignore[return-value]
+        if tries is not None:
+            tries.append({"what": what, **record})
+        transient = record["outcome"] == "unknown" or record["code"] == "UNAVAILABLE"
+        if not transient or time.monotonic() + SETTLE_PAUSE_S >= deadline:
+            raise LabError(f"{what}: {record['code']} {record['details']!r} "
+                           f"(no success within {within_s:g} s)")
+        time.sleep(SETTLE_PAUSE_S)
 
 
 def open_channel(address: str, tls_dir: str | None = None) -> grpc.Channel:

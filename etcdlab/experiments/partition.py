@@ -64,10 +64,13 @@ from etcdlab.experiments.common import (
     raft_state_changes,
 )
 from etcdlab.params import Param
-from etcdlab.transport import Member, attempt, member, open_members
+from etcdlab.transport import Member, attempt, member, open_members, settled
 from etcdlab.workloads import register_workload
 
 KEY_PREFIX = "/etcdlab/partition/"
+SETUP_WITHIN_S = 30.0
+"""How long a trial's setup write may keep failing transiently (a stall, a leader change
+on a loaded machine) before the trial gives up."""
 
 
 def run(ctx: Context) -> None:
@@ -286,12 +289,17 @@ def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> 
     members = recorded(ctx, open_members(cluster))
     timeout = params["majority_timeout_s"]
     try:
-        lease_id = members[old].lease.LeaseGrant(
-            etcdrpc.LeaseGrantRequest(TTL=params["lease_ttl_s"]), timeout=timeout).ID
+        setup: list[dict[str, Any]] = []
+        lease_id = settled(lambda: members[old].grant(params["lease_ttl_s"], timeout),
+                           SETUP_WITHIN_S, f"trial {trial}: the lease on {old}", setup)
         granted_at = time.time()
         before_value = f"before-{trial}"
-        members[old].put(key, before_value, timeout)
+        settled(lambda: members[old].put(key, before_value, timeout), SETUP_WITHIN_S,
+                f"trial {trial}: the write before the cut on {old}", setup)
         time.sleep(params["settle_s"])  # lets the lease age before the cut
+        if setup:  # the setup met a stall or an election: cut whoever leads now
+            old, old_id, term_before = current_leader(cluster)
+            majority = [n for n in cluster.names if n != old]
         lease_before = _lease_ttl(members[old], lease_id, timeout)
         last_second = LastSecondProbe(cluster, old, f"{key}/last-second", before_value,
                                       params["last_second_timeout_s"], ctx.history())
@@ -328,6 +336,7 @@ def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> 
             member.close()
     return {
         "trial": trial,
+        "setup_retries": setup,
         "isolated": old,
         "old_leader": old,
         "new_leader": new,
@@ -427,9 +436,16 @@ def follower_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -
     members = recorded(ctx, open_members(cluster))
     timeout = params["majority_timeout_s"]
     try:
+        setup: list[dict[str, Any]] = []
         before_value = f"before-{trial}"
-        members[leader].put(key, before_value, timeout)
+        settled(lambda: members[leader].put(key, before_value, timeout), SETUP_WITHIN_S,
+                f"trial {trial}: the write before the cut on {leader}", setup)
         time.sleep(params["settle_s"])
+        if setup:  # the setup met a stall or an election: the roles may have moved
+            leader, leader_id, term_before = current_leader(cluster)
+            followers = [n for n in cluster.names if n != leader]
+            isolated = followers[(trial - 1) % len(followers)]
+            majority = [n for n in cluster.names if n != isolated]
         cut_before, cut_after = faults.cut_off(isolated)
         majority_value = f"majority-{trial}"
         majority_write, majority_revision = attempt(
@@ -451,6 +467,7 @@ def follower_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -
             member.close()
     return {
         "trial": trial,
+        "setup_retries": setup,
         "isolated": isolated,
         "leader": leader,
         "term_before": term_before,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from etcdlab import report
+from etcdlab import report, transport
 from etcdlab.errors import LabError
 from etcdlab.experiments import partition, quota, read_latency
 from etcdlab.results import Result, write_result
-from etcdlab.transport import attempt, classify
+from etcdlab.transport import attempt, classify, settled
 
 METADATA = {
     "started_utc": "2025-06-16T23:35:00.000+00:00",
@@ -71,6 +71,36 @@ def test_attempt_records_the_outcome_code_and_details():
     assert record["code"] == "UNAVAILABLE"
     assert record["details"] == "etcdserver: no leader"
     assert record["elapsed_s"] >= 0
+
+
+def test_a_setup_call_is_tried_again_through_stalls_and_refusals_end_it(monkeypatch):
+    monkeypatch.setattr(transport, "SETTLE_PAUSE_S", 0.0)
+    errors = [FakeRpcError(grpc.StatusCode.UNAVAILABLE, "etcdserver: request timed out"),
+              FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")]
+
+    def stalls_twice():
+        if errors:
+            raise errors.pop(0)
+        return 7
+
+    tries: list[dict] = []
+    assert settled(stalls_twice, 5.0, "the write", tries) == 7
+    assert [t["code"] for t in tries] == ["UNAVAILABLE", "DEADLINE_EXCEEDED"]
+    assert all(t["what"] == "the write" for t in tries)
+
+    def refused():
+        raise FakeRpcError(grpc.StatusCode.PERMISSION_DENIED, "etcdserver: permission denied")
+
+    tries = []
+    with pytest.raises(LabError, match="the write: PERMISSION_DENIED"):
+        settled(refused, 5.0, "the write", tries)
+    assert len(tries) == 1  # a definite refusal is not tried again
+
+    def always_stalls():
+        raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, "etcdserver: request timed out")
+
+    with pytest.raises(LabError, match="no success within 0 s"):
+        settled(always_stalls, 0.0, "the write")
 
 
 # -- partition -----------------------------------------------------------------------------
