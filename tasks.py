@@ -142,6 +142,24 @@ def lab(c, quick=False, results=None, nodes=None, prefix=None, network=None, sub
     cli.lab(config, quick, _path(results))
 
 
+@task(help={"sizes": "member counts to provision, cold and re-run, in turn (default 3,5,9)",
+            "lab": "also run the quick lab on the first size (--no-lab skips its ~5 min)",
+            "results": "folder for bench.json and the quick lab's report (default "
+                       "results/<UTC time>)",
+            "network": "the bench's own Docker network (default etcdlab-bench; never the lab's)",
+            "subnet": "its subnet (default 172.27.0.0/16)",
+            "prefix": "its container name prefix (default bench)"})
+def bench(c, sizes="3,5,9", lab=True, results=None, network=None, subnet=None, prefix=None):
+    """Time the lab itself on this machine: docker run of bare etcd (the floor), then cold
+    provision and re-run for each size, and the quick lab, on a temporary lab of its own.
+
+    Prints each time beside the floor, with the CPU count, and how 9 members compare with 3;
+    writes RESULTS/bench.json. The temporary lab is destroyed at the end, and at the start
+    when a killed bench left one.
+    """
+    cli.bench(_config(c), sizes, lab, _path(results), network, subnet, prefix)
+
+
 @task(help={"network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]})
 def heal(c, network=None, inventory=None):
     """Undo every fault a killed run left (partitions, stopped or paused members); wait healthy."""

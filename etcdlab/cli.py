@@ -21,10 +21,11 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from etcdlab import bench as benchmark
 from etcdlab import experiments, offline
 from etcdlab import provision as provisioning
 from etcdlab.cluster import Cluster, NodeStatus
-from etcdlab.config import ENV_PREFIX, LabConfig, QuorumWarning
+from etcdlab.config import ENV_PREFIX, MAX_NODES, LabConfig, QuorumWarning
 from etcdlab.docker_cluster import DockerLab, connect
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import finish_run, run_experiment
@@ -630,6 +631,107 @@ def _render(results_dir: Path) -> None:
     # soft_wrap: a path is printed whole on its line (never folded at the width), to copy.
     console.print(f"[bold green]report[/] {path}", soft_wrap=True)
     console.print(f"[bold green]html[/]   {path.with_name(HTML_NAME)}", soft_wrap=True)
+
+
+@user_errors
+def bench(config: LabConfig, sizes: str, quick_lab: bool, results_dir: Path | None,
+          network: str | None = None, subnet: str | None = None,
+          prefix: str | None = None) -> None:
+    """``invoke bench``: the floor, then cold provision and re-run per size (and the quick
+    lab on the first), each on a temporary lab that is destroyed afterwards."""
+    if config.hosts_mode:
+        raise LabError("the bench creates container labs of its own: run it without "
+                       "--inventory")
+    if not config.node_image:
+        raise LabError("the bench times labs built from the node image: set lab.node_image "
+                       "to true (INVOKE_LAB_NODE_IMAGE=1)")
+    counts = benchmark.parse_sizes(sizes, MAX_NODES)
+    first = benchmark.bench_config(config, counts[0], network, subnet, prefix)
+    if first.network == config.network:
+        raise LabError(f"the bench destroys the lab it measures, so it needs one of its own, "
+                       f"not {config.network}: give another --network (and --subnet)")
+    results_dir = writable_results_dir(results_dir or default_results_dir())
+    with lab_lock(first):
+        lab = DockerLab(first)
+        lab.preflight()
+        if lab.containers() or lab.network() is not None:
+            say(f"removing the bench lab on {first.network} that an earlier bench left")
+            _destroy_bench_lab(first)
+        resolved, base_image = provisioning.resolve_assets(first, lab, say)
+        started = time.monotonic()
+        image, _digest, built = provisioning.ensure_node_image(resolved, lab, base_image, say,
+                                                               show_task)
+        record = benchmark.new_bench(resolved, image)
+        if built:
+            record.steps.append(benchmark.Step("image", counts[0],
+                                               time.monotonic() - started))
+        path = results_dir / "bench.json"
+        try:
+            for count in counts:
+                lab_config = benchmark.bench_config(config, count, network, subnet, prefix)
+                record.steps.append(_bench_floor(lab_config, image))
+                for kind in ("cold", "rerun"):
+                    record.steps.append(_bench_provision(lab_config, kind))
+                    benchmark.save(record, path)
+                if quick_lab and count == counts[0]:
+                    record.steps.append(_bench_quick_lab(lab_config, results_dir))
+                _destroy_bench_lab(lab_config)
+        finally:
+            _destroy_bench_lab(first)
+            benchmark.save(record, path)
+    table = Table(title=f"bench on {record.cpus} CPU(s), {record.started}, etcd "
+                  f"{record.etcd_version}", title_justify="left")
+    for column in ("step", "members", "seconds", "× floor"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for row in benchmark.rows(record):
+        table.add_row(*row)
+    console.print(table)
+    console.print(benchmark.growth_line(record))
+    console.print(f"[bold green]bench[/] {path}", soft_wrap=True)
+
+
+def _bench_floor(config: LabConfig, image: str) -> benchmark.Step:
+    """The seed's docker run of bare etcd containers, timed to one leader."""
+    say(f"the floor: docker run of {config.nodes} bare etcd container(s) from {image}")
+    try:
+        seconds = benchmark.floor_seconds(config, image, say)
+    except LabError as exc:
+        return benchmark.Step("floor", config.nodes, None, "failed", str(exc))
+    say(f"  {seconds:.1f} s to one leader")
+    return benchmark.Step("floor", config.nodes, seconds)
+
+
+def _bench_provision(config: LabConfig, kind: str) -> benchmark.Step:
+    """One timed provision of the bench lab, to every member healthy."""
+    say(f"{'cold provision' if kind == 'cold' else 're-run'} of {config.nodes} member(s)")
+    started = time.monotonic()
+    try:
+        done = provisioning.provision(config, lambda _m: None, lambda _t, _r: None)
+        Cluster(done.config).wait_healthy(timeout=60)
+    except LabError as exc:
+        return benchmark.Step(kind, config.nodes, None, "failed", str(exc))
+    seconds = time.monotonic() - started
+    changes = "no changes" if done.run.changed == 0 else f"{done.run.changed} change(s)"
+    say(f"  {seconds:.1f} s (ansible {done.run.elapsed_s:.1f} s, {changes})")
+    return benchmark.Step(kind, config.nodes, seconds,
+                          detail=f"ansible {done.run.elapsed_s:.1f} s, {changes}")
+
+
+def _bench_quick_lab(config: LabConfig, results_dir: Path) -> benchmark.Step:
+    """Every experiment with --quick on the bench lab (its report under quick-lab/)."""
+    say(f"the quick lab on {config.nodes} member(s)")
+    started = time.monotonic()
+    try:
+        _report(config, True, None, results_dir / "quick-lab")
+    except LabError as exc:
+        return benchmark.Step("quick-lab", config.nodes, None, "failed", str(exc))
+    return benchmark.Step("quick-lab", config.nodes, time.monotonic() - started)
+
+
+def _destroy_bench_lab(config: LabConfig) -> None:
+    """Remove the bench lab's containers, network and state (idempotent)."""
+    DockerLab(config).destroy(lambda _m: None)
+    shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
 
 
 @user_errors

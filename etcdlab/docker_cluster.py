@@ -197,7 +197,7 @@ class DockerLab:
         self.preflight()
         created = Created()
         try:
-            created.network = self._ensure_network(say)
+            created.network = self.ensure_network(say)
             for name, ip in self.config.node_ips.items():
                 if self._ensure_node(name, ip, image, say):
                     created.containers.append(name)
@@ -275,7 +275,8 @@ class DockerLab:
     def _label(self) -> str:
         return f"{LAB_LABEL}={self.config.network}"
 
-    def _ensure_network(self, say: Say) -> bool:
+    def ensure_network(self, say: Say) -> bool:
+        """Create the lab's network unless it exists; whether it was created now."""
         cfg = self.config
         if self.network() is not None:
             return False

@@ -125,6 +125,10 @@ NO_LAB_CASES = [
      {}, None, "results folder /proc/etcdlab-results is not writable"),
     ("report-from-missing", ["report", "--from", "/nonexistent/results"], {}, None,
      "/nonexistent/results is not a folder of results"),
+    ("bench-sizes-0", ["bench", "--sizes", "3,0"], {}, None,
+     "--sizes takes member counts from 1 to 9 separated by commas (like 3,5,9), not '3,0'"),
+    ("bench-on-the-labs-network", ["bench", "--network", BAD_NETWORK], {}, None,
+     f"the bench destroys the lab it measures, so it needs one of its own, not {BAD_NETWORK}"),
     ("members-seconds-abc", ["members", "web", "--watch", "--seconds", "abc"], {}, None,
      "seconds must be a finite number ≥ 0 s, got 'abc' (from --seconds)"),
 ]

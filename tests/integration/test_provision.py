@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 import uuid
@@ -134,6 +135,30 @@ def test_tasks_find_the_lab_on_a_network_as_it_was_provisioned(lab):
     assert [n["name"] for n in nodes] == lab.config.node_names
     assert [n["ip"] for n in nodes] == list(lab.config.node_ips.values())
     assert all(n["healthy"] for n in nodes)
+
+
+def test_bench_times_the_floor_and_the_provisions_on_a_lab_of_its_own_and_leaves_none(
+        lab, tmp_path):
+    octet = ipaddress.ip_network(lab.config.subnet).network_address.packed[1]
+    network, subnet = f"{lab.config.network}-bench", f"10.{100 + octet % 100}.0.0/16"
+    done = lab.invoke("bench", "--sizes", "1", "--no-lab", "--network", network,
+                      "--subnet", subnet, "--prefix", f"{lab.config.prefix}b",
+                      "--results", str(tmp_path))
+    record = json.loads((tmp_path / "bench.json").read_text())
+    steps = {s["step"]: s for s in record["steps"]}
+    assert {"floor", "cold", "rerun"} <= set(steps), record
+    assert all(steps[k]["outcome"] == "ok" and steps[k]["seconds"] > 0
+               for k in ("floor", "cold", "rerun")), record
+    assert "no changes" in steps["rerun"]["detail"]
+    assert record["cpus"] >= 1 and record["image"].startswith(f"{REPOSITORY}:")
+    assert "docker run of bare etcd (the floor)" in done.stdout
+    assert "one size only" in done.stdout
+    client = docker.from_env(version="auto")
+    label = f"{LAB_LABEL}={network}"
+    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.networks.list(filters={"label": label}) == []
+    nodes = lab.status_json()  # the lab the bench ran beside is untouched
+    assert len(nodes) == lab.config.nodes and all(n["healthy"] for n in nodes), nodes
 
 
 @pytest.mark.last
