@@ -17,8 +17,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings, untestable
+from etcdlab.analysis import (
+    Asked,
+    Finding,
+    claim,
+    comparison,
+    election_sweep,
+    history_findings,
+    untestable,
+)
 from etcdlab.analysis.election_model import ElectionModel, ks_critical, ks_test
+from etcdlab.analysis.election_sweep import summarize_sweep, sweep_findings
 from etcdlab.units import (
     fmt_count,
     fmt_factor,
@@ -160,6 +169,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["poll_interval_s"] = (params["poll_interval_ms"] / 1000.0
                                   if params.get("poll_interval_ms") is not None else None)
     summary["histories"] = samples.get("histories") or {}
+    summary["sweep"] = summarize_sweep(samples)
     return summary
 
 
@@ -564,9 +574,22 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         _course_percentile(crash),
         _course_under_model(crash, metadata, params),
         _course_start_point(),
+        *sweep_findings(summary.get("sweep"), nodes, _poll_s(params)),
         _published_transfer(graceful, timeout_s),
         _published_mean(crash, timeout_s, survivors),
     ]
+
+
+def _poll_s(params: Mapping[str, Any]) -> float:
+    poll_ms = params.get("poll_interval_ms")
+    return poll_ms / 1000.0 if poll_ms else 0.0
+
+
+def sweep_rows(summary: Mapping[str, Any], params: Mapping[str, Any],
+               metadata: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """The sweep's table (:func:`etcdlab.analysis.election_sweep.sweep_rows`)."""
+    _timeout_s, _heartbeat_s, nodes = _settings(metadata)
+    return election_sweep.sweep_rows(summary.get("sweep"), nodes, _poll_s(params))
 
 
 def timing_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:

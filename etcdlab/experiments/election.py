@@ -41,6 +41,7 @@ from etcdlab.experiments.common import (
     current_leader,
     member_hashes,
     member_names,
+    playbook_logger,
     zap_message,
 )
 from etcdlab.params import Param
@@ -51,6 +52,9 @@ def run(ctx: Context) -> None:
     """Both series of trials, then a consistency check after each."""
     params = ctx.params
     rng = random.Random(params["seed"])
+    for timeout in parse_timeouts(params["sweep_timeouts_ms"]):  # refused before any fault
+        ctx.cluster.config.with_changes(etcd_election_timeout_ms=timeout,
+                                        etcd_heartbeat_interval_ms=max(10, timeout // 10))
     ctx.samples.update({"crash": [], "graceful": [], "consistency": []})
     ids = member_names(ctx.cluster)
     for series in SERIES:
@@ -65,12 +69,60 @@ def run(ctx: Context) -> None:
             {"series": series, "consistent": consistent, "members": members}
         )
         ctx.log(f"{series}: members consistent = {consistent}")
+    timeout_sweep(ctx, rng, ids)
+
+
+def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> None:
+    """Crash trials under each election timeout of ``sweep_timeouts_ms`` other than the
+    lab's own (which the crash series measured), heartbeat a tenth of it as the tuning
+    guide advises. Each setting goes through the settings journal (the etcd role re-applied,
+    rolling); the provisioned settings are re-applied at the end, or by the runner's heal."""
+    params = ctx.params
+    own = ctx.cluster.config.etcd_election_timeout_ms
+    timeouts = [t for t in parse_timeouts(params["sweep_timeouts_ms"]) if t != own]
+    ctx.samples["sweep"] = {"own_timeout_ms": own,
+                            "own_heartbeat_ms": ctx.cluster.config.etcd_heartbeat_interval_ms,
+                            "settings": []}
+    if not timeouts or not params["sweep_trials"]:
+        return
+    show = playbook_logger(ctx)
+    with ctx.phase("election: timeout sweep", len(timeouts) * params["sweep_trials"]
+                   ) as advance:
+        for timeout in timeouts:
+            heartbeat = max(10, timeout // 10)
+            ctx.log(f"sweep: election timeout {timeout} ms, heartbeat {heartbeat} ms "
+                    "(re-applying the etcd role, rolling)")
+            ctx.faults.change_settings(show, etcd_election_timeout_ms=timeout,
+                                       etcd_heartbeat_interval_ms=heartbeat)
+            setting: dict[str, Any] = {"timeout_ms": timeout, "heartbeat_ms": heartbeat,
+                                       "trials": []}
+            ctx.samples["sweep"]["settings"].append(setting)
+            for trial in range(1, params["sweep_trials"] + 1):
+                sample = one_trial(ctx, f"sweep-{timeout}ms", trial, rng, ids,
+                                   heartbeat_s=heartbeat / 1000.0, crash=True)
+                setting["trials"].append(sample)
+                ctx.log(f"sweep {timeout} ms trial {trial}: new leader after "
+                        f"{sample['elected_s']:.3f} s, term {sample['term_before']} → "
+                        f"{sample['term_after']}")
+                advance()
+        ctx.log("sweep: re-applying the provisioned settings")
+        ctx.faults.restore_settings(show)
+
+
+def parse_timeouts(text: str) -> list[int]:
+    """``"250,500"`` → [250, 500] (the parameter's pattern has checked the form)."""
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 def one_trial(
-    ctx: Context, series: str, trial: int, rng: random.Random, ids: Mapping[int, str]
+    ctx: Context, series: str, trial: int, rng: random.Random, ids: Mapping[int, str],
+    heartbeat_s: float | None = None, crash: bool | None = None,
 ) -> dict[str, Any]:
-    """Stop the leader once and time the recovery three ways."""
+    """Stop the leader once and time the recovery three ways; the signal (SIGKILL with
+    ``crash``, which defaults to whether ``series`` is "crash"; SIGTERM otherwise) comes at
+    a random point of one heartbeat (``heartbeat_s``, default the lab's)."""
+    if crash is None:
+        crash = series == "crash"
     cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
     cluster.wait_healthy(timeout=60)
     settled_s = wait_settled(cluster, params["timeout_s"])
@@ -82,10 +134,12 @@ def one_trial(
     history = ctx.history()
     writer = FirstWrite(cluster, survivors, params["write_timeout_s"], key, history,
                         process=f"{series}-{trial}-writer")
-    delay = rng.uniform(0, cluster.config.etcd_heartbeat_interval_ms / 1000.0)
+    if heartbeat_s is None:
+        heartbeat_s = cluster.config.etcd_heartbeat_interval_ms / 1000.0
+    delay = rng.uniform(0, heartbeat_s)
     time.sleep(delay)
     writer.start()
-    signalled = faults.crash(leader) if series == "crash" else faults.stop(leader)
+    signalled = faults.crash(leader) if crash else faults.stop(leader)
     writer.go.set()
     try:
         new_leader_id, elected_at = wait_new_leader(
@@ -295,8 +349,14 @@ EXPERIMENT = Experiment(
         Param("settle_s", 1.0, "pause between trials, once every member names the same "
               "leader and holds the same log index", unit="s", minimum=0),
         Param("seed", 1, "random seed for the kill moments"),
+        Param("sweep_timeouts_ms", "250,500,2000", "election timeouts of the sweep's crash "
+              "trials, besides the lab's own (heartbeat a tenth of each; re-applied rolling, "
+              "then restored)", pattern=r"[0-9]{2,5}(,[0-9]{2,5})*",
+              pattern_help="a comma-separated list of timeouts in ms, like 250,500"),
+        Param("sweep_trials", 10, "crash trials per sweep setting; 0 skips the sweep",
+              minimum=0, maximum=100),
     ),
-    quick={"trials": 5},
+    quick={"trials": 5, "sweep_timeouts_ms": "500", "sweep_trials": 3},
     run=run,
     summarize=summarize,
 )
