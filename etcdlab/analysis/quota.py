@@ -122,6 +122,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         "alarm_listed_by_every_member": bool(listed) and all(
             any(a["alarm"] == "NOSPACE" for a in alarms) for alarms in listed.values()),
         "probes": {name: _probe(probes.get(name)) for name in PROBE_LABELS if name in probes},
+        "alarm_probe_member": alarm.get("leader"),
         "health_endpoint": alarm.get("health_endpoint"),
         "writes_refused_during_alarm": bool(probes) and all(
             probes[p]["outcome"] == "failed" and NOSPACE_TEXT in probes[p]["details"]
@@ -212,7 +213,7 @@ def _blocking(defrag: Mapping[str, Any]) -> dict[str, Any]:
     answered = sorted(r["sent_s"] + r["elapsed_s"] for r in reads if r["outcome"] == "ok")
     points = [start] + [t for t in answered if start < t <= end]
     points += [t for t in answered if t > end][:1]
-    during = [r for r in reads if r["sent_s"] <= end and r["sent_s"] + r["elapsed_s"] >= start]
+    during = [r for r in reads if r["sent_s"] < end and r["sent_s"] + r["elapsed_s"] > start]
     before = [r["elapsed_s"] for r in reads
               if r["outcome"] == "ok" and r["sent_s"] + r["elapsed_s"] < start]
     return {
@@ -443,6 +444,10 @@ def _accepts(summary: Mapping[str, Any]) -> list[Finding]:
     """One finding per operation probed beyond writes, reads and the delete (only for the
     probes this run recorded: older runs had none of them)."""
     probes = summary.get("probes") or {}
+    leader = summary.get("alarm_probe_member")
+    during = next((p for p in summary.get("phases") or [] if p["phase"] == "during the alarm"),
+                  {})
+    size = (during.get("db_size") or {}).get(leader) if leader else None
     found = []
     for id_, (name, what) in ACCEPTS.items():
         record = probes.get(name)
@@ -450,6 +455,9 @@ def _accepts(summary: Mapping[str, Any]) -> list[Finding]:
             continue
         sentence = f"While the NOSPACE alarm was raised, {what} was"
         figures = {PROBE_LABELS[name]: _outcome_text(record) + _effect_text(name, record)}
+        if size is not None:
+            figures[f"dbSize of {leader}, which took it, just before"] = \
+                f"{fmt_bytes(size)} (quota {fmt_bytes(summary['quota_bytes'])})"
         holds: bool | None = record["outcome"] == "ok"
         why = ""
         if record["outcome"] == "unknown":
@@ -459,8 +467,9 @@ def _accepts(summary: Mapping[str, Any]) -> list[Finding]:
             holds, why = None, "The keepalive was answered, but the lease granted before the " \
                 "fill had already expired (TTL 0), so whether a live lease is renewed is not " \
                 "shown."
-        found.append(claim(id_, holds, f"{sentence} accepted.",
-                           f"{sentence} {_outcome_text(record)}.", why, **figures))
+        refused = _outcome_text(record) if record["outcome"] == "failed" else "refused"
+        found.append(claim(id_, holds, f"{sentence} accepted.", f"{sentence} {refused}.", why,
+                           **figures))
     recovery = summary.get("recovery") or {}
     if "alarms_at_compact" in recovery:
         raised = recovery["alarms_at_compact"]

@@ -80,7 +80,7 @@ def run(ctx: Context) -> None:
         snapshot("start")
         fill(ctx, members, ctx.samples.setdefault("fill", {}))
         snapshot("refusal")
-        during_alarm(ctx, members, ids, ctx.samples.setdefault("alarm", {}))
+        during_alarm(ctx, members, ids, ctx.samples.setdefault("alarm", {}), snapshot)
         recover(ctx, members, ids, ctx.samples.setdefault("recovery", {}), snapshot)
         revoke_probe_lease(ctx, members)
     finally:
@@ -189,13 +189,14 @@ def fill(ctx: Context, members: Mapping[str, Member], record: dict[str, Any]) ->
 
 
 def during_alarm(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str],
-                 record: dict[str, Any]) -> None:
+                 record: dict[str, Any], snapshot: Callable[[str], dict[str, Any]]) -> None:
     """Which members list the alarm; writes, reads, a delete, lease calls and transactions
     without a put while it is raised, each into ``record`` (``samples["alarm"]``) as taken."""
     cluster, params = ctx.cluster, ctx.params
     timeout = params["op_timeout_s"]
     leader = cluster.wait_leader()
     follower = next(n for n in cluster.names if n != leader)
+    record.update(leader=leader, follower=follower)
     started = time.monotonic()
     alarms: dict[str, list[dict[str, str]]] = {}
     while time.monotonic() - started < params["alarm_wait_s"]:
@@ -219,6 +220,7 @@ def during_alarm(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, 
     probes["delete"], deleted = attempt(lambda: members[leader].delete(f"{KEY_PREFIX}0",
                                                                        timeout))
     probes["delete"]["deleted"] = deleted
+    snapshot("during the alarm")
     probe_leases(members[leader], (ctx.samples.get("setup") or {}).get("lease") or {},
                  timeout, probes)
     for then, key in (("range", f"{KEY_PREFIX}1"), ("delete", f"{KEY_PREFIX}2")):
@@ -398,12 +400,19 @@ def _db_size(member: Member) -> int | None:
     return member.db_size()
 
 
-def configured_quota(cluster: Cluster) -> dict[str, int | None]:
-    """``quota-backend-bytes`` as each member's etcd config file sets it."""
+def configured_quota(cluster: Cluster, tries: int = 3) -> dict[str, int | None]:
+    """``quota-backend-bytes`` as each member's etcd config file sets it (read again, up to
+    ``tries`` times, when a read finds no value: one ``docker exec`` on a loaded machine
+    once came back without the file's text)."""
     configured: dict[str, int | None] = {}
     for name in cluster.names:
-        _code, text = cluster.lab.exec(name, ["cat", CONFIG_FILE], check=False)
-        configured[name] = parse_quota(text)
+        for attempt_no in range(tries):
+            _code, text = cluster.lab.exec(name, ["cat", CONFIG_FILE], check=False)
+            configured[name] = parse_quota(text)
+            if configured[name] is not None:
+                break
+            if attempt_no + 1 < tries:
+                time.sleep(1.0)
     return configured
 
 
