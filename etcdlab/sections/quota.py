@@ -69,7 +69,7 @@ def _latency_series(fill: Mapping[str, Any]) -> dict[str, tuple[list[float], lis
     return {f"{name} of each {LATENCY_BLOCK} writes": (xs, ys) for name, ys in lines.items()}
 
 
-def _phase_series(phases: list[Mapping[str, Any]]
+def _phase_series(phases: list[Mapping[str, Any]], quota: int
                   ) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, dict[str, str]]]:
     """Per member: dbSize and dbSizeInUse in MiB at each phase (x: the phase's number in the
     table), with one colour per member, dbSize solid and dbSizeInUse dashed."""
@@ -87,6 +87,11 @@ def _phase_series(phases: list[Mapping[str, Any]]
                 xs.append(float(step))
                 ys.append(size / MIB)
                 styles[name] = {"color": f"C{index}", "linestyle": dash}
+    if series:
+        quota_mib = quota / MIB
+        series[f"quota ({fmt_bytes(quota)})"] = ([0.0, float(len(phases) - 1)],
+                                                 [quota_mib, quota_mib])
+        styles[f"quota ({fmt_bytes(quota)})"] = {"color": "grey", "linestyle": ":"}
     return series, styles
 
 
@@ -110,7 +115,7 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
         "write latency (ms)")
     phases = result.samples.get("phases")
     if phases:
-        series, styles = _phase_series(phases)
+        series, styles = _phase_series(phases, result.params["quota_bytes"])
         files["phases"] = plots.line_chart(
             out_dir / "quota_phases.png", series,
             "dbSize (solid) and dbSizeInUse (dashed) over the phases",
