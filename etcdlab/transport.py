@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 from etcd3 import etcdrpc
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from etcdlab.errors import LabError
 
@@ -45,6 +46,10 @@ none (clientv3.WithRequireLeader), instead of holding the request until it times
 _UNKNOWN_DETAILS = ("request timed out", "leader changed", "connection lost",
                     "deadline exceeded")
 _UNKNOWN_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+
+DB_SIZE_IN_USE_FIELD = 9
+"""The field number of ``dbSizeInUse`` in etcd's StatusResponse (since v3.4). The proto that
+python3-etcd3 ships predates it, so the value arrives as an unknown field."""
 
 
 def classify(exc: grpc.RpcError) -> str:
@@ -178,6 +183,19 @@ class Member:
         except grpc.RpcError:
             return None
 
+    def backend_sizes(self, timeout: float = 5.0) -> tuple[int | None, int | None]:
+        """(Status ``dbSize``, ``dbSizeInUse``) in bytes from one answer: the backend file's
+        size and the part of it holding data; (None, None) when the member does not answer,
+        ``dbSizeInUse`` None when it does not report it."""
+        try:
+            answer = self.status(timeout)
+        except grpc.RpcError:
+            return None, None
+        in_use = next((field.data for field in UnknownFieldSet(answer)
+                       if field.field_number == DB_SIZE_IN_USE_FIELD and field.wire_type == 0),
+                      None)
+        return answer.dbSize, in_use
+
     def hash_kv(self, revision: int = 0, timeout: float = 5.0) -> Any:
         """The member's KV hash at ``revision`` (0: its current one)."""
         return self.maintenance.HashKV(etcdrpc.HashKVRequest(revision=revision),
@@ -272,6 +290,22 @@ class Member:
                                          target=etcdrpc.Compare.CREATE, key=guard.encode(),
                                          create_revision=create_revision),
                          key, value, lease, timeout)
+
+    def txn_without_put(self, key: str, then: str = "range",
+                        timeout: float | None = None) -> tuple[bool, int]:
+        """A transaction that puts nothing: if ``key`` exists (version > 0), read it
+        (``then`` "range") or delete it (``then`` "delete"); (succeeded, revision)."""
+        request = {"range": lambda: etcdrpc.RequestOp(
+                       request_range=etcdrpc.RangeRequest(key=key.encode())),
+                   "delete": lambda: etcdrpc.RequestOp(
+                       request_delete_range=etcdrpc.DeleteRangeRequest(key=key.encode()))}[then]
+        answer = self.kv.Txn(etcdrpc.TxnRequest(
+            compare=[etcdrpc.Compare(result=etcdrpc.Compare.GREATER,
+                                     target=etcdrpc.Compare.VERSION, key=key.encode(),
+                                     version=0)],
+            success=[request()],
+        ), **self._options(timeout, False))
+        return answer.succeeded, answer.header.revision
 
     def _txn(self, compare: Any, key: str, value: str, lease: int,
              timeout: float | None) -> tuple[bool, int]:

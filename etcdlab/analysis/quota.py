@@ -10,6 +10,7 @@ read from those records; a record that is missing makes its finding untestable, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 from etcdlab import stats
@@ -40,7 +41,31 @@ PROBE_LABELS = {
     "read_linearizable": "linearizable read (follower)",
     "read_serializable": "serializable read (follower)",
     "delete": "delete one key (leader)",
+    "lease_grant": "lease grant (leader)",
+    "lease_keepalive": "keepalive of a lease granted before the fill (leader)",
+    "lease_revoke": "revoke of that lease, which holds one key (leader)",
+    "txn_range": "txn without a put: compare, then range (leader)",
+    "txn_delete": "txn without a put: compare, then delete (leader)",
 }
+# The operations the alarm may or may not accept, beyond the writes, reads and the delete
+# above: finding id → (the probe it reads, what the sentence calls it).
+ACCEPTS = {
+    "nospace-accepts-lease-grant": ("lease_grant", "a lease grant"),
+    "nospace-accepts-lease-keepalive": ("lease_keepalive", "a lease keepalive"),
+    "nospace-accepts-lease-revoke": ("lease_revoke", "a lease revoke"),
+    "nospace-accepts-txn-range": ("txn_range", "a transaction with only a compare and a range"),
+    "nospace-accepts-txn-delete": ("txn_delete",
+                                   "a transaction with only a compare and a delete"),
+}
+# The compaction "frees the space in use" when every member's dbSizeInUse right after it is
+# at most this share of what it was before.
+IN_USE_FREED = 0.5
+# A member counts as blocked by its defragmentation when no read to it was answered for at
+# least this share of the defragmentation's time (as the client timed the Defragment call) …
+BLOCKED_SHARE = 0.5
+# … and that gap is this many times the median read before it; a defragmentation shorter than
+# this many median reads is too short to tell a blocked member from an answering one.
+BLOCKED_FACTOR = 10
 
 # The parts of the docs' account of the alarm, as the findings that test them.
 DOCS_PARTS = {"alarm_listed": "not every member listed the alarm",
@@ -66,7 +91,8 @@ def _probe(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if record is None:
         return None
     return {key: record.get(key) for key in ("outcome", "code", "details", "elapsed_s",
-                                             "found", "deleted") if key in record}
+                                             "found", "deleted", "ttl", "key_gone",
+                                             "succeeded") if key in record}
 
 
 def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +125,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         "alarm_listed_by_every_member": bool(listed) and all(
             any(a["alarm"] == "NOSPACE" for a in alarms) for alarms in listed.values()),
         "probes": {name: _probe(probes.get(name)) for name in PROBE_LABELS if name in probes},
+        "alarm_probe_member": alarm.get("leader"),
         "health_endpoint": alarm.get("health_endpoint"),
         "writes_refused_during_alarm": bool(probes) and all(
             probes[p]["outcome"] == "failed" and NOSPACE_TEXT in probes[p]["details"]
@@ -142,9 +169,68 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
             "write_after": _probe(recovery["write_after"]),
             "writes_ok_after": recovery["write_after"]["outcome"] == "ok",
         }
+        if "alarms_at_compact" in recovery:
+            summary["recovery"]["alarms_at_compact"] = sorted(
+                a["member"] for a in recovery["alarms_at_compact"] if a["alarm"] == "NOSPACE")
+        if recovery.get("early_disarm"):
+            summary["recovery"]["early_disarm"] = _early_disarm(recovery["early_disarm"])
+        if defrags and all("reads" in d for d in defrags):
+            summary["recovery"]["defrag_blocking"] = [_blocking(d) for d in defrags]
+    if samples.get("phases"):
+        summary["phases"] = [{key: phase.get(key) for key in ("phase", "db_size",
+                                                              "db_size_in_use")}
+                             for phase in samples["phases"]]
     restored = samples.get("restore") or {}
     summary["quota_restored"] = restored.get("configured")
     return summary
+
+
+def _early_disarm(early: Mapping[str, Any]) -> dict[str, Any]:
+    """The step between compaction and defragmentation: disarm, one write, the alarms."""
+    after = early.get("alarms_after_write") or {}
+    sizes = early.get("sizes_before_write") or {}
+    return {
+        "disarmed": len(early.get("disarm") or []),
+        "disarm_ok": all(d["outcome"] == "ok" for d in early.get("disarm") or []),
+        "alarms_left_after_disarm": len(early.get("alarms_after_disarm") or []),
+        "write": _probe(early.get("write")),
+        "listed_by": {member: any(a["alarm"] == "NOSPACE" for a in alarms)
+                      for member, alarms in sorted(after.items())},
+        "raised_for": sorted({a["member"] for alarms in after.values() for a in alarms
+                              if a["alarm"] == "NOSPACE"}),
+        "listed_after_s": early.get("listed_after_s"),
+        "db_size": sizes.get("db_size"), "db_size_in_use": sizes.get("db_size_in_use"),
+    }
+
+
+def _blocking(defrag: Mapping[str, Any]) -> dict[str, Any]:
+    """How one member answered the reader's serializable reads around its defragmentation.
+
+    A read overlaps the defragmentation when it was in flight at any time between the
+    Defragment call's start and its answer. The longest gap is the longest time without a
+    read answer, from the call's start until the first answer after the call's end."""
+    reads = defrag.get("reads") or []
+    start, end = defrag.get("started_s"), defrag.get("ended_s")
+    if start is None or end is None:
+        return {"member": defrag["member"], "reads": len(reads)}
+    answered = sorted(r["sent_s"] + r["elapsed_s"] for r in reads if r["outcome"] == "ok")
+    points = [start] + [t for t in answered if start < t <= end]
+    points += [t for t in answered if t > end][:1]
+    during = [r for r in reads if r["sent_s"] < end and r["sent_s"] + r["elapsed_s"] > start]
+    before = [r["elapsed_s"] for r in reads
+              if r["outcome"] == "ok" and r["sent_s"] + r["elapsed_s"] < start]
+    return {
+        "member": defrag["member"], "outcome": defrag.get("outcome"),
+        "defrag_s": defrag.get("elapsed_s"), "reads": len(reads),
+        "reads_during": len(during),
+        "not_ok_during": sum(r["outcome"] != "ok" for r in during),
+        "longest_gap_s": max((b - a for a, b in pairwise(points)), default=None),
+        "longest_read_during_s": max((r["elapsed_s"] for r in during), default=None),
+        "answered_after_s": points[-1] - end if len(points) > 1 and points[-1] > end else None,
+        "reads_before": len(before),
+        "median_read_before_s": stats.percentile(before, 50) if before else None,
+        "longest_read_before_s": max(before, default=None),
+    }
 
 
 # -- findings --------------------------------------------------------------------------------
@@ -341,6 +427,183 @@ def _recovered(summary: Mapping[str, Any]) -> Finding:
         **{"DB size after": sizes_text(recovery["db_size_after"])})
 
 
+def _effect_text(name: str, record: Mapping[str, Any]) -> str:
+    """What an accepted probe did: "granted TTL 300 s", "its key deleted", "compare held"."""
+    if record["outcome"] != "ok":
+        return ""
+    if name == "lease_keepalive":
+        return f", TTL {record.get('ttl')} s granted" if record.get("ttl") else \
+            ", but the lease was gone (TTL 0)"
+    if name == "lease_revoke":
+        return {True: ", its key deleted", False: ", its key still there"}.get(
+            record.get("key_gone"), "")
+    if name in ("txn_range", "txn_delete"):
+        return {True: ", the compare held", False: ", the compare failed"}.get(
+            record.get("succeeded"), "")
+    return ""
+
+
+def _accepts(summary: Mapping[str, Any]) -> list[Finding]:
+    """One finding per operation probed beyond writes, reads and the delete (only for the
+    probes this run recorded: older runs had none of them)."""
+    probes = summary.get("probes") or {}
+    leader = summary.get("alarm_probe_member")
+    during = next((p for p in summary.get("phases") or [] if p["phase"] == "during the alarm"),
+                  {})
+    size = (during.get("db_size") or {}).get(leader) if leader else None
+    found = []
+    for id_, (name, what) in ACCEPTS.items():
+        record = probes.get(name)
+        if record is None:
+            continue
+        sentence = f"While the NOSPACE alarm was raised, {what} was"
+        figures = {PROBE_LABELS[name]: _outcome_text(record) + _effect_text(name, record)}
+        if size is not None:
+            figures[f"dbSize of {leader}, which took it, just before"] = \
+                f"{fmt_bytes(size)} (quota {fmt_bytes(summary['quota_bytes'])})"
+        holds: bool | None = record["outcome"] == "ok"
+        why = ""
+        if record["outcome"] == "unknown":
+            holds, why = None, f"{what.capitalize()} timed out during the alarm: its outcome " \
+                "is unknown."
+        elif name == "lease_keepalive" and holds and not record.get("ttl"):
+            holds, why = None, "The keepalive was answered, but the lease granted before the " \
+                "fill had already expired (TTL 0), so whether a live lease is renewed is not " \
+                "shown."
+        refused = _outcome_text(record) if record["outcome"] == "failed" else "refused"
+        found.append(claim(id_, holds, f"{sentence} accepted.", f"{sentence} {refused}.", why,
+                           **figures))
+    recovery = summary.get("recovery") or {}
+    if "alarms_at_compact" in recovery:
+        raised = recovery["alarms_at_compact"]
+        compact = "the compaction to the current revision (the recovery's first step)"
+        figures = {"alarms listed when it was sent": _names(raised) or "none",
+                   "compaction": fmt_seconds(recovery["compact_s"])}
+        found.append(claim(
+            "nospace-accepts-compact", recovery["compact_ok"] if raised else None,
+            f"While the NOSPACE alarm was raised, {compact} was accepted.",
+            f"While the NOSPACE alarm was raised, {compact} failed.",
+            "No alarm was listed when the compaction was sent, so it does not show what the "
+            "alarm accepts.", **figures))
+    return found
+
+
+def _in_use_after_compaction(summary: Mapping[str, Any]) -> list[Finding]:
+    """Whether Status ``dbSizeInUse`` fell with the compaction (when it was recorded)."""
+    phases = {p["phase"]: p for p in summary.get("phases") or []}
+    before, after = phases.get("before compaction"), phases.get("compacted")
+    if not before or not after:
+        return []
+    yes = "The compaction freed most of every member's dbSizeInUse."
+    no = "The compaction did not free most of every member's dbSizeInUse."
+    old, new = before.get("db_size_in_use") or {}, after.get("db_size_in_use") or {}
+    if not _sizes_recorded(old) or not _sizes_recorded(new) or set(old) != set(new):
+        return [claim("compaction-frees-in-use", None, yes, no,
+                      "A member's dbSizeInUse was not reported before or after the "
+                      "compaction (etcd reports it from v3.4 on).")]
+    kept = max(new[m] / old[m] for m in old if old[m]) if any(old.values()) else None
+    figures = {"dbSizeInUse before": sizes_text(old), "after": sizes_text(new),
+               "dbSize after": sizes_text(after.get("db_size"))}
+    last = (summary.get("phases") or [{}])[-1]
+    if _sizes_recorded(last.get("db_size_in_use")):
+        figures["dbSizeInUse at the end (defragmented)"] = sizes_text(last["db_size_in_use"])
+    if kept is None:
+        return [claim("compaction-frees-in-use", None, yes, no,
+                      "No member reported any space in use before the compaction.", **figures)]
+    return [claim(
+        "compaction-frees-in-use", kept <= IN_USE_FREED,
+        "Right after the compaction, etcd's Status reported at most "
+        f"{fmt_percent(kept, 0)} of the space in use (dbSizeInUse) as before it on every "
+        "member.",
+        "Right after the compaction, etcd's Status still reported up to "
+        f"{fmt_percent(kept, 0)} of the space in use (dbSizeInUse) as before it; it fell only "
+        "with the defragmentation.",
+        **figures)]
+
+
+def _realarm(summary: Mapping[str, Any]) -> list[Finding]:
+    """Disarmed after the compaction, before the defragmentation: does a write re-arm it?"""
+    early = (summary.get("recovery") or {}).get("early_disarm")
+    if not early:
+        return []
+    id_ = "disarm-before-defrag-realarms"
+    yes = ("Disarmed after the compaction but before the defragmentation, the alarm came back "
+           "with the next write.")
+    no = "Disarmed before the defragmentation, the next write did not bring the alarm back."
+    write = early["write"] or {}
+    quota = summary["quota_bytes"]
+    figures = {"the write": _outcome_text(write) if write else "not sent",
+               "alarms after it": (f"NOSPACE of {_names(early['raised_for'])}, listed by "
+                                   f"{sum(early['listed_by'].values())} of "
+                                   f"{len(early['listed_by'])} members") if early["raised_for"]
+               else "none",
+               "dbSize then": sizes_text(early["db_size"]),
+               "dbSizeInUse then": sizes_text(early["db_size_in_use"]),
+               "quota": fmt_bytes(quota)}
+    if not early["disarm_ok"] or early["alarms_left_after_disarm"]:
+        return [claim(id_, None, yes, no, "The early disarm did not clear every alarm, so the "
+                      "write did not meet a disarmed cluster.", **figures)]
+    if not write or write["outcome"] == "unknown":
+        return [claim(id_, None, yes, no, "The write after the early disarm timed out (or was "
+                      "not sent): whether it raised the alarm again is unknown.", **figures)]
+    refused = write["outcome"] == "failed" and NOSPACE_TEXT in (write.get("details") or "")
+    raised = bool(early["raised_for"])
+    if refused and raised:
+        return [claim(id_, True, yes + " The write was refused for lack of space, and "
+                      f"{sum(early['listed_by'].values())} of {len(early['listed_by'])} members "
+                      f"listed NOSPACE again {fmt_within(early['listed_after_s'], ALARM_POLL_S)} "
+                      "after it.", no, **figures)]
+    return [claim(id_, False, yes, no + f" The write was {_outcome_text(write)}, and "
+                  + ("NOSPACE was listed again." if raised else "no alarm was listed after it."),
+                  **figures)]
+
+
+def _blocked(summary: Mapping[str, Any]) -> list[Finding]:
+    """Whether each member stopped answering serializable reads during its defragmentation."""
+    blocking = (summary.get("recovery") or {}).get("defrag_blocking")
+    if not blocking:
+        return []
+    id_ = "defrag-blocks-member"
+    yes = "Each member stopped answering reads while it defragmented."
+    no = "Not every member stopped answering reads while it defragmented."
+    figures = {
+        b["member"]: (f"defragmentation {fmt_seconds(b.get('defrag_s'))}; longest time without "
+                      f"a read answered {fmt_seconds(b.get('longest_gap_s'))} (the next answer "
+                      f"{fmt_seconds(b.get('answered_after_s'))} after the defragmentation's); "
+                      f"reads overlapping it: {fmt_count(b.get('reads_during'))} "
+                      f"({fmt_count(b.get('not_ok_during'))} not answered), the longest "
+                      f"{fmt_seconds(b.get('longest_read_during_s'))}; reads before it: median "
+                      f"{fmt_seconds(b.get('median_read_before_s'))}, longest "
+                      f"{fmt_seconds(b.get('longest_read_before_s'))} "
+                      f"(n = {fmt_count(b.get('reads_before'))})")
+        for b in blocking}
+    unusable = [b["member"] for b in blocking
+                if b.get("outcome") != "ok" or b.get("longest_gap_s") is None
+                or not b.get("median_read_before_s")]
+    if unusable:
+        return [claim(id_, None, yes, no, f"The defragmentation of {_names(unusable)} failed, "
+                      "or its reader recorded no answer before or around it.", **figures)]
+    short = [b["member"] for b in blocking
+             if b["defrag_s"] < BLOCKED_FACTOR * b["median_read_before_s"]]
+    if short:
+        return [claim(id_, None, yes, no, f"The defragmentation of {_names(short)} took less "
+                      f"than {BLOCKED_FACTOR} median reads: too short to tell whether reads "
+                      "waited for it.", **figures)]
+    answering = sorted(b["member"] for b in blocking
+                       if b["longest_gap_s"] < BLOCKED_SHARE * b["defrag_s"]
+                       or b["longest_gap_s"] < BLOCKED_FACTOR * b["median_read_before_s"])
+    share = min(b["longest_gap_s"] / b["defrag_s"] for b in blocking)
+    return [claim(
+        id_, not answering,
+        f"Each member stopped answering serializable reads while it defragmented: on every "
+        f"member no read was answered for at least {fmt_percent(share, 0)} of its "
+        f"defragmentation's time, at least {BLOCKED_FACTOR}× its median read before it.",
+        f"{_names(answering)} kept answering serializable reads during its defragmentation: "
+        f"no gap without an answer reached {fmt_percent(BLOCKED_SHARE, 0)} of the "
+        f"defragmentation's time and {BLOCKED_FACTOR}× the median read.",
+        **figures)]
+
+
 def _slowdown(summary: Mapping[str, Any]) -> Finding:
     halves = summary.get("write_latency_halves")
     yes = "Writes slowed down as the backend filled."
@@ -408,7 +671,18 @@ def _published(summary: Mapping[str, Any], parts: Mapping[str, Finding]) -> list
             **{"compact": fmt_seconds(recovery["compact_s"]),
                "defragment, all members": fmt_seconds(recovery["defrag_s"]),
                "disarm": fmt_seconds(recovery["disarm_s"])})
-    return [nospace, procedure]
+    blocks = parts.get("defrag-blocks-member")
+    if blocks is None:
+        return [nospace, procedure]
+    blocking = comparison(
+        "published-defrag-blocks", "published", blocks.holds,
+        "As the etcd docs say, defragmenting a member blocked it: it answered no read while "
+        "it ran.",
+        "The etcd docs say defragmentation blocks the member; in this run a member kept "
+        "answering reads while it defragmented.",
+        "Whether defragmentation blocks the member was not measured here: "
+        + (blocks.why_unknown[:1].lower() + blocks.why_unknown[1:]))
+    return [nospace, procedure, blocking]
 
 
 def _course(summary: Mapping[str, Any], parts: Mapping[str, Finding]) -> list[Finding]:
@@ -457,8 +731,9 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     the alarm, what worked during it, the recovery, the fill's write latency, then the
     published account and the course report."""
     measured = [_refused_at_quota(summary), _alarm_listed(summary), _writes_refused(summary),
-                _reads_worked(summary), _delete_worked(summary), _health(summary),
-                _compaction(summary), _defragmentation(summary), _recovered(summary),
-                _slowdown(summary)]
+                _reads_worked(summary), _delete_worked(summary), *_accepts(summary),
+                _health(summary), _compaction(summary), *_in_use_after_compaction(summary),
+                *_realarm(summary), _defragmentation(summary), *_blocked(summary),
+                _recovered(summary), _slowdown(summary)]
     parts = {f.id: f for f in measured}
     return [*measured, *_published(summary, parts), *_course(summary, parts)]

@@ -5,12 +5,21 @@ one member at a time, quorum kept), the configured value is read back from every
 member's config file, and the backend is compacted and defragmented so that it starts
 small. Run: fixed-size values are written, cycling over a few keys, one write at a time
 through the leader, recording every write's latency and, every few writes, each
-member's DB size, until a write is refused with "database space exceeded". While the
-NOSPACE alarm is raised: each member's alarm list, a refused write through the leader and
-through a follower, reads on both, and a delete. Recovery, as the etcd docs say, each
-step timed with the DB sizes before and after: compact to the current revision,
-defragment each member in turn, disarm every alarm; then a write must be accepted again.
-Last, the provisioned settings are re-applied (timed). The quota change goes through
+member's DB size (Status ``dbSize``, the backend file, and ``dbSizeInUse``, the part of it
+holding data), until a write is refused with "database space exceeded". While the NOSPACE
+alarm is raised: each member's alarm list, a refused write through the leader and through
+a follower, reads on both, a delete, a lease grant, a keepalive and a revoke (of a lease
+granted with a key before the fill), and two transactions without a put (a compare and a
+range, a compare and a delete); each outcome as :func:`~etcdlab.transport.attempt`
+records it. Recovery, as the etcd docs say, each step timed with the DB sizes before and
+after: compact to the current revision (the alarm still raised), defragment each member in
+turn, disarm every alarm; then a write must be accepted again. One extra step sits between
+the compaction and the defragmentation: every alarm is disarmed, one write is sent and the
+alarm lists are read after it (does the write raise the alarm again while the files are
+still as large as before?). Each member's defragmentation is watched by a reader thread
+sending serializable reads to that member, back to back, from a little before it until a
+little after, every read timed. Each phase's DB sizes go to ``samples["phases"]``. Last, the
+provisioned settings are re-applied (timed). The quota change goes through
 ``ctx.faults.change_settings``, so it is journalled: a run that stops anywhere is healed by
 the runner (recovering from the alarm first, then restoring the quota), and ``check`` reads
 every member's configured quota and alarms back on the healed lab.
@@ -18,12 +27,14 @@ every member's configured quota and alarms back on the healed lab.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
 
+from etcdlab import transport
 from etcdlab.analysis.quota import NOSPACE_TEXT, summarize
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
@@ -33,8 +44,19 @@ from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/quota/"
+LEASED_KEY = f"{KEY_PREFIX}leased"
 CONFIG_FILE = "/etc/etcd/etcd.conf.yml"
 DEFRAG_TIMEOUT_S = 120.0
+# The lease granted before the fill (with one key) for the keepalive and revoke probes: long
+# enough to outlive a slow fill; revoked during the alarm, or after the recovery.
+PROBE_LEASE_TTL_S = 300
+# A lease granted during the alarm (when etcd accepts it) is revoked at once.
+GRANT_PROBE_TTL_S = 60
+# After the write that follows the early disarm: how long every member's alarm list is polled.
+REALARM_WAIT_S = 2.0
+# The reader watching a defragmentation starts this long before it and stops this long after.
+READER_LEAD_S = 0.2
+READER_TAIL_S = 0.1
 
 
 def run(ctx: Context) -> None:
@@ -43,11 +65,24 @@ def run(ctx: Context) -> None:
     ids = member_names(cluster)
     members = open_members(cluster)
     show = playbook_logger(ctx)
+    phases = ctx.samples.setdefault("phases", [])
+    started = time.perf_counter()
+
+    def snapshot(phase: str) -> dict[str, Any]:
+        """Every member's dbSize and dbSizeInUse now, appended to ``samples["phases"]``."""
+        total, in_use = backend_sizes(members)
+        phases.append({"phase": phase, "at_s": round(time.perf_counter() - started, 6),
+                       "db_size": total, "db_size_in_use": in_use})
+        return phases[-1]
+
     try:
         ctx.samples["setup"] = set_up(ctx, members, show)
+        snapshot("start")
         fill(ctx, members, ctx.samples.setdefault("fill", {}))
-        ctx.samples["alarm"] = during_alarm(ctx, members, ids)
-        ctx.samples["recovery"] = recover(ctx, members, ids)
+        snapshot("refusal")
+        during_alarm(ctx, members, ids, ctx.samples.setdefault("alarm", {}), snapshot)
+        recover(ctx, members, ids, ctx.samples.setdefault("recovery", {}), snapshot)
+        revoke_probe_lease(ctx, members)
     finally:
         for member in members.values():
             member.close()
@@ -88,12 +123,15 @@ def set_up(ctx: Context, members: Mapping[str, Member],
     sizes_before = db_sizes(members)
     revision = members[leader].get(KEY_PREFIX, 5.0)["revision"]
     compact, _ = attempt(lambda: compact_to(members[leader], revision))
-    for member in members.values():
-        member.defragment(DEFRAG_TIMEOUT_S)
+    for each in members.values():
+        each.defragment(DEFRAG_TIMEOUT_S)
+    lease = members[leader].grant(PROBE_LEASE_TTL_S, 5.0)
+    members[leader].put(LEASED_KEY, "leased", 5.0, lease=lease)
     return {"quota_bytes": quota, "configured": configured,
             "reconfigure_s": round(reconfigure_s, 3), "playbook_changed": run.changed,
             "db_sizes_before_cleanup": sizes_before, "cleanup_compact": compact,
-            "db_sizes_start": db_sizes(members)}
+            "db_sizes_start": db_sizes(members), "lease": {"id": lease, "key": LEASED_KEY,
+                                                          "ttl_s": PROBE_LEASE_TTL_S}}
 
 
 def fill(ctx: Context, members: Mapping[str, Member], record: dict[str, Any]) -> None:
@@ -116,9 +154,10 @@ def fill(ctx: Context, members: Mapping[str, Member], record: dict[str, Any]) ->
     with ctx.phase("quota: filling the backend", params["quota_bytes"] // value_bytes) as advance:
         for n in range(limit):
             if n % every == 0:
+                total, in_use = backend_sizes(members)
                 sizes.append({"write": n, "at_s": round(time.perf_counter() - started, 6),
                               "acknowledged_bytes": acknowledged * value_bytes,
-                              "db_size": db_sizes(members)})
+                              "db_size": total, "db_size_in_use": in_use})
             key = f"{KEY_PREFIX}{n % keys}"
             write, _revision = attempt(lambda k=key: members[leader].put(k, value, timeout))
             write.update(write=n, at_s=round(time.perf_counter() - started, 6))
@@ -138,9 +177,10 @@ def fill(ctx: Context, members: Mapping[str, Member], record: dict[str, Any]) ->
     if refused is None:
         raise LabError(f"no NOSPACE after {limit} writes of {value_bytes} B: "
                        "is the quota in force?")
-    at_alarm = db_sizes(members)
+    at_alarm, in_use = backend_sizes(members)
     sizes.append({"write": len(writes), "at_s": round(elapsed, 6),
-                  "acknowledged_bytes": acknowledged * value_bytes, "db_size": at_alarm})
+                  "acknowledged_bytes": acknowledged * value_bytes, "db_size": at_alarm,
+                  "db_size_in_use": in_use})
     ctx.log(f"quota: refused after {acknowledged} writes ({acknowledged * value_bytes} B "
             f"acknowledged) in {elapsed:.1f} s: {refused['details']}; DB sizes {at_alarm}")
     record.update(acknowledged=acknowledged, unknown=unknown,
@@ -148,22 +188,24 @@ def fill(ctx: Context, members: Mapping[str, Member], record: dict[str, Any]) ->
                   refused=refused, db_size_at_alarm=at_alarm)
 
 
-def during_alarm(ctx: Context, members: Mapping[str, Member],
-                 ids: Mapping[int, str]) -> dict[str, Any]:
-    """Which members list the alarm; a write, reads and a delete while it is raised."""
+def during_alarm(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str],
+                 record: dict[str, Any], snapshot: Callable[[str], dict[str, Any]]) -> None:
+    """Which members list the alarm; writes, reads, a delete, lease calls and transactions
+    without a put while it is raised, each into ``record`` (``samples["alarm"]``) as taken."""
     cluster, params = ctx.cluster, ctx.params
     timeout = params["op_timeout_s"]
     leader = cluster.wait_leader()
     follower = next(n for n in cluster.names if n != leader)
+    record.update(leader=leader, follower=follower)
     started = time.monotonic()
     alarms: dict[str, list[dict[str, str]]] = {}
     while time.monotonic() - started < params["alarm_wait_s"]:
-        alarms = {name: list_alarms(member, ids) for name, member in members.items()}
+        alarms = {name: list_alarms(each, ids) for name, each in members.items()}
         if all(any(a["alarm"] == "NOSPACE" for a in listed) for listed in alarms.values()):
             break
         time.sleep(0.1)
-    listed_s = time.monotonic() - started
-    probes: dict[str, Any] = {}
+    record.update(alarms=alarms, listed_after_s=round(time.monotonic() - started, 3))
+    probes: dict[str, Any] = record.setdefault("probes", {})
     value = "y" * 16
     probes["write_leader"], _ = attempt(
         lambda: members[leader].put(f"{KEY_PREFIX}during", value, timeout))
@@ -178,43 +220,137 @@ def during_alarm(ctx: Context, members: Mapping[str, Member],
     probes["delete"], deleted = attempt(lambda: members[leader].delete(f"{KEY_PREFIX}0",
                                                                        timeout))
     probes["delete"]["deleted"] = deleted
-    health = {name: cluster.healthy(name) for name in cluster.names}
+    snapshot("during the alarm")
+    probe_leases(members[leader], (ctx.samples.get("setup") or {}).get("lease") or {},
+                 timeout, probes)
+    for then, key in (("range", f"{KEY_PREFIX}1"), ("delete", f"{KEY_PREFIX}2")):
+        probes[f"txn_{then}"], answer = attempt(
+            lambda t=then, k=key: members[leader].txn_without_put(k, t, timeout))
+        probes[f"txn_{then}"]["succeeded"] = answer[0] if answer else None
+    record["health_endpoint"] = {name: cluster.healthy(name) for name in cluster.names}
     ctx.log("quota: during the alarm: " + ", ".join(
         f"{name} {probe['outcome']}" for name, probe in probes.items()))
-    return {"alarms": alarms, "listed_after_s": round(listed_s, 3),
-            "probes": probes, "health_endpoint": health}
 
 
-def recover(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str]) -> dict[str, Any]:
-    """Compact to the current revision, defragment each member, disarm: each step timed."""
+def probe_leases(leader: Member, lease: Mapping[str, Any], timeout: float,
+                 probes: dict[str, Any]) -> None:
+    """A lease grant, then a keepalive and a revoke of the lease granted before the fill
+    (whose key the revoke should delete)."""
+    probes["lease_grant"], granted = attempt(lambda: leader.grant(GRANT_PROBE_TTL_S, timeout))
+    if granted:  # accepted during the alarm: not left behind
+        attempt(lambda: leader.revoke(granted, timeout))
+    if not lease:
+        return
+    probes["lease_keepalive"], ttl = attempt(lambda: leader.keepalive(lease["id"], timeout))
+    probes["lease_keepalive"]["ttl"] = ttl
+    probes["lease_revoke"], _ = attempt(lambda: leader.revoke(lease["id"], timeout))
+    _, answer = attempt(lambda: leader.get(lease["key"], timeout))
+    probes["lease_revoke"]["key_gone"] = answer["value"] is None if answer else None
+
+
+def recover(ctx: Context, members: Mapping[str, Member], ids: Mapping[int, str],
+            steps: dict[str, Any], snapshot: Callable[[str], dict[str, Any]]) -> None:
+    """Compact to the current revision, disarm early and write once (does the alarm come
+    back?), defragment each member under a reader's watch, disarm: each step timed, each
+    into ``steps`` (``samples["recovery"]``) as taken."""
     cluster, timeout = ctx.cluster, ctx.params["op_timeout_s"]
     leader = cluster.wait_leader()
-    steps: dict[str, Any] = {"db_size_before": db_sizes(members)}
+    steps["db_size_before"] = snapshot("before compaction")["db_size"]
+    steps["alarms_at_compact"] = list_alarms(members[leader], ids)
     revision = members[leader].get(KEY_PREFIX, timeout)["revision"]
     steps["compact"], _ = attempt(lambda: compact_to(members[leader], revision))
     steps["compact"]["revision"] = revision
-    steps["db_size_after_compact"] = db_sizes(members)
+    steps["db_size_after_compact"] = snapshot("compacted")["db_size"]
+    steps["early_disarm"] = early = {"poll_limit_s": REALARM_WAIT_S}
+    disarm_all(members[leader], ids, timeout, early.setdefault("disarm", []))
+    early["alarms_after_disarm"] = list_alarms(members[leader], ids)
+    early["sizes_before_write"] = snapshot("disarmed, not defragmented")
+    early["write"], _ = attempt(
+        lambda: members[leader].put(f"{KEY_PREFIX}early", "e" * 16, timeout))
+    polled = time.monotonic()
+    while True:
+        early["alarms_after_write"] = {name: list_alarms(each, ids)
+                                       for name, each in members.items()}
+        early["listed_after_s"] = round(time.monotonic() - polled, 3)
+        if all(early["alarms_after_write"].values()) \
+                or time.monotonic() - polled > REALARM_WAIT_S:
+            break
+        time.sleep(0.1)
     steps["defragment"] = []
-    for name, member in members.items():
-        before = _db_size(member)
-        record, _ = attempt(lambda m=member: m.defragment(DEFRAG_TIMEOUT_S))
-        record.update(member=name, db_size_before=before, db_size_after=_db_size(member))
-        steps["defragment"].append(record)
-    raised = list_alarms(members[leader], ids)
+    for name, each in members.items():
+        before = _db_size(each)
+        defrag: dict[str, Any] = {"member": name, "db_size_before": before}
+        steps["defragment"].append(defrag)
+        watched_defragment(ctx, name, each, defrag)
+        defrag["db_size_after"] = snapshot(f"defragmented {name}")["db_size"][name]
     steps["disarm"] = []
-    for alarm in raised:
-        record, _ = attempt(lambda m=alarm["member_id"]: members[leader].disarm(m, timeout))
-        record.update(alarm)
-        steps["disarm"].append(record)
-    steps["alarms_after"] = {name: list_alarms(member, ids) for name, member in members.items()}
-    steps["db_size_after"] = db_sizes(members)
+    disarm_all(members[leader], ids, timeout, steps["disarm"])
+    steps["alarms_after"] = {name: list_alarms(each, ids) for name, each in members.items()}
+    steps["db_size_after"] = snapshot("disarmed")["db_size"]
     steps["write_after"], _ = attempt(
         lambda: members[leader].put(f"{KEY_PREFIX}after", "z" * 16, timeout))
+    snapshot("written again")
     ctx.log(f"quota: recovery: compact {steps['compact']['outcome']} in "
-            f"{steps['compact']['elapsed_s']:.3f} s; defragment "
-            + ", ".join(f"{d['member']} {d['elapsed_s']:.3f} s" for d in steps["defragment"])
+            f"{steps['compact']['elapsed_s']:.3f} s; early disarm, write "
+            f"{early['write']['outcome']} ({early['write']['details']}), alarms after it "
+            f"{sum(map(len, early['alarms_after_write'].values()))}; defragment "
+            + ", ".join(f"{d['member']} {d['elapsed_s']:.3f} s ({len(d['reads'])} reads)"
+                        for d in steps["defragment"])
             + f"; disarmed {len(steps['disarm'])}; write after: {steps['write_after']['outcome']}")
-    return steps
+
+
+def disarm_all(leader: Member, ids: Mapping[int, str], timeout: float,
+               records: list[dict[str, Any]]) -> None:
+    """Disarm every alarm the leader lists, one record each appended to ``records``."""
+    for alarm in list_alarms(leader, ids):
+        record, _ = attempt(lambda m=alarm["member_id"]: leader.disarm(m, timeout))
+        record.update(alarm)
+        records.append(record)
+
+
+def watched_defragment(ctx: Context, name: str, target: Member, record: dict[str, Any]) -> None:
+    """Defragment one member while a thread sends it serializable reads, back to back.
+
+    ``record`` gets the defragmentation's outcome (as :func:`attempt` records it), its
+    start and end, and every read (``reads``: sent_s, elapsed_s, outcome, code), all in
+    seconds from the reader's start on this machine's monotonic clock."""
+    timeout = ctx.params["op_timeout_s"]
+    record.update(reader_lead_s=READER_LEAD_S, reader_tail_s=READER_TAIL_S)
+    reads: list[dict[str, Any]] = record.setdefault("reads", [])
+    reader = transport.member(ctx.cluster, name, timeout)
+    stop = threading.Event()
+    origin = time.perf_counter()
+
+    def read_until_stopped() -> None:
+        attempt(lambda: reader.get(f"{KEY_PREFIX}1", timeout, serializable=True))  # connects
+        while not stop.is_set():
+            sent = time.perf_counter() - origin
+            read, _ = attempt(lambda: reader.get(f"{KEY_PREFIX}1", timeout, serializable=True))
+            reads.append({"sent_s": round(sent, 6), "elapsed_s": read["elapsed_s"],
+                          "outcome": read["outcome"], "code": read["code"]})
+
+    thread = threading.Thread(target=read_until_stopped, name=f"reader-{name}", daemon=True)
+    thread.start()
+    try:
+        time.sleep(READER_LEAD_S)
+        started = time.perf_counter() - origin
+        outcome, _ = attempt(lambda: target.defragment(DEFRAG_TIMEOUT_S))
+        record.update(outcome, started_s=round(started, 6),
+                      ended_s=round(time.perf_counter() - origin, 6))
+        time.sleep(READER_TAIL_S)
+    finally:
+        stop.set()
+        thread.join(timeout + 1)
+        reader.close()
+
+
+def revoke_probe_lease(ctx: Context, members: Mapping[str, Member]) -> None:
+    """Revoke the lease granted before the fill if the alarm's revoke did not (not a fault:
+    it would expire by itself, this only leaves nothing behind)."""
+    lease = (ctx.samples.get("setup") or {}).get("lease")
+    revoked = ((ctx.samples.get("alarm") or {}).get("probes") or {}).get("lease_revoke") or {}
+    if lease and revoked.get("outcome") != "ok":
+        attempt(lambda: members[ctx.cluster.wait_leader()].revoke(lease["id"], 5.0))
 
 
 def restore(ctx: Context, show: Callable[[str, dict[str, str]], None]) -> dict[str, Any]:
@@ -246,6 +382,15 @@ def active_alarms(member: Member) -> bool:
         return False
 
 
+def backend_sizes(members: Mapping[str, Member]
+                  ) -> tuple[dict[str, int | None], dict[str, int | None]]:
+    """Each member's (Status ``dbSize``, ``dbSizeInUse``) as two maps; None when it does not
+    answer."""
+    sizes = {name: each.backend_sizes() for name, each in members.items()}
+    return ({name: total for name, (total, _) in sizes.items()},
+            {name: in_use for name, (_, in_use) in sizes.items()})
+
+
 def db_sizes(members: Mapping[str, Member]) -> dict[str, int | None]:
     """Each member's backend size in bytes (Status ``dbSize``); None when it does not answer."""
     return {name: _db_size(member) for name, member in members.items()}
@@ -255,12 +400,19 @@ def _db_size(member: Member) -> int | None:
     return member.db_size()
 
 
-def configured_quota(cluster: Cluster) -> dict[str, int | None]:
-    """``quota-backend-bytes`` as each member's etcd config file sets it."""
+def configured_quota(cluster: Cluster, tries: int = 3) -> dict[str, int | None]:
+    """``quota-backend-bytes`` as each member's etcd config file sets it (read again, up to
+    ``tries`` times, when a read finds no value: one ``docker exec`` on a loaded machine
+    once came back without the file's text)."""
     configured: dict[str, int | None] = {}
     for name in cluster.names:
-        _code, text = cluster.lab.exec(name, ["cat", CONFIG_FILE], check=False)
-        configured[name] = parse_quota(text)
+        for attempt_no in range(tries):
+            _code, text = cluster.lab.exec(name, ["cat", CONFIG_FILE], check=False)
+            configured[name] = parse_quota(text)
+            if configured[name] is not None:
+                break
+            if attempt_no + 1 < tries:
+                time.sleep(1.0)
     return configured
 
 

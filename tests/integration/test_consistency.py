@@ -125,6 +125,21 @@ def test_quota_reaches_the_alarm_and_recovers(lab, results):
     assert recovery["writes_ok_after"] is True
     assert all(size < quota for size in recovery["db_size_after"].values())
     assert set(summary["quota_restored"].values()) == {lab.config.etcd_quota_backend_bytes}
+    # dbSize and dbSizeInUse of every member at every phase, the in-use part never larger
+    names = set(summary["configured_quota_bytes"])
+    assert [p["phase"] for p in summary["phases"]][:3] == ["start", "refusal",
+                                                           "during the alarm"]
+    for phase in summary["phases"]:
+        assert set(phase["db_size"]) == set(phase["db_size_in_use"]) == names, phase
+        assert all(0 < phase["db_size_in_use"][m] <= phase["db_size"][m] for m in names), phase
+    # every extra probe has a measured outcome (which one is the finding's business)
+    for probe in ("lease_grant", "lease_keepalive", "lease_revoke", "txn_range", "txn_delete"):
+        assert summary["probes"][probe]["outcome"] in ("ok", "failed", "unknown"), probe
+    assert recovery["early_disarm"]["disarm_ok"] is True
+    assert recovery["early_disarm"]["write"]["outcome"] in ("ok", "failed", "unknown")
+    blocking = recovery["defrag_blocking"]
+    assert {b["member"] for b in blocking} == names
+    assert all(b["reads_before"] > 0 and b["longest_gap_s"] is not None for b in blocking)
     assert_healthy_with_one_leader(lab)
 
 
