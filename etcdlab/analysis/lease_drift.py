@@ -462,9 +462,11 @@ def paused_findings(summary: Mapping[str, Any]) -> list[Finding]:
            "lock key deleted at": _revisions([t["revoked_revision"] for t in trials]),
            "unknown outcomes": fmt_count(unknown)}))
 
-    rejected = sum(t["fenced_rejected"] for t in trials)
-    through = sum(t["fenced_accepted"] for t in trials)
-    n = rejected + through
+    fenced = [w for t in trials for w in t["writes"]
+              if w["kind"] == "fenced" and w["stale"] and w["outcome"] != "unknown"]
+    through = sum(1 for w in fenced if w["ok"])
+    rejected = len(fenced) - through
+    n = len(fenced)
     items.append(claim(
         "paused-holder-fenced-rejected", None if n == 0 else through == 0,
         "After SIGCONT etcd rejected every fenced write of the paused holder (its transaction "
@@ -513,13 +515,13 @@ def lease_reset_finding(partition_summary: Mapping[str, Any] | None) -> Finding:
     return claim(
         "lease-reset-on-new-leader", reset == len(leases),
         "Across a leader change a lease's remaining TTL went back to its full TTL (cited from "
-        "Q3's partition run): this etcd runs without lease checkpointing, and a leader "
-        "change gives every lease, a stopped holder's too, its whole TTL again.",
+        "Q3's partition run): this etcd runs without lease checkpointing, so a leader "
+        "change gives back the part of a lease already used, a paused holder's too.",
         "Across a leader change a lease's remaining TTL did not go back to its full TTL "
         "(cited from Q3's partition run), as with lease checkpointing on: the new leader "
         "went on from the remaining TTL.",
         **{"reset": fmt_share(reset, len(leases)),
-           "TTL": fmt_whole_seconds(first["ttl_s"]),
+           "TTL": fmt_ttl(first["ttl_s"]),
            "left before the cut": fmt_whole_seconds(first["before_s"]),
            "left at the new leader": fmt_whole_seconds(first["after_s"]),
            "lease age at the cut": fmt_seconds(first.get("age_at_cut_s"))})
