@@ -6,6 +6,12 @@ summary and findings out. One prediction is used everywhere: a client whose cloc
 rate`` real seconds, so it believes the lease ends ``ttl × (1/rate − 1)`` after etcd's
 deadline (:func:`predicted_error_s`). etcd revokes an expired lease late by up to its
 lessor's check interval (500 ms), which makes the measured believed − revoked smaller.
+
+The ``paused`` holder of each trial runs on the real clock and is stopped past its TTL
+(:func:`summarize_paused`); its writes are judged by revision as the others are. Results
+made before it existed have no ``paused`` samples: they get no paused summary and no
+paused findings. Whether a new leader resets a lease to its full TTL is measured by Q3
+(``partition``) and cited (:func:`lease_reset_finding`).
 """
 
 from __future__ import annotations
@@ -92,10 +98,27 @@ def summarize_holder(holder_record: Mapping[str, Any]) -> dict[str, Any]:
     revoked = holder_record["revoked"]
     believed = holder_record["believed_expired_real"]
     contender = holder_record["contender"] or {}
-    revoked_revision = revoked["revision"] if revoked else None
+    stale = stale_counts(holder_record["writes"], revoked["revision"] if revoked else None)
+    acquired2 = contender.get("acquired_real")
+    return {
+        "belief_error_s": believed - revoked["real"] if revoked else None,
+        "etcd_lease_s": revoked["real"] - holder_record["acquired_real"] if revoked else None,
+        "believed_lease_s": believed - holder_record["acquired_real"],
+        "overlap_s": max(0.0, believed - acquired2) if acquired2 else None,
+        "second_acquired_after_revoke_s": acquired2 - revoked["real"]
+        if acquired2 and revoked else None,
+        "contender_write_ok": contender.get("write_ok"),
+        **stale,
+    }
+
+
+def stale_counts(writes: Sequence[Mapping[str, Any]], revoked_revision: int | None
+                 ) -> dict[str, int]:
+    """A holder's writes counted by kind and outcome, before or at/after the revision that
+    deleted its lock key (``None``: not deleted, so none is stale); unknown outcomes apart."""
     stale = {"fenced_rejected": 0, "fenced_accepted": 0, "unfenced_accepted": 0,
              "unfenced_rejected": 0, "unknown": 0, "fenced_before": 0, "unfenced_before": 0}
-    for write in holder_record["writes"]:
+    for write in writes:
         if write["outcome"] == "unknown":
             stale["unknown"] += 1
             continue
@@ -111,15 +134,45 @@ def summarize_holder(holder_record: Mapping[str, Any]) -> dict[str, Any]:
             stale["unfenced_accepted" if write["ok"] else "unfenced_rejected"] += 1
         else:
             stale["unfenced_before"] += 1
+    return stale
+
+
+def summarize_paused(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One paused holder: the pause, etcd's revocation and the contender's lock on the real
+    clock and by revision, and its writes after SIGCONT, each judged stale by revision."""
+    revoked = record.get("revoked")
+    contender = record.get("contender") or {}
+    paused, resumed = record.get("paused_real"), record.get("resumed_real")
+    revoked_real = revoked["real"] if revoked else None
     acquired2 = contender.get("acquired_real")
+    revision = revoked["revision"] if revoked else None
+    stale = stale_counts(record.get("writes", []), revision)
+    writes = [{**w, "stale": None if w["revision"] is None or revision is None
+               else w["revision"] >= revision} for w in record.get("writes", [])]
+
+    def between(moment: float | None) -> bool | None:
+        if moment is None or paused is None or resumed is None:
+            return None
+        return paused < moment < resumed
+
     return {
-        "belief_error_s": believed - revoked["real"] if revoked else None,
-        "etcd_lease_s": revoked["real"] - holder_record["acquired_real"] if revoked else None,
-        "believed_lease_s": believed - holder_record["acquired_real"],
-        "overlap_s": max(0.0, believed - acquired2) if acquired2 else None,
-        "second_acquired_after_revoke_s": acquired2 - revoked["real"]
-        if acquired2 and revoked else None,
+        "ttl_s": record.get("ttl_s"),
+        "pause_s": resumed - paused if paused is not None and resumed is not None else None,
+        "planned_pause_s": record.get("pause_s"),
+        "stopped_seen": record.get("stopped_seen"),
+        "token": record.get("token"),
+        "revoked_revision": revision,
+        "revoked_after_pause_s": revoked_real - paused if revoked and paused else None,
+        "revoked_during_pause": between(revoked_real),
+        "contender_token": contender.get("token"),
+        "contender_after_pause_s": acquired2 - paused if acquired2 and paused else None,
+        "contender_during_pause": between(acquired2),
         "contender_write_ok": contender.get("write_ok"),
+        "contender_write_revision": contender.get("write_revision"),
+        "resumed_after_revoke_s": resumed - revoked_real if resumed and revoked else None,
+        "believed_left_at_check_s": record.get("checked_believed_left_s"),
+        "believed_left_when_acting_s": record.get("acting_believed_left_s"),
+        "writes": writes,
         **stale,
     }
 
@@ -177,6 +230,8 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
             "keepalives": len(keep["keepalives"]),
             "duration_s": params["keepalive_ttls"] * ttl,
         }
+    if "paused" in samples:
+        summary["paused"] = [summarize_paused(record) for record in samples["paused"]]
     return summary
 
 
@@ -355,6 +410,121 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         f"{fmt_share(overlap_k, overlap_n)}), which neither shows nor refutes that a lease "
         "does not guarantee mutual exclusion."))
     return items
+
+
+def _revisions(values: Sequence[int | None]) -> str:
+    shown = [str(v) for v in values if v is not None]
+    return ", ".join(shown) if shown else "none"
+
+
+def paused_findings(summary: Mapping[str, Any]) -> list[Finding]:
+    """The paused holder's claims (the case Jepsen found: a pause past the lease's TTL, no
+    clock drift). Empty for a result without paused samples (made before the paused holder
+    existed)."""
+    trials = summary.get("paused")
+    if trials is None:
+        return []
+    first = trials[0] if trials else {}
+    during = [t["revoked_during_pause"] and t["contender_during_pause"] for t in trials
+              if t["revoked_during_pause"] is not None
+              and t["contender_during_pause"] is not None]
+    k, n = sum(1 for d in during if d), len(during)
+    items = [claim(
+        "paused-holder-lock-taken-during-pause", None if n == 0 else k == n,
+        "While a lock holder was stopped (SIGSTOP) past its lease's TTL, with no clock drift, "
+        "etcd revoked the lease and another client took the lock before the holder was "
+        f"resumed (trials: {fmt_share(k, n)}).",
+        "A lock holder stopped past its lease's TTL did not always lose the lock to another "
+        f"client while it was stopped (trials where it did: {fmt_share(k, n)}).",
+        "No paused holder was stopped and resumed with its revocation and the contender's "
+        "lock recorded in this run.",
+        **({"TTL": fmt_ttl(first.get("ttl_s")), "pause": fmt_seconds(first.get("pause_s")),
+            "its lock key deleted (revision)": _revisions([first.get("revoked_revision")]),
+            "after the SIGSTOP": fmt_seconds(first.get("revoked_after_pause_s")),
+            "contender's lock (revision)": _revisions([first.get("contender_token")]),
+            "resumed after the revocation": fmt_seconds(first.get("resumed_after_revoke_s"))}
+           if trials else {}))]
+
+    accepted = sum(t["unfenced_accepted"] for t in trials)
+    n = accepted + sum(t["unfenced_rejected"] for t in trials)
+    stale_plain = [w["revision"] for t in trials for w in t["writes"]
+                   if w["kind"] == "unfenced" and w["stale"] and w["ok"]]
+    unknown = sum(t["unknown"] for t in trials)
+    items.append(claim(
+        "paused-holder-unfenced-accepted", None if n == 0 else accepted > 0,
+        "After SIGCONT the paused holder's plain puts, made after its lock key had been "
+        f"deleted, were accepted: {fmt_share(accepted, n)} (by revision).",
+        "After SIGCONT none of the paused holder's plain puts made after its lock key's "
+        f"deletion was accepted: {fmt_share(accepted, n)} (by revision).",
+        "No plain put of the resumed holder reached etcd after its lock key's deletion in "
+        "this run.",
+        **{"accepted at revisions": _revisions(stale_plain),
+           "lock key deleted at": _revisions([t["revoked_revision"] for t in trials]),
+           "unknown outcomes": fmt_count(unknown)}))
+
+    fenced = [w for t in trials for w in t["writes"]
+              if w["kind"] == "fenced" and w["stale"] and w["outcome"] != "unknown"]
+    through = sum(1 for w in fenced if w["ok"])
+    rejected = len(fenced) - through
+    n = len(fenced)
+    items.append(claim(
+        "paused-holder-fenced-rejected", None if n == 0 else through == 0,
+        "After SIGCONT etcd rejected every fenced write of the paused holder (its transaction "
+        "compared the lock key's create revision with its old token): "
+        f"{fmt_share(rejected, n)}.",
+        f"After SIGCONT etcd accepted fenced writes of the paused holder: {fmt_share(through, n)}.",
+        "No fenced write of the resumed holder reached etcd after its lock key's deletion in "
+        "this run.",
+        **{"its token": _revisions([t["token"] for t in trials]),
+           "the new holder's token": _revisions([t["contender_token"] for t in trials])}))
+
+    broken = any(during) and accepted > 0
+    items.append(comparison(
+        "published-jepsen-paused-holder", "published", True if broken else None,
+        "As Jepsen found (etcd 3.4.3, 2020), a pause longer than the lease broke the lock's "
+        "mutual exclusion without any clock drift: a second client held the lock while the "
+        "resumed one still wrote; only the fenced writes were refused.",
+        "A pause longer than the lease did not break the lock's mutual exclusion, contrary "
+        "to Jepsen.",
+        "This run did not show a resumed holder's plain write accepted after another client "
+        "took its lock, which neither shows nor refutes Jepsen's finding."))
+    return items
+
+
+def lease_reset_finding(partition_summary: Mapping[str, Any] | None) -> Finding:
+    """Whether a new leader reset a lease to its full TTL, from Q3's leader trials (the
+    lease's remaining TTL read from the old leader before the cut and from the new one);
+    etcd does so unless lease checkpointing is on. ``partition_summary`` is Q3's summary
+    (None: no partition result in this run)."""
+    if partition_summary is None:
+        return claim(
+            "lease-reset-on-new-leader", None, "-", "+",
+            "This run has no completed Q3 (`partition`) result to cite: Q3's leader trials "
+            "read a lease's remaining TTL before the leader is cut off and from the new "
+            "leader.")
+    leases = [x for x in (partition_summary.get("detail") or {}).get("leases", [])
+              if x.get("before_s") is not None and x.get("after_s") is not None]
+    if not leases:
+        return claim("lease-reset-on-new-leader", None, "-", "+",
+                     "Q3's partition run read no lease both before the cut and from the new "
+                     "leader.")
+    # TTLs are whole seconds: "full" is within 1 s of the granted TTL, and more than before.
+    reset = sum(1 for x in leases if x["ttl_s"] is not None and x["after_s"] > x["before_s"]
+                and x["after_s"] >= x["ttl_s"] - 1)
+    first = leases[0]
+    return claim(
+        "lease-reset-on-new-leader", reset == len(leases),
+        "Across a leader change a lease's remaining TTL went back to its full TTL (cited from "
+        "Q3's partition run): this etcd runs without lease checkpointing, so a leader "
+        "change gives back the part of a lease already used, a paused holder's too.",
+        "Across a leader change a lease's remaining TTL did not go back to its full TTL "
+        "(cited from Q3's partition run), as with lease checkpointing on: the new leader "
+        "went on from the remaining TTL.",
+        **{"reset": fmt_share(reset, len(leases)),
+           "TTL": fmt_ttl(first["ttl_s"]),
+           "left before the cut": fmt_whole_seconds(first["before_s"]),
+           "left at the new leader": fmt_whole_seconds(first["after_s"]),
+           "lease age at the cut": fmt_seconds(first.get("age_at_cut_s"))})
 
 
 def question_prediction() -> dict[str, str]:

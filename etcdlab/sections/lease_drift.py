@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab import charts as plots
+from etcdlab.analysis import partition as partition_analysis
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.lease_drift import (
     ASKED,
@@ -22,7 +23,9 @@ from etcdlab.analysis.lease_drift import (
     findings,
     fmt_drift,
     fmt_ttl,
+    lease_reset_finding,
     min_lease_ttl_s,
+    paused_findings,
     question_ppm,
     question_prediction,
     rate_ppm,
@@ -76,11 +79,54 @@ def _rows(summary: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
     return body, writes
 
 
-def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
-    """Prepare the Q8 section: findings (answer first), tables, published figures, method."""
+def _paused_rows(summary: Mapping[str, Any]
+                 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The paused holder's timeline (one row per trial) and its writes after SIGCONT."""
+    timeline, writes = [], []
+    for index, trial in enumerate(summary.get("paused", []), start=1):
+        timeline.append({
+            "trial": str(index), "ttl": fmt_ttl(trial["ttl_s"]),
+            "token": _revision(trial["token"]),
+            "pause": fmt_seconds(trial["pause_s"]),
+            "revoked": f"{fmt_seconds(trial['revoked_after_pause_s'])} (revision "
+                       f"{_revision(trial['revoked_revision'])})",
+            "taken": f"{fmt_seconds(trial['contender_after_pause_s'])} (revision "
+                     f"{_revision(trial['contender_token'])})",
+            "resumed": fmt_seconds(trial["resumed_after_revoke_s"]),
+        })
+        for number, write in enumerate(trial["writes"], start=1):
+            writes.append({
+                "trial": str(index), "number": str(number),
+                "kind": "fenced" if write["kind"] == "fenced" else "plain",
+                "outcome": {"ok": "accepted", "failed": "rejected"}.get(write["outcome"],
+                                                                       write["outcome"]),
+                "revision": _revision(write["revision"]),
+                "stale": MISSING if write["stale"] is None else
+                "yes" if write["stale"] else "no",
+            })
+    return timeline, writes
+
+
+def _revision(value: int | None) -> str:
+    return MISSING if value is None else str(value)
+
+
+CITES = ("partition",)
+"""Q3's leader trials read a lease's remaining TTL before the cut and from the new leader:
+Q8 cites them for whether a leader change gives a lease its full TTL again."""
+
+
+def section(result: Result, chart_files: Mapping[str, str],
+            cited: Mapping[str, Result] | None = None) -> dict[str, Any]:
+    """Prepare the Q8 section: findings (answer first), tables, published figures, method.
+    ``cited`` may hold this run's partition result (the lease across a leader change)."""
     params, metadata = result.params, result.metadata
     summary = summarize(result.samples, params)
     body, writes = _rows(summary)
+    partition = (cited or {}).get("partition")
+    partition_summary = (None if partition is None else
+                         partition_analysis.summarize(partition.samples, partition.params))
+    paused_timeline, paused_writes = _paused_rows(summary)
     timeout_ms, heartbeat_ms = metadata.get("election_timeout_ms"), metadata.get("heartbeat_ms")
     min_ttl = (fmt_ttl(min_lease_ttl_s(timeout_ms, heartbeat_ms))
                if timeout_ms and heartbeat_ms else MISSING)
@@ -109,4 +155,14 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "act_window": fmt_seconds(params["act_window_s"]),
         "act_interval": fmt_seconds(params["act_interval_s"]),
         "keepalive_duration": fmt_seconds(params["keepalive_ttls"] * params["ttl_s"]),
+        "paused": "paused" in summary,
+        "paused_findings": paused_findings(summary),
+        "leader_change_findings": [lease_reset_finding(partition_summary)],
+        "paused_rows": paused_timeline,
+        "paused_write_rows": paused_writes,
+        "paused_ttl": fmt_ttl(params.get("paused_ttl_s")),
+        "pause_beyond": fmt_seconds(params.get("pause_beyond_ttl_s")),
+        "paused_writes": fmt_count(params.get("paused_writes")),
+        "paused_act_delay": fmt_seconds(next(
+            (r.get("act_delay_s") for r in result.samples.get("paused", [])), None)),
     }

@@ -36,6 +36,7 @@ def test_lamport_clock_condition_holds_without_ties_and_cas_loses_nothing(lab, r
 
 
 def test_lease_drift_fencing_rejects_every_stale_write(lab, results):
+    # The quick run: one 60 s trial at 500 ms/min, with a 3 s paused holder inside it.
     summary = run_quick(lab, results, "lease-drift")["summary"]
     assert summary["fenced_stale_writes_accepted"] == 0
     assert summary["contender_writes_ok"] is True
@@ -43,6 +44,17 @@ def test_lease_drift_fencing_rejects_every_stale_write(lab, results):
     assert summary["fast"]["belief_error_s"] < summary["slow"]["belief_error_s"]
     assert summary["fast"]["stale_fenced_rejected"] == 0  # a fast clock gives up early
     assert summary["keepalive"]["kept_alive"] is True
+    # The paused holder (no drift, stopped past its TTL): the lock passed to the contender
+    # while it was stopped; after SIGCONT etcd took its plain puts and refused its fenced
+    # writes, judged by revision.
+    for paused in summary["paused"]:
+        assert paused["stopped_seen"] is True
+        assert paused["revoked_during_pause"] is True, paused
+        assert paused["contender_during_pause"] is True, paused
+        assert paused["contender_token"] > paused["revoked_revision"] > paused["token"]
+        assert paused["fenced_accepted"] == 0
+        assert paused["unfenced_accepted"] + paused["unknown"] >= 1
+        assert paused["fenced_rejected"] + paused["unknown"] >= 1
 
 
 def test_faulty_clock_flags_exactly_the_injected_nodes(lab, results):
