@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import docker
 import pytest
 
 
@@ -48,10 +49,34 @@ def test_every_election_trial_sees_a_new_leader_in_a_plausible_time(first_run, l
     # The probe writes through every failover and each member's read-back, checked.
     history = election["samples"]["histories"]["main"]
     assert history["verdict"] == "linearizable", history
-    assert history["partitions"] == 10 and history["operations"] >= 10 * 4, history
+    # one key per trial: 5 crash, 5 graceful and the sweep's 3
+    assert history["partitions"] == 13 and history["operations"] >= 13 * 4, history
     assert (results / history["file"]).is_file()
     for trial in crash + graceful:
         assert set(trial["read_back"].values()) != {None}, trial  # some member answered
+
+
+def test_the_timeout_sweep_crashes_the_leader_under_its_own_timeout_and_restores_the_labs(
+        first_run, lab):
+    results, _ = first_run
+    election = load(results, "election")
+    sweep = election["samples"]["sweep"]
+    assert sweep["own_timeout_ms"] == lab.config.etcd_election_timeout_ms
+    [setting] = sweep["settings"]  # quick: 500 ms only
+    assert (setting["timeout_ms"], setting["heartbeat_ms"]) == (500, 50)
+    assert len(setting["trials"]) == 3
+    for trial in setting["trials"]:
+        # a crash (SIGKILL) election under T = 0.5 s: not a hand-over, not the lab's 1 s
+        assert 0.25 < trial["elected_s"] < 3 * 0.5 + 1.0, trial
+        assert trial["term_after"] > trial["term_before"], trial
+    rows = election["summary"]["sweep"]["settings"]
+    assert [r["timeout_ms"] for r in rows] == [500, lab.config.etcd_election_timeout_ms]
+    client = docker.from_env(version="auto")
+    for name in lab.config.node_names:  # the provisioned setting is back on every member
+        config = client.containers.get(name).exec_run(
+            ["cat", "/etc/etcd/etcd.conf.yml"]).output.decode()
+        assert f"election-timeout: {lab.config.etcd_election_timeout_ms}" in config, name
+        assert f"heartbeat-interval: {lab.config.etcd_heartbeat_interval_ms}" in config, name
 
 
 def test_conflicts_cas_loses_nothing_and_revisions_increase(first_run):
