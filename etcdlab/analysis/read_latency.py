@@ -177,8 +177,8 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["leader_after"] = samples.get("leader_after")
     summary["leader_changed"] = samples.get("leader_before") != samples.get("leader_after")
     if (samples.get("staleness") or {}).get("segments"):
-        summary["staleness"] = staleness_summary(
-            samples["staleness"], (samples.get("histories") or {}).get("staleness"))
+        summary["staleness"] = staleness_summary(samples["staleness"],
+                                                 samples.get("histories") or {})
     return summary
 
 
@@ -299,13 +299,13 @@ def _reads_summary(rows: Sequence[Mapping[str, Any]], errors: int) -> dict[str, 
         "reads": len(rows), "errors": errors,
         "certainly_stale": sum(1 for r in rows if r["revisions"][0] > 0),
         "possibly_stale": sum(1 for r in rows if (r["revisions"][1] or 0) > 0),
-        "unbounded": len(rows) - len(high_revs),
+        "unbounded": sum(1 for r in rows if r["revisions"][1] is None or r["ms"][1] is None),
         "ahead": sum(1 for r in rows if r["ahead"]),
         "revisions_low": _spread([r["revisions"][0] for r in rows]),
         "revisions_high": _spread(high_revs),
         "ms_low": _spread([r["ms"][0] for r in rows]),
-        "ms_high": _spread([r["ms"][1] for r in rows]),
-        "width_ms": _spread([r["ms"][1] - r["ms"][0] for r in rows]),
+        "ms_high": _spread([r["ms"][1] for r in rows if r["ms"][1] is not None]),
+        "width_ms": _spread([r["ms"][1] - r["ms"][0] for r in rows if r["ms"][1] is not None]),
     }
     if latencies:
         s = stats.summarize(latencies)
@@ -336,9 +336,10 @@ def _writes_summary(segments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def staleness_summary(sink: Mapping[str, Any],
-                      history: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      histories: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Per write rate (in the order asked): the writes, and per consistency the reads'
-    staleness (:func:`_reads_summary`); the history's verdict when it was checked."""
+    staleness (:func:`_reads_summary`); the checked histories of the segments
+    (``histories``: the result's verdicts by label), in segment order."""
     rates: list[str] = []
     for segment in sink["segments"]:
         if str(segment["rate"]) not in rates:
@@ -357,7 +358,9 @@ def staleness_summary(sink: Mapping[str, Any],
         cells[rate] = cell_
     return {"rates": rates, "cells": cells, "heartbeat_ms": sink.get("heartbeat_ms"),
             "leader": sink.get("leader"), "follower": sink.get("follower"),
-            "leader_after": sink.get("leader_after"), "history": history,
+            "leader_after": sink.get("leader_after"),
+            "histories": [(histories or {})[s["history"]] for s in sink["segments"]
+                          if s.get("history") in (histories or {})],
             "readers": max((s.get("readers") or 1 for s in sink["segments"]), default=1),
             "writers": max((s.get("writers") or 1 for s in sink["segments"]), default=1)}
 
@@ -672,7 +675,7 @@ def fmt_bounds(low: float | None, high: float | None, formatter: Any = fmt_revis
 
 
 def _rate_name(rate: str) -> str:
-    return "unpaced writers" if rate == "max" else f"{rate} writes/s"
+    return "the writers' top rate" if rate == "max" else f"{rate} writes/s"
 
 
 def _load(summary: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -741,7 +744,8 @@ def _load_bounded(load: Mapping[str, Any]) -> Finding:
     figures = {"heartbeat interval": fmt_ms(heartbeat),
                "stalest serializable read": f"{fmt_bounds(low, high, fmt_ms)} behind",
                "reads": fmt_count(reads)}
-    holds = True if high < heartbeat else False if low >= heartbeat else None
+    holds = (True if high is not None and high < heartbeat else
+             False if low is not None and low >= heartbeat else None)
     return claim(
         "load-staleness-serializable-bounded", holds,
         f"At every rate, every serializable read on the follower was less than one heartbeat "
@@ -756,18 +760,24 @@ def _load_bounded(load: Mapping[str, Any]) -> Finding:
         **figures)
 
 
-def _history_phrase(history: Mapping[str, Any] | None) -> tuple[str, bool | None]:
-    """How the checked history of writes and linearizable reads reads, and its verdict."""
-    if not history:
-        return "the history of the writes and linearizable reads was not checked", None
-    verdict = history.get("verdict")
-    name = f"`{history.get('file')}` ({history.get('operations', 0):,} operations)"
-    if verdict == "linearizable":
-        return f"the checker finds the history {name} linearizable", True
-    if verdict == "not-linearizable":
-        stuck = "; ".join(((history.get("counterexample") or {}).get("stuck") or [])[:2])
-        return f"the checker finds the history {name} NOT linearizable (stuck at: {stuck})", False
-    return f"the checker gave no verdict on the history {name} (budget spent)", None
+def _history_phrase(histories: Sequence[Mapping[str, Any]]) -> tuple[str, bool | None]:
+    """How the checked histories of the writes and linearizable reads read (one per
+    segment), and their verdict: False if any is not linearizable, True if all are."""
+    if not histories:
+        return "the histories of the writes and linearizable reads were not checked", None
+    operations = sum(h.get("operations", 0) for h in histories)
+    verdicts = [h.get("verdict") for h in histories]
+    counted = f"{len(histories)} histories, {operations:,} operations"
+    bad = [h for h in histories if h.get("verdict") == "not-linearizable"]
+    if bad:
+        stuck = "; ".join(((bad[0].get("counterexample") or {}).get("stuck") or [])[:2])
+        return (f"the checker finds {len(bad)} of the {counted} NOT linearizable "
+                f"(`{bad[0].get('file')}` stuck at: {stuck})"), False
+    if all(v == "linearizable" for v in verdicts):
+        return f"the checker finds all {counted} linearizable", True
+    done = verdicts.count("linearizable")
+    return (f"the checker finds {done} of the {counted} linearizable and gave no verdict on "
+            "the others (budget spent)"), None
 
 
 def _load_linearizable(load: Mapping[str, Any]) -> Finding:
@@ -775,7 +785,7 @@ def _load_linearizable(load: Mapping[str, Any]) -> Finding:
     the history checker agrees."""
     cells = [load["cells"][r]["linearizable"] for r in load["rates"]]
     stale, total = sum(c["certainly_stale"] for c in cells), sum(c["reads"] for c in cells)
-    phrase, verdict = _history_phrase(load.get("history"))
+    phrase, verdict = _history_phrase(load.get("histories") or [])
     if not total:
         return claim("load-staleness-linearizable-never", None, "No linearizable read was "
                      "stale.", "A linearizable read was stale.",
@@ -799,11 +809,11 @@ def _load_linearizable(load: Mapping[str, Any]) -> Finding:
 
 def _load_grows(load: Mapping[str, Any]) -> Finding:
     """Did the share of certainly stale serializable reads grow from the slowest write rate
-    to the fastest (exact 95 % intervals apart)?"""
+    reached to the fastest (exact 95 % intervals apart)?"""
     yes = "More serializable reads were stale at the highest write rate."
     no = "Serializable reads were not measurably more often stale at the highest rate."
-    numeric = sorted((r for r in load["rates"] if r != "max"), key=int)
-    order = numeric + (["max"] if "max" in load["rates"] else [])
+    # By the rate the writers reached: an unpaced rate may fall below a paced one.
+    order = sorted(load["rates"], key=lambda r: load["cells"][r]["writes"]["rate"] or 0.0)
     cells = [load["cells"][r]["serializable"] for r in order]
     if len(order) < 2 or not cells[0]["reads"] or not cells[-1]["reads"]:
         return claim("load-staleness-grows-with-rate", None, yes, no,
@@ -811,7 +821,8 @@ def _load_grows(load: Mapping[str, Any]) -> Finding:
     slow, fast = cells[0], cells[-1]
     slow_ci = stats.binomial_interval(slow["certainly_stale"], slow["reads"])
     fast_ci = stats.binomial_interval(fast["certainly_stale"], fast["reads"])
-    names = _rate_name(order[0]), _rate_name(order[-1])
+    names = tuple(f"{_rate_name(r)} ({fmt_rate(load['cells'][r]['writes']['rate'], 'writes/s')}"
+                  " reached)" for r in (order[0], order[-1]))
     figures = {names[0]: fmt_share(slow["certainly_stale"], slow["reads"]),
                names[1]: fmt_share(fast["certainly_stale"], fast["reads"]),
                f"revisions behind at {names[1]}, upper bound": fmt_median_stats(

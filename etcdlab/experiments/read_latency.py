@@ -18,8 +18,9 @@ kept with its invocation and completion on this machine's monotonic clock and th
 revision it created or saw, so that the analysis can bound the cluster's revision at each
 read (:mod:`etcdlab.analysis.read_latency`). The rates take turns in rounds (in alternating
 order), so that a machine getting busier or quieter during the run does not favour one.
-The writes and the linearizable reads are recorded as one client history
-(``read-latency.staleness.history.jsonl``), which the runner checks for linearizability.
+Each segment writes its own key, and its writes and linearizable reads are recorded as one
+client history (``read-latency.staleness-RATE-rROUND.history.jsonl``), small enough for the
+runner's linearizability check to give a verdict within its budget.
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ from etcdlab.cluster import CLIENT_PORT, Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.params import Param
-from etcdlab.transport import Member, classify, member, open_channel
+from etcdlab.transport import Member, classify, member, open_channel, settled
 
 KEY = "/etcdlab/read-latency/key"
 VALUE = "v" * 16
 STALE_PREFIX = "/etcdlab/read-latency/stale/"
+SETTLE_S = 30.0  # how long a segment's revision reads may be retried through a stall
 
 
 def parse_concurrency(text: str) -> list[int]:
@@ -221,24 +223,26 @@ def staleness(ctx: Context) -> None:
     if leader is None:
         raise LabError("no leader to write to")
     follower = next(n for n in cluster.names if n != leader)
-    key = STALE_PREFIX + uuid.uuid4().hex[:12]  # a fresh key: its history starts empty
+    run_id = uuid.uuid4().hex[:12]
     sink: dict[str, Any] = {
-        "key": key, "leader": leader, "follower": follower,
+        "leader": leader, "follower": follower,
         "heartbeat_ms": cluster.config.etcd_heartbeat_interval_ms,
         "rates": params["staleness_rates"], "segments": []}
     ctx.samples["staleness"] = sink
     rounds = params["staleness_rounds"]
     segment_s = params["staleness_s"] / rounds
-    recorder = ctx.history("staleness")
     with ctx.phase("read-latency: staleness under load", rounds * len(rates)) as advance:
         for round_no in range(rounds):
             for rate in rates if round_no % 2 == 0 else list(reversed(rates)):
                 segment = {"rate": "max" if rate is None else rate, "round": round_no,
                            "writers": params["staleness_writers"],
                            "readers": params["staleness_readers"]}
+                label = f"staleness-{segment['rate']}-r{round_no}"
+                # A fresh key per segment: each history starts from an absent key.
+                segment.update(key=f"{STALE_PREFIX}{run_id}/{label}", history=label)
                 sink["segments"].append(segment)
-                run_segment(cluster, leader, follower, key, rate, segment_s, params, segment,
-                            recorder)
+                run_segment(cluster, leader, follower, segment["key"], rate, segment_s,
+                            params, segment, ctx.history(label))
                 ctx.log(_segment_line(segment))
                 advance()
     sink["leader_after"] = cluster.leader()
@@ -264,7 +268,8 @@ def run_segment(cluster: Cluster, leader: str, follower: str, key: str, rate: in
     t0 = time.monotonic_ns()
     segment["t0_ns"] = t0
     # The revision before any write of this segment (nothing else writes the lab meanwhile).
-    segment["base_revision"] = probe.get(key)["revision"]
+    segment["base_revision"] = settled(lambda: probe.get(key)["revision"], SETTLE_S,
+                                       "read the revision before the load")
     stop_writes, stop_reads = threading.Event(), threading.Event()
     schedule = {"next": 0, "start": time.monotonic_ns()}
     lock = threading.Lock()
@@ -374,7 +379,8 @@ def run_segment(cluster: Cluster, leader: str, follower: str, key: str, rate: in
             thread.join()
     segment["elapsed_s"] = round((time.monotonic_ns() - t0) / 1e9, 6)
     # Once every writer has stopped, the revision no read can have exceeded.
-    segment["final_revision"] = probe.get(key)["revision"]
+    segment["final_revision"] = settled(lambda: probe.get(key)["revision"], SETTLE_S,
+                                        "read the revision after the load")
     probe.close()
     segment["leader_after"] = cluster.leader()
 
@@ -383,7 +389,8 @@ def _segment_line(segment: Mapping[str, Any]) -> str:
     ok = [w for w in segment["writes"] if w[2] is not None]
     reads = {c: sum(len(b["reads"]) for b in segment["blocks"] if b["consistency"] == c)
              for c in CONSISTENCIES}
-    return (f"staleness {segment['rate']} writes/s, round {segment['round']}: "
+    rate = "unpaced" if segment["rate"] == "max" else f"{segment['rate']} writes/s"
+    return (f"staleness {rate}, round {segment['round']}: "
             f"{len(ok) / segment['elapsed_s']:.0f} writes/s acknowledged, "
             f"{reads['serializable']} serializable and {reads['linearizable']} linearizable "
             f"reads, write errors {segment['write_errors'] or 'none'}")

@@ -143,7 +143,7 @@ def _load_method(result: Result, summary: Mapping[str, Any]) -> dict[str, str] |
         "write_errors": fmt_count(sum(sum(w["errors"].values()) for w in writes)),
         "unaccounted": fmt_count(sum(w["unaccounted_revisions"] for w in writes)),
         "ahead": fmt_count(ahead),
-        "history": (load.get("history") or {}).get("file") or "",
+        "histories": fmt_count(len(load.get("histories") or [])),
     }
 
 
