@@ -75,8 +75,8 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
     if staleness:
         files["staleness"] = plots.cdf_plot(
             out_dir / "read_latency_staleness.png", staleness,
-            "Serializable reads on a follower under load: how long the leader had a newer "
-            "state", "ms behind the leader (at least / at most)")
+            "Serializable reads on a follower: time behind the leader",
+            "ms behind the leader's applied state (at least / at most)")
     return files
 
 
