@@ -23,12 +23,14 @@ from etcdlab.analysis.read_latency import (
     TARGETS,
     cell,
     findings,
+    fmt_bounds,
     published_ms,
+    read_bounds,
     summarize,
 )
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
-from etcdlab.units import MISSING, fmt_count, fmt_ms, fmt_rate, fmt_seconds
+from etcdlab.units import MISSING, fmt_count, fmt_ms, fmt_rate, fmt_seconds, fmt_share
 
 
 def _cells(result: Result) -> dict[tuple[int, str, str], dict[str, Any]]:
@@ -69,7 +71,80 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
         out_dir / "read_latency_throughput.png", series,
         "Reads per second against clients (dashed: on a follower)", "concurrent clients",
         "reads/s", styles=styles)
+    staleness = _staleness_series(result)
+    if staleness:
+        files["staleness"] = plots.cdf_plot(
+            out_dir / "read_latency_staleness.png", staleness,
+            "Serializable reads on a follower: time behind the leader",
+            "ms behind the leader's applied state (at least / at most)")
     return files
+
+
+def _staleness_series(result: Result) -> dict[str, list[float]]:
+    """Per write rate, the serializable reads' lower and upper bounds in ms behind."""
+    segments = (result.samples.get("staleness") or {}).get("segments") or []
+    series: dict[str, list[float]] = {}
+    for segment in segments:
+        rate = "unpaced" if segment["rate"] == "max" else f"{segment['rate']} writes/s"
+        for row in read_bounds(segment):
+            if row["consistency"] == "serializable" and row["ms"][1] is not None:
+                series.setdefault(f"{rate}, at least", []).append(row["ms"][0])
+                series.setdefault(f"{rate}, at most", []).append(row["ms"][1])
+    return series
+
+
+def _load_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per write rate × consistency of the staleness measurement."""
+    load = summary.get("staleness")
+    if not load:
+        return []
+    rows = []
+    for rate in load["rates"]:
+        c = load["cells"][rate]
+        writes = c["writes"]
+        target = "as fast as the writers go" if rate == "max" else f"{rate} writes/s"
+        for consistency in CONSISTENCIES:
+            r = c[consistency]
+            rows.append({
+                "rate": target,
+                "achieved": fmt_rate(writes["rate"], "writes/s"),
+                "consistency": consistency,
+                "reads": fmt_count(r["reads"]),
+                "stale": fmt_share(r["certainly_stale"], r["reads"]),
+                "rev_median": fmt_bounds(r["revisions_low"]["median"]["median"],
+                                         r["revisions_high"]["median"]["median"]),
+                "rev_p95": fmt_bounds(r["revisions_low"]["p95"], r["revisions_high"]["p95"]),
+                "rev_max": fmt_bounds(r["revisions_low"]["max"], r["revisions_high"]["max"]),
+                "ms_median": fmt_bounds(r["ms_low"]["median"]["median"],
+                                        r["ms_high"]["median"]["median"], fmt_ms),
+                "ms_p95": fmt_bounds(r["ms_low"]["p95"], r["ms_high"]["p95"], fmt_ms),
+                "ms_max": fmt_bounds(r["ms_low"]["max"], r["ms_high"]["max"], fmt_ms),
+                "latency": fmt_ms(r.get("latency_mean_ms")),
+            })
+    return rows
+
+
+def _load_method(result: Result, summary: Mapping[str, Any]) -> dict[str, str] | None:
+    load = summary.get("staleness")
+    if not load:
+        return None
+    params = result.params
+    writes = [c["writes"] for c in load["cells"].values()]
+    ahead = sum(c[k]["ahead"] for c in load["cells"].values() for k in CONSISTENCIES)
+    return {
+        "leader": load["leader"] or MISSING, "follower": load["follower"] or MISSING,
+        "rates": ", ".join("unpaced" if r == "max" else r for r in load["rates"]),
+        "seconds": fmt_seconds(params.get("staleness_s")),
+        "rounds": fmt_count(params.get("staleness_rounds")),
+        "block": fmt_seconds(params.get("staleness_block_s")),
+        "writers": fmt_count(load["writers"]), "readers": fmt_count(load["readers"]),
+        "probe": fmt_ms(params.get("staleness_probe_ms")),
+        "write_latency": ", ".join(fmt_ms(w["latency_p50_ms"]) for w in writes),
+        "write_errors": fmt_count(sum(sum(w["errors"].values()) for w in writes)),
+        "unaccounted": fmt_count(sum(w["unaccounted_revisions"] for w in writes)),
+        "ahead": fmt_count(ahead),
+        "histories": fmt_count(len(load.get("histories") or [])),
+    }
 
 
 def _detail_row(n: int, target: str, consistency: str, s: Mapping[str, Any]) -> dict[str, str]:
@@ -140,13 +215,18 @@ def section(result: Result, chart_files: Mapping[str, str],
                      None if partition is None else partition.samples.get("histories") or {})
     measured = [f for f in items if f.kind == "measured"]
     cells = [f for f in measured if f.id.startswith("slower.")]
+    load = [f for f in items if f.id.startswith("load-")]
     levels = summary["levels"]
     return {
         "findings": items,
         "run_vs_question": run_vs_question(result.params, ASKED),
         "answer": measured[:1],
         "cells": cells,
-        "others": [f for f in measured[1:] if f not in cells],
+        "others": [f for f in measured[1:] if f not in cells and f not in load],
+        "load": load,
+        "load_rows": _load_rows(summary),
+        "load_method": _load_method(result, summary),
+        "staleness_chart": chart_files.get("staleness"),
         "throughput_rows": _throughput_rows(summary),
         "detail_rows": [_detail_row(n, t, c, s) for n in levels for t in TARGETS
                         for c in CONSISTENCIES if (s := cell(summary, n, t, c))],

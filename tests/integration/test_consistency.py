@@ -105,6 +105,23 @@ def test_read_latency_fills_every_cell_with_positive_percentiles(lab, results):
                 assert 0 < cell["p50_ms"] <= cell["p90_ms"] <= cell["p99_ms"] <= cell["max_ms"]
                 assert cell["throughput_rps"] > 0
     assert summary["harness_overhead_ratio"] > 0
+    # Staleness under load: both quick rates measured with both consistencies; no
+    # linearizable read older than a revision the leader had applied before it was sent,
+    # and each segment's history of writes and linearizable reads checked linearizable.
+    load = summary["staleness"]
+    assert load["rates"] == ["100", "500"], load["rates"]
+    for rate in load["rates"]:
+        cell = load["cells"][rate]
+        assert cell["writes"]["acknowledged"] > 0, (rate, cell["writes"])
+        for consistency in ("linearizable", "serializable"):
+            assert cell[consistency]["reads"] > 0, (rate, consistency)
+        assert cell["linearizable"]["certainly_stale"] == 0, (rate, cell["linearizable"])
+    segments = result["samples"]["staleness"]["segments"]
+    assert len(segments) == 4, [(s["rate"], s["round"]) for s in segments]  # 2 rates × 2 rounds
+    for segment in segments:
+        history = result["samples"]["histories"][segment["history"]]
+        assert history["verdict"] == "linearizable" and history["operations"] > 0, history
+        assert (results / history["file"]).is_file()
     assert_healthy_with_one_leader(lab)
 
 
