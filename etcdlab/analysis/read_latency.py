@@ -750,8 +750,7 @@ def _load_bounded(load: Mapping[str, Any]) -> Finding:
         "load-staleness-serializable-bounded", holds,
         f"At every rate, every serializable read on the follower was less than one heartbeat "
         f"interval ({fmt_ms(heartbeat)}) behind the leader's state: the stalest at most "
-        f"{fmt_ms(high)} (the leader sends its commit index with every append and at least "
-        "once per heartbeat).",
+        f"{fmt_ms(high)}.",
         f"A serializable read on the follower was at least {fmt_ms(low)} behind the leader's "
         f"state, more than one heartbeat interval ({fmt_ms(heartbeat)}).",
         f"Whether every serializable read stayed within one heartbeat interval "
