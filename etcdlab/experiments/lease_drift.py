@@ -71,14 +71,21 @@ def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, "local": time.time(), **fields}), flush=True)
 
 
-def holder(args: argparse.Namespace) -> None:
-    """Take the lock, never renew, act until the own clock says the lease has ended."""
+def take_lock(args: argparse.Namespace) -> tuple[Member, bool, int, float]:
+    """Grant a lease of ``args.ttl``, take the lock with it (only if absent) and say so:
+    (the connection, whether taken, the fencing token, when the own clock says it ends)."""
     etcd = Member(args.endpoint, args.tls_dir)
     believed_start = time.time()  # before the grant: the careful choice
     lease_id = etcd.grant(args.ttl)
     believed_end = believed_start + args.ttl
     taken, token = etcd.put_if_created_at(args.lock, 0, args.lock, args.name, lease_id)
     emit("acquired", lease=lease_id, taken=taken, token=token, believed_end=believed_end)
+    return etcd, taken, token, believed_end
+
+
+def holder(args: argparse.Namespace) -> None:
+    """Take the lock, never renew, act until the own clock says the lease has ended."""
+    etcd, taken, token, believed_end = take_lock(args)
     if not taken:
         return
     time.sleep(max(0.0, believed_end - args.act_window - time.time()))
@@ -111,12 +118,7 @@ def paused_holder(args: argparse.Namespace) -> None:
     """Take the lock, check by the own clock that the lease is valid, then do ``writes``
     writes without looking again (check, then act). The experiment stops this process
     between the check and the first write (``act_delay`` leaves it the time)."""
-    etcd = Member(args.endpoint, args.tls_dir)
-    believed_start = time.time()
-    lease_id = etcd.grant(args.ttl)
-    believed_end = believed_start + args.ttl
-    taken, token = etcd.put_if_created_at(args.lock, 0, args.lock, args.name, lease_id)
-    emit("acquired", lease=lease_id, taken=taken, token=token, believed_end=believed_end)
+    etcd, taken, token, believed_end = take_lock(args)
     if not taken:
         return
     emit("checked", valid=time.time() < believed_end, believed_left=believed_end - time.time())
