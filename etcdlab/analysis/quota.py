@@ -551,8 +551,9 @@ def _realarm(summary: Mapping[str, Any]) -> list[Finding]:
     if refused and raised:
         return [claim(id_, True, yes + " The write was refused for lack of space, and "
                       f"{sum(early['listed_by'].values())} of {len(early['listed_by'])} members "
-                      f"listed NOSPACE again {fmt_within(early['listed_after_s'], ALARM_POLL_S)} "
-                      "after it.", no, **figures)]
+                      f"listed NOSPACE again, by {fmt_seconds(early['listed_after_s'])} after "
+                      f"it (the look that found it; the members are asked every "
+                      f"{fmt_seconds(ALARM_POLL_S)}).", no, **figures)]
     return [claim(id_, False, yes, no + f" The write was {_outcome_text(write)}, and "
                   + ("NOSPACE was listed again." if raised else "no alarm was listed after it."),
                   **figures)]
