@@ -13,6 +13,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLE = DATA / "sample-run"
 EXPECTED = SAMPLE / "REPORT.md.expected"
 QUICK = DATA / "quick-run"
+BENCH_QUICK = DATA / "bench-quick-lab"
 QUESTIONS = ("election", "conflicts", "partition", "lamport", "read-latency", "quota",
              "ntp-isolation", "lease-drift", "faulty-clock", "membership")
 
@@ -53,13 +54,23 @@ def test_sample_report_states_the_measured_numbers(tmp_path):
     assert "Not measured in this run: run `invoke experiment partition`" in text
 
 
-def test_quick_run_holds_all_ten_results_measured_with_quick_parameters():
-    results = load_results(QUICK)
+@pytest.mark.parametrize("source", [QUICK, BENCH_QUICK], ids=["quick-run", "bench-quick-lab"])
+def test_quick_run_holds_all_ten_results_measured_with_quick_parameters(source):
+    results = load_results(source)
     assert set(results) == set(QUESTIONS)
     assert all(r.ok and r.metadata["quick"] is True for r in results.values())
 
 
-@pytest.mark.parametrize("source", [SAMPLE, QUICK], ids=["sample-run", "quick-run"])
+def test_the_newest_quick_run_renders_the_newest_parts_of_its_sections(tmp_path):
+    _run, text = render(tmp_path, BENCH_QUICK)
+    for heading in ("#### The timeout sweep", "### Staleness under load",
+                    "### A holder paused past its TTL",
+                    "| # | Phase | dbSize (the backend file) | dbSizeInUse"):
+        assert heading in text, heading
+
+
+@pytest.mark.parametrize("source", [SAMPLE, QUICK, BENCH_QUICK],
+                         ids=["sample-run", "quick-run", "bench-quick-lab"])
 def test_report_renders_every_section_it_has_results_for(tmp_path, source):
     _run, text = render(tmp_path, source)
     expected = source / "REPORT.md.expected"
