@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import etcd3
@@ -140,6 +141,29 @@ def test_auth_limits_the_lab_user_and_keeps_secrets_out_of_artifacts(on_vms, vms
     status = json.loads(on_vms("status", "--json", env_extra={"INVOKE_LAB_ETCD_AUTH": "true"},
                                check=False).stdout)
     assert all(n["healthy"] for n in status)  # the lab's own tools: client cert CN root
+
+
+def test_a_changed_host_key_is_refused_with_one_error_and_nothing_applied(on_vms, vms):
+    name = vms.names[0]
+    known = config_for(vms).known_hosts_path
+    recorded = known.read_text()
+    vm_hosts.client().containers.get(name).exec_run(
+        ["sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh"])
+    vm_hosts.wait_for_ssh(vms.ips[name])
+    refused = on_vms("provision", check=False)
+    assert refused.returncode == 1, (refused.stdout, refused.stderr)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert (f"{name}: the SSH host key of {vms.ips[name]} is not the one recorded"
+            in " ".join(refused.stderr.split()))
+    assert "PLAY RECAP" not in refused.stdout  # refused before any task ran
+    assert known.read_text() == recorded  # the recorded key is kept, not replaced
+    # As the message says: forget the old key, and the rebuilt host is accepted again.
+    subprocess.run(["ssh-keygen", "-R", vms.ips[name], "-f", str(known)], check=True,
+                   capture_output=True)
+    status = json.loads(on_vms("status", "--json", check=False).stdout)
+    assert all(n["healthy"] for n in status), status
 
 
 @pytest.mark.last
