@@ -466,7 +466,13 @@ class Faults:
         from etcdlab import provision
 
         what = ", ".join(f"{key}={value}" for key, value in sorted(changes.items()))
-        self.journal.begin("settings", f"etcd settings changed: {what}", changes=changes)
+        entry = self.journal.begin("settings", f"etcd settings changed: {what}",
+                                   changes=changes)
+        # One undo re-applies the provisioned settings whatever came before: an earlier
+        # change still open (a sweep's previous setting) needs no undo of its own.
+        for earlier in self.journal.open_entries("settings"):
+            if earlier.id != entry.id:
+                self.journal.done(earlier, "superseded")
         return provision.reconfigure(self.cluster.config, show, **changes)
 
     def restore_settings(self, show: Show) -> Any:

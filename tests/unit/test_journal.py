@@ -207,6 +207,25 @@ def test_a_crash_is_journalled_before_the_signal_and_closed_by_the_restart(tmp_p
     assert faults.journal.open_entries() == []
 
 
+def test_a_settings_change_is_journalled_before_it_is_applied_and_supersedes_an_earlier_one(
+        tmp_path, monkeypatch):
+    from etcdlab import provision
+
+    faults = Faults(fake_cluster(tmp_path, FakeNodes(["n1", "n2", "n3"])))
+    open_when_applied = []
+    monkeypatch.setattr(provision, "reconfigure", lambda config, show, **changes:
+                        open_when_applied.append(
+                            [e.data["changes"] for e in faults.journal.open_entries()]))
+    faults.change_settings(None, etcd_election_timeout_ms=250)
+    faults.change_settings(None, etcd_election_timeout_ms=500)
+    # Each change is open before the role is re-applied; the first is closed once the
+    # second is written down (one undo, the provisioned settings, covers both).
+    assert open_when_applied == [[{"etcd_election_timeout_ms": 250}],
+                                 [{"etcd_election_timeout_ms": 500}]]
+    assert [e.data["changes"] for e in faults.journal.open_entries("settings")] == [
+        {"etcd_election_timeout_ms": 500}]
+
+
 # -- the runner's phases ---------------------------------------------------------------------
 
 
