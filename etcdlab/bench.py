@@ -88,7 +88,8 @@ class Bench:
                 "growth": growth(self), "growth_goal": GROWTH_GOAL}
 
 
-LABELS = {"floor": "docker run of bare etcd (the floor)", "cold": "cold provision",
+LABELS = {"image": "node image built (first use)",
+          "floor": "docker run of bare etcd (the floor)", "cold": "cold provision",
           "rerun": "re-run (no change)", "quick-lab": "quick lab (experiments)"}
 
 

@@ -229,9 +229,8 @@ def election_model(metadata: Mapping[str, Any] | None, params: Mapping[str, Any]
     its timeout, heartbeat and survivors from ``metadata``, seen by the lab's poll of
     ``params["poll_interval_ms"]``, or with ``poll`` False at etcd's own log line."""
     timeout_s, heartbeat_s, nodes = _settings(metadata)
-    poll_ms = params.get("poll_interval_ms") if poll else None
     return ElectionModel(timeout_s, heartbeat_s, max(1, nodes - 1),
-                         poll_s=poll_ms / 1000.0 if poll_ms else 0.0)
+                         poll_s=_poll_s(params) if poll else 0.0)
 
 
 def _model_text(model: ElectionModel) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from etcdlab import stats
 from etcdlab.analysis import Finding, claim, comparison, untestable
-from etcdlab.analysis.election_model import ElectionModel, ks_test
+from etcdlab.analysis.election_model import ElectionModel, KSTest, ks_test
 from etcdlab.units import fmt_count, fmt_median, fmt_ms, fmt_p_value, fmt_seconds, fmt_share
 
 MODEL_TEST_LEVEL = 0.05
@@ -71,14 +71,20 @@ def setting_model(setting: Mapping[str, Any], nodes: int, poll_s: float) -> Elec
                          max(1, nodes - 1), poll_s=poll_s)
 
 
+def tested(setting: Mapping[str, Any], nodes: int, poll_s: float
+           ) -> tuple[ElectionModel, KSTest]:
+    """The setting's model and the KS test of its times against it."""
+    model = setting_model(setting, nodes, poll_s)
+    return model, ks_test(setting["elected_values_s"], model.cdf)
+
+
 def sweep_rows(sweep: Mapping[str, Any] | None, nodes: int, poll_s: float
                ) -> list[dict[str, str]]:
     """One row per setting: timeout, heartbeat, n, median (exact CI, or the values), p95 or
     largest, split votes with their exact bound, the model's median / p95, the KS p."""
     rows = []
     for one in (sweep or {}).get("settings", []):
-        model = setting_model(one, nodes, poll_s)
-        test = ks_test(one["elected_values_s"], model.cdf)
+        model, test = tested(one, nodes, poll_s)
         tail = (f"p95 {fmt_seconds(one['p95_s'])}" if one["p95_s"] is not None
                 else f"largest {fmt_seconds(one['max_s'])}")
         rows.append({
@@ -130,8 +136,7 @@ def _fits(settings: Sequence[Mapping[str, Any]], nodes: int, poll_s: float) -> F
         return untestable("sweep-model-fit", "No setting of the sweep has a crash trial.")
     figures, rejected = {}, []
     for one in settings:
-        model = setting_model(one, nodes, poll_s)
-        test = ks_test(one["elected_values_s"], model.cdf)
+        model, test = tested(one, nodes, poll_s)
         figures[fmt_ms(one["timeout_ms"])] = (
             f"model median / p95 {fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}; "
             f"KS D = {test.d:.3f}, p {fmt_p_value(test.p)}, n = {test.n}")

@@ -54,7 +54,7 @@ def run(ctx: Context) -> None:
     rng = random.Random(params["seed"])
     for timeout in parse_timeouts(params["sweep_timeouts_ms"]):  # refused before any fault
         ctx.cluster.config.with_changes(etcd_election_timeout_ms=timeout,
-                                        etcd_heartbeat_interval_ms=max(10, timeout // 10))
+                                        etcd_heartbeat_interval_ms=sweep_heartbeat(timeout))
     ctx.samples.update({"crash": [], "graceful": [], "consistency": []})
     ids = member_names(ctx.cluster)
     for series in SERIES:
@@ -89,7 +89,7 @@ def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> N
     with ctx.phase("election: timeout sweep", len(timeouts) * params["sweep_trials"]
                    ) as advance:
         for timeout in timeouts:
-            heartbeat = max(10, timeout // 10)
+            heartbeat = sweep_heartbeat(timeout)
             ctx.log(f"sweep: election timeout {timeout} ms, heartbeat {heartbeat} ms "
                     "(re-applying the etcd role, rolling)")
             ctx.faults.change_settings(show, etcd_election_timeout_ms=timeout,
@@ -107,6 +107,12 @@ def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> N
                 advance()
         ctx.log("sweep: re-applying the provisioned settings")
         ctx.faults.restore_settings(show)
+
+
+def sweep_heartbeat(timeout_ms: int) -> int:
+    """The heartbeat the sweep pairs with an election timeout: a tenth of it, as etcd's
+    tuning guide advises, and never below the lab's smallest heartbeat setting (10 ms)."""
+    return max(10, timeout_ms // 10)
 
 
 def parse_timeouts(text: str) -> list[int]:

@@ -73,10 +73,7 @@ def run(ctx: Context) -> None:
     """Every cell, then the harness comparison; the leader is recorded before and after."""
     cluster, params = ctx.cluster, ctx.params
     levels = parse_concurrency(params["concurrency"])
-    leader = cluster.leader()
-    if leader is None:
-        raise LabError("no leader to measure against")
-    follower = next(n for n in cluster.names if n != leader)
+    leader, follower = leader_and_follower(cluster, "no leader to measure against")
     targets = {"leader": leader, "follower": follower}
     with cluster.client(leader) as client:
         client.put(KEY, VALUE)
@@ -214,15 +211,20 @@ def harness(cluster: Cluster, member: str, params: Mapping[str, Any],
             "cpu_us_per_read": cpu}
 
 
+def leader_and_follower(cluster: Cluster, error: str) -> tuple[str, str]:
+    """The leader and the first other member (LabError ``error`` when there is no leader)."""
+    leader = cluster.leader()
+    if leader is None:
+        raise LabError(error)
+    return leader, next(n for n in cluster.names if n != leader)
+
+
 def staleness(ctx: Context) -> None:
     """Writers on the leader at each rate, readers on a follower; every segment's writes and
     reads go into ``samples["staleness"]["segments"]`` as they are taken."""
     cluster, params = ctx.cluster, ctx.params
     rates = parse_rates(params["staleness_rates"])
-    leader = cluster.leader()
-    if leader is None:
-        raise LabError("no leader to write to")
-    follower = next(n for n in cluster.names if n != leader)
+    leader, follower = leader_and_follower(cluster, "no leader to write to")
     run_id = uuid.uuid4().hex[:12]
     sink: dict[str, Any] = {
         "leader": leader, "follower": follower,
