@@ -361,6 +361,10 @@ def run_playbook(
         "envvars": envvars,
         "suppress_env_files": True,
         "rotate_artifacts": 3,
+        # The few facts the roles read (service manager, architecture, address) are
+        # kept per lab, not per run: a settings change or a re-run need not gather them
+        # again. provision() empties the cache whenever nodes may have changed under it.
+        **({"fact_cache": str(fact_cache_dir(config))} if hosts is None else {}),
         **PHASES[phase],
     }
     final = run_in_child(request, progress)
@@ -504,7 +508,20 @@ def reconfigure(
     ``reconfigure(config, show, etcd_quota_backend_bytes=16 * 2**20)`` sets a small quota;
     ``reconfigure(config, show)`` restores what the lab was provisioned with.
     """
-    return run_playbook(provisioned_config(config).with_changes(**changes), playbook, show)
+    # Settings only: what the install phase put there (by the node image or by the
+    # provisioning run) is unchanged, so its tasks are skipped.
+    return run_playbook(provisioned_config(config).with_changes(**changes), playbook, show,
+                        phase="configure")
+
+
+def fact_cache_dir(config: LabConfig) -> Path:
+    """Where Ansible keeps the facts it gathered from this lab's nodes."""
+    return state_dir(config) / "facts"
+
+
+def forget_facts(config: LabConfig) -> None:
+    """Empty the lab's fact cache (its nodes were created, or may have been changed)."""
+    shutil.rmtree(fact_cache_dir(config), ignore_errors=True)
 
 
 # -- the whole provisioning -----------------------------------------------------------
@@ -609,6 +626,8 @@ def provision(
     config, base_image = resolve_assets(config, lab, say)
     image_plan = plan_node_image(config, lab, base_image, say, show)
     created = lab.create(image_plan.image, say)
+    if created.containers:
+        forget_facts(config)
     phase = "configure" if image_plan.skip_install else "all"
     try:
         say(f"applying playbooks/site.yml to {config.nodes} node(s)"
@@ -652,6 +671,7 @@ def _provision_hosts(
 ) -> ProvisionResult:
     """Apply ``site.yml`` over SSH to the hosts of an inventory (nothing created)."""
     config = resolve_archive(config, say)
+    forget_facts(config)  # hosts change outside the lab's sight: gather afresh
     say(f"applying playbooks/site.yml to the hosts of {config.inventory}")
     run = run_playbook(config, "site.yml", show)
     save_provisioned(config)

@@ -96,6 +96,12 @@ def test_second_provision_changes_nothing(lab):
         assert "changed=0" in line, line
     assert "no changes" in again.stdout
     assert "configure phase, no changes" in again.stdout
+    # The facts the first run gathered were kept for the lab: none gathered again.
+    gather = next(x for x in again.stdout.splitlines()
+                  if x.strip().startswith("Gather the facts the roles use once"))
+    assert gather.count("skipped") == len(lab.config.node_names), gather
+    cached = [p.name for p in (lab.config.state_path / "facts").iterdir()]
+    assert all(any(c.endswith(name) for c in cached) for name in lab.config.node_names), cached
 
 
 def test_the_whole_playbook_on_node_image_containers_changes_nothing(lab):
