@@ -362,7 +362,7 @@ EXPERIMENT = Experiment(
         Param("sweep_trials", 10, "crash trials per sweep setting; 0 skips the sweep",
               minimum=0, maximum=100),
     ),
-    quick={"trials": 5, "sweep_timeouts_ms": "500", "sweep_trials": 3},
+    quick={"trials": 3, "sweep_timeouts_ms": "500", "sweep_trials": 3},
     run=run,
     summarize=summarize,
 )

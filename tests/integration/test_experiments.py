@@ -28,7 +28,7 @@ def test_every_election_trial_sees_a_new_leader_in_a_plausible_time(first_run, l
     assert election["status"] == "ok", election["error"]
     timeout_s = lab.config.etcd_election_timeout_ms / 1000
     crash, graceful = election["samples"]["crash"], election["samples"]["graceful"]
-    assert len(crash) == len(graceful) == 5
+    assert len(crash) == len(graceful) == 3
     for trial in crash + graceful:
         assert trial["new_leader"] != trial["killed"]
         assert trial["term_after"] > trial["term_before"]
@@ -42,15 +42,15 @@ def test_every_election_trial_sees_a_new_leader_in_a_plausible_time(first_run, l
     for trial in graceful:
         assert trial["elected_s"] < timeout_s, trial  # a hand-over, not an election
     summary = election["summary"]
-    assert summary["crash"]["trials"] == 5
+    assert summary["crash"]["trials"] == 3
     assert summary["members_consistent"] is True
     assert summary["graceful"]["median_s"] < summary["crash"]["median_s"]
     assert election["metadata"]["node_count"] == 3
     # The probe writes through every failover and each member's read-back, checked.
     history = election["samples"]["histories"]["main"]
     assert history["verdict"] == "linearizable", history
-    # one key per trial: 5 crash, 5 graceful and the sweep's 3
-    assert history["partitions"] == 13 and history["operations"] >= 13 * 4, history
+    # one key per trial: 3 crash, 3 graceful and the sweep's 3
+    assert history["partitions"] == 9 and history["operations"] >= 9 * 4, history
     assert (results / history["file"]).is_file()
     for trial in crash + graceful:
         assert set(trial["read_back"].values()) != {None}, trial  # some member answered

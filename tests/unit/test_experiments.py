@@ -28,7 +28,7 @@ def test_unknown_experiment_names_the_known_ones():
 def test_quick_params_and_overrides():
     exp = experiments.get("election")
     assert exp.params()["trials"] == 20
-    assert exp.params(quick=True)["trials"] == 5
+    assert exp.params(quick=True)["trials"] == 3
     assert exp.params(quick=True, trials="7")["trials"] == 7
     with pytest.raises(LabError, match="has no parameter 'trails'"):
         exp.params(trails=3)

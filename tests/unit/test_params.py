@@ -107,8 +107,8 @@ def test_trials_flag_applies_only_when_given_and_must_agree_with_param():
     with pytest.raises(LabError, match="seed is given twice"):
         parse_params(["seed=1", "seed=2"])
     election = experiments.get("election")
-    assert election.params(True, **parse_params(["trials=3"]))["trials"] == 3
-    assert election.params(True, **parse_params([]))["trials"] == 5
+    assert election.params(True, **parse_params(["trials=7"]))["trials"] == 7
+    assert election.params(True, **parse_params([]))["trials"] == 3
 
 
 def test_trials_on_an_experiment_without_trials_is_refused():
