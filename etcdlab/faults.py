@@ -131,10 +131,34 @@ class Faults:
             for name in group:
                 self._block(name, outside, inbound=True, outbound=True)
 
-    def one_way(self, sender: str, receiver: str) -> None:
-        """Drop what ``sender`` sends to ``receiver``; the other direction still works."""
-        self._journal_partition(f"{sender} -> {receiver} dropped", [receiver])
-        self._block(receiver, [sender], inbound=True, outbound=False)
+    def one_way(self, senders: str | Iterable[str], receivers: str | Iterable[str]
+                ) -> tuple[float, float]:
+        """Drop the IP packets ``senders`` send to ``receivers``; the other direction's
+        packets still pass. Timed like :meth:`cut_off`: (before, after) wall-clock times.
+
+        With one receiver the rules go into it (its INPUT: ``-s`` each sender), otherwise,
+        with one sender, into the sender (its OUTPUT: ``-d`` each receiver): one command in
+        one node either way, so the cut takes effect between the two times. (TCP needs the
+        other direction's acknowledgements: a stream crossing the cut delivers what its
+        window already holds, then stalls; the lab measures what Raft makes of that.)
+        """
+        senders = [senders] if isinstance(senders, str) else list(senders)
+        receivers = [receivers] if isinstance(receivers, str) else list(receivers)
+        if set(senders) & set(receivers) or not senders or not receivers:
+            raise LabError(f"one_way: senders {senders} and receivers {receivers} must be "
+                           "two non-empty, disjoint groups")
+        what = f"{','.join(senders)} -> {','.join(receivers)} dropped"
+        if len(receivers) == 1 or len(senders) > 1:
+            placed = [(receiver, senders, True) for receiver in receivers]
+        else:
+            placed = [(senders[0], receivers, False)]
+        self._journal_partition(what, [node for node, _peers, _inbound in placed])
+        for node, _peers, _inbound in placed:
+            self._ensure_chain(node)
+        before = time.time()
+        for node, peers, inbound in placed:
+            self._drop(node, peers, inbound=inbound, outbound=not inbound)
+        return before, time.time()
 
     def _journal_partition(self, what: str, nodes: list[str]) -> None:
         self.journal.begin("partition", f"partition: {what}", nodes=sorted(set(nodes)))

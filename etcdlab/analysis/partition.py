@@ -25,6 +25,10 @@ from etcdlab.units import (
 )
 
 SCENARIOS = ("leader_isolated", "follower_isolated")
+# The one-way partitions: what is dropped between the leader and its followers.
+ONE_WAY = ("leader_deaf", "leader_mute")
+ONE_WAY_LABELS = {"leader_deaf": "leader deaf (the followers' packets to it dropped)",
+                  "leader_mute": "leader mute (its packets to the followers dropped)"}
 # The register workload's faults and read modes (experiments/partition.py runs them).
 REGISTER_FAULTS = ("leader-cut", "follower-cut", "leader-crash")
 REGISTER_FAULT_LABELS = {"leader-cut": "leader cut off", "follower-cut": "follower cut off",
@@ -61,6 +65,8 @@ EVENTS = (
 ASKED = (
     Asked("trials", 3, "partitions per scenario (leader cut off, follower cut off)", fmt_count),
     Asked("prevote_trials", 5, "follower isolations per pre-vote setting (on, off)", fmt_count),
+    Asked("oneway_trials", 5, "one-way partitions per direction (leader deaf, leader mute)",
+          fmt_count),
 )
 
 
@@ -166,7 +172,41 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["register"] = register_runs(samples)
     summary["last_second"] = last_second(leader)
     summary["prevote"] = prevote_summary(samples)
+    summary["one_way"] = one_way_summary(samples)
     return summary
+
+
+def one_way_summary(samples: Mapping[str, Any]) -> dict[str, Any]:
+    """Per direction of the one-way partitions that ran: who led at the end, when one leader
+    settled, when the old one stopped claiming, the rounds with two claimants (and the span
+    from the first to the last of them per trial), after healing, and the poll round (the
+    instrument's resolution)."""
+    out = {}
+    for direction in ONE_WAY:
+        trials = (samples.get("one_way") or {}).get(direction) or []
+        if not trials:
+            continue
+        settled = [t for t in trials if t["settled_s"] is not None]
+        out[direction] = {
+            "trials": len(trials),
+            "settled": len(settled),
+            "follower_led": sum(1 for t in settled if t["settled_leader"] != t["old_leader"]),
+            "old_led": sum(1 for t in settled if t["settled_leader"] == t["old_leader"]),
+            "settled_s": [t["settled_s"] for t in settled],
+            "stepped_down_s": [t["old_stepped_down_s"] for t in trials
+                               if t["old_stepped_down_s"] is not None],
+            "overlap_trials": sum(1 for t in trials if t["overlap_rounds"]),
+            "overlap_rounds": sum(t["overlap_rounds"] for t in trials),
+            "overlap_spans_s": [round(t["overlap_last_s"] - t["overlap_first_s"], 6)
+                                for t in trials if t["overlap_rounds"]],
+            "rounds": sum(t["rounds"] for t in trials),
+            "round_s": statistics.median(t["round_s"] for t in trials),
+            "term_rise": [t["settled_term"] - t["term_before"] for t in settled],
+            "healed": sum(1 for t in trials if t["after_heal"]["settled_s"] is not None),
+            "heal_s": [t["after_heal"]["settled_s"] for t in trials
+                       if t["after_heal"]["settled_s"] is not None],
+        }
+    return out
 
 
 LAST_SECOND_BIN_S = 0.25
@@ -742,6 +782,62 @@ def _prevote(summary: Mapping[str, Any]) -> list[Finding]:
     return [quiet, loud, cause]
 
 
+ONE_WAY_YES = {
+    "leader_deaf": "With the leader deaf (it still sends, hears nothing from the followers), "
+                   "one of the followers ended up the only leader, named by a majority, in "
+                   "every trial: the old leader, hearing no acknowledgements, stopped leading.",
+    "leader_mute": "With the leader mute (it still hears the followers, they hear nothing "
+                   "from it), one of the followers ended up the only leader, named by a "
+                   "majority, in every trial.",
+}
+
+
+def _one_way(summary: Mapping[str, Any]) -> list[Finding]:
+    """Per direction: the followers' side elects; across both: no two claimants at once."""
+    data = summary["one_way"]
+    if not data:
+        return [_unknown("oneway-no-two-leaders", "This run had no one-way partitions.")]
+    found = []
+    for direction in ONE_WAY:
+        d = data.get(direction)
+        fid = f"oneway-{direction.split('_')[1]}-followers-lead"
+        if d is None:
+            found.append(_unknown(fid, f"This run had no one-way partition with the "
+                                       f"{ONE_WAY_LABELS[direction]}."))
+            continue
+        figures = {"trials": fmt_count(d["trials"]),
+                   "a follower alone led": fmt_share(d["follower_led"], d["trials"]),
+                   "the old leader alone led": fmt_share(d["old_led"], d["trials"]),
+                   "no single leader within the wait": fmt_count(d["trials"] - d["settled"])}
+        if d["settled_s"]:
+            figures["one leader after the cut"] = time_phrase(d["settled_s"], d["round_s"])
+            figures["term rise"] = ", ".join(f"+{n}" for n in d["term_rise"])
+        found.append(claim(
+            fid, d["follower_led"] == d["trials"], ONE_WAY_YES[direction],
+            f"With the {ONE_WAY_LABELS[direction]}, the trials did not all end with one of "
+            "the followers as the only leader.", **figures))
+    ran = [data[direction] for direction in ONE_WAY if direction in data]
+    trials = sum(d["trials"] for d in ran)
+    rounds = sum(d["rounds"] for d in ran)
+    round_s = statistics.median(d["round_s"] for d in ran)
+    overlapping = sum(d["overlap_trials"] for d in ran)
+    spans = [span for d in ran for span in d["overlap_spans_s"]]
+    figures = {"trials": fmt_count(trials), "poll rounds": fmt_count(rounds),
+               "one round (median)": fmt_seconds(round_s),
+               "trials with two claimants": fmt_share(overlapping, trials)}
+    if spans:
+        figures["first to last such round, per trial"] = ", ".join(
+            fmt_seconds(span) for span in spans)
+    found.append(claim(
+        "oneway-no-two-leaders", overlapping == 0,
+        "In no poll round of the one-way partitions did two members claim leadership at "
+        f"once (an overlap shorter than a round, about {fmt_seconds(round_s)}, would not "
+        "show).",
+        f"Two members claimed leadership in the same poll round in {overlapping} of "
+        f"{trials} one-way trials.", **figures))
+    return found
+
+
 def _causes() -> list[Finding]:
     return [
         comparison(
@@ -775,6 +871,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         _lease(d),
         _crash_divergence(summary, metadata),
         *_prevote(summary),
+        *_one_way(summary),
         *_causes(),
         comparison(
             "course-blank", "course", None, "-", "+",
@@ -784,6 +881,29 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
 
 
 # -- tables ------------------------------------------------------------------------------------
+
+def one_way_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per direction of the one-way partitions that ran."""
+    rows = []
+    for direction in ONE_WAY:
+        d = summary["one_way"].get(direction)
+        if d is None:
+            continue
+        poll = d["round_s"]
+        rows.append({
+            "direction": ONE_WAY_LABELS[direction],
+            "trials": fmt_count(d["trials"]),
+            "led": (f"a follower {d['follower_led']}, the old leader {d['old_led']}, "
+                    f"none {d['trials'] - d['settled']}"),
+            "settled": time_phrase(d["settled_s"], poll),
+            "stepped_down": time_phrase(d["stepped_down_s"], poll),
+            "overlap": (f"{d['overlap_trials']} of {d['trials']} trials, "
+                        f"{fmt_count(d['overlap_rounds'])} round(s)"),
+            "healed": (f"{d['healed']} of {d['trials']}: "
+                       f"{time_phrase(d['heal_s'], poll)}"),
+        })
+    return rows
+
 
 def op_rows(samples: Mapping[str, Any]) -> list[dict[str, str]]:
     """One row per minority operation and scenario: outcome shares, error, time."""

@@ -21,7 +21,16 @@ time is measured until the cut-off member follows the leader (``rejoin_s``) and 
 member serves the same value, mod revision and store revision of the key
 (``converge_s``).
 
-(c) ``register``: under each fault of ``register_faults`` (the leader cut off, a follower
+(c) ``one_way``: the traffic between the leader and its followers dropped in one direction
+    only, ``oneway_trials`` times each way (``faults.one_way``): ``leader_deaf`` (the
+    followers' packets to the leader dropped: it still sends) and ``leader_mute`` (the
+    leader's packets to the followers dropped: it still hears). Every member's status is
+    polled from the cut until one member alone claims leadership and a majority names it,
+    for ``oneway_hold_s``: which side elected, whether two members claimed leadership in
+    one poll round (and for how long), and how long until one leader. Then the rules go
+    and the time until every member follows one leader is measured.
+
+(d) ``register``: under each fault of ``register_faults`` (the leader cut off, a follower
     cut off, the leader crashed), ``register_clients`` clients read, write and
     compare-and-swap three keys through members picked at random for ``register_s``
     (:mod:`etcdlab.workloads`), once with linearizable reads and once with serializable
@@ -46,6 +55,7 @@ from etcd3 import etcdrpc
 from etcdlab.analysis.partition import (  # the pure helpers stay importable from here
     LAST_SECOND_OPS,
     MINORITY_OPS,
+    ONE_WAY,
     REGISTER_FAULTS,
     REGISTER_SERIES,
     SCENARIOS,
@@ -88,6 +98,8 @@ def run(ctx: Context) -> None:
                 ctx.samples[scenario].append(sample)
                 ctx.log(_trial_line(scenario, sample))
                 advance()
+    if params["oneway_trials"]:
+        one_way_series(ctx, ids)
     register_series(ctx, stamp)
     if params["prevote_trials"]:
         prevote_control(ctx, ids, stamp)
@@ -100,6 +112,135 @@ def run(ctx: Context) -> None:
         ctx.console.print("[yellow]warning:[/] the members' revisions or KV hashes differ: "
                           "their data diverged, which no heal undoes; rebuild the lab with "
                           "`invoke destroy`, then `invoke provision`")
+
+
+def one_way_series(ctx: Context, ids: Mapping[int, str]) -> None:
+    """``oneway_trials`` one-way partitions in each direction of :data:`ONE_WAY`."""
+    params = ctx.params
+    ctx.samples["one_way"] = {direction: [] for direction in ONE_WAY}
+    with ctx.phase("partition: one-way", len(ONE_WAY) * params["oneway_trials"]) as advance:
+        for direction in ONE_WAY:
+            for trial in range(1, params["oneway_trials"] + 1):
+                sample = one_way_trial(ctx, trial, ids, direction)
+                ctx.samples["one_way"][direction].append(sample)
+                ctx.log(f"{direction.replace('_', ' ')} trial {trial}: "
+                        + (f"{sample['settled_leader']} alone led (term "
+                           f"{sample['settled_term']}) {sample['settled_s']} s after the cut"
+                           if sample["settled_s"] is not None else
+                           "no single leader within the wait")
+                        + f"; two claimants in {sample['overlap_rounds']} poll round(s)")
+                advance()
+
+
+def one_way_trial(ctx: Context, trial: int, ids: Mapping[int, str], direction: str
+                  ) -> dict[str, Any]:
+    """Drop the leader's traffic one way (``leader_deaf``: what the followers send it;
+    ``leader_mute``: what it sends them), watch who claims leadership, heal, wait until
+    every member follows one leader."""
+    cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
+    cluster.wait_healthy(timeout=60)
+    time.sleep(params["settle_s"])
+    old, _old_id, term_before = current_leader(cluster)
+    followers = [n for n in cluster.names if n != old]
+    members = open_members(cluster)
+    interval = params["poll_interval_ms"] / 1000.0
+    try:
+        if direction == "leader_deaf":
+            cut_before, cut_after = faults.one_way(followers, old)
+        else:
+            cut_before, cut_after = faults.one_way(old, followers)
+        seen = watch_claims(members, ids, old, cut_after, interval, params["oneway_hold_s"],
+                            params["election_wait_s"])
+        heal_before, heal_after = faults.reconnect()
+        rejoined = watch_claims(members, ids, None, heal_after, interval, 0.0,
+                                params["heal_wait_s"], everyone=True)
+    finally:
+        for one in members.values():
+            one.close()
+    return {
+        "trial": trial,
+        "direction": direction,
+        "old_leader": old,
+        "term_before": term_before,
+        "cut_window_s": round(cut_after - cut_before, 6),
+        **seen,
+        "heal_window_s": round(heal_after - heal_before, 6),
+        "after_heal": {key: rejoined[key] for key in ("settled_s", "settled_leader",
+                                                        "settled_term", "overlap_rounds",
+                                                        "rounds")},
+    }
+
+
+def watch_claims(members: Mapping[str, Member], ids: Mapping[int, str], old: str | None,
+                 origin: float, interval: float, hold: float, timeout: float,
+                 everyone: bool = False) -> dict[str, Any]:
+    """Poll every member's status in rounds until one member alone has claimed leadership
+    (its Status names itself) and a majority (``everyone``: every member) has named it, for
+    ``hold`` seconds, or ``timeout`` passed. Times are seconds since ``origin`` (the middle
+    of each round); a round lasts one status call per member, so each time is good to
+    about one round (``round_s``).
+
+    Returns the rounds (and their median length), each change of who claims leadership
+    (with the term) and whom each member names, when ``old`` stopped claiming and another
+    member first claimed, the first and last round with two or more claimants, and the
+    single leader that settled (None if none did)."""
+    names = list(members)
+    quorum = len(names) if everyone else len(names) // 2 + 1
+    changes: list[dict[str, Any]] = []
+    widths: list[float] = []
+    first: dict[str, float | None] = {"old_stepped_down_s": None, "other_leader_s": None,
+                                      "overlap_first_s": None, "overlap_last_s": None}
+    overlap_rounds = max_claimants = 0
+    leader = leader_term = since = None
+    deadline = time.monotonic() + timeout
+    while True:
+        began = time.time()
+        views = {name: members[name].leader_view(timeout=max(interval, 0.05)) for name in names}
+        ended = time.time()
+        widths.append(ended - began)
+        at = round((began + ended) / 2 - origin, 6)
+        claims = {name: view[2] for name, view in views.items()
+                  if view is not None and view[1] and view[1] == view[0]}
+        named = {name: None if view is None else (ids.get(view[1], f"{view[1]:x}")
+                                                  if view[1] else "") for name, view in
+                 views.items()}
+        state = {"claims": claims, "named": named}
+        if not changes or {k: changes[-1][k] for k in state} != state:
+            changes.append({"at_s": at, **state})
+        max_claimants = max(max_claimants, len(claims))
+        if len(claims) >= 2:
+            overlap_rounds += 1
+            if first["overlap_first_s"] is None:
+                first["overlap_first_s"] = at
+            first["overlap_last_s"] = at
+        if old is not None:
+            if first["old_stepped_down_s"] is None and old not in claims:
+                first["old_stepped_down_s"] = at
+            if first["other_leader_s"] is None and set(claims) - {old}:
+                first["other_leader_s"] = at
+        alone = next(iter(claims)) if len(claims) == 1 else None
+        if alone is not None and sum(1 for n in named.values() if n == alone) < quorum:
+            alone = None
+        if alone != leader or (alone is not None and claims[alone] != leader_term):
+            leader, leader_term = alone, claims.get(alone) if alone else None
+            since = at if alone else None
+        if since is not None and at - since >= hold:
+            break
+        if time.monotonic() >= deadline:  # what settled last (if anything) is kept
+            break
+        time.sleep(max(0.0, interval - (time.time() - began)))
+    return {
+        "rounds": len(widths),
+        "round_s": round(sorted(widths)[len(widths) // 2], 6),
+        "changes": changes,
+        **first,
+        "overlap_rounds": overlap_rounds,
+        "max_claimants": max_claimants,
+        "settled_s": since,
+        "settled_leader": leader if since is not None else None,
+        "settled_term": leader_term if since is not None else None,
+        "old_named_at_end": changes[-1]["named"].get(old) if old else None,
+    }
 
 
 def register_series(ctx: Context, stamp: str) -> None:
@@ -669,6 +810,10 @@ EXPERIMENT = Experiment(
               "(several election timeouts)", unit="s", above=0),
         Param("prevote_watch_s", 5.0, "how long the cluster is watched after the control's "
               "heal", unit="s", above=0),
+        Param("oneway_trials", 5, "one-way partitions per direction (the leader deaf, then "
+              "mute); 0 skips them", minimum=0, maximum=100),
+        Param("oneway_hold_s", 2.0, "how long one leader must hold, alone and named by a "
+              "majority, before a one-way partition is healed", unit="s", minimum=0),
         Param("register_s", 10.0, "how long the register workload runs under each fault, "
               "per series", unit="s", above=0),
         Param("register_faults", ",".join(REGISTER_FAULTS), "the faults the register "
@@ -682,7 +827,8 @@ EXPERIMENT = Experiment(
         Param("register_seed", 1, "seed of the register workload's choices"),
     ),
     quick={"trials": 1, "register_s": 5.0, "register_faults": "leader-cut",
-           "prevote_trials": 1, "prevote_isolation_s": 4.0, "prevote_watch_s": 3.0},
+           "prevote_trials": 1, "prevote_isolation_s": 4.0, "prevote_watch_s": 3.0,
+           "oneway_trials": 3, "oneway_hold_s": 1.0},
     run=run,
     summarize=summarize,
 )

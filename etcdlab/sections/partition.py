@@ -46,6 +46,8 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "op_rows": analysis.op_rows(result.samples),
         "stale_rows": analysis.stale_rows(result.samples),
         "last_second_rows": analysis.last_second_rows(summary),
+        "one_way_rows": analysis.one_way_rows(summary),
+        "oneway_hold": fmt_seconds(params.get("oneway_hold_s")),
         "last_second_timeout": fmt_seconds(params.get("last_second_timeout_s")),
         "chart": chart_files.get("times"),
         "timelines": [{"label": key.split(":", 1)[1], "file": name}

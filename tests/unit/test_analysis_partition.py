@@ -276,3 +276,51 @@ def test_the_pre_vote_control_attributes_the_quiet_rejoin_to_pre_vote(tmp_path):
     assert findings_of(quick())["cause-pre-vote"].holds is None  # no control in that run
     text = rendered(tmp_path, _with_prevote(quick()), "prevote")
     assert found["cause-pre-vote"].text in text and found["prevote-on-quiet"].text in text
+
+
+def _one_way_trial(direction, old="qnode1", led="qnode2", overlap=0, settled=1.2, healed=0.3):
+    return {"trial": 1, "direction": direction, "old_leader": old, "term_before": 4,
+            "cut_window_s": 0.08, "rounds": 300, "round_s": 0.004, "changes": [],
+            "old_stepped_down_s": 1.1, "other_leader_s": 1.0,
+            "overlap_first_s": 1.0 if overlap else None,
+            "overlap_last_s": 1.0 + 0.004 * (overlap - 1) if overlap else None,
+            "overlap_rounds": overlap, "max_claimants": 2 if overlap else 1,
+            "settled_s": settled, "settled_leader": led if settled is not None else None,
+            "settled_term": 5 if settled is not None else None, "old_named_at_end": "",
+            "after_heal": {"settled_s": healed, "settled_leader": led, "settled_term": 5,
+                           "overlap_rounds": 0, "rounds": 40}}
+
+
+def _with_one_way(data, mute=None, deaf=None):
+    data["samples"]["one_way"] = {
+        "leader_deaf": deaf or [_one_way_trial("leader_deaf") for _ in range(3)],
+        "leader_mute": mute or [_one_way_trial("leader_mute") for _ in range(3)],
+    }
+    return data
+
+
+def test_the_one_way_findings_follow_who_led_and_the_overlaps(tmp_path):
+    assert findings_of(quick())["oneway-no-two-leaders"].holds is None  # none in that run
+    found = findings_of(_with_one_way(quick()))
+    assert found["oneway-deaf-followers-lead"].holds is True
+    assert found["oneway-mute-followers-lead"].holds is True
+    assert found["oneway-no-two-leaders"].holds is True
+    assert found["oneway-no-two-leaders"].figures["trials with two claimants"].startswith(
+        "0 of 6")
+    old_kept = [_one_way_trial("leader_mute", led="qnode1"), _one_way_trial("leader_mute")]
+    mixed = findings_of(_with_one_way(quick(), mute=old_kept))
+    assert mixed["oneway-mute-followers-lead"].holds is False
+    assert mixed["oneway-deaf-followers-lead"].holds is True
+    unsettled = findings_of(_with_one_way(quick(), deaf=[_one_way_trial("leader_deaf",
+                                                                        settled=None)]))
+    assert unsettled["oneway-deaf-followers-lead"].holds is False
+    overlapping = [_one_way_trial("leader_deaf", overlap=26), _one_way_trial("leader_deaf")]
+    two = findings_of(_with_one_way(quick(), deaf=overlapping))["oneway-no-two-leaders"]
+    assert two.holds is False and "1 of 5" in two.text
+    assert two.figures["first to last such round, per trial"] == "100 ms"
+    summary = analysis.summarize(_with_one_way(quick(), deaf=overlapping)["samples"], {})
+    row = analysis.one_way_rows(summary)[0]
+    assert row["led"] == "a follower 2, the old leader 0, none 0"
+    assert row["overlap"] == "1 of 2 trials, 26 round(s)"
+    text = rendered(tmp_path, _with_one_way(quick(), deaf=overlapping), "oneway")
+    assert two.text in text and "| leader deaf (the followers' packets to it dropped) | 2 |" in text
