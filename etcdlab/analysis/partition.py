@@ -824,7 +824,10 @@ def _one_way(summary: Mapping[str, Any]) -> list[Finding]:
     spans = [span for d in ran for span in d["overlap_spans_s"]]
     figures = {"trials": fmt_count(trials), "poll rounds": fmt_count(rounds),
                "one round (median)": fmt_seconds(round_s),
-               "trials with two claimants": fmt_share(overlapping, trials)}
+               "trials with two claimants": fmt_share(overlapping, trials),
+               **{f"of them, {ONE_WAY_LABELS[direction].split(' (')[0]}":
+                  f"{data[direction]['overlap_trials']} of {data[direction]['trials']}"
+                  for direction in ONE_WAY if direction in data}}
     if spans:
         figures["first to last such round, per trial"] = ", ".join(
             fmt_seconds(span) for span in spans)

@@ -25,10 +25,11 @@ member serves the same value, mod revision and store revision of the key
     only, ``oneway_trials`` times each way (``faults.one_way``): ``leader_deaf`` (the
     followers' packets to the leader dropped: it still sends) and ``leader_mute`` (the
     leader's packets to the followers dropped: it still hears). Every member's status is
-    polled from the cut until one member alone claims leadership and a majority names it,
-    for ``oneway_hold_s``: which side elected, whether two members claimed leadership in
-    one poll round (and for how long), and how long until one leader. Then the rules go
-    and the time until every member follows one leader is measured.
+    polled from the cut for ``oneway_watch_s``, then until one member alone has claimed
+    leadership, named by a majority, for ``oneway_hold_s``: which side elected, whether
+    two members claimed leadership in one poll round (and for how long), and how long
+    until one leader. Then the rules go and the time until every member follows one
+    leader is measured.
 
 (d) ``register``: under each fault of ``register_faults`` (the leader cut off, a follower
     cut off, the leader crashed), ``register_clients`` clients read, write and
@@ -138,8 +139,7 @@ def one_way_trial(ctx: Context, trial: int, ids: Mapping[int, str], direction: s
     ``leader_mute``: what it sends them), watch who claims leadership, heal, wait until
     every member follows one leader."""
     cluster, faults, params = ctx.cluster, ctx.faults, ctx.params
-    cluster.wait_healthy(timeout=60)
-    time.sleep(params["settle_s"])
+    cluster.wait_healthy(timeout=60)  # the last heal already waited for one leader for all
     old, _old_id, term_before = current_leader(cluster)
     followers = [n for n in cluster.names if n != old]
     members = open_members(cluster)
@@ -150,7 +150,8 @@ def one_way_trial(ctx: Context, trial: int, ids: Mapping[int, str], direction: s
         else:
             cut_before, cut_after = faults.one_way(old, followers)
         seen = watch_claims(members, ids, old, cut_after, interval, params["oneway_hold_s"],
-                            params["election_wait_s"])
+                            params["election_wait_s"] + params["oneway_watch_s"],
+                            watch=params["oneway_watch_s"])
         heal_before, heal_after = faults.reconnect()
         rejoined = watch_claims(members, ids, None, heal_after, interval, 0.0,
                                 params["heal_wait_s"], everyone=True)
@@ -173,12 +174,13 @@ def one_way_trial(ctx: Context, trial: int, ids: Mapping[int, str], direction: s
 
 def watch_claims(members: Mapping[str, Member], ids: Mapping[int, str], old: str | None,
                  origin: float, interval: float, hold: float, timeout: float,
-                 everyone: bool = False) -> dict[str, Any]:
-    """Poll every member's status in rounds until one member alone has claimed leadership
-    (its Status names itself) and a majority (``everyone``: every member) has named it, for
-    ``hold`` seconds, or ``timeout`` passed. Times are seconds since ``origin`` (the middle
-    of each round); a round lasts one status call per member, so each time is good to
-    about one round (``round_s``).
+                 everyone: bool = False, watch: float = 0.0) -> dict[str, Any]:
+    """Poll every member's status in rounds for at least ``watch`` seconds, then until one
+    member alone has claimed leadership (its Status names itself) and a majority
+    (``everyone``: every member) has named it, for ``hold`` seconds, or ``timeout`` passed:
+    the single leader "settled" at the start of that last stretch. Times are seconds since
+    ``origin`` (the middle of each round); a round lasts one status call per member, so
+    each time is good to about one round (``round_s``).
 
     Returns the rounds (and their median length), each change of who claims leadership
     (with the term) and whom each member names, when ``old`` stopped claiming and another
@@ -224,7 +226,7 @@ def watch_claims(members: Mapping[str, Member], ids: Mapping[int, str], old: str
         if alone != leader or (alone is not None and claims[alone] != leader_term):
             leader, leader_term = alone, claims.get(alone) if alone else None
             since = at if alone else None
-        if since is not None and at - since >= hold:
+        if since is not None and at - since >= hold and at >= watch:
             break
         if time.monotonic() >= deadline:  # what settled last (if anything) is kept
             break
@@ -812,8 +814,11 @@ EXPERIMENT = Experiment(
               "heal", unit="s", above=0),
         Param("oneway_trials", 5, "one-way partitions per direction (the leader deaf, then "
               "mute); 0 skips them", minimum=0, maximum=100),
-        Param("oneway_hold_s", 2.0, "how long one leader must hold, alone and named by a "
-              "majority, before a one-way partition is healed", unit="s", minimum=0),
+        Param("oneway_watch_s", 6.0, "how long a one-way partition is watched at least "
+              "(several election timeouts)", unit="s", minimum=0),
+        Param("oneway_hold_s", 2.0, "how long one leader must then have held, alone and "
+              "named by a majority, before the one-way partition is healed", unit="s",
+              minimum=0),
         Param("register_s", 10.0, "how long the register workload runs under each fault, "
               "per series", unit="s", above=0),
         Param("register_faults", ",".join(REGISTER_FAULTS), "the faults the register "
@@ -828,7 +833,7 @@ EXPERIMENT = Experiment(
     ),
     quick={"trials": 1, "register_s": 5.0, "register_faults": "leader-cut",
            "prevote_trials": 1, "prevote_isolation_s": 4.0, "prevote_watch_s": 3.0,
-           "oneway_trials": 3, "oneway_hold_s": 1.0},
+           "oneway_trials": 3, "oneway_watch_s": 3.0, "oneway_hold_s": 1.0},
     run=run,
     summarize=summarize,
 )

@@ -48,6 +48,7 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "last_second_rows": analysis.last_second_rows(summary),
         "one_way_rows": analysis.one_way_rows(summary),
         "oneway_hold": fmt_seconds(params.get("oneway_hold_s")),
+        "oneway_watch": fmt_seconds(params.get("oneway_watch_s")),
         "last_second_timeout": fmt_seconds(params.get("last_second_timeout_s")),
         "chart": chart_files.get("times"),
         "timelines": [{"label": key.split(":", 1)[1], "file": name}

@@ -82,6 +82,19 @@ def test_partition_minority_is_stale_refuses_writes_and_heals_to_one_revision(la
     for name in cluster.names:  # the provisioned setting is back on every member
         _code, text = cluster.lab.exec(name, ["cat", "/etc/etcd/etcd.conf.yml"])
         assert "pre-vote: true" in text, (name, text)
+    # One-way partitions: the leader deaf, then mute, 3 trials each (quick). Neither side
+    # can re-elect the old leader (it hears no votes, or its requests never arrive): a
+    # follower ends up alone as leader, and after the heal every member names one leader.
+    one_way = result["samples"]["one_way"]
+    assert sorted(one_way) == ["leader_deaf", "leader_mute"], one_way.keys()
+    for direction, trials in one_way.items():
+        assert len(trials) == 3, (direction, trials)
+        for trial in trials:
+            assert trial["settled_s"] is not None, trial
+            assert trial["settled_leader"] != trial["old_leader"], trial
+            assert trial["after_heal"]["settled_s"] is not None, trial
+            assert trial["old_leader"] in trial["changes"][0]["claims"], trial["changes"][0]
+    assert summary["one_way"]["leader_deaf"]["follower_led"] == 3, summary["one_way"]
     assert summary["heal"]["converge_s"] is not None
     assert summary["members_consistent"] is True
     for scenario in ("leader_isolated", "follower_isolated"):
