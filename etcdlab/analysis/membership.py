@@ -131,7 +131,29 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["leader_failover"] = _failover(samples)
     summary["compaction"] = _compaction(samples.get("compaction"))
     summary["resume"] = resume_evidence(samples)
+    summary["member_lost"] = _member_lost(samples.get("member_lost") or [])
     return summary
+
+
+LOST_LABELS = {"crash": "crashed (SIGKILL)", "cut": "cut off from the other members"}
+
+
+def _member_lost(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per case of the "watcher's member lost" phase that ran (crash, cut): the watcher,
+    its member, the time to its reconnection and its reason, where it went, when it had
+    caught up with etcd's revision of that moment; skipped cases with their reason."""
+    out: dict[str, Any] = {"cases": [], "skipped": []}
+    for t in trials:
+        if t.get("skipped"):
+            out["skipped"].append({"mode": t["mode"], "why": t["skipped"]})
+            continue
+        out["cases"].append({key: t.get(key) for key in (
+            "mode", "member", "watcher", "reconnect_s", "reason", "moved_to", "caught_up_s",
+            "was_leader")})
+        behind = (None if t.get("target_revision") is None
+                  else t["target_revision"] - t["revision_before"])
+        out["cases"][-1]["behind"] = behind
+    return out
 
 
 def _commit_times(samples: Mapping[str, Any]) -> dict[int, float]:
@@ -293,6 +315,41 @@ def _compaction(sample: Mapping[str, Any] | None) -> dict[str, Any]:
 # -- findings -------------------------------------------------------------------------------
 
 
+def _member_lost_finding(summary: Mapping[str, Any]) -> Finding:
+    """The watcher whose member crashed or was cut off moved on, caught up, lost nothing."""
+    lost = summary["member_lost"]
+    cases = lost["cases"]
+    if not cases:
+        why = "; ".join(f"{s['mode']}: {s['why']}" for s in lost["skipped"])
+        return claim("watcher-leaves-a-lost-member", None, "-", "+",
+                     "No watcher's member was crashed or cut off in this run"
+                     + (f" ({why})." if why else "."))
+    moved = [c for c in cases if c["reconnect_s"] is not None and c["moved_to"]
+             and c["moved_to"] != c["member"] and c["caught_up_s"] is not None]
+    clean = summary.get("events_missed") == 0 and summary.get("events_duplicated") == 0
+    figures = {}
+    for c in cases:
+        label = f"member {LOST_LABELS[c['mode']]}"
+        figures[label] = (
+            f"{c['watcher']} on {c['member']}"
+            + (" (the leader)" if c.get("was_leader") else "") + ": "
+            + ("no reconnection within the wait" if c["reconnect_s"] is None else
+               f"reconnected after {fmt_seconds(c['reconnect_s'])} ({c['reason']}) to "
+               f"{c['moved_to']}, then {c['behind']} revision(s) behind etcd; caught up "
+               "after "
+               + ("not within the wait" if c["caught_up_s"] is None
+                  else fmt_seconds(c["caught_up_s"]))))
+    figures["events missed, applied twice (every watcher, whole run)"] = (
+        f"{summary.get('events_missed')}, {summary.get('events_duplicated')}")
+    modes = " and ".join(LOST_LABELS[c["mode"]] for c in cases)
+    return claim(
+        "watcher-leaves-a-lost-member", len(moved) == len(cases) and clean,
+        f"A watcher whose member was {modes} reconnected to another member, caught up with "
+        "etcd, and no watcher missed an event or applied one twice.",
+        f"A watcher whose member was {modes} did not both move to another member and "
+        "catch up, or some watcher missed or repeated an event.", **figures)
+
+
 def _combine(parts: Sequence[Finding]) -> bool | None:
     """False if any part failed, None if none failed but one could not be tested."""
     if any(p.holds is False for p in parts):
@@ -450,7 +507,8 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         "committed while it was away.",
         why, **{"reconnections": fmt_count(resume["reconnects"])})
 
-    items: list[Finding] = [answer, *parts, resume_finding]
+    items: list[Finding] = [answer, *parts, resume_finding,
+                            _member_lost_finding(summary)]
 
     values, n = crash["values_s"], crash["attempts"]
     low, high = 2 * ttl / 3 - TIME_TOLERANCE_S, ttl + LESSOR_CHECK_S + TIME_TOLERANCE_S

@@ -23,7 +23,15 @@ member. Phases:
    full TTL + election timeout on promotion), and — by revision, against etcd's own event
    history — whether any watcher missed or duplicated an event while it reconnected.
    The old leader is restarted.
-5. **compaction**: a watcher is stopped, the service changes, the history is compacted,
+5. **a watcher's member lost**: with a background churn, the member one watcher streams
+   from (a follower where a watcher streams from one) is crashed (SIGKILL, then
+   restarted), and then the member one watcher streams from is cut off from the others
+   (iptables; this machine still reaches it, so only etcd's own ``WithRequireLeader``
+   cancellation ends the stream there). Measured per case: from the fault to the
+   watcher's reconnection (and its reason), the member it moved to, and until its view
+   reached etcd's revision of that moment; the next check
+   compares every watcher with etcd's history (no event missed or applied twice).
+6. **compaction**: a watcher is stopped, the service changes, the history is compacted,
    and the watcher resumes: it must resynchronise from a snapshot and end equal to etcd.
 
 Truth: etcd's event history of the service prefix, read with a fresh watch from the
@@ -519,6 +527,9 @@ def _run(state: Run) -> None:
         state.samples["failover"] = leader_failover(state)
         advance()
     state.check("after leader failover")
+    with ctx.phase("membership: a watcher's member lost", len(LOST_MODES)) as advance:
+        state.samples["member_lost"] = member_lost(state, advance)
+    state.check("after the watchers' members were lost")
     with ctx.phase("membership: compaction + resync", 1) as advance:
         state.samples["compaction"] = compaction_resync(state)
         advance()
@@ -616,6 +627,91 @@ def lease_remaining(endpoints: Endpoints, lease_id: int, timeout: float) -> tupl
     return answer.TTL, time.time()
 
 
+# -- a watcher's member lost -------------------------------------------------------------------
+
+LOST_MODES = ("crash", "cut")
+
+
+def member_lost(state: Run, advance: Callable[[], None]) -> list[dict[str, Any]]:
+    """Crash, then cut off, the member a watcher streams from (a follower where one does),
+    under churn; heal each."""
+    ctx, cluster, params = state.ctx, state.cluster, state.params
+    by_endpoint = {cluster.endpoint(n): n for n in cluster.names}
+    stop_churn = threading.Event()
+    churn = threading.Thread(target=state.churn, args=("member-lost", 600.0, stop_churn),
+                             daemon=True)
+    churn.start()
+    trials: list[dict[str, Any]] = []
+    try:
+        for mode in LOST_MODES:
+            cluster.wait_healthy(timeout=60)
+            leader = cluster.wait_leader(30.0)
+            streams = [(wid, by_endpoint[w.endpoints.current])
+                       for wid, w in state.watchers.watches.items()
+                       if w.endpoints.current in by_endpoint]
+            # A follower's watcher first (the fault then changes nothing else); when every
+            # watcher streams from the leader, the leader's (a new election comes with it).
+            streams.sort(key=lambda stream: stream[1] == leader)
+            if not streams:
+                trials.append({"mode": mode, "skipped": "no watcher was streaming"})
+                advance()
+                continue
+            wid, member = streams[0]
+            trials.append({**lose_member(state, mode, wid, member, by_endpoint),
+                           "was_leader": member == leader})
+            trial = trials[-1]
+            ctx.log(f"{mode} of {member} (watcher {wid}): reconnected after "
+                    f"{trial['reconnect_s']} s to {trial['moved_to']} ({trial['reason']}); "
+                    f"caught up after {trial['caught_up_s']} s")
+            advance()
+    finally:
+        stop_churn.set()
+        churn.join(params["op_timeout_s"] * 3 + 5)
+    state.end_churn("member-lost")
+    return trials
+
+
+def lose_member(state: Run, mode: str, wid: str, member: str, by_endpoint: Mapping[str, str]
+                ) -> dict[str, Any]:
+    """One case of :func:`member_lost`: the fault, the watcher's reconnection and catch-up,
+    the heal (restart, or the rules removed)."""
+    ctx, params = state.ctx, state.params
+    watch = state.watchers.watches[wid]
+    logged = len(watch.connections)
+    revision_before = watch.revision
+    at = ctx.faults.crash(member) if mode == "crash" else ctx.faults.cut_off(member)[1]
+    entry: dict[str, Any] | None = None
+    caught_up_at = target = None
+    try:
+        deadline = time.monotonic() + params["lost_wait_s"]
+        while entry is None and time.monotonic() < deadline:
+            entry = next((c for c in watch.connections[logged:]
+                          if c["what"] in ("reconnect", "stalled")), None)
+            time.sleep(0.01)
+        if entry is not None:
+            target = state.store_revision()
+            end = time.monotonic() + params["settle_timeout_s"]
+            while watch.revision < target and time.monotonic() < end:
+                time.sleep(0.01)
+            caught_up_at = time.time() if watch.revision >= target else None
+    finally:
+        if mode == "crash":
+            ctx.faults.restart(member)
+        else:
+            ctx.faults.reconnect()
+    healed_at = time.time()
+    return {
+        "mode": mode, "member": member, "watcher": wid, "fault_at": at,
+        "revision_before": revision_before,
+        "reconnect_s": None if entry is None else round(entry["t"] - at, 6),
+        "reason": None if entry is None else entry.get("reason", entry["what"]),
+        "moved_to": by_endpoint.get(watch.endpoints.current),
+        "target_revision": target,
+        "caught_up_s": None if caught_up_at is None else round(caught_up_at - at, 6),
+        "healed_s": round(healed_at - at, 6),
+    }
+
+
 # -- compaction ---------------------------------------------------------------------------------
 
 
@@ -684,6 +780,8 @@ EXPERIMENT = Experiment(
               above=0),
         Param("failover_margin_s", 3.0, "extra wait after a leader crash", unit="s",
               minimum=0),
+        Param("lost_wait_s", 30.0, "time allowed for a watcher to leave a lost member",
+              unit="s", above=0),
         Param("compaction_ops", 6, "writes before the compaction check", minimum=1),
         Param("instance_max_s", 1800.0, "an instance process stops itself after this long",
               unit="s", above=0),

@@ -178,3 +178,40 @@ def test_quick_run_precision_and_run_vs_question(tmp_path, quick):
     for line in body.splitlines():
         if line.startswith("|"):
             assert line.count("|") - 1 <= 7, line
+
+
+def _with_member_lost(record, cut_moved_to="qnode3", cut_reconnect=3.9, caught=4.2):
+    record = copy.deepcopy(record)
+    record["samples"]["member_lost"] = [
+        {"mode": "crash", "member": "qnode2", "watcher": "w2", "was_leader": False,
+         "reconnect_s": 0.006, "reason": "UNAVAILABLE: Stream removed (Socket closed)",
+         "moved_to": "qnode3", "revision_before": 50, "target_revision": 50,
+         "caught_up_s": 0.02},
+        {"mode": "cut", "member": "qnode1", "watcher": "w1", "was_leader": True,
+         "reconnect_s": cut_reconnect, "reason": "UNAVAILABLE: etcdserver: no leader",
+         "moved_to": cut_moved_to, "revision_before": 51, "target_revision": 61,
+         "caught_up_s": caught},
+    ]
+    return record
+
+
+def test_a_watcher_leaves_a_crashed_or_cut_off_member(tmp_path, quick):
+    assert judged(quick)["watcher-leaves-a-lost-member"].holds is None  # not in that run
+    found = judged(_with_member_lost(quick))["watcher-leaves-a-lost-member"]
+    assert found.holds is True
+    cut = found.figures["member cut off from the other members"]
+    assert cut.startswith("w1 on qnode1 (the leader): reconnected after 3.90 s")
+    assert "then 10 revision(s) behind etcd; caught up after 4.20 s" in cut
+    stayed = judged(_with_member_lost(quick, cut_moved_to="qnode1"))
+    assert stayed["watcher-leaves-a-lost-member"].holds is False
+    never = judged(_with_member_lost(quick, cut_reconnect=None, caught=None))
+    assert never["watcher-leaves-a-lost-member"].holds is False
+    assert "no reconnection within the wait" in never["watcher-leaves-a-lost-member"].figures[
+        "member cut off from the other members"]
+    missed = _with_member_lost(quick)
+    w1 = missed["samples"]["watchers"][0]
+    w1["changes"] = [c for c in w1["changes"] if c["via"] != "event"][:1] + [
+        c for c in w1["changes"] if c["via"] == "event"][1:]
+    assert judged(missed)["watcher-leaves-a-lost-member"].holds is False
+    text = section_text(tmp_path, _with_member_lost(quick))
+    assert found.text in text and "A watcher's member lost" in text
