@@ -56,6 +56,20 @@ def test_leader_crash_loses_no_instance_and_no_event(membership):
     assert failover["probe_outlived_s"] > 0
 
 
+def test_a_watcher_leaves_its_crashed_or_cut_off_member_and_catches_up(membership):
+    cases = membership["samples"]["member_lost"]
+    assert [c["mode"] for c in cases] == ["crash", "cut"], cases
+    for case in cases:
+        assert case["reconnect_s"] is not None, case
+        assert case["moved_to"] not in (None, case["member"]), case
+        assert case["caught_up_s"] is not None, case
+    # Cut off (but reachable from here), the member ends a require-leader watch itself
+    # once it has had no leader for a while: etcd's "no leader" cancellation.
+    assert "no leader" in cases[1]["reason"], cases[1]
+    summary = membership["summary"]
+    assert summary["events_missed"] == 0 and summary["events_duplicated"] == 0, summary
+
+
 def test_members_task_shows_the_service(lab, membership):
     done = lab.invoke("members", membership["samples"]["service"])
     assert f"/services/{membership['samples']['service']}/" in done.stdout
