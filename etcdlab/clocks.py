@@ -253,6 +253,29 @@ def faked_offset(offset: float, rate: float, started: float, real: float) -> flo
     return offset + (rate - 1.0) * (real - started)
 
 
+def continued_offset(offset: float, rate: float, new_rate: float, started: float,
+                     at: float) -> float:
+    """The offset that keeps a libfaketime clock continuous when its rate changes at real
+    time ``at``: libfaketime applies the rate to the whole time since ``started``, so
+    offset' = offset + (rate − new_rate)(at − started) makes both specs read the same at
+    ``at``."""
+    return offset + (rate - new_rate) * (at - started)
+
+
+def faked_offset_piecewise(offset: float, rate: float, started: float, real: float,
+                           changes: Sequence[tuple[float, float]] = ()) -> float:
+    """:func:`faked_offset` for a clock whose rate changed, continuously (as
+    :func:`continued_offset` keeps it), at each ``(real time, new rate)`` of ``changes``
+    (in time order); without changes the same as :func:`faked_offset`."""
+    ahead, since, current = faked_offset(offset, rate, started, started), started, rate
+    for at, new_rate in changes:
+        if real < at:
+            break
+        ahead += (current - 1.0) * (at - since)
+        since, current = at, new_rate
+    return ahead + (current - 1.0) * (real - since)
+
+
 def real_time(faked: float, offset: float, rate: float, started: float) -> float:
     """The real time at which a libfaketime clock reads ``faked`` (inverse of the model)."""
     return (faked - offset + (rate - 1.0) * started) / rate

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from etcdlab.clocks import continued_offset
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
@@ -52,6 +53,9 @@ CHRONY_SUPERVISOR_CONF = "/etc/supervisor/conf.d/chronyd.conf"
 CHRONY_DRIFTFILE = "/var/lib/chrony/chrony.drift"
 NTP_PORT = 123
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+# A faked chronyd reads its clock's spec from this file (FAKETIME_TIMESTAMP_FILE, re-read on
+# every call): its rate can change while it runs (:meth:`Faults.change_chronyd_rate`).
+CHRONY_FAKETIME_FILE = "/run/etcdlab-chronyd.faketime"
 # Files a clock fault changed in a node are kept here as they were; heal() puts them back.
 BACKUP_DIR = "/var/lib/etcdlab-faults"
 # Every agent process started in a node carries this in its argv (heal() ends them by it).
@@ -306,7 +310,11 @@ class Faults:
         self._service(name, "stop", CHRONY_PROGRAM)  # chronyd writes its driftfile now
         if offset_s is not None or rate is not None:
             self._backup(name, CHRONY_SUPERVISOR_CONF)
-            env = faketime_env(offset_s or 0.0, 1.0 if rate is None else rate)
+            self._backup(name, CHRONY_FAKETIME_FILE)
+            self._write_atomically(name, CHRONY_FAKETIME_FILE, faketime_spec(
+                offset_s or 0.0, 1.0 if rate is None else rate))
+            env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": CHRONY_FAKETIME_FILE,
+                   "FAKETIME_NO_CACHE": "1"}
             line = "environment=" + ",".join(f'{k}="{v}"' for k, v in sorted(env.items()))
             self.lab.exec(name, ["sed", "-i", "-e", "/^environment=/d", "-e",
                                  f"/^command=/a {line}", CHRONY_SUPERVISOR_CONF])
@@ -322,6 +330,19 @@ class Faults:
         started = time.time()
         self._service(name, "start", CHRONY_PROGRAM)
         return started
+
+    def change_chronyd_rate(self, name: str, offset_s: float, rate: float, new_rate: float,
+                            started: float) -> tuple[float, float]:
+        """Make a faked chronyd's clock (``offset_s``, ``rate``, its process started at
+        ``started``) run at ``new_rate`` from now on, without a step: libfaketime scales the
+        whole time since the process started by the rate, so the offset is moved to keep
+        the clock continuous (:func:`etcdlab.clocks.continued_offset`). The spec file is
+        replaced atomically; heal() removes it with the rest of the clock fault. Returns
+        (the time of the change, the new offset)."""
+        at = time.time()
+        new_offset = continued_offset(offset_s, rate, new_rate, started, at)
+        self._write_atomically(name, CHRONY_FAKETIME_FILE, faketime_spec(new_offset, new_rate))
+        return at, new_offset
 
     def stop_chronyd(self, name: str) -> None:
         """Stop a node's chronyd (it writes its driftfile as it exits); heal() restarts it."""
@@ -370,6 +391,11 @@ class Faults:
 
     def _write(self, name: str, path: str, text: str) -> None:
         self.lab.exec(name, ["sh", "-c", 'printf %s "$1" > "$2"', "write", text, path])
+
+    def _write_atomically(self, name: str, path: str, text: str) -> None:
+        """Write a file that a running process reads (never seen half written)."""
+        self.lab.exec(name, ["sh", "-c", 'printf %s "$1" > "$2.tmp" && mv "$2.tmp" "$2"',
+                             "write", text, path])
 
     def _backup(self, name: str, path: str) -> None:
         """Keep the file as it was before the first change (or that it was absent)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.clocks import faked_offset_piecewise
 from etcdlab.units import (
     MISSING,
     fmt_count,
@@ -38,6 +39,9 @@ IBURST_INTERVAL_S = 2.0
 # Over the cut chronyd's time scale counts as corrected when it moved less than this share
 # of what the uncorrected (faked) clock moved against it.
 CORRECTED_SHARE = 0.1
+# After a rate excursion while cut off, chronyd's time counts as corrected again once its
+# error is below this share of the error the excursion would build (rate × length).
+HOLDOVER_CORRECTED_SHARE = 0.1
 
 ASKED = (Asked("isolation_s", 300.0, "NTP cut off for", fmt_seconds),)
 
@@ -84,6 +88,65 @@ def returned(
                            and r["valid_rx"] is not None
                            and r["valid_rx"] >= first_after["valid_rx"]), None)
     return first_after, selected_again
+
+
+def true_error_s(run: Mapping[str, Any], row: Mapping[str, Any]) -> float | None:
+    """How far chronyd's own time scale was from true time (this machine's) at a reading,
+    in seconds, local − true: the faked clock's known lead (libfaketime's offset and rate,
+    with every rate change of ``rate_changes``) plus chrony's "System time" (its estimate
+    of the clock's error, negative when fast). None without the clock's record or a
+    reading of System time."""
+    clock = run.get("clock")
+    if not clock or row.get("system_time_s") is None:
+        return None
+    changes = [(c["at"], c["rate"]) for c in run.get("rate_changes") or []]
+    return faked_offset_piecewise(clock["offset_s"], clock["rate"], run["chronyd_started_at"],
+                                  row["t"], changes) + row["system_time_s"]
+
+
+def holdover_threshold_ms(extra_ppm: float, length_s: float) -> float:
+    """The error below which chronyd counts as corrected after a rate excursion of
+    ``extra_ppm`` for ``length_s``: :data:`HOLDOVER_CORRECTED_SHARE` of what it builds."""
+    return abs(extra_ppm) * 1e-6 * length_s * 1e3 * HOLDOVER_CORRECTED_SHARE
+
+
+def holdover(run: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The rate excursion while cut off (``rate_changes``: away at the cut, back at the
+    reconnection): chronyd's true error through it (ms, per reading), its slope while cut
+    off (least squares, ppm), the error at the end of the excursion, the excursion times
+    its length (the error a clock that kept its old frequency would have), and the time
+    from the reconnection until the error was below :func:`holdover_threshold_ms`."""
+    changes = run.get("rate_changes") or []
+    if len(changes) < 2 or not run.get("clock"):
+        return None
+    away, back = changes[0]["at"], changes[1]["at"]
+    extra_ppm = (changes[0]["rate"] - run["clock"]["rate"]) * 1e6
+    curve = [(r["t"], err) for r in run["rows"] if (err := true_error_s(run, r)) is not None]
+    during = [(t, e) for t, e in curve if away <= t <= back]
+    slope = None
+    if len(during) >= 3:
+        mean_t = sum(t for t, _ in during) / len(during)
+        mean_e = sum(e for _, e in during) / len(during)
+        var = sum((t - mean_t) ** 2 for t, _ in during)
+        slope = (sum((t - mean_t) * (e - mean_e) for t, e in during) / var * 1e6
+                 if var else None)
+    at_away = _last(e for t, e in curve if t <= away)
+    threshold = holdover_threshold_ms(extra_ppm, back - away)
+    corrected = next((t - run["reconnected_at"] for t, e in curve
+                      if t > run["reconnected_at"] and abs(e) * 1e3 < threshold), None)
+    return {
+        "extra_ppm": extra_ppm,
+        "length_s": back - away,
+        "expected_ms": extra_ppm * 1e-6 * (back - away) * 1e3,
+        "slope_ppm": slope,
+        "error_at_cut_ms": None if at_away is None else at_away * 1e3,
+        "error_at_reconnect_ms": (None if not during else during[-1][1] * 1e3),
+        "max_error_ms": max((abs(e) * 1e3 for t, e in curve if t >= away), default=None),
+        "corrected_s": corrected,
+        "threshold_ms": threshold,
+        "curve": [{"t": round(t - away, 3), "error_ms": round(e * 1e3, 6)} for t, e in curve
+                  if t >= away - 5.0],
+    }
 
 
 def _last(rows: Iterable[Any]) -> Any:
@@ -139,6 +202,11 @@ def summarize_run(run: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         "samples": len(points),
         "makestep_attempts": sum("System clock wrong by" in line for line in log),
         "step_refused": sum("Could not step system clock" in line for line in log),
+        "holdover": holdover(run["holdover_run"]) if run.get("holdover_run") else None,
+        "settle_with_driftfile_s": (run["holdover_run"]["settled_at"]
+                                    - run["holdover_run"]["chronyd_started_at"]
+                                    if (run.get("holdover_run") or {}).get("settled_at")
+                                    else None),
     }
 
 
@@ -331,8 +399,76 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         f"When chronyd stopped, its driftfile was more than {fmt_ppm(tolerance)} from the "
         f"injected rate ({drift}).", "No driftfile was read after a run.", **figures))
 
+    items.extend(_holdover(runs, params))
     items.extend(_comparisons(runs, params, items))
     return items
+
+
+# chronyd's error grew at the excursion's rate, to within this share of it (or 2 ppm).
+HOLDOVER_SLOPE_SHARE = 0.1
+HOLDOVER_SLOPE_FLOOR_PPM = 2.0
+
+
+def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
+              ) -> list[Finding]:
+    """The second part: chronyd restarted with its driftfile, then a rate excursion while
+    cut off: how fast its error grew, how soon it was corrected, how soon it settled."""
+    parts = {mode: r["holdover"] for mode, r in runs.items() if r.get("holdover")}
+    if not parts:
+        return [claim("holdover-keeps-frequency", None, "-", "+",
+                      "This run had no second part (a rate change while cut off).")]
+    any_part = next(iter(parts.values()))
+    extra, length = any_part["extra_ppm"], any_part["length_s"]
+    slopes = {mode: h["slope_ppm"] for mode, h in parts.items()}
+    tolerance = max(HOLDOVER_SLOPE_SHARE * abs(extra), HOLDOVER_SLOPE_FLOOR_PPM)
+    follows = (None if any(v is None for v in slopes.values()) else
+               all(abs(v - extra) <= tolerance for v in slopes.values()))
+    figures = {
+        "its error grew at (least squares, readings every "
+        f"{fmt_seconds(params['sample_interval_s'])})":
+            "; ".join(f"{LABELS[m]} {fmt_ppm(v)}" for m, v in slopes.items()),
+        "its error at the reconnection": "; ".join(
+            f"{LABELS[m]} {fmt_ms(h['error_at_reconnect_ms'])}" for m, h in parts.items()),
+        "a clock that kept its old frequency": fmt_ms(any_part["expected_ms"]),
+        "tolerance": fmt_ppm(tolerance),
+    }
+    found = [claim(
+        "holdover-keeps-frequency", follows,
+        f"Cut off, chronyd kept the frequency it had learnt: while the clock ran "
+        f"{fmt_ppm(extra)} faster for {fmt_seconds(length)}, chronyd's time drifted from true "
+        f"time at that rate, to about {fmt_ms(any_part['expected_ms'])} by the reconnection "
+        "(holdover: no source, so nothing to notice the change by).",
+        f"While the clock ran {fmt_ppm(extra)} faster, cut off, chronyd's error did not grow "
+        f"at that rate (within {fmt_ppm(tolerance)}).", **figures)]
+    corrected = {mode: h["corrected_s"] for mode, h in parts.items()}
+    figures = {"below": fmt_ms(any_part["threshold_ms"]) + " (a tenth of the excursion's error)",
+               **{LABELS[m]: (fmt_within(v, params["sample_interval_s"]) if v is not None
+                              else f"not within {fmt_seconds(params['after_timeout_s'])}")
+                  for m, v in corrected.items()}}
+    found.append(claim(
+        "holdover-corrected", all(v is not None for v in corrected.values()),
+        "Reconnected, chronyd brought that error back below a tenth of it: "
+        + "; ".join(f"{LABELS[m]} after {fmt_seconds(v)}" for m, v in corrected.items()
+                    if v is not None) + ".",
+        "Reconnected, chronyd did not bring that error back below a tenth of it within "
+        f"{fmt_seconds(params['after_timeout_s'])} in every run.", **figures))
+    settles = {mode: (r.get("settle_s"), r.get("settle_with_driftfile_s"))
+               for mode, r in runs.items() if r.get("holdover")}
+    poll = 2.0 ** params["maxpoll"]
+    figures = {LABELS[m]: f"{fmt_seconds(a)} without, {fmt_seconds(b)} with"
+               for m, (a, b) in settles.items() if a is not None and b is not None}
+    figures["a difference that counts"] = (f"more than {fmt_seconds(poll)} (one polling "
+                                           "interval at maxpoll; one run each)")
+    known = [(a, b) for a, b in settles.values() if a is not None and b is not None]
+    found.append(claim(
+        "driftfile-settles-sooner",
+        None if not known else all(a - b > poll for a, b in known),
+        "Restarted with the driftfile the first part left, chronyd settled sooner than it "
+        "had without one (to the same offset and skew).",
+        "Restarted with the driftfile the first part left, chronyd did not settle measurably "
+        "sooner than without one (to the same offset and skew).",
+        "No restart with the driftfile settled in this run.", **figures))
+    return found
 
 
 def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any],
@@ -370,10 +506,16 @@ def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
                                f"{fmt_seconds(MAKESTEP_THRESHOLD_S)} to act on") + "."))
 
     drift = found["driftfile-rate"]
+    restart = found.get("driftfile-settles-sooner")
+    restarted = {True: "restarted with it, chronyd settled sooner than without it",
+                 False: "restarted with it, chronyd did not settle measurably sooner than "
+                        "without it (the finding above)",
+                 None: "no run restarted with it, so its speeding up of a restart is not "
+                       "measured here"}[None if restart is None else restart.holds]
     items.append(comparison(
         "course-driftfile", "course", drift.holds,
-        "As the course report says, the driftfile recorded the clock's drift rate; both runs "
-        "started without one, so its speeding up of a restart is not measured here.",
+        f"As the course report says, the driftfile recorded the clock's drift rate; "
+        f"{restarted}.",
         "The driftfile did not record the clock's drift rate, which the course report says it "
         "compensates.", drift.why_unknown, **drift.figures))
 

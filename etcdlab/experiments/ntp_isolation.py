@@ -17,8 +17,17 @@ selected, sample offsets below ``settle_offset_ms``, frequency skew below
 ``settle_skew_ppm``); then NTP (UDP 123) between client and server is cut with iptables
 for ``isolation_s`` — etcd's traffic keeps flowing — and restored. ``chronyc
 tracking``, ``ntpdata`` and ``sources`` are read every ``sample_interval_s`` throughout.
-At the end chronyd is stopped, which makes it write its driftfile, and the driftfile is
-read. The runner's heal restores the role's files.
+Then chronyd is stopped, which makes it write its driftfile, and the driftfile is read.
+
+With ``holdover_drift_ppm`` a second part follows on each client: chronyd is started again
+with that driftfile (same faked clock, a new process) and settles — its time to settle
+beside the first part's, which started without one — then NTP is cut for
+``holdover_isolation_s`` while the clock runs ``holdover_drift_ppm`` faster (a real
+oscillator's frequency wanders; a constant faked drift is one chrony's frequency estimate
+cancels), changed back at the reconnection, both without a step (libfaketime's spec file
+rewritten, its offset moved to keep the clock continuous). chronyd's true error (the
+faked clock's known lead plus its "System time") is read until it is back below a tenth of
+what the excursion built. The runner's heal restores the role's files.
 """
 
 from __future__ import annotations
@@ -30,10 +39,12 @@ from typing import Any
 
 from etcdlab.analysis.ntp_isolation import (
     RUNS,
+    holdover_threshold_ms,
     returned,
     sample_points,
     summarize,
     summarize_run,
+    true_error_s,
 )
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
@@ -61,7 +72,8 @@ def run(ctx: Context) -> None:
     def series(mode: str, stop: threading.Event) -> None:
         record = ctx.samples["runs"][mode] = {"iburst": mode == "iburst",
                                               "client": clients[mode], "rows": []}
-        with ctx.phase(f"ntp-isolation: {mode} on {clients[mode]}", 4) as advance:
+        parts = 5 if params["holdover_drift_ppm"] else 4
+        with ctx.phase(f"ntp-isolation: {mode} on {clients[mode]}", parts) as advance:
             one_run(ctx, clients[mode], server, record, rate, advance, stop)
         ctx.log(f"{mode} on {clients[mode]}: {_describe(record)}")
 
@@ -94,7 +106,8 @@ def one_run(
     ctx: Context, client: str, server: str, record: dict[str, Any], rate: float, advance: Any,
     stop: threading.Event,
 ) -> None:
-    """Restart chronyd with a drifting clock, let it settle, isolate it, reconnect.
+    """Restart chronyd with a drifting clock, let it settle, isolate it, reconnect; then,
+    with ``holdover_drift_ppm``, the second part (:func:`holdover_run`).
 
     Every reading goes into ``record`` (already in ``ctx.samples``) as it is taken. Once
     ``stop`` is set, the run raises :class:`Stopped` before its next reading or fault."""
@@ -112,15 +125,10 @@ def one_run(
         minpoll=params["minpoll"], maxpoll=params["maxpoll"], fresh_driftfile=True,
     )
     record["chronyd_started_at"] = started
+    record["clock"] = {"offset_s": params["clock_offset_s"], "rate": rate}
     record["conf"] = lab.exec(client, ["grep", "-E", "^(server|makestep|driftfile)",
                                        "/etc/chrony/chrony.conf"], check=False)[1].splitlines()
-    settled_at = watch("settle", started + params["settle_timeout_s"],
-                       until=lambda row: settled(row, params["settle_offset_ms"],
-                                                 params["settle_skew_ppm"]))
-    if settled_at is None:
-        raise LabError(f"{client}: chrony did not settle within {params['settle_timeout_s']} s "
-                       "(see `chronyc sources` on it)")
-    record["settled_at"] = settled_at
+    record["settled_at"] = settle(ctx, client, rows, started, stop)
     advance()
     watch("before", time.time() + params["before_s"])
     advance()
@@ -140,9 +148,65 @@ def one_run(
     drift = faults.read_driftfile(client)
     record["driftfile"] = None if drift is None else {"frequency_ppm": drift[0],
                                                       "skew_ppm": drift[1]}
+    if params["holdover_drift_ppm"]:
+        record["holdover_run"] = {"rows": [], "clock": dict(record["clock"]), "iburst": iburst,
+                                  "rate_changes": [], "driftfile_at_start": record["driftfile"]}
+        holdover_run(ctx, client, server, record["holdover_run"], rate, stop)
+        advance()
+        faults.stop_chronyd(client)
     _code, log = lab.exec(client, ["sh", "-c", f"tail -c +{int(size.strip() or 0) + 1} "
                                                f"{CHRONY_LOG}"], check=False)
     record["log"] = [line for line in log.splitlines() if line.strip()][-60:]
+
+
+def settle(ctx: Context, client: str, rows: list[dict[str, Any]], started: float,
+           stop: threading.Event) -> float:
+    """Read chrony until it is settled (:func:`settled`); the time it was."""
+    params = ctx.params
+    settled_at = observe(ctx, client, rows, "settle", started + params["settle_timeout_s"],
+                         lambda row: settled(row, params["settle_offset_ms"],
+                                             params["settle_skew_ppm"]), stop)
+    if settled_at is None:
+        raise LabError(f"{client}: chrony did not settle within {params['settle_timeout_s']} s "
+                       "(see `chronyc sources` on it)")
+    return settled_at
+
+
+def holdover_run(ctx: Context, client: str, server: str, record: dict[str, Any], rate: float,
+                 stop: threading.Event) -> None:
+    """chronyd restarted with the driftfile the first part left (the same faked clock, new
+    process), settled (its time to settle, beside the first part's without a driftfile);
+    then NTP cut for ``holdover_isolation_s`` while the clock runs ``holdover_drift_ppm``
+    faster (an oscillator's wander: changed at the cut, back at the reconnection, both
+    without a step), and read until chronyd's true error is small again."""
+    params, faults = ctx.params, ctx.faults
+    rows = record["rows"]
+    extra = params["holdover_drift_ppm"] * 1e-6
+    offset = params["clock_offset_s"]
+    _check(stop)
+    started = faults.configure_chronyd(client, offset_s=offset, rate=rate, iburst=record.get(
+        "iburst"), minpoll=params["minpoll"], maxpoll=params["maxpoll"])
+    record["chronyd_started_at"] = started
+    record["settled_at"] = settle(ctx, client, rows, started, stop)
+    _check(stop)
+    record["cut_at"] = faults.cut_ntp(client, server)
+    at, moved = faults.change_chronyd_rate(client, offset, rate, rate + extra, started)
+    record["rate_changes"].append({"at": at, "rate": rate + extra, "offset_s": moved})
+    observe(ctx, client, rows, "holdover", record["cut_at"] + params["holdover_isolation_s"],
+            None, stop)
+    at, back = faults.change_chronyd_rate(client, moved, rate + extra, rate, started)
+    record["rate_changes"].append({"at": at, "rate": rate, "offset_s": back})
+    record["reconnected_at"] = faults.restore_ntp(client, server)
+    threshold = holdover_threshold_ms(params["holdover_drift_ppm"],
+                                      record["rate_changes"][1]["at"]
+                                      - record["rate_changes"][0]["at"])
+
+    def corrected(row: Mapping[str, Any]) -> bool:
+        error = true_error_s(record, row)
+        return error is not None and abs(error) * 1000.0 < threshold
+
+    observe(ctx, client, rows, "holdover-after",
+            record["reconnected_at"] + params["after_timeout_s"], corrected, stop)
 
 
 def _check(stop: threading.Event) -> None:
@@ -254,6 +318,11 @@ EXPERIMENT = Experiment(
               minimum=-500, maximum=500),
         Param("clock_offset_s", 10.0, "libfaketime offset of the client's chronyd", unit="s"),
         Param("isolation_s", 300.0, "how long UDP 123 is cut", unit="s", above=0),
+        Param("holdover_drift_ppm", 20.0, "second part (chronyd restarted with its "
+              "driftfile): how much faster the clock runs while NTP is cut; 0 skips the part",
+              unit="ppm", minimum=-500, maximum=500),
+        Param("holdover_isolation_s", 60.0, "how long NTP is cut in the second part, while the "
+              "clock runs holdover_drift_ppm faster", unit="s", above=0),
         Param("minpoll", 4, "chrony minpoll of the client", minimum=-6, maximum=24),
         Param("maxpoll", 6, "chrony maxpoll of the client", minimum=-6, maximum=24),
         Param("settle_timeout_s", 300.0, "time allowed to synchronise first", unit="s",
@@ -268,7 +337,8 @@ EXPERIMENT = Experiment(
     # Quick: faster polling, a looser skew to count as settled (3 ppm is reached about
     # 20 s sooner than 1 ppm at these polls), shorter windows; every phase is kept.
     quick={"isolation_s": 20.0, "minpoll": 2, "maxpoll": 3, "settle_timeout_s": 150.0,
-           "settle_skew_ppm": 3.0, "before_s": 6.0, "after_timeout_s": 60.0, "after_s": 4.0},
+           "settle_skew_ppm": 3.0, "before_s": 6.0, "after_timeout_s": 60.0, "after_s": 4.0,
+           "holdover_drift_ppm": 100.0, "holdover_isolation_s": 10.0},
     run=run,
     summarize=summarize,
     needs_containers=("it restarts chronyd with a faked clock by rewriting its supervisord "

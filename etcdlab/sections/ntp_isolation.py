@@ -58,7 +58,21 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
             wander[LABELS[mode]] = (
                 [r["t"] - cut for r in rows],
                 [-(r["system_time_s"] - at_cut["system_time_s"]) * 1e3 for r in rows])
+    holdover: dict[str, tuple[list[float], list[float]]] = {}
+    length = 0.0
+    for mode in RUNS:
+        part = (summarize(result.samples, result.params).get(mode) or {}).get("holdover")
+        if part:
+            length = part["length_s"]
+            holdover[LABELS[mode]] = ([c["t"] for c in part["curve"]],
+                                      [c["error_ms"] for c in part["curve"]])
     files = {}
+    if holdover:
+        files["holdover"] = plots.time_series(
+            out_dir / "ntp_isolation_holdover.png", holdover,
+            "chronyd's true error through a rate change while cut off (second part)",
+            "seconds since NTP was cut (and the clock sped up)", "local − true (ms)",
+            spans={"NTP cut, clock faster": (0.0, length)})
     if samples:
         files["offset"] = plots.time_series(
             out_dir / "ntp_isolation_offset.png", samples,
@@ -118,6 +132,10 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "details": details,
         "chart_offset": chart_files.get("offset"),
         "chart_wander": chart_files.get("wander"),
+        "chart_holdover": chart_files.get("holdover"),
+        "holdover_drift": fmt_ppm(params.get("holdover_drift_ppm")),
+        "holdover_isolation": fmt_seconds(params.get("holdover_isolation_s")),
+        "holdover": any(figures.get("holdover") for figures in runs.values()),
         "client": samples["client"],
         # Older results ran both series one after the other on samples["client"].
         "at_once": bool(samples.get("at_once")),

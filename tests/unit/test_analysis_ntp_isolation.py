@@ -137,3 +137,46 @@ def test_a_failed_reading_does_not_count_as_deselected():
                         "selected": False})
     run["rows"].sort(key=lambda row: row["t"])
     assert summarize_run(run, RESULT.params)["selected_while_isolated"] is True
+
+
+HOLDOVER = load_results(QUICK.parent / "holdover-run")["ntp-isolation"]
+HOLDOVER_SUMMARY = summarize(HOLDOVER.samples, HOLDOVER.params)
+
+
+def test_the_holdover_part_measures_the_rate_change_and_the_correction():
+    assert BASE["holdover-keeps-frequency"].holds is None  # the quick run had no second part
+    part = HOLDOVER_SUMMARY["iburst"]["holdover"]
+    assert part["extra_ppm"] == pytest.approx(100.0)
+    assert part["slope_ppm"] == pytest.approx(100.28, abs=0.01)
+    assert part["expected_ms"] == pytest.approx(1.008, abs=0.001)
+    assert part["error_at_reconnect_ms"] == pytest.approx(0.941, abs=0.001)
+    assert part["corrected_s"] == pytest.approx(21.09, abs=0.01)
+    assert HOLDOVER_SUMMARY["no_iburst"]["holdover"]["corrected_s"] == pytest.approx(5.09,
+                                                                                      abs=0.01)
+    assert HOLDOVER_SUMMARY["iburst"]["settle_with_driftfile_s"] == pytest.approx(32.49,
+                                                                                  abs=0.01)
+    found = by_id(findings(HOLDOVER_SUMMARY, HOLDOVER.params))
+    assert found["holdover-keeps-frequency"].holds is True
+    assert found["holdover-corrected"].holds is True
+    # 36.5 → 32.5 s with iburst is less than one 8 s poll: not measurably sooner
+    assert found["driftfile-settles-sooner"].holds is False
+    assert "did not settle measurably sooner" in found["course-driftfile"].text
+
+
+HOLDOVER_FLIPS = {
+    "holdover-keeps-frequency": lambda s: s["iburst"]["holdover"].update(slope_ppm=0.4),
+    "holdover-corrected": lambda s: s["no_iburst"]["holdover"].update(corrected_s=None),
+    "driftfile-settles-sooner": lambda s: s["iburst"].update(settle_with_driftfile_s=20.0),
+}
+
+
+@pytest.mark.parametrize("finding_id", sorted(HOLDOVER_FLIPS))
+def test_each_holdover_finding_follows_its_data(finding_id):
+    base = by_id(findings(HOLDOVER_SUMMARY, HOLDOVER.params))[finding_id]
+    summary = copy.deepcopy(HOLDOVER_SUMMARY)
+    HOLDOVER_FLIPS[finding_id](summary)
+    flipped = by_id(findings(summary, HOLDOVER.params))[finding_id]
+    assert flipped.holds is (not base.holds) and flipped.text != base.text
+    before = render_section(HOLDOVER)
+    after = render_section(HOLDOVER, list(by_id(findings(summary, HOLDOVER.params)).values()))
+    assert base.text in before and base.text not in after and flipped.text in after

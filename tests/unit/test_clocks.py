@@ -373,3 +373,23 @@ def test_time_sections_render_from_hand_made_results(tmp_path):
     assert "lease_drift_belief_error.png" not in text
     assert "faulty_clock_two_faulty.png" in text
     assert "Could not step system clock" in text
+
+
+def test_a_rate_change_keeps_the_faked_clock_continuous():
+    from etcdlab.clocks import continued_offset, faked_offset, faked_offset_piecewise
+    offset, rate, started = 10.0, 1 + 50e-6, 1000.0
+    new_rate, at = 1 + 100e-6, 1060.0
+    moved = continued_offset(offset, rate, new_rate, started, at)
+    # both specs read the same at the change, and the new one runs at the new rate after it
+    assert faked_offset(moved, new_rate, started, at) == pytest.approx(
+        faked_offset(offset, rate, started, at), abs=1e-12)
+    assert faked_offset(moved, new_rate, started, at + 20) - faked_offset(
+        moved, new_rate, started, at) == pytest.approx(20 * 100e-6)
+    changes = [(at, new_rate), (at + 20, rate)]
+    assert faked_offset_piecewise(offset, rate, started, 1030.0, changes) == pytest.approx(
+        faked_offset(offset, rate, started, 1030.0))
+    assert faked_offset_piecewise(offset, rate, started, at + 20, changes) == pytest.approx(
+        faked_offset(moved, new_rate, started, at + 20))
+    # back at the old rate after the excursion: 20 s × 50 ppm more than without it
+    assert faked_offset_piecewise(offset, rate, started, at + 50, changes) - faked_offset(
+        offset, rate, started, at + 50) == pytest.approx(20 * 50e-6)
