@@ -72,7 +72,8 @@ FLIPS = {
 
 
 def test_every_finding_but_makestep_has_a_flip():
-    assert set(FLIPS) == set(BASE) - {"course-makestep"}
+    # The holdover part's findings flip on the holdover run (below): the quick run has none.
+    assert set(FLIPS) == set(BASE) - {"course-makestep", "holdover-keeps-frequency"}
 
 
 @pytest.mark.parametrize("finding_id", sorted(FLIPS))
