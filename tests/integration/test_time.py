@@ -79,6 +79,14 @@ def test_ntp_isolation_records_both_runs(lab, results):
         # chrony's estimate of the injected 50 ppm ends up in the driftfile.
         assert abs(figures["driftfile_ppm"] - result["params"]["drift_ppm"]) < 5, figures
         assert figures["step_refused"] >= 1  # makestep under -x: logged, refused
+        # The second part: restarted with that driftfile it settles; then, cut off while
+        # the clock runs faster, chronyd's true error grows at about the added rate (it
+        # keeps the frequency it learnt) and is corrected after the reconnection.
+        assert figures["settle_with_driftfile_s"] is not None, figures
+        holdover = figures["holdover"]
+        extra = result["params"]["holdover_drift_ppm"]
+        assert abs(holdover["slope_ppm"] - extra) < 0.2 * extra, holdover
+        assert holdover["corrected_s"] is not None, holdover
     assert any("iburst" in line for line in result["samples"]["runs"]["iburst"]["conf"])
     assert not any("iburst" in line for line in result["samples"]["runs"]["no_iburst"]["conf"])
 
