@@ -60,32 +60,28 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
                 [-(r["system_time_s"] - at_cut["system_time_s"]) * 1e3 for r in rows])
     holdover: dict[str, tuple[list[float], list[float]]] = {}
     length = 0.0
+    summary = summarize(result.samples, result.params)
     for mode in RUNS:
-        part = (summarize(result.samples, result.params).get(mode) or {}).get("holdover")
+        part = (summary.get(mode) or {}).get("holdover")
         if part:
             length = part["length_s"]
             holdover[LABELS[mode]] = ([c["t"] for c in part["curve"]],
                                       [c["error_ms"] for c in part["curve"]])
-    files = {}
-    if holdover:
-        files["holdover"] = plots.time_series(
-            out_dir / "ntp_isolation_holdover.png", holdover,
-            "chronyd's true error through a rate change while cut off (second part)",
-            "seconds since NTP was cut (and the clock sped up)", "local − true (ms)",
-            spans={"NTP cut, clock faster": (0.0, length)})
-    if samples:
-        files["offset"] = plots.time_series(
-            out_dir / "ntp_isolation_offset.png", samples,
-            "Offset from the server at each NTP sample (chronyd's own time scale)",
-            "seconds since NTP was cut", "local − server (ms)",
-            spans={"NTP cut": (0.0, isolation)})
-    if wander:
-        files["wander"] = plots.time_series(
-            out_dir / "ntp_isolation_system_time.png", wander,
-            "The faked (uncorrected) clock against chronyd's time scale (System time)",
-            "seconds since NTP was cut", "change since the cut (ms)",
-            spans={"NTP cut": (0.0, isolation)})
-    return files
+    cut = "seconds since NTP was cut"
+    plotted = (
+        ("offset", "ntp_isolation_offset.png", samples,
+         "Offset from the server at each NTP sample (chronyd's own time scale)", cut,
+         "local − server (ms)", {"NTP cut": (0.0, isolation)}),
+        ("wander", "ntp_isolation_system_time.png", wander,
+         "The faked (uncorrected) clock against chronyd's time scale (System time)", cut,
+         "change since the cut (ms)", {"NTP cut": (0.0, isolation)}),
+        ("holdover", "ntp_isolation_holdover.png", holdover,
+         "chronyd's true error through a rate change while cut off (second part)",
+         f"{cut} (and the clock sped up)", "local − true (ms)",
+         {"NTP cut, clock faster": (0.0, length)}),
+    )
+    return {key: plots.time_series(out_dir / file, series, title, xlabel, ylabel, spans=spans)
+            for key, file, series, title, xlabel, ylabel, spans in plotted if series}
 
 
 def _octal(value: int | None) -> str:
