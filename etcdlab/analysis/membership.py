@@ -110,7 +110,14 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         "ttl_s": ttl,
         "join": {"n": j["n"], "median_ms": j["median"], "p95_ms": j["p95"], "max_ms": j["max"],
                  "not_seen": sum(1 for s in joins if s["join_ms"] is None),
-                 "attempts": len(joins), "values_ms": join},
+                 "attempts": len(joins), "values_ms": join,
+                 # the registration write (lease grant + put, until acknowledged), and from
+                 # its acknowledgement to the last watcher: the watch delivery
+                 "write_values_ms": [s["put_ms"] for s in joins
+                                     if s["join_ms"] is not None and s.get("put_ms") is not None],
+                 "delivery_values_ms": [round(s["join_ms"] - s["put_ms"], 3) for s in joins
+                                        if s["join_ms"] is not None
+                                        and s.get("put_ms") is not None]},
         "leave": {"n": lv["n"], "median_ms": lv["median"], "p95_ms": lv["p95"],
                   "max_ms": lv["max"],
                   "unknown": sum(1 for s in samples.get("leave", []) if s["outcome"] != "ok"),
@@ -384,7 +391,11 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         f"Some joins did not reach all {watchers} watchers (joins that did: "
         f"{fmt_share(seen, n)}).",
         "No instance joined in this run.",
-        **{"register() → last watcher": _ms_median(join["values_ms"])}))
+        **{"register() → last watcher": _ms_median(join["values_ms"]),
+           **({"of it, the registration write (lease grant + put)":
+               _ms_median(join["write_values_ms"]),
+               "and the watch delivery (acknowledged → last watcher)":
+               _ms_median(join["delivery_values_ms"])} if join["write_values_ms"] else {})}))
 
     seen, n = leave["n"], leave["attempts"]
     parts.append(claim(

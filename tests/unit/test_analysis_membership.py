@@ -215,3 +215,13 @@ def test_a_watcher_leaves_a_crashed_or_cut_off_member(tmp_path, quick):
     assert judged(missed)["watcher-leaves-a-lost-member"].holds is False
     text = section_text(tmp_path, _with_member_lost(quick))
     assert found.text in text and "A watcher's member lost" in text
+
+
+def test_join_latency_is_split_into_the_write_and_the_watch_delivery(quick):
+    summary = summarize(quick["samples"], quick["params"])
+    join = summary["join"]
+    joins = [s for s in quick["samples"]["join"] if s["join_ms"] is not None]
+    assert join["write_values_ms"] == [s["put_ms"] for s in joins]
+    assert join["delivery_values_ms"] == [round(s["join_ms"] - s["put_ms"], 3) for s in joins]
+    figures = judged(quick)["joins-reach-every-watcher"].figures
+    assert "of it, the registration write (lease grant + put)" in figures
