@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -344,6 +345,28 @@ class Faults:
         self._write_atomically(name, CHRONY_FAKETIME_FILE, faketime_spec(new_offset, new_rate))
         return at, new_offset
 
+    def temporary_lab(self, config: Any) -> Entry:
+        """Write down a temporary container lab (``config``: its own network and prefix)
+        before it is created; its undo removes its containers, network and state, so that
+        ``invoke heal`` clears what a killed run left. The caller marks it done after
+        destroying it."""
+        return self.journal.begin(
+            "temporary-lab", f"temporary lab {config.network} ({config.nodes} members)",
+            network=config.network, subnet=config.subnet, prefix=config.prefix,
+            nodes=config.nodes)
+
+    def _undo_temporary_lab(self, entry: Entry) -> str:
+        from etcdlab.docker_cluster import DockerLab
+        from etcdlab.provision import state_dir
+
+        data = entry.data
+        config = self.cluster.config.with_changes(
+            network=data["network"], subnet=data["subnet"], prefix=data["prefix"],
+            nodes=data["nodes"])
+        DockerLab(config).destroy(lambda _m: None)
+        shutil.rmtree(state_dir(config), ignore_errors=True)
+        return f"{data['network']} removed"
+
     def stop_chronyd(self, name: str) -> None:
         """Stop a node's chronyd (it writes its driftfile as it exits); heal() restarts it."""
         self._journal_chronyd(name, "chronyd stopped")
@@ -569,7 +592,8 @@ class Faults:
         return {"partition": self._undo_partition, "ntp-cut": self._undo_ntp_cut,
                 "etcd": self._undo_etcd, "local-process": self._end_local_processes,
                 "node-agent": self._end_node_agents, "chronyd": self._undo_chronyd,
-                "settings": self._undo_settings}
+                "settings": self._undo_settings,
+                "temporary-lab": self._undo_temporary_lab}
 
     def heal(self, wait: bool = True, timeout: float = 90.0,
              extra: Mapping[str, Callable[[Entry], str]] | None = None,

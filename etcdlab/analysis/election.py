@@ -27,7 +27,12 @@ from etcdlab.analysis import (
     untestable,
 )
 from etcdlab.analysis.election_model import ElectionModel, ks_critical, ks_test
-from etcdlab.analysis.election_sweep import summarize_sweep, sweep_findings
+from etcdlab.analysis.election_sweep import (
+    size_findings,
+    summarize_sizes,
+    summarize_sweep,
+    sweep_findings,
+)
 from etcdlab.units import (
     fmt_count,
     fmt_factor,
@@ -170,6 +175,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
                                   if params.get("poll_interval_ms") is not None else None)
     summary["histories"] = samples.get("histories") or {}
     summary["sweep"] = summarize_sweep(samples)
+    summary["sizes"] = summarize_sizes(samples)
     return summary
 
 
@@ -574,6 +580,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         _course_under_model(crash, metadata, params),
         _course_start_point(),
         *sweep_findings(summary.get("sweep"), nodes, _poll_s(params)),
+        *size_findings(summary.get("sizes"), _poll_s(params)),
         _published_transfer(graceful, timeout_s),
         _published_mean(crash, timeout_s, survivors),
     ]
@@ -582,6 +589,11 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
 def _poll_s(params: Mapping[str, Any]) -> float:
     poll_ms = params.get("poll_interval_ms")
     return poll_ms / 1000.0 if poll_ms else 0.0
+
+
+def size_rows(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The sizes' table (:func:`etcdlab.analysis.election_sweep.size_rows`)."""
+    return election_sweep.size_rows(summary.get("sizes"), _poll_s(params))
 
 
 def sweep_rows(summary: Mapping[str, Any], params: Mapping[str, Any],

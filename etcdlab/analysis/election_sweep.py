@@ -196,3 +196,80 @@ def _raft_paper(settings: Sequence[Mapping[str, Any]]) -> Finding:
            "paper's recommended range": f"{RAFT_PAPER_RECOMMENDED_MS[0]}–"
                                         f"{RAFT_PAPER_RECOMMENDED_MS[1]} ms"},
     )
+
+
+# -- cluster sizes ---------------------------------------------------------------------------
+
+def summarize_sizes(samples: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Crash elections per member count: the lab's own (the crash series) and each
+    temporary lab's, under the lab's timeouts, sorted by members; None when the run had no
+    other size (it predates them, or ran without ``sizes``)."""
+    sizes = samples.get("sizes")
+    if not sizes or not any(one.get("trials") for one in sizes.get("settings") or []):
+        return None
+    timeout, heartbeat = sizes["timeout_ms"], sizes.get("heartbeat_ms")
+    settings = []
+    if samples.get("crash"):
+        settings.append({**_setting(timeout, heartbeat, samples["crash"], "the crash series"),
+                         "members": sizes["own_members"]})
+    for one in sizes["settings"]:
+        if one.get("trials"):
+            settings.append({**_setting(timeout, heartbeat, one["trials"], "temporary lab"),
+                             "members": one["members"], "provision_s": one.get("provision_s")})
+    settings.sort(key=lambda s: s["members"])
+    return {"settings": settings, "timeout_ms": timeout}
+
+
+def size_rows(sizes: Mapping[str, Any] | None, poll_s: float) -> list[dict[str, str]]:
+    """One row per member count, with the model of its survivors."""
+    rows = []
+    for one in (sizes or {}).get("settings", []):
+        model, test = tested(one, one["members"], poll_s)
+        tail = (f"p95 {fmt_seconds(one['p95_s'])}" if one["p95_s"] is not None
+                else f"largest {fmt_seconds(one['max_s'])}")
+        rows.append({
+            "members": fmt_count(one["members"]), "source": one["source"],
+            "n": fmt_count(one["n"]), "median": fmt_median(one["elected_values_s"]),
+            "tail": tail, "split": fmt_share(one["split_votes"], one["n"]),
+            "model": f"{fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}",
+            "ks": fmt_p_value(test.p),
+        })
+    return rows
+
+
+def size_findings(sizes: Mapping[str, Any] | None, poll_s: float) -> list[Finding]:
+    """Does the model of each size fit, and does the median move as the model says (more
+    survivors: an earlier first timeout)? None when the run had no other size."""
+    if sizes is None:
+        return []
+    settings = sizes["settings"]
+    figures, rejected = {}, []
+    for one in settings:
+        model, test = tested(one, one["members"], poll_s)
+        figures[f"{one['members']} members"] = (
+            f"median {fmt_seconds(one['median_s'])} (n = {one['n']}); model median / p95 "
+            f"{fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}; KS D = "
+            f"{test.d:.3f}, p {fmt_p_value(test.p)}")
+        if test.p < MODEL_TEST_LEVEL:
+            rejected.append(f"{one['members']} members")
+    fit = claim(
+        "sizes-model-fit", not rejected,
+        "At every cluster size the crash-to-leader times are consistent with the election "
+        f"model of its survivors (Kolmogorov–Smirnov, none below p = {MODEL_TEST_LEVEL}; as "
+        f"far as {min(s['n'] for s in settings)} to {max(s['n'] for s in settings)} "
+        "elections per size can tell).",
+        f"The election model does not fit the crash-to-leader times with "
+        f"{', '.join(rejected)} (Kolmogorov–Smirnov p below {MODEL_TEST_LEVEL}).", **figures)
+    if len(settings) < 2:
+        return [fit, untestable("sizes-median-falls", "Only one cluster size was measured.")]
+    medians = [s["median_s"] for s in settings]
+    models = [setting_model(s, s["members"], poll_s).median_s for s in settings]
+    text = ", ".join(f"{fmt_seconds(s['median_s'])} with {s['members']} members "
+                     f"(model {fmt_seconds(m)})" for s, m in zip(settings, models, strict=True))
+    falls = all(a >= b for a, b in zip(medians, medians[1:], strict=False))
+    return [fit, claim(
+        "sizes-median-falls", falls,
+        f"As the model predicts, the median time to a new leader did not grow with the "
+        f"number of members (more survivors, so an earlier first timeout): {text}.",
+        f"The median time to a new leader grew with the number of members somewhere, which "
+        f"the model does not predict: {text}.")]

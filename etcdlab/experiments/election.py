@@ -21,11 +21,21 @@ each write a value of its own, a timed-out write an unknown outcome) and checked
 linearizability by the runner: an acknowledged write lost in the failover, or a timed-out
 one that took effect on one member and not another, would make it not linearizable. After
 each series every member's revision and KV hash are compared.
+
+Then the timeout sweep (crash trials under other election timeouts, applied through the
+settings journal) and the sizes: for each member count of ``sizes`` other than the lab's,
+a temporary container lab of its own (network ``<lab network>-sizes`` on ``sizes_subnet``,
+nodes ``<prefix>s1..N``, from the same image and roles) is provisioned, gets
+``size_trials`` crash trials under the lab's own timeouts, and is destroyed. It is
+written down in the lab's journal before it is created, so ``invoke heal`` removes it
+after a killed run. (Not on an inventory of hosts: the sizes need container labs.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -33,8 +43,11 @@ from typing import Any
 
 import grpc
 
+from etcdlab import provision as provisioning
 from etcdlab.analysis.election import SERIES, summarize
 from etcdlab.cluster import Cluster
+from etcdlab.config import MAX_NODES
+from etcdlab.docker_cluster import DockerLab
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import (
@@ -44,6 +57,7 @@ from etcdlab.experiments.common import (
     playbook_logger,
     zap_message,
 )
+from etcdlab.faults import Faults
 from etcdlab.params import Param
 from etcdlab.transport import Member, close_all, member, open_members
 
@@ -55,6 +69,8 @@ def run(ctx: Context) -> None:
     for timeout in parse_timeouts(params["sweep_timeouts_ms"]):  # refused before any fault
         ctx.cluster.config.with_changes(etcd_election_timeout_ms=timeout,
                                         etcd_heartbeat_interval_ms=sweep_heartbeat(timeout))
+    for count in parse_timeouts(params["sizes"]):  # likewise
+        size_config(ctx.cluster.config, count, params["sizes_subnet"])
     ctx.samples.update({"crash": [], "graceful": [], "consistency": []})
     ids = member_names(ctx.cluster)
     for series in SERIES:
@@ -70,6 +86,52 @@ def run(ctx: Context) -> None:
         )
         ctx.log(f"{series}: members consistent = {consistent}")
     timeout_sweep(ctx, rng, ids)
+    size_series(ctx, rng)
+
+
+def size_series(ctx: Context, rng: random.Random) -> None:
+    """Crash trials on a temporary lab of each member count of ``sizes`` (see the module)."""
+    params, config = ctx.params, ctx.cluster.config
+    counts = [n for n in parse_timeouts(params["sizes"]) if n != len(ctx.cluster.names)]
+    ctx.samples["sizes"] = {"own_members": len(ctx.cluster.names), "settings": [],
+                            "timeout_ms": config.etcd_election_timeout_ms,
+                            "heartbeat_ms": config.etcd_heartbeat_interval_ms}
+    if not counts or not params["size_trials"]:
+        return
+    if config.hosts_mode:
+        ctx.samples["sizes"]["skipped"] = "the sizes need container labs (an inventory ran)"
+        ctx.log("sizes: skipped on an inventory of hosts (they need container labs)")
+        return
+    show = playbook_logger(ctx)
+    with ctx.phase("election: other cluster sizes", len(counts) * params["size_trials"]
+                   ) as advance:
+        for count in counts:
+            temp = size_config(config, count, params["sizes_subnet"])
+            entry = ctx.faults.temporary_lab(temp)
+            setting: dict[str, Any] = {"members": count, "trials": []}
+            ctx.samples["sizes"]["settings"].append(setting)
+            try:
+                ctx.log(f"sizes: provisioning a temporary lab of {count} members on "
+                        f"{temp.network} ({temp.prefix}1..{count})")
+                started = time.monotonic()
+                done = provisioning.provision(temp, ctx.log, show)
+                setting["provision_s"] = round(time.monotonic() - started, 3)
+                cluster = Cluster(done.config)
+                cluster.wait_healthy(timeout=120)
+                sub = dataclasses.replace(ctx, cluster=cluster, faults=Faults(cluster),
+                                          history_dir=None, histories={})
+                ids = member_names(cluster)
+                for trial in range(1, params["size_trials"] + 1):
+                    sample = one_trial(sub, f"size-{count}", trial, rng, ids, crash=True)
+                    setting["trials"].append(sample)
+                    ctx.log(f"{count} members, trial {trial}: new leader after "
+                            f"{sample['elected_s']:.3f} s, term {sample['term_before']} → "
+                            f"{sample['term_after']}")
+                    advance()
+            finally:
+                DockerLab(temp).destroy(lambda _m: None)
+                shutil.rmtree(provisioning.state_dir(temp), ignore_errors=True)
+                ctx.faults.journal.done(entry)
 
 
 def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> None:
@@ -107,6 +169,18 @@ def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> N
                 advance()
         ctx.log("sweep: re-applying the provisioned settings")
         ctx.faults.restore_settings(show)
+
+
+def size_config(config: Any, count: int, subnet: str) -> Any:
+    """The temporary lab of ``count`` members (its own network, subnet and prefix);
+    refuses a count out of range or the lab's own subnet."""
+    if not 1 <= count <= MAX_NODES:
+        raise LabError(f"sizes: {count} members is out of range (1..{MAX_NODES})")
+    if subnet == config.subnet:
+        raise LabError(f"sizes_subnet {subnet} is the lab's own subnet: give the temporary "
+                       "labs another one")
+    return config.with_changes(nodes=count, network=f"{config.network}-sizes", subnet=subnet,
+                               prefix=f"{config.prefix}s")
 
 
 def sweep_heartbeat(timeout_ms: int) -> int:
@@ -361,8 +435,15 @@ EXPERIMENT = Experiment(
               pattern_help="a comma-separated list of timeouts in ms, like 250,500"),
         Param("sweep_trials", 10, "crash trials per sweep setting; 0 skips the sweep",
               minimum=0, maximum=100),
+        Param("sizes", "5,7", "member counts of the crash trials on temporary labs, besides "
+              "the lab's own (empty: none)", pattern=r"([0-9]{1,2}(,[0-9]{1,2})*)?",
+              pattern_help="a comma-separated list of member counts, like 5,7"),
+        Param("size_trials", 10, "crash trials per temporary lab size", minimum=0,
+              maximum=100),
+        Param("sizes_subnet", "172.26.0.0/16", "subnet of the temporary labs' network",
+              pattern=r"[0-9.]+/[0-9]{1,2}", pattern_help="an IPv4 subnet like 172.26.0.0/16"),
     ),
-    quick={"trials": 3, "sweep_timeouts_ms": "500", "sweep_trials": 3},
+    quick={"trials": 3, "sweep_timeouts_ms": "500", "sweep_trials": 3, "sizes": ""},
     run=run,
     summarize=summarize,
 )

@@ -19,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import docker
 import pytest
 
 from etcdlab.faults import (
@@ -173,3 +174,33 @@ def test_interrupted_run_leaves_the_lab_whole_and_keeps_its_samples(lab, role_st
     assert isinstance(result["samples"], dict)
     assert not (tmp_path / f"{name}.partial.json").exists()
     assert_lab_whole(lab, role_state, out + err)
+
+
+def test_a_killed_run_leaves_no_temporary_lab_behind(lab, role_state, tmp_path, isolated):
+    """Q1's other sizes run on a temporary lab of their own: written down in the lab's
+    journal before it is created, so `invoke heal` removes it after a kill."""
+    client = docker.from_env(version="auto")
+    network = f"{lab.config.network}-sizes"
+
+    def temporary() -> list[str]:
+        return [c.name for c in client.containers.list(all=True)
+                if network in (c.attrs["NetworkSettings"]["Networks"] or {})]
+
+    skip = journal_lines(lab)
+    process = subprocess.Popen(
+        [*INVOKE, *lab.profile, "experiment", "election", "--quick", "--results", str(tmp_path),
+         "--param", "trials=1", "--param", "sweep_trials=0", "--param", "sizes=4",
+         "--param", "size_trials=1"],
+        cwd=ROOT, env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_fault(lab, "temporary-lab", skip, process, timeout=300)
+    deadline = time.monotonic() + 120
+    while len(temporary()) < 4 and time.monotonic() < deadline:  # its containers exist
+        time.sleep(0.2)
+    assert len(temporary()) == 4, temporary()
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    healed = lab.invoke("heal", check=False)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert temporary() == [] and not client.networks.list(names=[network]), temporary()
+    assert_lab_whole(lab, role_state, healed.stdout)

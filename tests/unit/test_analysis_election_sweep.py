@@ -95,3 +95,36 @@ def test_the_election_findings_carry_the_sweep_only_when_the_run_had_one():
         samples([setting(500, [0.55, 0.6, 0.65])]), params), params, metadata)
     assert {"sweep-median-scales", "sweep-model-fit", "sweep-split-votes",
             "raft-paper-figure-16"} <= {f.id for f in swept}
+
+
+def sizes_samples(five=(1.02, 1.05, 1.09, 1.12, 1.18), crash=None):
+    data = samples([], crash=crash)
+    data["sizes"] = {"own_members": 3, "timeout_ms": 1000, "heartbeat_ms": 100,
+                     "settings": [{"members": 5, "provision_s": 40.0,
+                                   "trials": [trial(v) for v in five]}]}
+    return data
+
+
+def test_cluster_sizes_sit_beside_the_labs_own_with_their_survivors_model():
+    from etcdlab.analysis.election_sweep import size_findings, size_rows, summarize_sizes
+    assert summarize_sizes({"crash": [trial(1.2)]}) is None
+    assert size_findings(None, 0.005) == []
+    sizes = summarize_sizes(sizes_samples())
+    assert [(s["members"], s["source"], s["n"]) for s in sizes["settings"]] == [
+        (3, "the crash series", 8), (5, "temporary lab", 5)]
+    rows = size_rows(sizes, 0.005)
+    assert [r["members"] for r in rows] == ["3", "5"]
+    # the model of 4 survivors has an earlier median than that of 2
+    assert rows[1]["model"] != rows[0]["model"]
+    found = by_id(size_findings(sizes, 0.005))
+    assert found["sizes-median-falls"].holds is True  # 1.19 s with 3, 1.09 s with 5
+    grown = by_id(size_findings(summarize_sizes(sizes_samples(five=(1.5, 1.6, 1.7))),
+                                0.005))
+    assert grown["sizes-median-falls"].holds is False
+    assert "grew with the number of members" in grown["sizes-median-falls"].text
+    far = by_id(size_findings(summarize_sizes(sizes_samples(five=[3.0 + i / 10
+                                                                   for i in range(8)])),
+                              0.005))
+    assert far["sizes-model-fit"].holds is False and "5 members" in far["sizes-model-fit"].text
+    whole = by_id(analysis.findings(analysis.summarize(sizes_samples(), {}), {}))
+    assert "sizes-model-fit" in whole and "sizes-median-falls" in whole
