@@ -63,7 +63,7 @@ EVENTS = (
 )
 
 ASKED = (
-    Asked("trials", 3, "partitions per scenario (leader cut off, follower cut off)", fmt_count),
+    Asked("trials", 5, "partitions per scenario (leader cut off, follower cut off)", fmt_count),
     Asked("prevote_trials", 5, "follower isolations per pre-vote setting (on, off)", fmt_count),
     Asked("oneway_trials", 5, "one-way partitions per direction (leader deaf, leader mute)",
           fmt_count),

@@ -790,7 +790,7 @@ EXPERIMENT = Experiment(
     question=3,
     title="Network partition: what each side does, and how it heals",
     parameters=(
-        Param("trials", 3, "partitions per side (leader cut off, follower cut off)",
+        Param("trials", 5, "partitions per side (leader cut off, follower cut off)",
               minimum=1),
         Param("settle_s", 3.0, "pause before each cut", unit="s", minimum=0),
         Param("poll_interval_ms", 5, "how often the majority is asked for a leader",
