@@ -377,8 +377,7 @@ def destroy(config: LabConfig, purge: bool = False) -> None:
         console.print(f"[bold green]purged[/] etcd and chrony from {len(run.recap)} host(s)")
         return
     with lab_lock(config):
-        removed = DockerLab(config).destroy(say)
-    shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
+        removed = provisioning.remove_container_lab(config, say)
     console.print(
         f"[bold green]destroyed[/] {removed} container(s) of {config.network}"
         if removed else f"nothing to destroy on {config.network}"
@@ -730,8 +729,7 @@ def _bench_quick_lab(config: LabConfig, results_dir: Path) -> benchmark.Step:
 
 def _destroy_bench_lab(config: LabConfig) -> None:
     """Remove the bench lab's containers, network and state (idempotent)."""
-    DockerLab(config).destroy(lambda _m: None)
-    shutil.rmtree(provisioning.state_dir(config), ignore_errors=True)
+    provisioning.remove_container_lab(config)
 
 
 @user_errors

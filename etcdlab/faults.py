@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -39,6 +38,7 @@ from etcdlab.clocks import continued_offset
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
+from etcdlab.provision import remove_container_lab
 
 CHAIN = "ETCDLAB"
 # Appends one DROP rule per (flag, address) pair given as arguments after the chain; all
@@ -314,8 +314,7 @@ class Faults:
             self._backup(name, CHRONY_FAKETIME_FILE)
             self._write_atomically(name, CHRONY_FAKETIME_FILE, faketime_spec(
                 offset_s or 0.0, 1.0 if rate is None else rate))
-            env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": CHRONY_FAKETIME_FILE,
-                   "FAKETIME_NO_CACHE": "1"}
+            env = faketime_env(spec_file=CHRONY_FAKETIME_FILE)
             line = "environment=" + ",".join(f'{k}="{v}"' for k, v in sorted(env.items()))
             self.lab.exec(name, ["sed", "-i", "-e", "/^environment=/d", "-e",
                                  f"/^command=/a {line}", CHRONY_SUPERVISOR_CONF])
@@ -348,23 +347,25 @@ class Faults:
     def temporary_lab(self, config: Any) -> Entry:
         """Write down a temporary container lab (``config``: its own network and prefix)
         before it is created; its undo removes its containers, network and state, so that
-        ``invoke heal`` clears what a killed run left. The caller marks it done after
-        destroying it."""
+        ``invoke heal`` clears what a killed run left. The caller ends it with
+        :meth:`end_temporary_lab`."""
         return self.journal.begin(
             "temporary-lab", f"temporary lab {config.network} ({config.nodes} members)",
             network=config.network, subnet=config.subnet, prefix=config.prefix,
             nodes=config.nodes)
 
-    def _undo_temporary_lab(self, entry: Entry) -> str:
-        from etcdlab.docker_cluster import DockerLab
-        from etcdlab.provision import state_dir
+    def end_temporary_lab(self, entry: Entry) -> str:
+        """Remove the temporary lab of ``entry`` (:meth:`temporary_lab`) and mark it done:
+        the same undo whether its run ends or ``invoke heal`` replays it."""
+        detail = self._undo_temporary_lab(entry)
+        self.journal.done(entry)
+        return detail
 
+    def _undo_temporary_lab(self, entry: Entry) -> str:
         data = entry.data
-        config = self.cluster.config.with_changes(
+        remove_container_lab(self.cluster.config.with_changes(
             network=data["network"], subnet=data["subnet"], prefix=data["prefix"],
-            nodes=data["nodes"])
-        DockerLab(config).destroy(lambda _m: None)
-        shutil.rmtree(state_dir(config), ignore_errors=True)
+            nodes=data["nodes"]))
         return f"{data['network']} removed"
 
     def stop_chronyd(self, name: str) -> None:
@@ -694,10 +695,14 @@ def faketime_spec(offset_s: float, rate: float) -> str:
     return f"{offset_s:+.6f} x{rate:.9f}"
 
 
-def faketime_env(offset_s: float = 0.0, rate: float = 1.0) -> dict[str, str]:
-    """The environment that gives one process a faked clock through libfaketime."""
-    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": faketime_spec(offset_s, rate),
-            "FAKETIME_NO_CACHE": "1"}
+def faketime_env(offset_s: float = 0.0, rate: float = 1.0, spec_file: str | None = None
+                 ) -> dict[str, str]:
+    """The environment that gives one process a faked clock through libfaketime: the spec
+    in the environment, or read from ``spec_file`` on every call (so that it can change
+    while the process runs; the caller writes it)."""
+    spec = ({"FAKETIME_TIMESTAMP_FILE": spec_file} if spec_file else
+            {"FAKETIME": faketime_spec(offset_s, rate)})
+    return {"LD_PRELOAD": FAKETIME_LIB, **spec, "FAKETIME_NO_CACHE": "1"}
 
 
 def chrony_server_lines(

@@ -433,6 +433,14 @@ def state_dir(config: LabConfig) -> Path:
     return config.state_path
 
 
+def remove_container_lab(config: LabConfig, say: Say = lambda _m: None) -> int:
+    """Remove a container lab's containers and network (by its labels) and its state
+    folder; idempotent. Returns how many containers were removed."""
+    removed = DockerLab(config).destroy(say)
+    shutil.rmtree(state_dir(config), ignore_errors=True)
+    return removed
+
+
 def save_provisioned(config: LabConfig) -> None:
     """Remember the settings a lab was provisioned with, offline fallbacks resolved."""
     atomic_write_json(state_dir(config) / "provisioned.json", config.as_dict())

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -47,7 +46,6 @@ from etcdlab import provision as provisioning
 from etcdlab.analysis.election import SERIES, summarize
 from etcdlab.cluster import Cluster
 from etcdlab.config import MAX_NODES
-from etcdlab.docker_cluster import DockerLab
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import (
@@ -66,10 +64,10 @@ def run(ctx: Context) -> None:
     """Both series of trials, then a consistency check after each."""
     params = ctx.params
     rng = random.Random(params["seed"])
-    for timeout in parse_timeouts(params["sweep_timeouts_ms"]):  # refused before any fault
+    for timeout in parse_numbers(params["sweep_timeouts_ms"]):  # refused before any fault
         ctx.cluster.config.with_changes(etcd_election_timeout_ms=timeout,
                                         etcd_heartbeat_interval_ms=sweep_heartbeat(timeout))
-    for count in parse_timeouts(params["sizes"]):  # likewise
+    for count in parse_numbers(params["sizes"]):  # likewise
         size_config(ctx.cluster.config, count, params["sizes_subnet"])
     ctx.samples.update({"crash": [], "graceful": [], "consistency": []})
     ids = member_names(ctx.cluster)
@@ -92,7 +90,7 @@ def run(ctx: Context) -> None:
 def size_series(ctx: Context, rng: random.Random) -> None:
     """Crash trials on a temporary lab of each member count of ``sizes`` (see the module)."""
     params, config = ctx.params, ctx.cluster.config
-    counts = [n for n in parse_timeouts(params["sizes"]) if n != len(ctx.cluster.names)]
+    counts = [n for n in parse_numbers(params["sizes"]) if n != len(ctx.cluster.names)]
     ctx.samples["sizes"] = {"own_members": len(ctx.cluster.names), "settings": [],
                             "timeout_ms": config.etcd_election_timeout_ms,
                             "heartbeat_ms": config.etcd_heartbeat_interval_ms}
@@ -129,9 +127,7 @@ def size_series(ctx: Context, rng: random.Random) -> None:
                             f"{sample['term_after']}")
                     advance()
             finally:
-                DockerLab(temp).destroy(lambda _m: None)
-                shutil.rmtree(provisioning.state_dir(temp), ignore_errors=True)
-                ctx.faults.journal.done(entry)
+                ctx.faults.end_temporary_lab(entry)
 
 
 def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> None:
@@ -141,7 +137,7 @@ def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> N
     rolling); the provisioned settings are re-applied at the end, or by the runner's heal."""
     params = ctx.params
     own = ctx.cluster.config.etcd_election_timeout_ms
-    timeouts = [t for t in parse_timeouts(params["sweep_timeouts_ms"]) if t != own]
+    timeouts = [t for t in parse_numbers(params["sweep_timeouts_ms"]) if t != own]
     ctx.samples["sweep"] = {"own_timeout_ms": own,
                             "own_heartbeat_ms": ctx.cluster.config.etcd_heartbeat_interval_ms,
                             "settings": []}
@@ -189,8 +185,9 @@ def sweep_heartbeat(timeout_ms: int) -> int:
     return max(10, timeout_ms // 10)
 
 
-def parse_timeouts(text: str) -> list[int]:
-    """``"250,500"`` → [250, 500] (the parameter's pattern has checked the form)."""
+def parse_numbers(text: str) -> list[int]:
+    """``"250,500"`` → [250, 500]: the sweep's timeouts, the sizes' member counts (each
+    parameter's pattern has checked the form; empty text → [])."""
     return [int(part) for part in text.split(",") if part.strip()]
 
 

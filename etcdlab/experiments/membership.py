@@ -680,20 +680,16 @@ def lose_member(state: Run, mode: str, wid: str, member: str, by_endpoint: Mappi
     logged = len(watch.connections)
     revision_before = watch.revision
     at = ctx.faults.crash(member) if mode == "crash" else ctx.faults.cut_off(member)[1]
-    entry: dict[str, Any] | None = None
     caught_up_at = target = None
     try:
-        deadline = time.monotonic() + params["lost_wait_s"]
-        while entry is None and time.monotonic() < deadline:
-            entry = next((c for c in watch.connections[logged:]
-                          if c["what"] in ("reconnect", "stalled")), None)
-            time.sleep(0.01)
+        entry = poll_until(lambda: next((c for c in watch.connections[logged:]
+                                         if c["what"] in ("reconnect", "stalled")), None),
+                           params["lost_wait_s"], every=0.01)
         if entry is not None:
             target = state.store_revision()
-            end = time.monotonic() + params["settle_timeout_s"]
-            while watch.revision < target and time.monotonic() < end:
-                time.sleep(0.01)
-            caught_up_at = time.time() if watch.revision >= target else None
+            if poll_until(lambda: watch.revision >= target, params["settle_timeout_s"],
+                          every=0.01):
+                caught_up_at = time.time()
     finally:
         if mode == "crash":
             ctx.faults.restart(member)

@@ -133,6 +133,9 @@ def test_faketime_environment_and_chrony_server_lines():
     env = faults.faketime_env(10.0, 1.00005)
     assert env["FAKETIME"] == "+10.000000 x1.000050000"
     assert env["LD_PRELOAD"].endswith("libfaketime.so.1")
+    from_file = faults.faketime_env(spec_file="/run/spec")
+    assert from_file["FAKETIME_TIMESTAMP_FILE"] == "/run/spec" and "FAKETIME" not in from_file
+    assert from_file["FAKETIME_NO_CACHE"] == "1"
     conf = "# x\nserver 10.0.0.1 iburst minpoll 4 maxpoll 6\nmakestep 1.0 3\n"
     changed = faults.chrony_server_lines(conf, iburst=False, minpoll=2, maxpoll=3)
     assert "server 10.0.0.1 minpoll 2 maxpoll 3\n" in changed
