@@ -200,6 +200,7 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "trials": fmt_count(params["trials"]),
         "killed_leader": failover_sample.get("killed") or MISSING,
         "compaction_ops": fmt_count(params["compaction_ops"]),
+        "member_lost": bool(result.samples.get("member_lost")),
         "members": metadata_text(result, "node_count"),
         "etcd_version": metadata_text(result, "etcd_version"),
     }

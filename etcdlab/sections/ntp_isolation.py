@@ -129,6 +129,8 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "chart_offset": chart_files.get("offset"),
         "chart_wander": chart_files.get("wander"),
         "chart_holdover": chart_files.get("holdover"),
+        # runs that record their clock read its spec from a file (older ones from FAKETIME)
+        "spec_file": any("clock" in run for run in samples["runs"].values()),
         "holdover_drift": fmt_ppm(params.get("holdover_drift_ppm")),
         "holdover_isolation": fmt_seconds(params.get("holdover_isolation_s")),
         "holdover": any(figures.get("holdover") for figures in runs.values()),
