@@ -21,7 +21,7 @@ from etcdlab.config import LabConfig
 from etcdlab.docker_cluster import DockerLab
 from etcdlab.errors import LabError
 from etcdlab.nodes import DockerNodes, nodes_for
-from etcdlab.transport import TLS_ENV, open_channel
+from etcdlab.transport import CLIENT_CA_FILE, TLS_ENV, open_channel
 
 CLIENT_PORT = 2379
 @dataclass(frozen=True)
@@ -94,9 +94,9 @@ class Cluster:
         return f"{'https' if self.tls else 'http'}://{self.endpoint(name)}"
 
     def tls_files(self) -> tuple[str, str, str]:
-        """(CA certificate, client certificate, client key) of a TLS lab."""
+        """(client CA certificate, client certificate, client key) of a TLS lab."""
         pki = self.config.pki_path
-        files = (pki / "ca.crt", pki / "client.crt", pki / "client.key")
+        files = (pki / CLIENT_CA_FILE, pki / "client.crt", pki / "client.key")
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise LabError(f"TLS is on but {', '.join(missing)} is missing: run `invoke provision`")

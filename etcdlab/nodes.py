@@ -320,10 +320,11 @@ def host_key_options(config: LabConfig) -> list[str]:
             "-o", f"UserKnownHostsFile={config.known_hosts_path}"]
 
 
-PKI_NAMES = frozenset({"ca", "client"})
-"""Names the etcd role gives the controller's PKI files (``ca.key``, ``client.crt``, …) in
-``.lab/<lab>/pki/``, beside one ``<host>.key/.csr/.crt`` per member: a host of that name
-would overwrite them."""
+PKI_NAMES = frozenset({"ca", "client", "client-ca", "peer-ca"})
+"""Names of the lab's shared PKI files in ``.lab/<lab>/pki/`` (the two CAs, the controller's
+client, and the single CA of an older etcdlab). A member's own files carry a suffix
+(``<host>.server``, ``.peer``, ``.client``), but a member named like a shared file would
+still read as one of them: such names are refused."""
 _HOST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _DNS_NAME_RE = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
 _USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")

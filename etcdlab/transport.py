@@ -33,8 +33,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TLS_ENV = "ETCDLAB_TLS_DIR"
-"""Folder with ca.crt, client.crt and client.key: set while an experiment runs on a TLS lab,
-so that channels opened by the membership library and by helper processes use TLS too."""
+"""Folder with client-ca.crt, client.crt and client.key: set while an experiment runs on a
+TLS lab, so that channels opened by the membership library and by helper processes use TLS
+too."""
+
+CLIENT_CA_FILE = "client-ca.crt"
+"""The CA that signs the members' client-port certificates (the role's client CA; the
+peer port has a CA of its own, which the lab's client never needs)."""
 
 REQUIRE_LEADER = (("hasleader", "true"),)
 """gRPC metadata that makes a member answer "etcdserver: no leader" at once when it has
@@ -111,7 +116,7 @@ def open_channel(address: str, tls_dir: str | None = None) -> grpc.Channel:
         return grpc.insecure_channel(address)
     folder = Path(tls_dir)
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=(folder / "ca.crt").read_bytes(),
+        root_certificates=(folder / CLIENT_CA_FILE).read_bytes(),
         private_key=(folder / "client.key").read_bytes(),
         certificate_chain=(folder / "client.crt").read_bytes(),
     )

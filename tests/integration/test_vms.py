@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import etcd3
 import grpc
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from etcd3 import etcdrpc
 
 from etcdlab.cluster import Cluster
@@ -80,13 +83,75 @@ def test_clients_without_the_lab_certificate_are_refused(on_vms, vms):
     assert cluster.tls
     with cluster.client(vms.names[0]) as client:  # with the lab's client certificate
         client.put("/lab/tls-check", "ok")
-    ca = (cluster.config.pki_path / "ca.crt").read_bytes()
+    ca = (cluster.config.pki_path / "client-ca.crt").read_bytes()
     address = cluster.endpoint(vms.names[0])
     for channel in (grpc.insecure_channel(address),
                     grpc.secure_channel(address, grpc.ssl_channel_credentials(ca))):
         with pytest.raises(grpc.RpcError):
             etcdrpc.MaintenanceStub(channel).Status(etcdrpc.StatusRequest(), timeout=3)
         channel.close()
+
+
+PEER_GET = """
+import json, ssl, sys, urllib.request
+url, ca, cert = sys.argv[1:]
+context = ssl.create_default_context(cafile=ca)
+context.load_cert_chain(cert + ".crt", cert + ".key")
+try:
+    with urllib.request.urlopen(url + "/members", context=context, timeout=5) as answer:
+        print(json.dumps([m["name"] for m in json.loads(answer.read())]))
+except OSError as error:
+    print(json.dumps(repr(error)))
+"""
+"""GET /members on a peer port presenting a certificate: the names, or the error's repr."""
+
+
+def _peer_members(where, url: str, ca: str, cert: str) -> list[str] | str:
+    if where is None:  # the controller
+        done = subprocess.run([sys.executable, "-c", PEER_GET, url, ca, cert],
+                              capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+    nodes, name = where
+    _, out = nodes.exec(name, ["python3", "-c", PEER_GET, url, ca, cert])
+    return json.loads(out)
+
+
+def test_the_peer_port_accepts_only_certificates_of_the_peer_ca(on_vms, vms):
+    config = config_for(vms)
+    cluster, nodes = Cluster(config), SshNodes(config)
+    url = f"https://{cluster.ips[vms.names[0]]}:2380"
+    pki, on_member = "/etc/etcd/pki", (nodes, vms.names[1])
+    # etcd also checks that a peer certificate's IP SANs name the address it connects
+    # from, so the peer certificate is tried from its own member; the client certificates
+    # carry no SANs, so there only the CA decides.
+    members = _peer_members(on_member, url, f"{pki}/peer-ca.crt", f"{pki}/peer")
+    assert sorted(members) == sorted(vms.names)
+    refused = [
+        _peer_members(on_member, url, f"{pki}/peer-ca.crt", f"{pki}/client"),  # member's
+        _peer_members(None, url, str(config.pki_path / "peer-ca.crt"),
+                      str(config.pki_path / "client")),  # root's, from the controller
+    ]
+    assert all(isinstance(answer, str) for answer in refused), refused
+
+
+def test_each_certificate_has_one_purpose_and_its_ports_ca(on_vms, vms):
+    pki = Cluster(config_for(vms)).config.pki_path
+
+    def load(stem: str) -> x509.Certificate:
+        return x509.load_pem_x509_certificate((pki / f"{stem}.crt").read_bytes())
+
+    server, client = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
+    client_ca, peer_ca = load("client-ca").subject, load("peer-ca").subject
+    assert client_ca != peer_ca
+    expected = {"client": ([client], client_ca)}
+    for name in vms.names:
+        expected |= {f"{name}.server": ([server], client_ca),
+                     f"{name}.peer": ([server, client], peer_ca),
+                     f"{name}.client": ([client], client_ca)}
+    for stem, (usages, issuer) in expected.items():
+        cert = load(stem)
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert (list(usage), cert.issuer) == (usages, issuer), stem
 
 
 def test_second_provision_over_ssh_changes_nothing(on_vms, vms):
@@ -124,8 +189,8 @@ def test_auth_limits_the_lab_user_and_keeps_secrets_out_of_artifacts(on_vms, vms
             assert secrets["etcd_root_password"] not in text, path
     cluster = Cluster(config)
     pki, member = config.pki_path, vms.names[0]
-    tls = {"ca_cert": str(pki / "ca.crt"), "cert_cert": str(pki / f"{member}.crt"),
-           "cert_key": str(pki / f"{member}.key")}
+    tls = {"ca_cert": str(pki / "client-ca.crt"), "cert_cert": str(pki / f"{member}.client.crt"),
+           "cert_key": str(pki / f"{member}.client.key")}
     host = cluster.ips[member]
     anonymous = etcd3.client(host=host, port=2379, timeout=5, **tls)  # a cert, no etcd user
     with pytest.raises(Exception, match="(?i)permission denied|user name"):

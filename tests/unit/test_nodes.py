@@ -105,6 +105,7 @@ def test_members_in_child_groups_of_etcd_are_found(tmp_path):
     [
         ("ca: {ansible_host: 192.0.2.11}", "collides with the lab's own PKI files"),
         ("client: {ansible_host: 192.0.2.11}", "collides with the lab's own PKI files"),
+        ("peer-ca: {ansible_host: 192.0.2.11}", "collides with the lab's own PKI files"),
         ('vm1: {ansible_host: 192.0.2.11, etcd_member_ip: "1.2.3.4; reboot"}',
          "etcd_member_ip '1.2.3.4; reboot' is not an IP address"),
         ('vm1: {ansible_host: "-oProxyCommand=id"}', "is neither an IP address nor a host name"),
