@@ -82,7 +82,7 @@ def test_clients_without_the_lab_certificate_are_refused(on_vms, vms):
     cluster = Cluster(config_for(vms))
     assert cluster.tls
     with cluster.client(vms.names[0]) as client:  # with the lab's client certificate
-        client.put("/lab/tls-check", "ok")
+        client.put("/etcdlab/tls-check", "ok")
     ca = (cluster.config.pki_path / "client-ca.crt").read_bytes()
     address = cluster.endpoint(vms.names[0])
     for channel in (grpc.insecure_channel(address),
@@ -194,12 +194,12 @@ def test_auth_limits_the_lab_user_and_keeps_secrets_out_of_artifacts(on_vms, vms
     host = cluster.ips[member]
     anonymous = etcd3.client(host=host, port=2379, timeout=5, **tls)  # a cert, no etcd user
     with pytest.raises(Exception, match="(?i)permission denied|user name"):
-        anonymous.put("/lab/anonymous", "x")
+        anonymous.put("/etcdlab/anonymous", "x")
     anonymous.close()
     lab_user = etcd3.client(host=host, port=2379, timeout=5, user="lab",
                             password=secrets["etcd_lab_password"], **tls)
-    lab_user.put("/lab/allowed", "yes")
-    assert lab_user.get("/lab/allowed")[0] == b"yes"
+    lab_user.put("/etcdlab/allowed", "yes")
+    assert lab_user.get("/etcdlab/allowed")[0] == b"yes"
     with pytest.raises(Exception, match="(?i)permission denied"):
         lab_user.put("/outside", "no")
     lab_user.close()
