@@ -275,13 +275,21 @@ class TaskProgress:
             if kind in {"runner_on_failed", "runner_on_unreachable"} and not data.get(
                 "ignore_errors"
             ):
-                self.run.failures.append(_failure_text(data))
+                self._failed(data)
         elif kind == "playbook_on_stats":
             self.flush()
             for runner_key, ansible_key in _RUNNER_STATS.items():
                 for host, count in (data.get(runner_key) or {}).items():
                     self.run.recap.setdefault(host, {})[ansible_key] = count
         return True
+
+    def _failed(self, data: Mapping[str, Any]) -> None:
+        # A host that failed runs nothing more but a block's rescue: a later failure of
+        # the same host is that rescue's, which says why in the role's words, so it
+        # replaces the failure it rescued.
+        host = f"{data.get('host', '?')}: "
+        self.run.failures = [f for f in self.run.failures if not f.startswith(host)]
+        self.run.failures.append(_failure_text(data))
 
     def flush(self) -> None:
         """Report the task that just finished."""

@@ -129,6 +129,19 @@ def test_task_progress_reports_each_task_and_the_recap():
     assert all(seconds >= 0 for _task, seconds in run.task_times)
 
 
+def test_a_rescues_failure_replaces_the_failure_it_rescued():
+    progress = TaskProgress(lambda _task, _results: None)
+    failed = [("node1", "Download.", "The checksum for /tmp/x did not match"),
+              ("node2", "Download.", "The checksum for /tmp/y did not match"),
+              ("node1", "Stop with the reason.", "sha256 mismatch"),
+              ("node2", "Stop with the reason.", "sha256 mismatch")]
+    for host, task, message in failed:
+        progress({"event": "runner_on_failed",
+                  "event_data": {"host": host, "task": task, "res": {"msg": message}}})
+    assert progress.run.failures == ["node1: Stop with the reason.: sha256 mismatch",
+                                     "node2: Stop with the reason.: sha256 mismatch"]
+
+
 def test_the_slowest_tasks_come_first():
     from etcdlab.provision import PlaybookRun
 
