@@ -65,6 +65,11 @@ class LabConfig:
     etcd_version: str = setting(DEFAULT_ETCD_VERSION, "etcd release",
                                 pattern=_VERSION_RE.pattern[1:-1],
                                 pattern_help="a version like 3.5.6")
+    # A base URL, not a file's: the mirror serves GitHub's paths under it, so a new
+    # etcd_version needs no new URL. Empty means https://github.com (the role's default).
+    etcd_download_url: str = setting("", "a mirror of the etcd releases (GitHub's layout)",
+                                     pattern=r"(https?://\S+)?",
+                                     pattern_help="an http(s) URL like http://mirror:8000")
     etcd_archive: str = setting("", "a local etcd release archive")
     etcd_archive_sha256: str = setting("", "its sha256", pattern=r"([0-9a-f]{64})?",
                                        pattern_help="64 lowercase hex digits")

@@ -40,6 +40,10 @@ RECIPE_REVISION = "1"
 PATH_ONLY_VARIABLES = frozenset({"etcd_archive_src"})
 """Variables that name a file on the controller: where it lies changes nothing on the
 node, so only whether it is set is hashed (the archive's sha256 stands for its content)."""
+SOURCE_ONLY_VARIABLES = frozenset({"etcd_download_base_url", "etcd_download_url"})
+"""Variables that say where the release archive is downloaded from, not what it is: they
+are not hashed. The install phase refuses any archive but the one of the expected sha256
+(which is hashed), so GitHub and a mirror of it make the same image."""
 
 _TASK_FILE_KEYS = ("ansible.builtin.import_tasks", "ansible.builtin.include_tasks",
                    "import_tasks", "include_tasks")
@@ -136,7 +140,7 @@ def install_inputs(roles_dir: Path, roles: tuple[str, ...], extravars: Mapping[s
     pending = sorted({m for t in tasks for m in pattern.findall(_canonical(t.task))})
     while pending:
         name = pending.pop()
-        if name in values:
+        if name in values or name in SOURCE_ONLY_VARIABLES:
             continue
         if name in extravars:
             value = extravars[name]

@@ -29,9 +29,8 @@ from etcdlab.state import atomic_write_json, read_json
 
 ROOT = PROJECT_ROOT
 
-ETCD_RELEASE_URL = (
-    "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-{arch}.tar.gz"
-)
+RELEASE_PATH = "/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-{arch}.tar.gz"
+"""Where GitHub, and a release mirror under its own base URL, serve an etcd release."""
 ROLES = ("common", "chrony", "etcd")
 """The roles of playbooks/site.yml, in play order."""
 PHASES = {"all": {}, "install": {"tags": node_image.INSTALL_TAG},
@@ -88,8 +87,10 @@ def role_variables(config: LabConfig, member_ips: list[str] | None = None) -> di
         variables["chrony_allow"] = [f"{ip}/32" for ip in member_ips]
     if config.archive_path is not None:
         variables["etcd_archive_src"] = str(config.archive_path)
-        if config.etcd_archive_sha256:
-            variables["etcd_archive_sha256"] = config.etcd_archive_sha256
+    elif config.etcd_download_url:
+        variables["etcd_download_base_url"] = config.etcd_download_url.rstrip("/")
+    if config.etcd_archive_sha256:
+        variables["etcd_archive_sha256"] = config.etcd_archive_sha256
     return variables
 
 
@@ -123,8 +124,17 @@ def expected_sha256(config: LabConfig, archive: Path) -> str | None:
 
 def role_checksum_table() -> dict[str, dict[str, str]]:
     """The etcd role's table of official release checksums (one source of truth)."""
-    defaults = yaml.safe_load((ROOT / "roles/etcd/defaults/main.yml").read_text())
-    return {str(k): v for k, v in (defaults.get("etcd_checksums") or {}).items()}
+    return {str(k): v for k, v in (_etcd_role_defaults().get("etcd_checksums") or {}).items()}
+
+
+def release_url(config: LabConfig, arch: str = "amd64") -> str:
+    """The URL of the etcd release archive: on the lab's mirror, else on GitHub."""
+    base = config.etcd_download_url or _etcd_role_defaults()["etcd_download_base_url"]
+    return base.rstrip("/") + RELEASE_PATH.format(version=config.etcd_version, arch=arch)
+
+
+def _etcd_role_defaults() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "roles/etcd/defaults/main.yml").read_text()) or {}
 
 
 # -- offline fallbacks ----------------------------------------------------------------
@@ -139,9 +149,18 @@ def resolve_assets(config: LabConfig, lab: DockerLab, say: Say) -> tuple[LabConf
 
 
 def resolve_archive(config: LabConfig, say: Say) -> LabConfig:
-    """Use the official release when reachable, else the offline archive; verify it."""
+    """Use the official release when reachable, else the offline archive; verify it.
+
+    A release mirror (``etcd_download_url``) is the user's explicit choice: when it does
+    not serve the release, that is an error, not a reason to fall back.
+    """
     if config.archive_path is None:
-        reason = _release_unreachable(config.etcd_version)
+        reason = _release_unreachable(release_url(config))
+        if reason is not None and config.etcd_download_url:
+            raise LabError(
+                f"cannot download etcd v{config.etcd_version} from the release mirror "
+                f"{config.etcd_download_url}: {reason}"
+            )
         if reason is not None:
             if not config.offline_fallback:
                 raise LabError(f"cannot download etcd v{config.etcd_version}: {reason}")
@@ -191,8 +210,7 @@ def _resolve_image(config: LabConfig, lab: DockerLab, say: Say) -> str:
     raise LabError(f"image {config.image} is not available locally and cannot be pulled: {reason}")
 
 
-def _release_unreachable(version: str) -> str | None:
-    url = ETCD_RELEASE_URL.format(version=version, arch="amd64")
+def _release_unreachable(url: str) -> str | None:
     request = urllib.request.Request(url, method="HEAD")
     try:
         with urllib.request.urlopen(request, timeout=8):
@@ -257,13 +275,21 @@ class TaskProgress:
             if kind in {"runner_on_failed", "runner_on_unreachable"} and not data.get(
                 "ignore_errors"
             ):
-                self.run.failures.append(_failure_text(data))
+                self._failed(data)
         elif kind == "playbook_on_stats":
             self.flush()
             for runner_key, ansible_key in _RUNNER_STATS.items():
                 for host, count in (data.get(runner_key) or {}).items():
                     self.run.recap.setdefault(host, {})[ansible_key] = count
         return True
+
+    def _failed(self, data: Mapping[str, Any]) -> None:
+        # A host that failed runs nothing more but a block's rescue: a later failure of
+        # the same host is that rescue's, which says why in the role's words, so it
+        # replaces the failure it rescued.
+        host = f"{data.get('host', '?')}: "
+        self.run.failures = [f for f in self.run.failures if not f.startswith(host)]
+        self.run.failures.append(_failure_text(data))
 
     def flush(self) -> None:
         """Report the task that just finished."""

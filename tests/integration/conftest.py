@@ -114,6 +114,15 @@ def run_invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+def one_error_line(done, fragment: str) -> None:
+    """Exit status 1, exactly one ``error:`` line containing ``fragment``, no traceback."""
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert fragment in " ".join(done.stderr.split()), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
 @pytest.fixture(scope="session")
 def lab(docker_engine) -> Lab:
     """Provision the test lab once per session (through the real `invoke provision`)."""

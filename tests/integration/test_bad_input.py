@@ -17,7 +17,7 @@ import pytest
 from etcdlab.config import LabConfig
 from etcdlab.docker_cluster import LAB_LABEL, DockerLab
 
-from .conftest import ROOT, TEST_LAB, lab_env, run_invoke
+from .conftest import ROOT, TEST_LAB, lab_env, one_error_line, run_invoke
 
 # 10.<second octet of the test subnet>.0.0/16: as unique as the test lab's own subnet.
 _OCTET = ipaddress.ip_network(TEST_LAB["subnet"]).network_address.packed[1]
@@ -65,15 +65,6 @@ def bad_lab_env(**env: str) -> dict[str, str]:
     """The environment of a task run against the never-provisioned bad lab."""
     base, _profile = lab_env()
     return {**base, **BAD_LAB, **env}
-
-
-def one_error_line(done, fragment: str) -> None:
-    """Exit status 1, exactly one ``error:`` line containing ``fragment``, no traceback."""
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, done.stderr
-    assert fragment in " ".join(done.stderr.split()), done.stderr
-    assert "Traceback" not in done.stderr + done.stdout
 
 
 # (id, invoke arguments, INVOKE_LAB_* and other variables, profile file text, message)

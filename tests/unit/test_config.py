@@ -103,6 +103,9 @@ def test_every_setting_is_declared_with_a_default_that_passes_its_own_check():
         ({"etcd_log_level": "loud"}, "one of debug, info, warn, error"),
         ({"etcd_tls": "maybe"}, "etcd_tls must be one of auto, true, false"),
         ({"offline_fallback": "perhaps"}, "offline_fallback must be true or false"),
+        ({"etcd_download_url": "ftp://mirror/etcd"}, "etcd_download_url must be an http(s) "
+                                                     "URL like http://mirror:8000"),
+        ({"etcd_download_url": "mirror:8000"}, "got 'mirror:8000' (from lab.etcd_download_url)"),
         ({"nodez": 3}, "unknown lab setting 'nodez' (did you mean nodes?)"),
     ],
 )

@@ -116,6 +116,14 @@ def test_the_etcd_release_and_the_base_image_are_inputs_the_tuning_is_not(roles,
     assert digest(roles, LabConfig(etcd_version="3.5.1")) != before  # download, not a copy
 
 
+def test_where_the_archive_is_downloaded_from_is_not_an_install_input(roles):
+    """The expected sha256 (hashed) pins the bytes, whether GitHub or a mirror serves them."""
+    config = LabConfig(etcd_version="3.5.1", etcd_archive_sha256="a" * 64)
+    before = digest(roles, config)
+    assert digest(roles, config.with_changes(etcd_download_url="http://mirror:8000")) == before
+    assert digest(roles, config.with_changes(etcd_archive_sha256="c" * 64)) != before
+
+
 DIGEST = "e" * 64
 TAG = image_tag(DIGEST)
 BASE = "etcdlab/debian12:offline"

@@ -9,6 +9,8 @@ from etcdlab.provision import (
     TaskProgress,
     build_inventory,
     expected_sha256,
+    release_url,
+    resolve_archive,
     role_checksum_table,
     role_variables,
     verify_archive,
@@ -47,6 +49,31 @@ def test_local_archive_is_passed_with_its_checksum(tmp_path):
     variables = role_variables(config)
     assert variables["etcd_archive_src"] == str(archive)
     assert variables["etcd_archive_sha256"] == "a" * 64
+
+
+def test_a_release_mirror_is_passed_as_the_roles_base_url_with_the_checksum():
+    config = LabConfig(etcd_version="3.5.1", etcd_download_url="http://10.0.0.5:8000/",
+                       etcd_archive_sha256="a" * 64)
+    variables = role_variables(config)
+    assert variables["etcd_download_base_url"] == "http://10.0.0.5:8000"
+    assert variables["etcd_archive_sha256"] == "a" * 64
+    assert "etcd_archive_src" not in variables
+    assert "etcd_download_base_url" not in role_variables(LabConfig())
+
+
+def test_the_release_url_keeps_githubs_layout_on_a_mirror():
+    path = "/etcd-io/etcd/releases/download/v3.5.1/etcd-v3.5.1-linux-amd64.tar.gz"
+    assert release_url(LabConfig(etcd_version="3.5.1")) == "https://github.com" + path
+    mirror = LabConfig(etcd_version="3.5.1", etcd_download_url="http://mirror:8000/")
+    assert release_url(mirror) == "http://mirror:8000" + path
+
+
+def test_an_unreachable_mirror_is_an_error_not_a_fallback(monkeypatch):
+    monkeypatch.setattr("etcdlab.provision._release_unreachable", lambda url: f"HTTP 404 for {url}")
+    config = LabConfig(etcd_version="3.5.1", etcd_download_url="http://mirror:8000")
+    with pytest.raises(LabError, match="cannot download etcd v3.5.1 from the release mirror "
+                                       "http://mirror:8000: HTTP 404 for http://mirror:8000/etcd-io/"):
+        resolve_archive(config, say=lambda _m: None)
 
 
 def test_role_checksum_table_has_the_official_3_5_6_sums():
@@ -100,6 +127,19 @@ def test_task_progress_reports_each_task_and_the_recap():
     assert run.recap_lines()[0].startswith("node1 : ok=1  changed=0  unreachable=0  failed=1")
     assert [task for task, _seconds in run.task_times] == ["Install etcd.", "Start etcd."]
     assert all(seconds >= 0 for _task, seconds in run.task_times)
+
+
+def test_a_rescues_failure_replaces_the_failure_it_rescued():
+    progress = TaskProgress(lambda _task, _results: None)
+    failed = [("node1", "Download.", "The checksum for /tmp/x did not match"),
+              ("node2", "Download.", "The checksum for /tmp/y did not match"),
+              ("node1", "Stop with the reason.", "sha256 mismatch"),
+              ("node2", "Stop with the reason.", "sha256 mismatch")]
+    for host, task, message in failed:
+        progress({"event": "runner_on_failed",
+                  "event_data": {"host": host, "task": task, "res": {"msg": message}}})
+    assert progress.run.failures == ["node1: Stop with the reason.: sha256 mismatch",
+                                     "node2: Stop with the reason.: sha256 mismatch"]
 
 
 def test_the_slowest_tasks_come_first():
