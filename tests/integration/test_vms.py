@@ -198,8 +198,9 @@ def test_auth_limits_the_lab_user_and_keeps_secrets_out_of_artifacts(on_vms, vms
     anonymous.close()
     lab_user = etcd3.client(host=host, port=2379, timeout=5, user="lab",
                             password=secrets["etcd_lab_password"], **tls)
-    lab_user.put("/etcdlab/allowed", "yes")
-    assert lab_user.get("/etcdlab/allowed")[0] == b"yes"
+    for key in ("/etcdlab/allowed", "/services/allowed"):  # the experiments', the registry's
+        lab_user.put(key, "yes")
+        assert lab_user.get(key)[0] == b"yes"
     with pytest.raises(Exception, match="(?i)permission denied"):
         lab_user.put("/outside", "no")
     lab_user.close()

@@ -4,7 +4,7 @@
 # user's) and reach etcdctl only through its environment, never its arguments.
 # Prints one "auth: changed: ..." line per change, "auth: error: ..." on failure.
 # Needs ETCDCTL_ENDPOINTS (and the TLS variables) plus LAB_USER, LAB_ROLE and
-# LAB_PREFIX in the environment.
+# LAB_PREFIXES (key prefixes separated by spaces) in the environment.
 set -eu
 IFS= read -r root_password
 IFS= read -r lab_password
@@ -32,11 +32,13 @@ if ! etcdctl role get "$LAB_ROLE" >/dev/null 2>&1; then
   etcdctl role add "$LAB_ROLE" >/dev/null
   say "changed: role $LAB_ROLE added"
 fi
-# Read and write on the prefix: `role get` lists it once under each.
-if [ "$(etcdctl role get "$LAB_ROLE" | grep -cF "(prefix $LAB_PREFIX)")" -lt 2 ]; then
-  etcdctl role grant-permission "$LAB_ROLE" readwrite "$LAB_PREFIX" --prefix=true >/dev/null
-  say "changed: readwrite on the prefix $LAB_PREFIX granted to role $LAB_ROLE"
-fi
+# Read and write on each prefix: `role get` lists a prefix once under each.
+for prefix in $LAB_PREFIXES; do
+  if [ "$(etcdctl role get "$LAB_ROLE" | grep -cF "(prefix $prefix)")" -lt 2 ]; then
+    etcdctl role grant-permission "$LAB_ROLE" readwrite "$prefix" --prefix=true >/dev/null
+    say "changed: readwrite on the prefix $prefix granted to role $LAB_ROLE"
+  fi
+done
 if ! etcdctl user get "$LAB_USER" >/dev/null 2>&1; then
   printf '%s\n' "$lab_password" | etcdctl user add "$LAB_USER" --interactive=false >/dev/null
   say "changed: user $LAB_USER added"
@@ -51,7 +53,7 @@ if [ "$enabled" != true ]; then
 fi
 # The lab user's password can only be checked once authentication is on.
 if ! ETCDCTL_USER="$LAB_USER" ETCDCTL_PASSWORD="$lab_password" \
-    etcdctl get --keys-only --limit 1 "$LAB_PREFIX" >/dev/null 2>&1; then
+    etcdctl get --keys-only --limit 1 "${LAB_PREFIXES%% *}" >/dev/null 2>&1; then
   printf '%s\n' "$lab_password" | etcdctl user passwd "$LAB_USER" --interactive=false >/dev/null
   say "changed: password of $LAB_USER set"
 fi
