@@ -21,7 +21,7 @@ from etcdlab.config import LabConfig
 from etcdlab.docker_cluster import DockerLab
 from etcdlab.errors import LabError
 from etcdlab.nodes import DockerNodes, nodes_for
-from etcdlab.transport import CLIENT_CA_FILE, TLS_ENV, open_channel
+from etcdlab.transport import CLIENT_CA_FILE, LAB_CERT, ROOT_CERT, TLS_ENV, open_channel
 
 CLIENT_PORT = 2379
 @dataclass(frozen=True)
@@ -93,10 +93,11 @@ class Cluster:
         """The member's client URL, http or https."""
         return f"{'https' if self.tls else 'http'}://{self.endpoint(name)}"
 
-    def tls_files(self) -> tuple[str, str, str]:
-        """(client CA certificate, client certificate, client key) of a TLS lab."""
+    def tls_files(self, cert: str = LAB_CERT) -> tuple[str, str, str]:
+        """(client CA certificate, certificate, key) of a TLS lab: the lab user's, or
+        root's with ``ROOT_CERT``."""
         pki = self.config.pki_path
-        files = (pki / CLIENT_CA_FILE, pki / "client.crt", pki / "client.key")
+        files = (pki / CLIENT_CA_FILE, pki / f"{cert}.crt", pki / f"{cert}.key")
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise LabError(f"TLS is on but {', '.join(missing)} is missing: run `invoke provision`")
@@ -104,21 +105,23 @@ class Cluster:
 
     @property
     def tls_dir(self) -> str | None:
-        """The PKI folder of a TLS lab (checked to hold the client files), else None."""
+        """The PKI folder of a TLS lab (checked to hold both client certificates), else
+        None."""
         if not self.tls:
             return None
         self.tls_files()
+        self.tls_files(ROOT_CERT)
         return str(self.config.pki_path)
 
     def channel(self, name: str) -> grpc.Channel:
         """A gRPC channel to one member (the caller closes it)."""
         return open_channel(self.endpoint(name), self.tls_dir or "")
 
-    def etcd3_tls(self) -> dict[str, str]:
+    def etcd3_tls(self, cert: str = LAB_CERT) -> dict[str, str]:
         """Keyword arguments that make an ``etcd3.client`` use the lab's TLS files."""
         if not self.tls:
             return {}
-        ca, cert, key = self.tls_files()
+        ca, cert, key = self.tls_files(cert)
         return {"ca_cert": ca, "cert_cert": cert, "cert_key": key}
 
     @contextmanager
@@ -139,10 +142,12 @@ class Cluster:
                 os.environ[TLS_ENV] = previous
 
     @contextmanager
-    def client(self, name: str, timeout: float = 5.0) -> Iterator[etcd3.Etcd3Client]:
-        """An etcd3 client bound to one member (closed afterwards)."""
+    def client(self, name: str, timeout: float = 5.0, as_root: bool = False
+               ) -> Iterator[etcd3.Etcd3Client]:
+        """An etcd3 client bound to one member (closed afterwards): the lab user's, or
+        root's (``as_root``, for what only root may do; see ``ROOT_CERT``)."""
         client = etcd3.client(host=self.ips[name], port=CLIENT_PORT, timeout=timeout,
-                              **self.etcd3_tls())
+                              **self.etcd3_tls(ROOT_CERT if as_root else LAB_CERT))
         try:
             yield client
         finally:

@@ -33,9 +33,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TLS_ENV = "ETCDLAB_TLS_DIR"
-"""Folder with client-ca.crt, client.crt and client.key: set while an experiment runs on a
-TLS lab, so that channels opened by the membership library and by helper processes use TLS
-too."""
+"""The lab's PKI folder (client-ca.crt and the client certificates below): set while an
+experiment runs on a TLS lab, so that channels opened by the membership library and by
+helper processes use TLS too."""
+
+LAB_CERT = "lab"
+"""The certificate every call goes through but two: CN = the role's lab user, which etcd
+takes as the user name when ``etcd_auth`` is on, so the calls reach only the lab's key
+prefixes (``/etcdlab/``, ``/services/``)."""
+ROOT_CERT = "client"
+"""The controller's root certificate (CN root), only for the calls etcd 3.5 leaves to root
+among the lab's: HashKV (the consistency check after a fault) and Defragment (the quota
+recovery). Status, Alarm, MemberList, LeaseGrant and Compact work as the lab user."""
 
 CLIENT_CA_FILE = "client-ca.crt"
 """The CA that signs the members' client-port certificates (the role's client CA; the
@@ -107,18 +116,25 @@ def settled(call: Callable[[], T], within_s: float, what: str,
         time.sleep(SETTLE_PAUSE_S)
 
 
-def open_channel(address: str, tls_dir: str | None = None) -> grpc.Channel:
-    """A gRPC channel to ``ip:port``: TLS with the lab's client certificate when ``tls_dir``
-    names the lab's PKI folder, plain when it is ""; None means ``$ETCDLAB_TLS_DIR``."""
-    if tls_dir is None:
-        tls_dir = os.environ.get(TLS_ENV, "")
+def tls_folder(tls_dir: str | None) -> str:
+    """The PKI folder ``tls_dir`` stands for: itself, or ``$ETCDLAB_TLS_DIR`` for None;
+    "" means plain."""
+    return os.environ.get(TLS_ENV, "") if tls_dir is None else tls_dir
+
+
+def open_channel(address: str, tls_dir: str | None = None, cert: str = LAB_CERT
+                 ) -> grpc.Channel:
+    """A gRPC channel to ``ip:port``: TLS with the lab's certificate ``cert`` (``LAB_CERT``
+    or ``ROOT_CERT``) when ``tls_dir`` names the lab's PKI folder, plain when it is "";
+    None means ``$ETCDLAB_TLS_DIR``."""
+    tls_dir = tls_folder(tls_dir)
     if not tls_dir:  # "" says plain explicitly
         return grpc.insecure_channel(address)
     folder = Path(tls_dir)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=(folder / CLIENT_CA_FILE).read_bytes(),
-        private_key=(folder / "client.key").read_bytes(),
-        certificate_chain=(folder / "client.crt").read_bytes(),
+        private_key=(folder / f"{cert}.key").read_bytes(),
+        certificate_chain=(folder / f"{cert}.crt").read_bytes(),
     )
     return grpc.secure_channel(address, credentials)
 
@@ -139,7 +155,9 @@ class Member:
         self.name = name or address
         self.address = address
         self.timeout = timeout
-        self.channel = open_channel(address, tls_dir)
+        self.tls_dir = tls_folder(tls_dir)
+        self.channel = open_channel(address, self.tls_dir)
+        self._root_channel: grpc.Channel | None = None
         self.kv = etcdrpc.KVStub(self.channel)
         self.lease = etcdrpc.LeaseStub(self.channel)
         self.maintenance = etcdrpc.MaintenanceStub(self.channel)
@@ -201,10 +219,19 @@ class Member:
                       None)
         return answer.dbSize, in_use
 
+    def _as_root(self) -> Any:
+        """Maintenance as root (see ``ROOT_CERT``), on a channel of its own opened on first
+        use; without TLS the one channel serves."""
+        if not self.tls_dir:
+            return self.maintenance
+        if self._root_channel is None:
+            self._root_channel = open_channel(self.address, self.tls_dir, ROOT_CERT)
+        return etcdrpc.MaintenanceStub(self._root_channel)
+
     def hash_kv(self, revision: int = 0, timeout: float = 5.0) -> Any:
-        """The member's KV hash at ``revision`` (0: its current one)."""
-        return self.maintenance.HashKV(etcdrpc.HashKVRequest(revision=revision),
-                                       timeout=timeout)
+        """The member's KV hash at ``revision`` (0: its current one); as root."""
+        return self._as_root().HashKV(etcdrpc.HashKVRequest(revision=revision),
+                                      timeout=timeout)
 
     def alarms(self, timeout: float = 5.0) -> list[tuple[int, str]]:
         """The alarms this member lists: (member id, alarm name)."""
@@ -225,8 +252,8 @@ class Member:
         return revision
 
     def defragment(self, timeout: float = 120.0) -> None:
-        """Defragment this member's backend (it answers nothing else meanwhile)."""
-        self.maintenance.Defragment(etcdrpc.DefragmentRequest(), timeout=timeout)
+        """Defragment this member's backend (it answers nothing else meanwhile); as root."""
+        self._as_root().Defragment(etcdrpc.DefragmentRequest(), timeout=timeout)
 
     # -- KV -----------------------------------------------------------------------------
     def put(self, key: str, value: str, timeout: float | None = None,
@@ -346,8 +373,10 @@ class Member:
                                **self._options(timeout, False))
 
     def close(self) -> None:
-        """Close the channel."""
+        """Close the channels."""
         self.channel.close()
+        if self._root_channel is not None:
+            self._root_channel.close()
 
     def __enter__(self) -> Member:
         return self

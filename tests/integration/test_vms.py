@@ -18,6 +18,7 @@ from etcd3 import etcdrpc
 from etcdlab.cluster import Cluster
 from etcdlab.config import LabConfig
 from etcdlab.nodes import SshNodes
+from etcdlab.transport import close_all, open_members
 
 from . import vm_hosts
 from .conftest import lab_env, run_invoke
@@ -206,7 +207,24 @@ def test_auth_limits_the_lab_user_and_keeps_secrets_out_of_artifacts(on_vms, vms
     lab_user.close()
     status = json.loads(on_vms("status", "--json", env_extra={"INVOKE_LAB_ETCD_AUTH": "true"},
                                check=False).stdout)
-    assert all(n["healthy"] for n in status)  # the lab's own tools: client cert CN root
+    assert all(n["healthy"] for n in status)  # Status as the lab user (certificate CN lab)
+    members = open_members(cluster)
+    try:
+        each = members[member]
+        each.put("/etcdlab/as-lab", "yes")  # the lab's tools act as `lab`...
+        with pytest.raises(grpc.RpcError, match="(?i)permission denied"):
+            each.put("/outside", "no")
+        assert each.hash_kv().hash  # ...and as root for HashKV alone (and Defragment)
+    finally:
+        close_all(members)
+
+
+def test_experiments_run_as_the_lab_user_with_auth_on(on_vms, vms, tmp_path):
+    done = on_vms("experiment", "conflicts", "--quick", "--results", str(tmp_path),
+                  env_extra={"INVOKE_LAB_ETCD_AUTH": "true"})
+    result = json.loads((tmp_path / "conflicts.json").read_text())
+    assert result["status"] == "ok", done.stdout
+    assert result["summary"]["cas"]["lost_updates"] == 0
 
 
 def test_a_changed_host_key_is_refused_with_one_error_and_nothing_applied(on_vms, vms):
