@@ -431,8 +431,16 @@ class Registration:
     """One instance's registration: lease, key, keepalives every TTL/3, re-registration.
 
     ``on_event(kind, **fields)`` is told what happens ("registered", "keepalive",
-    "keepalive_failed", "lease_lost", "reregistered", "revoking", "revoked"), each with
-    a wall-clock time ``t``.
+    "keepalive_failed", "lease_presumed_lost", "lease_lost", "reregistered", "revoking",
+    "revoked"), each with a wall-clock time ``t``.
+
+    The instance keeps its own deadline (``valid_until``): the time it sent the request
+    that granted or last renewed its lease, plus the TTL etcd answered. etcd's leader
+    counts the TTL from when it received that request, so until ``valid_until`` the key
+    is certainly still there; once keepalives fail past it, the instance can no longer
+    tell, presumes itself unregistered ("lease_presumed_lost", once per loss) and
+    :attr:`presumed_registered` turns False, so a server can stop claiming its name
+    before etcd's watchers are told it is gone.
     """
 
     def __init__(self, name: str, instance_id: str, endpoint: str, ttl: int,
@@ -453,6 +461,8 @@ class Registration:
         self.keepalives = 0
         self.keepalive_failures = 0
         self.reregistrations = 0
+        self.valid_until: float | None = None  # wall clock: see the class docstring
+        self._presumed_lost = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -467,13 +477,14 @@ class Registration:
     def _register(self, timeout: float, kind: str) -> None:
         called = time.time()
         deadline = time.monotonic() + timeout
-        lease_id = None
+        lease_id, valid_until = None, called
         while True:
             try:
                 if lease_id is None:
+                    sent = time.time()
                     grant = self.endpoints.lease().LeaseGrant(
                         etcdrpc.LeaseGrantRequest(TTL=self.ttl), timeout=self.request_timeout)
-                    lease_id = grant.ID
+                    lease_id, valid_until = grant.ID, sent + grant.TTL
                 value = json.dumps({"endpoint": self.endpoint, "metadata": self.metadata,
                                     "registered_at": called})
                 put = self.endpoints.kv().Put(
@@ -489,17 +500,26 @@ class Registration:
                 time.sleep(RETRY_PAUSE_S)
                 continue
             self.lease_id, self.revision = lease_id, put.header.revision
+            self.valid_until, self._presumed_lost = valid_until, False
             self.on_event(kind, t=time.time(), called=called, lease=lease_id,
-                          revision=put.header.revision, etcd=self.endpoints.current)
+                          revision=put.header.revision, etcd=self.endpoints.current,
+                          valid_until=valid_until)
             return
 
-    def _keepalive_once(self) -> int:
-        """One keepalive on its own short stream; returns the TTL etcd granted (0: lost)."""
+    @property
+    def presumed_registered(self) -> bool:
+        """Whether the key is certainly still there: before the instance's own deadline."""
+        return self.valid_until is not None and time.time() < self.valid_until
+
+    def _keepalive_once(self) -> tuple[int, float]:
+        """One keepalive on its own short stream: (the TTL etcd granted, 0 when the lease
+        is gone; the wall-clock time the request was sent)."""
         request = etcdrpc.LeaseKeepAliveRequest(ID=self.lease_id)
+        sent = time.time()
         responses = self.endpoints.lease().LeaseKeepAlive(iter([request]),
                                                           timeout=self.request_timeout)
         try:
-            return next(responses).TTL
+            return next(responses).TTL, sent
         except StopIteration:
             raise RegistryError("keepalive stream ended without an answer") from None
         finally:
@@ -510,19 +530,26 @@ class Registration:
         next_due = time.monotonic() + interval
         while not self._stop.wait(max(0.0, next_due - time.monotonic())):
             try:
-                granted = self._keepalive_once()
+                granted, sent = self._keepalive_once()
             except (grpc.RpcError, RegistryError) as exc:
                 self.keepalive_failures += 1
                 reason = _rpc_error(exc) if isinstance(exc, grpc.RpcError) else str(exc)
-                self.on_event("keepalive_failed", t=time.time(), etcd=self.endpoints.current,
+                now = time.time()
+                self.on_event("keepalive_failed", t=now, etcd=self.endpoints.current,
                               error=reason)
+                if (not self._presumed_lost and self.valid_until is not None
+                        and now >= self.valid_until):
+                    self._presumed_lost = True
+                    self.on_event("lease_presumed_lost", t=now, lease=self.lease_id,
+                                  valid_until=self.valid_until)
                 self.endpoints.rotate()
                 next_due = time.monotonic() + RETRY_PAUSE_S
                 continue
             if granted > 0:
                 self.keepalives += 1
+                self.valid_until, self._presumed_lost = sent + granted, False
                 self.on_event("keepalive", t=time.time(), ttl=granted,
-                              etcd=self.endpoints.current)
+                              etcd=self.endpoints.current, valid_until=self.valid_until)
                 next_due = time.monotonic() + interval
                 continue
             self.on_event("lease_lost", t=time.time(), lease=self.lease_id)

@@ -53,6 +53,8 @@ ASKED = (
     Asked("trials", 10, "leave and crash trials (the full run's)", fmt_count),
     Asked("churn_s", 20.0, "churn phase (the full run's)", fmt_seconds),
     Asked("ttl_s", 5, "instance lease TTL (the full run's)", fmt_ttl),
+    Asked("cut_off_trials", 3, "instances cut off beside a crashed one (the full run's)",
+          fmt_count),
 )
 
 
@@ -139,7 +141,60 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["compaction"] = _compaction(samples.get("compaction"))
     summary["resume"] = resume_evidence(samples)
     summary["member_lost"] = _member_lost(samples.get("member_lost") or [])
+    if "cut_off" in samples:  # older results have no such phase and render as before
+        summary["cut_off"] = cut_off(samples["cut_off"])
     return summary
+
+
+def _last_seen(seen: Mapping[str, float | None]) -> float | None:
+    """When the last watcher saw it; None if one never did (or there is no watcher)."""
+    times = [t for t in (seen or {}).values() if t is not None]
+    return max(times) if times and len(times) == len(seen) else None
+
+
+def _first_seen(seen: Mapping[str, float | None]) -> float | None:
+    times = [t for t in (seen or {}).values() if t is not None]
+    return min(times) if times else None
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 6)
+
+
+def cut_off(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per trial of the cut-off phase: the cut-off instance and the one crashed beside it.
+
+    ``gone_s`` / ``crash_gone_s``: from the cut / the kill to the last watcher seeing the
+    key deleted; ``lag_s`` / ``crash_lag_s``: that sighting after the lease's deadline (the
+    last keepalive's answer + TTL, as for the crash trials); ``margin_s``: from the
+    instance's own deadline (its last refresh's send time + TTL) to the first watcher
+    seeing its key deleted (≥ 0: it could know before anyone was told); ``noticed_s``: its
+    ``lease_presumed_lost`` event after that deadline; ``rejoin_s`` / ``back_s``: from the
+    heal to its re-registration / to the last watcher seeing it again."""
+    out: dict[str, Any] = {"trials": [], "skipped": []}
+    for t in trials:
+        if t.get("skipped"):
+            out["skipped"].append(t["skipped"])
+            continue
+        ttl = t["ttl_s"]
+        gone, crash_gone = _last_seen(t["gone_seen"]), _last_seen(t["crash_gone_seen"])
+        out["trials"].append({
+            "member": t["member"], "instance": t["instance"], "crashed": t["crashed"],
+            "gone_s": _minus(gone, t["cut_at"]),
+            "crash_gone_s": _minus(crash_gone, t["killed_at"]),
+            "lag_s": _minus(gone, t["last_keepalive"] + ttl),
+            "crash_lag_s": _minus(crash_gone, t["crash_last_keepalive"] + ttl),
+            "cut_after_keepalive_s": _minus(t["cut_at"], t["last_keepalive"]),
+            "margin_s": _minus(_first_seen(t["gone_seen"]), t.get("valid_until")),
+            "noticed_s": _minus(t.get("presumed_lost_at"), t.get("valid_until")),
+            "keepalives_failed": t["keepalives_failed"],
+            "failure_errors": list(t.get("failure_errors") or []),
+            "alive_while_unlisted": bool(t["alive_while_unlisted"]),
+            "lease_lost_s": _minus(t.get("lease_lost_at"), t.get("healed_at")),
+            "rejoin_s": _minus(t.get("reregistered_at"), t.get("healed_at")),
+            "back_s": _minus(_last_seen(t.get("back_seen") or {}), t.get("healed_at")),
+        })
+    return out
 
 
 LOST_LABELS = {"crash": "crashed (SIGKILL)", "cut": "cut off from the other members"}
@@ -357,6 +412,81 @@ def _member_lost_finding(summary: Mapping[str, Any]) -> Finding:
         "catch up, or some watcher missed or repeated an event.", **figures)
 
 
+def _on_time(lag: float | None) -> bool:
+    return lag is not None and -TIME_TOLERANCE_S <= lag <= LESSOR_CHECK_S + TIME_TOLERANCE_S
+
+
+def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
+    """The instance cut off from the majority beside a crashed one: listed gone at its
+    lease's expiry like the crashed one though alive; its own deadline before the
+    deletion; back after the heal."""
+    trials = cut["trials"]
+    why = ("No instance was cut off in this run"
+           + (f" ({'; '.join(cut['skipped'])})." if cut["skipped"] else "."))
+    if not trials:
+        return [claim(i, None, "-", "+", why) for i in (
+            "cut-off-instance-expires", "cut-off-instance-knew-first",
+            "cut-off-instance-returns")]
+    n = len(trials)
+    expired = [t for t in trials if _on_time(t["lag_s"]) and _on_time(t["crash_lag_s"])
+               and t["alive_while_unlisted"]]
+    errors = sorted({e for t in trials for e in t["failure_errors"]})
+    window = (f"within etcd's {fmt_seconds(LESSOR_CHECK_S)} expiry check (± "
+              f"{fmt_seconds(TIME_TOLERANCE_S)}) of its lease's deadline")
+
+    def values(key: str) -> list[float]:
+        return [t[key] for t in trials if t[key] is not None]
+
+    expires = claim(
+        "cut-off-instance-expires", len(expired) == n,
+        "An instance that kept running but whose only member was cut off from the majority "
+        "left every watcher's view exactly like an instance SIGKILLed at the same moment: "
+        f"each key was deleted {window}; the cut-off process was alive throughout "
+        f"(trials: {fmt_share(len(expired), n)}). The registry cannot tell a partitioned "
+        "instance from a dead one.",
+        "The cut-off instance and the crashed one were not both listed gone at their leases' "
+        f"deadlines with the cut-off one alive (trials that were: {fmt_share(len(expired), n)}).",
+        **{"cut → last watcher saw the cut-off instance gone": _s_median(values("gone_s")),
+           "kill → last watcher saw the crashed one gone": _s_median(values("crash_gone_s")),
+           "deletions after their leases' deadlines (cut off; crashed)":
+               f"{_s_median(values('lag_s'))}; {_s_median(values('crash_lag_s'))}",
+           "cut after the instance's last keepalive": _s_median(
+               values("cut_after_keepalive_s")),
+           "keepalives that failed while cut off": fmt_count(
+               sum(t["keepalives_failed"] for t in trials)),
+           **({"their errors": "; ".join(errors)} if errors else {})})
+
+    margins = values("margin_s")
+    first = [m >= 0 for m in margins]
+    knew = claim(
+        "cut-off-instance-knew-first", None if not margins else (
+            len(margins) == n and all(first)),
+        "The cut-off instance's own deadline (the send time of its last successful refresh + "
+        "the TTL etcd granted) passed before any watcher saw its key deleted (trials: "
+        f"{fmt_share(sum(first), n)}): an instance that stops answering as its name at that "
+        "deadline is never listed gone while it still answers.",
+        "The cut-off instance's own deadline did not always pass before a watcher saw its "
+        f"key deleted (trials where it did: {fmt_share(sum(first), n)}).",
+        "The cut-off instance's deadline or its deletion was not recorded.",
+        **{"its deadline → first watcher saw the deletion": _s_median(margins),
+           "it noticed (lease_presumed_lost) after its deadline": _s_median(
+               values("noticed_s"))})
+
+    rejoined = [t for t in trials if t["rejoin_s"] is not None and t["back_s"] is not None]
+    returns = claim(
+        "cut-off-instance-returns", len(rejoined) == n,
+        "After the heal, the cut-off instance registered again and every watcher listed it "
+        f"again (trials: {fmt_share(len(rejoined), n)}).",
+        "After the heal, the cut-off instance was not always registered again and seen by "
+        f"every watcher (trials where it was: {fmt_share(len(rejoined), n)}).",
+        **{"heal → its keepalive answered TTL 0 (lease gone)": _s_median(
+               values("lease_lost_s")),
+           "heal → re-registered": _s_median(values("rejoin_s")),
+           "heal → last watcher saw it again": _s_median(values("back_s")),
+           "TTL": fmt_ttl(ttl)})
+    return [expires, knew, returns]
+
+
 def _combine(parts: Sequence[Finding]) -> bool | None:
     """False if any part failed, None if none failed but one could not be tested."""
     if any(p.holds is False for p in parts):
@@ -520,6 +650,8 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
 
     items: list[Finding] = [answer, *parts, resume_finding,
                             _member_lost_finding(summary)]
+    if "cut_off" in summary:
+        items.extend(cut_off_findings(summary["cut_off"], ttl))
 
     values, n = crash["values_s"], crash["attempts"]
     low, high = 2 * ttl / 3 - TIME_TOLERANCE_S, ttl + LESSOR_CHECK_S + TIME_TOLERANCE_S

@@ -530,6 +530,11 @@ def _run(state: Run) -> None:
     with ctx.phase("membership: a watcher's member lost", len(LOST_MODES)) as advance:
         state.samples["member_lost"] = member_lost(state, advance)
     state.check("after the watchers' members were lost")
+    with ctx.phase("membership: an instance cut off beside a crashed one",
+                   params["cut_off_trials"]) as advance:
+        state.samples["cut_off"] = [instance_cut_off(state) for _ in
+                                    _advancing(range(params["cut_off_trials"]), advance)]
+    state.check("after the cut-off instances")
     with ctx.phase("membership: compaction + resync", 1) as advance:
         state.samples["compaction"] = compaction_resync(state)
         advance()
@@ -708,6 +713,109 @@ def lose_member(state: Run, mode: str, wid: str, member: str, by_endpoint: Mappi
     }
 
 
+# -- an instance cut off from the majority, beside a crashed one --------------------------------
+
+
+def _advancing(items: Any, advance: Callable[[], None]) -> Any:
+    for item in items:
+        yield item
+        advance()
+
+
+def instance_cut_off(state: Run) -> dict[str, Any]:
+    """An instance that talks to one follower only, that follower cut off from the other
+    members (the instance alive, its keepalives failing), and at the same moment another
+    instance SIGKILLed. Both keys must go when their leases expire; the cut-off instance
+    knows its own deadline (``lease_presumed_lost``); after the heal it re-registers and
+    every watcher sees it again, while the crashed one stays gone."""
+    ctx, cluster, params, ttl = state.ctx, state.cluster, state.params, state.ttl
+    if len(cluster.names) < 3:
+        return {"skipped": "a member cut off from a majority needs 3 members or more"}
+    cluster.wait_healthy(timeout=60)
+    leader = cluster.wait_leader(30.0)
+    member = next(n for n in cluster.names if n != leader)
+    instance_id = state.new_id("p")
+    isolated = InstanceProcess(ctx.faults, state.name, instance_id, [cluster.endpoint(member)],
+                               ttl, 0, params["instance_max_s"])
+    state.instances.append(isolated)
+    registered = isolated.wait_for(("registered", "failed"), WAIT_REGISTERED_S)
+    if registered is None or registered["event"] != "registered":
+        raise LabError(f"instance {instance_id} did not register: "
+                       f"{registered or isolated.error_text()}")
+    state.alive.append(isolated)
+    state.operation(registered["t"], instance_id, +1, "cut-off", "join")
+    state.watchers.wait_seen(instance_id, "put", registered["revision"],
+                             params["settle_timeout_s"])
+    # a keepalive of each before the fault, so both leases run from a known refresh
+    isolated.wait_for(("keepalive",), ttl)
+    crashed = next(p for p in state.alive if p is not isolated)
+    state.alive.remove(crashed)
+    crashed_registered = crashed.wait_for(("registered",), 0)
+    _before, cut_at = ctx.faults.cut_off(member)
+    killed = crashed.signal(signal.SIGKILL)
+    crashed.wait_exit(10)
+    state.operation(killed, crashed.instance_id, -1, "cut-off", "crash")
+    healed_at = None
+    try:
+        gone = {p.instance_id: state.watchers.wait_seen(
+                    p.instance_id, "delete", r["revision"], 2 * ttl + params["settle_timeout_s"])
+                for p, r in ((isolated, registered), (crashed, crashed_registered))}
+        # the cut holds a while past the deletion: the instance stays alive and unlisted
+        time.sleep(max(0.0, cut_at + ttl + params["cut_off_hold_s"] - time.time()))
+        healed_at = ctx.faults.reconnect()[1]
+    finally:
+        if healed_at is None:
+            ctx.faults.reconnect()
+    back = isolated.wait_for(("reregistered",), ttl + params["settle_timeout_s"])
+    seen_back = (state.watchers.wait_seen(instance_id, "put", back["revision"],
+                                          params["settle_timeout_s"]) if back else {})
+    if back is not None:
+        state.operation(back["t"], instance_id, +1, "cut-off", "rejoin")
+    first_gone = [t for t in gone[instance_id].values() if t is not None]
+    if first_gone:  # the true membership: gone when etcd deleted it (first sighting)
+        state.operation(min(first_gone), instance_id, -1, "cut-off", "expired")
+    refresh = isolated.last("keepalive", before=cut_at) or registered
+    crash_refresh = crashed.last("keepalive", before=killed) or crashed_registered
+    with isolated.lock:
+        events = [e for e in isolated.events if cut_at <= e["t"] <= (healed_at or cut_at)]
+    presumed = next((e for e in events if e["event"] == "lease_presumed_lost"), None)
+    lost = isolated.last("lease_lost", before=back["t"]) if back else None
+    failed = [e for e in events if e["event"] == "keepalive_failed"]
+    trial = {
+        "member": member, "leader": leader, "instance": instance_id,
+        "crashed": crashed.instance_id, "cut_at": cut_at, "killed_at": killed,
+        "healed_at": healed_at, "ttl_s": ttl,
+        "last_keepalive": refresh["t"], "valid_until": refresh.get("valid_until"),
+        "crash_last_keepalive": crash_refresh["t"],
+        "crash_valid_until": crash_refresh.get("valid_until"),
+        "keepalives_failed": len(failed),
+        "first_failure": failed[0]["t"] if failed else None,
+        "failure_errors": sorted({e.get("error", "")[:80] for e in failed})[:4],
+        "presumed_lost_at": presumed["t"] if presumed else None,
+        "gone_seen": gone[instance_id], "crash_gone_seen": gone[crashed.instance_id],
+        "alive_while_unlisted": isolated.process.poll() is None,
+        "lease_lost_at": lost["t"] if lost else None,
+        "reregistered_at": back["t"] if back else None,
+        "reregistered_revision": back["revision"] if back else None,
+        "back_seen": seen_back,
+    }
+    knew = "never" if presumed is None else f"{presumed['t'] - cut_at:.2f} s after the cut"
+    again = ("never" if back is None or healed_at is None
+             else f"{back['t'] - healed_at:.2f} s after the heal")
+    ctx.log(f"{instance_id} on {member} cut off, {crashed.instance_id} killed: keys gone "
+            f"{_after(gone[instance_id], cut_at)} / {_after(gone[crashed.instance_id], killed)} "
+            f"after the fault; {instance_id} presumed itself gone {knew}, re-registered "
+            f"{again}")
+    return trial
+
+
+def _after(seen: Mapping[str, float | None], since: float) -> str:
+    times = [t for t in seen.values() if t is not None]
+    if not times or len(times) < len(seen):
+        return "not by every watcher"
+    return f"{max(times) - since:.2f} s"
+
+
 # -- compaction ---------------------------------------------------------------------------------
 
 
@@ -778,12 +886,17 @@ EXPERIMENT = Experiment(
               minimum=0),
         Param("lost_wait_s", 30.0, "time allowed for a watcher to leave a lost member",
               unit="s", above=0),
+        Param("cut_off_trials", 3, "trials of an instance cut off from the majority beside "
+              "a crashed one", minimum=0, maximum=20),
+        Param("cut_off_hold_s", 2.0, "how long the cut lasts past the instance's TTL",
+              unit="s", minimum=0),
         Param("compaction_ops", 6, "writes before the compaction check", minimum=1),
         Param("instance_max_s", 1800.0, "an instance process stops itself after this long",
               unit="s", above=0),
         Param("seed", 1, "random seed"),
     ),
-    quick={"instances": 3, "watchers": 2, "trials": 2, "churn_s": 5.0, "compaction_ops": 4},
+    quick={"instances": 3, "watchers": 2, "trials": 2, "churn_s": 5.0, "compaction_ops": 4,
+           "cut_off_trials": 1},
     run=run,
     summarize=summarize,
 )

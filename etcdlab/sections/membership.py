@@ -112,6 +112,23 @@ def _latency_rows(samples: Mapping[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def _cut_off_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The cut-off phase's times, when the run has one."""
+    trials = (summary.get("cut_off") or {}).get("trials") or []
+    if not trials:
+        return []
+    return [
+        _row("Cut off from the majority, alive → every watcher sees it gone",
+             values(trials, "gone_s"), fmt_seconds),
+        _row("… crashed beside it: SIGKILL → every watcher sees it gone",
+             values(trials, "crash_gone_s"), fmt_seconds),
+        _row("… the cut-off one's own deadline → the first watcher sees it gone",
+             values(trials, "margin_s"), fmt_seconds),
+        _row("… heal → every watcher sees the cut-off one again", values(trials, "back_s"),
+             fmt_seconds),
+    ]
+
+
 def _watcher_rows(summary: Mapping[str, Any], samples: Mapping[str, Any]
                   ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """The body table (against etcd's history) and the appendix table (the rest)."""
@@ -174,7 +191,7 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
     return {
         "findings": findings(summary, params, timeout_ms),
         "run_vs_question": run_vs_question(params, ASKED),
-        "latency_rows": _latency_rows(samples),
+        "latency_rows": _latency_rows(samples) + _cut_off_rows(summary),
         "watcher_rows": watcher_rows,
         "watcher_extra": watcher_extra,
         "failover_rows": _failover_rows(failover, failover_sample),
@@ -201,6 +218,9 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "killed_leader": failover_sample.get("killed") or MISSING,
         "compaction_ops": fmt_count(params["compaction_ops"]),
         "member_lost": bool(result.samples.get("member_lost")),
+        "cut_off": fmt_count(len(result.samples["cut_off"])) if result.samples.get(
+            "cut_off") else "",
+        "cut_off_hold": fmt_seconds(params.get("cut_off_hold_s", 0.0)),
         "members": metadata_text(result, "node_count"),
         "etcd_version": metadata_text(result, "etcd_version"),
     }

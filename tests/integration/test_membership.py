@@ -70,6 +70,25 @@ def test_a_watcher_leaves_its_crashed_or_cut_off_member_and_catches_up(membershi
     assert summary["events_missed"] == 0 and summary["events_duplicated"] == 0, summary
 
 
+def test_an_instance_cut_off_from_the_majority_expires_like_a_crashed_one_and_returns(
+        membership):
+    trials = membership["samples"]["cut_off"]
+    assert len(trials) == membership["params"]["cut_off_trials"] >= 1
+    ttl = membership["params"]["ttl_s"]
+    for trial in membership["summary"]["cut_off"]["trials"]:
+        # alive, yet listed gone at its lease's deadline, like the one SIGKILLed beside it
+        assert trial["alive_while_unlisted"] is True, trial
+        assert 0 < trial["gone_s"] <= ttl + 1, trial
+        assert 0 < trial["crash_gone_s"] <= ttl + 1, trial
+        assert trial["keepalives_failed"] > 0, trial
+        # its own deadline came before anyone was told, and it noticed it
+        assert trial["margin_s"] >= 0, trial
+        assert trial["noticed_s"] is not None and trial["noticed_s"] >= 0, trial
+        # back after the heal, seen by every watcher
+        assert trial["rejoin_s"] is not None and trial["back_s"] is not None, trial
+    assert membership["summary"]["events_missed"] == 0
+
+
 def test_members_task_shows_the_service(lab, membership):
     done = lab.invoke("members", membership["samples"]["service"])
     assert f"/services/{membership['samples']['service']}/" in done.stdout

@@ -225,3 +225,59 @@ def test_join_latency_is_split_into_the_write_and_the_watch_delivery(quick):
     assert join["delivery_values_ms"] == [round(s["join_ms"] - s["put_ms"], 3) for s in joins]
     figures = judged(quick)["joins-reach-every-watcher"].figures
     assert "of it, the registration write (lease grant + put)" in figures
+
+
+def _with_cut_off(record, lag=0.2, crash_lag=0.08, alive=True, margin=0.2, back=True):
+    """A cut-off trial on the quick run's service: times relative to the cut at t=1000."""
+    record = copy.deepcopy(record)
+    cut, ttl = 1000.0, 5
+    last = cut - 0.9  # the cut-off instance's last keepalive answer
+    gone = last + ttl + lag
+    record["params"]["cut_off_trials"] = 1
+    record["samples"]["cut_off"] = [{
+        "member": "qnode2", "leader": "qnode1", "instance": "p050", "crashed": "i005",
+        "cut_at": cut, "killed_at": cut + 0.01, "healed_at": cut + ttl + 2.0, "ttl_s": ttl,
+        "last_keepalive": last, "valid_until": gone - margin,
+        "crash_last_keepalive": cut - 1.4, "crash_valid_until": cut - 1.4 + ttl - 0.01,
+        "keepalives_failed": 5, "first_failure": cut + 1.1,
+        "failure_errors": ["DEADLINE_EXCEEDED: Deadline Exceeded"],
+        "presumed_lost_at": gone - margin + 0.08,
+        "gone_seen": {"w1": gone - 0.001, "w2": gone},
+        "crash_gone_seen": {"w1": cut - 1.4 + ttl + crash_lag, "w2": cut - 1.4 + ttl + crash_lag},
+        "alive_while_unlisted": alive,
+        "lease_lost_at": cut + ttl + 2.85 if back else None,
+        "reregistered_at": cut + ttl + 2.9 if back else None,
+        "reregistered_revision": 140 if back else None,
+        "back_seen": {"w1": cut + ttl + 2.9, "w2": cut + ttl + 2.92} if back else {},
+    }]
+    return record
+
+
+def test_an_instance_cut_off_beside_a_crashed_one(tmp_path, quick):
+    assert "cut-off-instance-expires" not in judged(quick)  # older runs render as before
+    good = _with_cut_off(quick)
+    summary = summarize(good["samples"], good["params"])["cut_off"]["trials"][0]
+    assert summary["gone_s"] == pytest.approx(5 - 0.9 + 0.2)
+    assert summary["lag_s"] == pytest.approx(0.2)
+    assert summary["crash_lag_s"] == pytest.approx(0.08)
+    assert summary["margin_s"] == pytest.approx(0.2 - 0.001)
+    assert summary["back_s"] == pytest.approx(0.92)
+    found = judged(good)
+    assert [found[i].holds for i in ("cut-off-instance-expires", "cut-off-instance-knew-first",
+                                     "cut-off-instance-returns")] == [True, True, True]
+    assert found["cut-off-instance-expires"].figures["their errors"].startswith(
+        "DEADLINE_EXCEEDED")
+    # each one flips with its own data
+    assert judged(_with_cut_off(quick, lag=1.5))["cut-off-instance-expires"].holds is False
+    assert judged(_with_cut_off(quick, crash_lag=-0.5))["cut-off-instance-expires"].holds is False
+    assert judged(_with_cut_off(quick, alive=False))["cut-off-instance-expires"].holds is False
+    assert judged(_with_cut_off(quick, margin=-0.3))["cut-off-instance-knew-first"].holds is False
+    assert judged(_with_cut_off(quick, back=False))["cut-off-instance-returns"].holds is False
+    skipped = copy.deepcopy(quick)
+    skipped["samples"]["cut_off"] = [{"skipped": "needs 3 members"}]
+    untested = judged(skipped)["cut-off-instance-returns"]
+    assert untested.holds is None and "needs 3 members" in untested.text
+    text = section_text(tmp_path, good)
+    assert found["cut-off-instance-knew-first"].text in text
+    assert "An instance cut off" in text and "Cut off from the majority, alive" in text
+    assert "instances cut off beside a crashed one" in text  # 1 trial, the question's 3
