@@ -298,11 +298,12 @@ class Faults:
         minpoll: int | None = None,
         maxpoll: int | None = None,
         fresh_driftfile: bool = False,
+        burst: bool | None = None,
     ) -> float:
         """Restart a node's chronyd with a faked clock and/or other client options.
 
         ``offset_s``/``rate``: libfaketime for chronyd (its supervisord program gets the
-        environment); ``iburst``/``minpoll``/``maxpoll``: the ``server`` lines of
+        environment); ``iburst``/``burst``/``minpoll``/``maxpoll``: the ``server`` lines of
         chrony.conf; ``fresh_driftfile``: start without the frequency a driftfile holds.
         Every file is backed up first and restored by heal(). Returns the wall-clock
         time chronyd was started.
@@ -318,10 +319,11 @@ class Faults:
             line = "environment=" + ",".join(f'{k}="{v}"' for k, v in sorted(env.items()))
             self.lab.exec(name, ["sed", "-i", "-e", "/^environment=/d", "-e",
                                  f"/^command=/a {line}", CHRONY_SUPERVISOR_CONF])
-        if iburst is not None or minpoll is not None or maxpoll is not None:
+        if any(v is not None for v in (iburst, burst, minpoll, maxpoll)):
             self._backup(name, CHRONY_CONF)
             _code, text = self.lab.exec(name, ["cat", CHRONY_CONF])
-            self._write(name, CHRONY_CONF, chrony_server_lines(text, iburst, minpoll, maxpoll))
+            self._write(name, CHRONY_CONF, chrony_server_lines(text, iburst, minpoll, maxpoll,
+                                                               burst))
         if fresh_driftfile:
             self._backup(name, CHRONY_DRIFTFILE)
             self.lab.exec(name, ["rm", "-f", CHRONY_DRIFTFILE])
@@ -706,9 +708,11 @@ def faketime_env(offset_s: float = 0.0, rate: float = 1.0, spec_file: str | None
 
 
 def chrony_server_lines(
-    text: str, iburst: bool | None, minpoll: int | None, maxpoll: int | None
+    text: str, iburst: bool | None, minpoll: int | None, maxpoll: int | None,
+    burst: bool | None = None,
 ) -> str:
-    """chrony.conf with its ``server`` lines' iburst/minpoll/maxpoll options replaced."""
+    """chrony.conf with its ``server`` lines' iburst/burst/minpoll/maxpoll options replaced
+    (None: left as they are)."""
     lines = []
     for line in text.splitlines():
         words = line.split()
@@ -716,6 +720,8 @@ def chrony_server_lines(
             options = _server_options(words[2:])
             if iburst is not None:
                 options["iburst"] = None if iburst else False
+            if burst is not None:
+                options["burst"] = None if burst else False
             if minpoll is not None:
                 options["minpoll"] = str(minpoll)
             if maxpoll is not None:

@@ -31,6 +31,12 @@ from etcdlab.units import (
 
 RUNS = ("iburst", "no_iburst")
 LABELS = {"iburst": "with iburst", "no_iburst": "without iburst"}
+# The holdover parts: each run's own, and the one repeated with `burst` on the client
+# without iburst.
+HOLDOVER_LABELS = {**LABELS, "burst": "with burst (no iburst, same client)"}
+# Samples counted in this window after the reconnection (a burst sends up to four requests
+# at most 2 s apart).
+EARLY_WINDOW_S = 10.0
 LASTRX_RESOLUTION_S = 1.0  # chronyc reports a sample's age in whole seconds
 MAKESTEP_THRESHOLD_S = 1.0  # `makestep 1.0 3` in the role's chrony.conf
 # chrony.conf(5), iburst: "the interval between the first four requests sent to the
@@ -134,7 +140,12 @@ def holdover(run: Mapping[str, Any]) -> dict[str, Any] | None:
     threshold = holdover_threshold_ms(extra_ppm, back - away)
     corrected = next((t - run["reconnected_at"] for t, e in curve
                       if t > run["reconnected_at"] and abs(e) * 1e3 < threshold), None)
+    after = [p["t"] - run["reconnected_at"] for p in sample_points(run["rows"])
+             if p["t"] > run["reconnected_at"]]
     return {
+        "burst": bool(run.get("burst")),
+        "first_sample_after_s": after[0] if after else None,
+        "samples_early": sum(1 for t in after if t <= EARLY_WINDOW_S),
         "extra_ppm": extra_ppm,
         "length_s": back - away,
         "expected_ms": extra_ppm * 1e-6 * (back - away) * 1e3,
@@ -207,6 +218,7 @@ def summarize_run(run: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
                                     - run["holdover_run"]["chronyd_started_at"]
                                     if (run.get("holdover_run") or {}).get("settled_at")
                                     else None),
+        **({"burst_holdover": holdover(run["burst_run"])} if run.get("burst_run") else {}),
     }
 
 
@@ -414,6 +426,9 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
     """The second part: chronyd restarted with its driftfile, then a rate excursion while
     cut off: how fast its error grew, how soon it was corrected, how soon it settled."""
     parts = {mode: r["holdover"] for mode, r in runs.items() if r.get("holdover")}
+    burst = next((r["burst_holdover"] for r in runs.values() if r.get("burst_holdover")), None)
+    if burst:
+        parts["burst"] = burst
     if not parts:
         return [claim("holdover-keeps-frequency", None, "-", "+",
                       "This run had no second part (a rate change while cut off).")]
@@ -426,9 +441,10 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
     figures = {
         "its error grew at (least squares, readings every "
         f"{fmt_seconds(params['sample_interval_s'])})":
-            "; ".join(f"{LABELS[m]} {fmt_ppm(v)}" for m, v in slopes.items()),
+            "; ".join(f"{HOLDOVER_LABELS[m]} {fmt_ppm(v)}" for m, v in slopes.items()),
         "its error at the reconnection": "; ".join(
-            f"{LABELS[m]} {fmt_ms(h['error_at_reconnect_ms'])}" for m, h in parts.items()),
+            f"{HOLDOVER_LABELS[m]} {fmt_ms(h['error_at_reconnect_ms'])}"
+            for m, h in parts.items()),
         "a clock that kept its old frequency": fmt_ms(any_part["expected_ms"]),
         "tolerance": fmt_ppm(tolerance),
     }
@@ -442,16 +458,19 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
         f"at that rate (within {fmt_ppm(tolerance)}).", **figures)]
     corrected = {mode: h["corrected_s"] for mode, h in parts.items()}
     figures = {"below": fmt_ms(any_part["threshold_ms"]) + " (a tenth of the excursion's error)",
-               **{LABELS[m]: (fmt_within(v, params["sample_interval_s"]) if v is not None
-                              else f"not within {fmt_seconds(params['after_timeout_s'])}")
+               **{HOLDOVER_LABELS[m]: (
+                   fmt_within(v, params["sample_interval_s"]) if v is not None
+                   else f"not within {fmt_seconds(params['after_timeout_s'])}")
                   for m, v in corrected.items()}}
     found.append(claim(
         "holdover-corrected", all(v is not None for v in corrected.values()),
         "Reconnected, chronyd brought that error back below a tenth of it: "
-        + "; ".join(f"{LABELS[m]} after {fmt_seconds(v)}" for m, v in corrected.items()
-                    if v is not None) + ".",
+        + "; ".join(f"{HOLDOVER_LABELS[m]} after {fmt_seconds(v)}"
+                    for m, v in corrected.items() if v is not None) + ".",
         "Reconnected, chronyd did not bring that error back below a tenth of it within "
         f"{fmt_seconds(params['after_timeout_s'])} in every run.", **figures))
+    if "burst" in parts and "no_iburst" in parts:
+        found.append(_burst_finding(parts["no_iburst"], parts["burst"], params))
     settles = {mode: (r.get("settle_s"), r.get("settle_with_driftfile_s"))
                for mode, r in runs.items() if r.get("holdover")}
     poll = 2.0 ** params["maxpoll"]
@@ -469,6 +488,38 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
         "sooner than without one (to the same offset and skew).",
         "No restart with the driftfile settled in this run.", **figures))
     return found
+
+
+def _burst_finding(plain: Mapping[str, Any], burst: Mapping[str, Any],
+                   params: Mapping[str, Any]) -> Finding:
+    """The same client's holdover without and with ``burst``: which corrected sooner, by
+    more than the readings' spacing (one run each)."""
+    step = params["sample_interval_s"]
+    a, b = plain["corrected_s"], burst["corrected_s"]
+    sooner = None if a is None or b is None else a - b > step
+
+    def first(h: Mapping[str, Any]) -> str:
+        v = h.get("first_sample_after_s")
+        return MISSING if v is None else fmt_within(v, LASTRX_RESOLUTION_S)
+
+    figures = {
+        "corrected after (without; with burst)": "; ".join(
+            MISSING if v is None else fmt_within(v, step) for v in (a, b)),
+        "first sample after the reconnection (without; with burst)":
+            f"{first(plain)}; {first(burst)}",
+        f"samples in the first {fmt_seconds(EARLY_WINDOW_S)} (without; with burst)":
+            f"{fmt_count(plain.get('samples_early'))}; {fmt_count(burst.get('samples_early'))}",
+        "a difference that counts": f"more than {fmt_seconds(step)} (the readings' spacing; "
+                                    "one run each)",
+    }
+    return claim(
+        "burst-corrects-sooner", sooner,
+        "On the client without iburst, the holdover repeated with `burst` was corrected "
+        "sooner after the reconnection than without it.",
+        "On the client without iburst, the holdover repeated with `burst` was not corrected "
+        "measurably sooner after the reconnection than without it.",
+        "One of the two holdovers was not corrected within the wait, so `burst` cannot be "
+        "compared.", **figures)
 
 
 def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any],

@@ -27,7 +27,10 @@ oscillator's frequency wanders; a constant faked drift is one chrony's frequency
 cancels), changed back at the reconnection, both without a step (libfaketime's spec file
 rewritten, its offset moved to keep the clock continuous). chronyd's true error (the
 faked clock's known lead plus its "System time") is read until it is back below a tenth of
-what the excursion built. The runner's heal restores the role's files.
+what the excursion built. With ``holdover_burst`` the client without iburst then repeats
+that second part with chrony's ``burst`` option on its server line (chronyd restarted with
+the driftfile its second part left), so that its correction after the reconnection compares
+with and without ``burst`` on one client. The runner's heal restores the role's files.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def run(ctx: Context) -> None:
     def series(mode: str, stop: threading.Event) -> None:
         record = ctx.samples["runs"][mode] = {"iburst": mode == "iburst",
                                               "client": clients[mode], "rows": []}
-        parts = 5 if params["holdover_drift_ppm"] else 4
+        parts = 4 + (1 + burst_part(params, mode) if params["holdover_drift_ppm"] else 0)
         with ctx.phase(f"ntp-isolation: {mode} on {clients[mode]}", parts) as advance:
             one_run(ctx, clients[mode], server, record, rate, advance, stop)
         ctx.log(f"{mode} on {clients[mode]}: {_describe(record)}")
@@ -82,6 +85,13 @@ def run(ctx: Context) -> None:
     else:
         for mode in RUNS:
             series(mode, threading.Event())
+
+
+def burst_part(params: Mapping[str, Any], mode: str) -> bool:
+    """Whether this series ends with the holdover again under chrony's ``burst`` option
+    (the series without iburst, so that it compares with that series' own holdover)."""
+    return bool(params["holdover_drift_ppm"] and params["holdover_burst"]
+                and mode == "no_iburst")
 
 
 def choose_clients(names: Sequence[str], client: str, second: str) -> tuple[str, dict[str, str]]:
@@ -154,6 +164,15 @@ def one_run(
         holdover_run(ctx, client, server, record["holdover_run"], rate, stop)
         advance()
         faults.stop_chronyd(client)
+        if burst_part(params, "iburst" if iburst else "no_iburst"):
+            drift = faults.read_driftfile(client)
+            record["burst_run"] = {
+                "rows": [], "clock": dict(record["clock"]), "iburst": False, "burst": True,
+                "rate_changes": [], "driftfile_at_start": None if drift is None else {
+                    "frequency_ppm": drift[0], "skew_ppm": drift[1]}}
+            holdover_run(ctx, client, server, record["burst_run"], rate, stop)
+            advance()
+            faults.stop_chronyd(client)
     _code, log = lab.exec(client, ["sh", "-c", f"tail -c +{int(size.strip() or 0) + 1} "
                                                f"{CHRONY_LOG}"], check=False)
     record["log"] = [line for line in log.splitlines() if line.strip()][-60:]
@@ -185,7 +204,11 @@ def holdover_run(ctx: Context, client: str, server: str, record: dict[str, Any],
     offset = params["clock_offset_s"]
     _check(stop)
     started = faults.configure_chronyd(client, offset_s=offset, rate=rate, iburst=record.get(
-        "iburst"), minpoll=params["minpoll"], maxpoll=params["maxpoll"])
+        "iburst"), minpoll=params["minpoll"], maxpoll=params["maxpoll"],
+        burst=record.get("burst"))
+    record["conf"] = ctx.cluster.lab.exec(client, ["grep", "-E", "^server",
+                                                   "/etc/chrony/chrony.conf"],
+                                          check=False)[1].splitlines()
     record["chronyd_started_at"] = started
     record["settled_at"] = settle(ctx, client, rows, started, stop)
     _check(stop)
@@ -323,6 +346,8 @@ EXPERIMENT = Experiment(
               unit="ppm", minimum=-500, maximum=500),
         Param("holdover_isolation_s", 60.0, "how long NTP is cut in the second part, while the "
               "clock runs holdover_drift_ppm faster", unit="s", above=0),
+        Param("holdover_burst", True, "the client without iburst then repeats the second "
+              "part with chrony's `burst` option"),
         Param("minpoll", 4, "chrony minpoll of the client", minimum=-6, maximum=24),
         Param("maxpoll", 6, "chrony maxpoll of the client", minimum=-6, maximum=24),
         Param("settle_timeout_s", 300.0, "time allowed to synchronise first", unit="s",

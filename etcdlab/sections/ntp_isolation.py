@@ -11,6 +11,7 @@ from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.ntp_isolation import (
     ASKED,
+    HOLDOVER_LABELS,
     LABELS,
     RUNS,
     findings,
@@ -67,6 +68,10 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
             length = part["length_s"]
             holdover[LABELS[mode]] = ([c["t"] for c in part["curve"]],
                                       [c["error_ms"] for c in part["curve"]])
+        part = (summary.get(mode) or {}).get("burst_holdover")
+        if part:
+            holdover[HOLDOVER_LABELS["burst"]] = ([c["t"] for c in part["curve"]],
+                                                  [c["error_ms"] for c in part["curve"]])
     cut = "seconds since NTP was cut"
     plotted = (
         ("offset", "ntp_isolation_offset.png", samples,
@@ -134,6 +139,9 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "holdover_drift": fmt_ppm(params.get("holdover_drift_ppm")),
         "holdover_isolation": fmt_seconds(params.get("holdover_isolation_s")),
         "holdover": any(figures.get("holdover") for figures in runs.values()),
+        "burst": any(figures.get("burst_holdover") for figures in runs.values()),
+        # chrony.conf(5): a burst of k requests needs the interval ≥ k × minpoll, up to 4
+        "burst_requests": str(min(4, 2 ** max(0, params["maxpoll"] - params["minpoll"]))),
         "client": samples["client"],
         # Older results ran both series one after the other on samples["client"].
         "at_once": bool(samples.get("at_once")),
