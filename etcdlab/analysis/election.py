@@ -28,6 +28,7 @@ from etcdlab.analysis import (
 )
 from etcdlab.analysis.election_model import ElectionModel, ks_critical, ks_test
 from etcdlab.analysis.election_sweep import (
+    grid_findings,
     size_findings,
     summarize_sizes,
     summarize_sweep,
@@ -581,6 +582,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         _course_start_point(),
         *sweep_findings(summary.get("sweep"), nodes, _poll_s(params)),
         *size_findings(summary.get("sizes"), _poll_s(params)),
+        *grid_findings(summary.get("sizes"), _poll_s(params)),
         _published_transfer(graceful, timeout_s),
         _published_mean(crash, timeout_s, survivors),
     ]
@@ -594,6 +596,11 @@ def _poll_s(params: Mapping[str, Any]) -> float:
 def size_rows(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, str]]:
     """The sizes' table (:func:`etcdlab.analysis.election_sweep.size_rows`)."""
     return election_sweep.size_rows(summary.get("sizes"), _poll_s(params))
+
+
+def grid_rows(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The timeouts × sizes table (:func:`etcdlab.analysis.election_sweep.grid_rows`)."""
+    return election_sweep.grid_rows(summary.get("sizes"), _poll_s(params))
 
 
 def sweep_rows(summary: Mapping[str, Any], params: Mapping[str, Any],

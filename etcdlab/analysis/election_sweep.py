@@ -217,7 +217,109 @@ def summarize_sizes(samples: Mapping[str, Any]) -> dict[str, Any] | None:
             settings.append({**_setting(timeout, heartbeat, one["trials"], "temporary lab"),
                              "members": one["members"], "provision_s": one.get("provision_s")})
     settings.sort(key=lambda s: s["members"])
-    return {"settings": settings, "timeout_ms": timeout}
+    out: dict[str, Any] = {"settings": settings, "timeout_ms": timeout}
+    grid = summarize_grid(samples, settings)
+    if grid:
+        out["grid"] = grid
+    return out
+
+
+def summarize_grid(samples: Mapping[str, Any], by_size: Sequence[Mapping[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """The timeouts × sizes grid: a cell per (members, timeout) with trials — the sizes'
+    own (lab timeout) cells, the lab's sweep and each temporary lab's — sorted by members,
+    then timeout; empty when no temporary lab ran the sweep (older runs, ``sizes_sweep``
+    off)."""
+    sizes = samples.get("sizes") or {}
+    if not any(cell.get("trials") for one in sizes.get("settings") or []
+               for cell in one.get("sweep") or []):
+        return []
+    cells = [dict(one) for one in by_size]
+    own = sizes.get("own_members")
+    for one in (samples.get("sweep") or {}).get("settings") or []:
+        if one.get("trials"):
+            cells.append({**_setting(one["timeout_ms"], one["heartbeat_ms"], one["trials"],
+                                     "sweep"), "members": own})
+    for one in sizes["settings"]:
+        for cell in one.get("sweep") or []:
+            if cell.get("trials"):
+                cells.append({**_setting(cell["timeout_ms"], cell["heartbeat_ms"],
+                                         cell["trials"], "temporary lab"),
+                              "members": one["members"]})
+    cells.sort(key=lambda c: (c["members"], c["timeout_ms"]))
+    return cells
+
+
+def grid_rows(sizes: Mapping[str, Any] | None, poll_s: float) -> list[dict[str, str]]:
+    """One row per cell of the grid, with the model of its timeout and survivors."""
+    rows = []
+    for one in (sizes or {}).get("grid") or []:
+        model, test = tested(one, one["members"], poll_s)
+        tail = (f"p95 {fmt_seconds(one['p95_s'])}" if one["p95_s"] is not None
+                else f"largest {fmt_seconds(one['max_s'])}")
+        rows.append({
+            "members": fmt_count(one["members"]), "timeout": fmt_ms(one["timeout_ms"]),
+            "heartbeat": fmt_ms(one["heartbeat_ms"]), "n": fmt_count(one["n"]),
+            "median": fmt_median(one["elected_values_s"]), "tail": tail,
+            "split": fmt_share(one["split_votes"], one["n"]),
+            "model": f"{fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}",
+            "ks": fmt_p_value(test.p),
+        })
+    return rows
+
+
+def grid_findings(sizes: Mapping[str, Any] | None, poll_s: float) -> list[Finding]:
+    """The grid's claims: the model fits every cell (Bonferroni over the cells), the median
+    grows with the timeout at every size, and no election was a split vote; none when the
+    run has no grid."""
+    cells = (sizes or {}).get("grid") or []
+    if not cells:
+        return []
+    level = MODEL_TEST_LEVEL / len(cells)
+    figures, rejected = {}, []
+    for one in cells:
+        model, test = tested(one, one["members"], poll_s)
+        label = f"{one['members']} members, {fmt_ms(one['timeout_ms'])}"
+        figures[label] = (f"median {fmt_seconds(one['median_s'])} (n = {one['n']}); model "
+                          f"{fmt_seconds(model.median_s)}; KS p {fmt_p_value(test.p)}")
+        if test.p < level:
+            rejected.append(label)
+    fit = claim(
+        "grid-model-fit", not rejected,
+        f"In every cell of the grid ({len(cells)} cells: member counts × election timeouts) "
+        "the crash-to-leader times are consistent with the election model of that timeout "
+        f"and those survivors (Kolmogorov–Smirnov, none below p = {MODEL_TEST_LEVEL} / "
+        f"{len(cells)}, Bonferroni over the cells).",
+        f"The election model does not fit the crash-to-leader times at {', '.join(rejected)} "
+        f"(Kolmogorov–Smirnov p below {MODEL_TEST_LEVEL} / {len(cells)}, Bonferroni over "
+        "the cells).", **figures)
+    by_members: dict[int, list[Mapping[str, Any]]] = {}
+    for one in cells:
+        by_members.setdefault(one["members"], []).append(one)
+    trends = {m: [c["median_s"] for c in row] for m, row in sorted(by_members.items())
+              if len(row) >= 2}
+    rising = {m: all(a < b for a, b in zip(v, v[1:], strict=False)) for m, v in trends.items()}
+    text = "; ".join(f"{m} members: " + ", ".join(
+        f"{fmt_seconds(c['median_s'])} at {fmt_ms(c['timeout_ms'])}" for c in by_members[m])
+        for m in trends)
+    scales = (untestable("grid-median-scales", "No member count of the grid was measured "
+                         "under two timeouts.") if not trends else claim(
+        "grid-median-scales", all(rising.values()),
+        f"At every member count the median time to a new leader grows with the election "
+        f"timeout: {text}.",
+        "At "
+        + ", ".join(f"{m} members" for m, ok in rising.items() if not ok)
+        + f" the median time to a new leader does not grow with the timeout: {text}."))
+    total = sum(c["n"] for c in cells)
+    splits = sum(c["split_votes"] for c in cells)
+    split = claim(
+        "grid-split-votes", splits == 0,
+        f"No election of the grid was a split vote ({fmt_share(0, total)} of elections).",
+        f"{fmt_share(splits, total)} elections of the grid were split votes (the term rose "
+        "by more than one).",
+        **{f"{c['members']} members, {fmt_ms(c['timeout_ms'])}": fmt_share(
+            c["split_votes"], c["n"]) for c in cells if c["split_votes"]})
+    return [fit, scales, split]
 
 
 def size_rows(sizes: Mapping[str, Any] | None, poll_s: float) -> list[dict[str, str]]:

@@ -26,9 +26,12 @@ Then the timeout sweep (crash trials under other election timeouts, applied thro
 settings journal) and the sizes: for each member count of ``sizes`` other than the lab's,
 a temporary container lab of its own (network ``<lab network>-sizes`` on ``sizes_subnet``,
 nodes ``<prefix>s1..N``, from the same image and roles) is provisioned, gets
-``size_trials`` crash trials under the lab's own timeouts, and is destroyed. It is
+``size_trials`` crash trials under the lab's own timeouts — and, with ``sizes_sweep``,
+as many under each other timeout of the sweep (the etcd role re-applied on it, rolling),
+so that the full run covers the grid of timeouts × sizes — and is destroyed. It is
 written down in the lab's journal before it is created, so ``invoke heal`` removes it
-after a killed run. (Not on an inventory of hosts: the sizes need container labs.)
+after a killed run (its own setting changes go with it). (Not on an inventory of hosts:
+the sizes need container labs.)
 """
 
 from __future__ import annotations
@@ -100,9 +103,12 @@ def size_series(ctx: Context, rng: random.Random) -> None:
         ctx.samples["sizes"]["skipped"] = "the sizes need container labs (an inventory ran)"
         ctx.log("sizes: skipped on an inventory of hosts (they need container labs)")
         return
+    own = config.etcd_election_timeout_ms
+    grid = ([t for t in parse_numbers(params["sweep_timeouts_ms"]) if t != own]
+            if params["sizes_sweep"] else [])
     show = playbook_logger(ctx)
-    with ctx.phase("election: other cluster sizes", len(counts) * params["size_trials"]
-                   ) as advance:
+    with ctx.phase("election: other cluster sizes",
+                   len(counts) * params["size_trials"] * (1 + len(grid))) as advance:
         for count in counts:
             temp = size_config(config, count, params["sizes_subnet"])
             entry = ctx.faults.temporary_lab(temp)
@@ -126,6 +132,24 @@ def size_series(ctx: Context, rng: random.Random) -> None:
                             f"{sample['elected_s']:.3f} s, term {sample['term_before']} → "
                             f"{sample['term_after']}")
                     advance()
+                setting["sweep"] = []
+                for timeout in grid:
+                    heartbeat = sweep_heartbeat(timeout)
+                    ctx.log(f"sizes: {count} members, election timeout {timeout} ms, "
+                            f"heartbeat {heartbeat} ms (the etcd role re-applied, rolling)")
+                    sub.faults.change_settings(show, etcd_election_timeout_ms=timeout,
+                                               etcd_heartbeat_interval_ms=heartbeat)
+                    cell: dict[str, Any] = {"timeout_ms": timeout, "heartbeat_ms": heartbeat,
+                                            "trials": []}
+                    setting["sweep"].append(cell)
+                    for trial in range(1, params["size_trials"] + 1):
+                        sample = one_trial(sub, f"size-{count}-{timeout}ms", trial, rng, ids,
+                                           heartbeat_s=heartbeat / 1000.0, crash=True)
+                        cell["trials"].append(sample)
+                        ctx.log(f"{count} members at {timeout} ms, trial {trial}: new leader "
+                                f"after {sample['elected_s']:.3f} s, term "
+                                f"{sample['term_before']} → {sample['term_after']}")
+                        advance()
             finally:
                 ctx.faults.end_temporary_lab(entry)
 
@@ -437,6 +461,8 @@ EXPERIMENT = Experiment(
               pattern_help="a comma-separated list of member counts, like 5,7"),
         Param("size_trials", 10, "crash trials per temporary lab size", minimum=0,
               maximum=100),
+        Param("sizes_sweep", True, "the temporary labs also get size_trials crash trials "
+              "under each other timeout of sweep_timeouts_ms (the grid)"),
         Param("sizes_subnet", "172.26.0.0/16", "subnet of the temporary labs' network",
               pattern=r"[0-9.]+/[0-9]{1,2}", pattern_help="an IPv4 subnet like 172.26.0.0/16"),
     ),

@@ -58,6 +58,7 @@ def section(result: Result, chart_files: Mapping[str, str]) -> dict[str, Any]:
         "appendix_rows": analysis.appendix_rows(summary),
         "sweep_rows": analysis.sweep_rows(summary, params, result.metadata),
         "size_rows": analysis.size_rows(summary, params),
+        "grid_rows": analysis.grid_rows(summary, params),
         "chart": chart_files.get("times"),
         "model_chart": chart_files.get("model"),
         "model_rounds": fmt_seconds(analysis.election_model(result.metadata, params).rounds_s),

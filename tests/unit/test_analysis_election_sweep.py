@@ -128,3 +128,42 @@ def test_cluster_sizes_sit_beside_the_labs_own_with_their_survivors_model():
     assert far["sizes-model-fit"].holds is False and "5 members" in far["sizes-model-fit"].text
     whole = by_id(analysis.findings(analysis.summarize(sizes_samples(), {}), {}))
     assert "sizes-model-fit" in whole and "sizes-median-falls" in whole
+
+
+def grid_samples(five_at_500=(0.56, 0.60, 0.66, 0.71), rises=None):
+    """The lab's 3 members at 1000 ms (crash) and 500 ms (sweep); 5 members at both."""
+    data = sizes_samples()
+    data["sweep"]["settings"] = [setting(500, [0.55, 0.59, 0.65, 0.70])]
+    data["sizes"]["settings"][0]["sweep"] = [setting(500, list(five_at_500), rises)]
+    return data
+
+
+def test_the_grid_has_a_cell_per_size_and_timeout_and_findings_that_follow_it():
+    from etcdlab.analysis.election_sweep import grid_findings, grid_rows, summarize_sizes
+    assert "grid" not in summarize_sizes(sizes_samples())  # no temporary lab swept
+    assert grid_findings(summarize_sizes(sizes_samples()), 0.005) == []
+    sizes = summarize_sizes(grid_samples())
+    assert [(c["members"], c["timeout_ms"], c["source"], c["n"]) for c in sizes["grid"]] == [
+        (3, 500, "sweep", 4), (3, 1000, "the crash series", 8),
+        (5, 500, "temporary lab", 4), (5, 1000, "temporary lab", 5)]
+    rows = grid_rows(sizes, 0.005)
+    assert [(r["members"], r["timeout"]) for r in rows] == [
+        ("3", "500 ms"), ("3", "1.00 s"), ("5", "500 ms"), ("5", "1.00 s")]
+    found = by_id(grid_findings(sizes, 0.005))
+    assert [found[i].holds for i in ("grid-model-fit", "grid-median-scales",
+                                     "grid-split-votes")] == [True, True, True]
+    assert "Bonferroni" in found["grid-model-fit"].text
+    # 5 members slower at 500 ms than at 1000 ms: the trend breaks there, and the model
+    # (500 ms: new leader within about 0.5–1.1 s) rejects times of 2 s and more
+    slow = by_id(grid_findings(summarize_sizes(grid_samples(
+        five_at_500=[2.0 + i / 10 for i in range(6)])), 0.005))
+    assert slow["grid-median-scales"].holds is False
+    assert slow["grid-median-scales"].text.startswith("At 5 members")
+    assert slow["grid-model-fit"].holds is False
+    assert "5 members, 500 ms" in slow["grid-model-fit"].text
+    split = by_id(grid_findings(summarize_sizes(grid_samples(rises=[1, 2, 1, 1])), 0.005))
+    assert split["grid-split-votes"].holds is False
+    assert list(split["grid-split-votes"].figures) == ["5 members, 500 ms"]
+    assert split["grid-split-votes"].figures["5 members, 500 ms"].startswith("1 of 4")
+    whole = by_id(analysis.findings(analysis.summarize(grid_samples(), {}), {}))
+    assert {"grid-model-fit", "grid-median-scales", "grid-split-votes"} <= set(whole)
