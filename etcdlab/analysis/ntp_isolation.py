@@ -142,8 +142,10 @@ def holdover(run: Mapping[str, Any]) -> dict[str, Any] | None:
                       if t > run["reconnected_at"] and abs(e) * 1e3 < threshold), None)
     after = [p["t"] - run["reconnected_at"] for p in sample_points(run["rows"])
              if p["t"] > run["reconnected_at"]]
+    polls = [r["poll"] for r in run["rows"] if r["t"] <= away and r.get("poll") is not None]
     return {
         "burst": bool(run.get("burst")),
+        "poll_at_cut": polls[-1] if polls else None,
         "first_sample_after_s": after[0] if after else None,
         "samples_early": sum(1 for t in after if t <= EARLY_WINDOW_S),
         "extra_ppm": extra_ppm,
@@ -493,10 +495,15 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
 def _burst_finding(plain: Mapping[str, Any], burst: Mapping[str, Any],
                    params: Mapping[str, Any]) -> Finding:
     """The same client's holdover without and with ``burst``: which corrected sooner, by
-    more than the readings' spacing (one run each)."""
+    more than one polling interval at the cut (where in its poll chronyd was at the
+    reconnection alone can move the first sample by that much) plus one reading's spacing
+    (each correction time is known to one reading); one run each."""
     step = params["sample_interval_s"]
+    polls = [h.get("poll_at_cut") for h in (plain, burst)]
+    poll = max(2.0 ** (params["minpoll"] if v is None else v) for v in polls)
     a, b = plain["corrected_s"], burst["corrected_s"]
-    sooner = None if a is None or b is None else a - b > step
+    margin = poll + step  # and each correction time is known to one reading
+    sooner = None if a is None or b is None else a - b > margin
 
     def first(h: Mapping[str, Any]) -> str:
         v = h.get("first_sample_after_s")
@@ -509,8 +516,8 @@ def _burst_finding(plain: Mapping[str, Any], burst: Mapping[str, Any],
             f"{first(plain)}; {first(burst)}",
         f"samples in the first {fmt_seconds(EARLY_WINDOW_S)} (without; with burst)":
             f"{fmt_count(plain.get('samples_early'))}; {fmt_count(burst.get('samples_early'))}",
-        "a difference that counts": f"more than {fmt_seconds(step)} (the readings' spacing; "
-                                    "one run each)",
+        "a difference that counts": f"more than {fmt_seconds(margin)} (one polling interval "
+                                    "at the cut and one reading's spacing; one run each)",
     }
     return claim(
         "burst-corrects-sooner", sooner,

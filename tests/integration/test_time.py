@@ -89,6 +89,14 @@ def test_ntp_isolation_records_both_runs(lab, results):
         assert holdover["corrected_s"] is not None, holdover
     assert any("iburst" in line for line in result["samples"]["runs"]["iburst"]["conf"])
     assert not any("iburst" in line for line in result["samples"]["runs"]["no_iburst"]["conf"])
+    # The client without iburst repeats the second part with `burst` on its server line:
+    # the same excursion, its error again corrected after the reconnection.
+    burst_run = result["samples"]["runs"]["no_iburst"]["burst_run"]
+    assert all(line.split()[-1] == "burst" for line in burst_run["conf"]), burst_run["conf"]
+    burst = summary["no_iburst"]["burst_holdover"]
+    extra = result["params"]["holdover_drift_ppm"]
+    assert abs(burst["slope_ppm"] - extra) < 0.2 * extra, burst
+    assert burst["corrected_s"] is not None, burst
 
 
 def test_clock_faults_are_healed_back_to_the_roles_state(lab, results):

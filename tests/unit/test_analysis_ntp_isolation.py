@@ -181,3 +181,38 @@ def test_each_holdover_finding_follows_its_data(finding_id):
     before = render_section(HOLDOVER)
     after = render_section(HOLDOVER, list(by_id(findings(summary, HOLDOVER.params)).values()))
     assert base.text in before and base.text not in after and flipped.text in after
+
+
+BURST = load_results(QUICK.parent / "burst-run")["ntp-isolation"]
+BURST_SUMMARY = summarize(BURST.samples, BURST.params)
+
+
+def test_the_burst_holdover_sits_beside_the_same_clients_holdover():
+    assert "burst-corrects-sooner" not in by_id(findings(HOLDOVER_SUMMARY, HOLDOVER.params))
+    plain = BURST_SUMMARY["no_iburst"]["holdover"]
+    burst = BURST_SUMMARY["no_iburst"]["burst_holdover"]
+    assert "burst_holdover" not in BURST_SUMMARY["iburst"]  # only the client without iburst
+    assert burst["burst"] is True and plain["burst"] is False
+    assert BURST.samples["runs"]["no_iburst"]["burst_run"]["conf"] == [
+        "server 172.24.0.10 minpoll 2 maxpoll 3 burst"]
+    assert plain["corrected_s"] == pytest.approx(9.09, abs=0.01)
+    assert burst["corrected_s"] == pytest.approx(5.09, abs=0.01)
+    assert burst["slope_ppm"] == pytest.approx(100.0, abs=2.0)
+    assert plain["poll_at_cut"] == burst["poll_at_cut"] == 2
+    found = by_id(findings(BURST_SUMMARY, BURST.params))
+    # 4.0 s sooner, within one 4 s poll and one reading of each other: not measurably
+    assert found["burst-corrects-sooner"].holds is False
+    assert "more than 5.00 s" in found["burst-corrects-sooner"].figures[
+        "a difference that counts"]
+    assert "with burst (no iburst, same client) after 5.09 s" in found[
+        "holdover-corrected"].text
+    sooner = copy.deepcopy(BURST_SUMMARY)
+    sooner["no_iburst"]["burst_holdover"]["corrected_s"] = 2.0
+    flipped = by_id(findings(sooner, BURST.params))["burst-corrects-sooner"]
+    assert flipped.holds is True
+    never = copy.deepcopy(BURST_SUMMARY)
+    never["no_iburst"]["burst_holdover"]["corrected_s"] = None
+    assert by_id(findings(never, BURST.params))["burst-corrects-sooner"].holds is None
+    text = render_section(BURST)
+    assert found["burst-corrects-sooner"].text in text
+    assert "chrony's `burst` option" in text and "so at most 2 at this run's polling" in text
