@@ -463,8 +463,8 @@ def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
             len(margins) == n and all(first)),
         "The cut-off instance's own deadline (the send time of its last successful refresh + "
         "the TTL etcd granted) passed before any watcher saw its key deleted (trials: "
-        f"{fmt_share(sum(first), n)}): an instance that stops answering as its name at that "
-        "deadline is never listed gone while it still answers.",
+        f"{fmt_share(sum(first), n)}): had it stopped answering as its name at that "
+        "deadline, no watcher would have listed it gone while it still answered.",
         "The cut-off instance's own deadline did not always pass before a watcher saw its "
         f"key deleted (trials where it did: {fmt_share(sum(first), n)}).",
         "The cut-off instance's deadline or its deletion was not recorded.",

@@ -134,22 +134,8 @@ def size_series(ctx: Context, rng: random.Random) -> None:
                     advance()
                 setting["sweep"] = []
                 for timeout in grid:
-                    heartbeat = sweep_heartbeat(timeout)
-                    ctx.log(f"sizes: {count} members, election timeout {timeout} ms, "
-                            f"heartbeat {heartbeat} ms (the etcd role re-applied, rolling)")
-                    sub.faults.change_settings(show, etcd_election_timeout_ms=timeout,
-                                               etcd_heartbeat_interval_ms=heartbeat)
-                    cell: dict[str, Any] = {"timeout_ms": timeout, "heartbeat_ms": heartbeat,
-                                            "trials": []}
-                    setting["sweep"].append(cell)
-                    for trial in range(1, params["size_trials"] + 1):
-                        sample = one_trial(sub, f"size-{count}-{timeout}ms", trial, rng, ids,
-                                           heartbeat_s=heartbeat / 1000.0, crash=True)
-                        cell["trials"].append(sample)
-                        ctx.log(f"{count} members at {timeout} ms, trial {trial}: new leader "
-                                f"after {sample['elected_s']:.3f} s, term "
-                                f"{sample['term_before']} → {sample['term_after']}")
-                        advance()
+                    swept(sub, show, timeout, params["size_trials"], f"size-{count}",
+                          f"{count} members at", rng, ids, advance, setting["sweep"])
             finally:
                 ctx.faults.end_temporary_lab(entry)
 
@@ -171,24 +157,34 @@ def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> N
     with ctx.phase("election: timeout sweep", len(timeouts) * params["sweep_trials"]
                    ) as advance:
         for timeout in timeouts:
-            heartbeat = sweep_heartbeat(timeout)
-            ctx.log(f"sweep: election timeout {timeout} ms, heartbeat {heartbeat} ms "
-                    "(re-applying the etcd role, rolling)")
-            ctx.faults.change_settings(show, etcd_election_timeout_ms=timeout,
-                                       etcd_heartbeat_interval_ms=heartbeat)
-            setting: dict[str, Any] = {"timeout_ms": timeout, "heartbeat_ms": heartbeat,
-                                       "trials": []}
-            ctx.samples["sweep"]["settings"].append(setting)
-            for trial in range(1, params["sweep_trials"] + 1):
-                sample = one_trial(ctx, f"sweep-{timeout}ms", trial, rng, ids,
-                                   heartbeat_s=heartbeat / 1000.0, crash=True)
-                setting["trials"].append(sample)
-                ctx.log(f"sweep {timeout} ms trial {trial}: new leader after "
-                        f"{sample['elected_s']:.3f} s, term {sample['term_before']} → "
-                        f"{sample['term_after']}")
-                advance()
+            swept(ctx, show, timeout, params["sweep_trials"], "sweep", "sweep", rng, ids,
+                  advance, ctx.samples["sweep"]["settings"])
         ctx.log("sweep: re-applying the provisioned settings")
         ctx.faults.restore_settings(show)
+
+
+def swept(ctx: Context, show: Any, timeout: int, trials: int, series: str, label: str,
+          rng: random.Random, ids: Mapping[int, str], advance: Any,
+          into: list[dict[str, Any]]) -> None:
+    """One setting of a sweep on ``ctx``'s lab: election timeout ``timeout``, heartbeat a
+    tenth of it, applied through the settings journal (the etcd role re-applied, rolling),
+    then ``trials`` crash trials; the setting and its trials go into ``into`` as they come
+    (a run stopped midway keeps what it took)."""
+    heartbeat = sweep_heartbeat(timeout)
+    ctx.log(f"{label} {timeout} ms: election timeout {timeout} ms, heartbeat {heartbeat} ms "
+            "(re-applying the etcd role, rolling)")
+    ctx.faults.change_settings(show, etcd_election_timeout_ms=timeout,
+                               etcd_heartbeat_interval_ms=heartbeat)
+    setting: dict[str, Any] = {"timeout_ms": timeout, "heartbeat_ms": heartbeat, "trials": []}
+    into.append(setting)
+    for trial in range(1, trials + 1):
+        sample = one_trial(ctx, f"{series}-{timeout}ms", trial, rng, ids,
+                           heartbeat_s=heartbeat / 1000.0, crash=True)
+        setting["trials"].append(sample)
+        ctx.log(f"{label} {timeout} ms trial {trial}: new leader after "
+                f"{sample['elected_s']:.3f} s, term {sample['term_before']} → "
+                f"{sample['term_after']}")
+        advance()
 
 
 def size_config(config: Any, count: int, subnet: str) -> Any:

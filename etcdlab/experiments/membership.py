@@ -273,11 +273,16 @@ class Run:
         self.next_id += 1
         return f"{kind}{self.next_id:03d}"
 
-    def join(self, phase: str) -> InstanceProcess:
-        """Start one instance process and time its join as every watcher sees it."""
-        instance_id = self.new_id("i")
-        process = InstanceProcess(self.ctx.faults, self.name, instance_id, self.endpoints,
-                                  self.ttl, len(self.instances), self.params["instance_max_s"])
+    def start_instance(self, kind: str, phase: str, endpoints: Sequence[str] | None = None
+                       ) -> tuple[InstanceProcess, dict[str, Any], dict[str, float | None]]:
+        """Start one instance process (talking to ``endpoints``, default every member, the
+        first one in turn) and wait until it registered and every watcher saw it: (the
+        process, its "registered" event, when each watcher saw it)."""
+        instance_id = self.new_id(kind)
+        process = InstanceProcess(self.ctx.faults, self.name, instance_id,
+                                  endpoints or self.endpoints, self.ttl,
+                                  0 if endpoints else len(self.instances),
+                                  self.params["instance_max_s"])
         self.instances.append(process)
         registered = process.wait_for(("registered", "failed"), WAIT_REGISTERED_S)
         if registered is None or registered["event"] != "registered":
@@ -287,6 +292,12 @@ class Run:
         self.operation(registered["t"], instance_id, +1, phase, "join")
         seen = self.watchers.wait_seen(instance_id, "put", registered["revision"],
                                        self.params["settle_timeout_s"])
+        return process, registered, seen
+
+    def join(self, phase: str) -> InstanceProcess:
+        """Start one instance process and time its join as every watcher sees it."""
+        process, registered, seen = self.start_instance("i", phase)
+        instance_id = process.instance_id
         self.samples["join"].append({
             "phase": phase, "instance": instance_id, "first_etcd": process.first_etcd,
             "called": registered["called"], "acked": registered["t"],
@@ -734,18 +745,9 @@ def instance_cut_off(state: Run) -> dict[str, Any]:
     cluster.wait_healthy(timeout=60)
     leader = cluster.wait_leader(30.0)
     member = next(n for n in cluster.names if n != leader)
-    instance_id = state.new_id("p")
-    isolated = InstanceProcess(ctx.faults, state.name, instance_id, [cluster.endpoint(member)],
-                               ttl, 0, params["instance_max_s"])
-    state.instances.append(isolated)
-    registered = isolated.wait_for(("registered", "failed"), WAIT_REGISTERED_S)
-    if registered is None or registered["event"] != "registered":
-        raise LabError(f"instance {instance_id} did not register: "
-                       f"{registered or isolated.error_text()}")
-    state.alive.append(isolated)
-    state.operation(registered["t"], instance_id, +1, "cut-off", "join")
-    state.watchers.wait_seen(instance_id, "put", registered["revision"],
-                             params["settle_timeout_s"])
+    isolated, registered, _seen = state.start_instance("p", "cut-off",
+                                                       [cluster.endpoint(member)])
+    instance_id = isolated.instance_id
     # a keepalive of each before the fault, so both leases run from a known refresh
     isolated.wait_for(("keepalive",), ttl)
     crashed = next(p for p in state.alive if p is not isolated)
