@@ -543,8 +543,10 @@ def _run(state: Run) -> None:
     state.check("after the watchers' members were lost")
     with ctx.phase("membership: an instance cut off beside a crashed one",
                    params["cut_off_trials"]) as advance:
-        state.samples["cut_off"] = [instance_cut_off(state) for _ in
-                                    _advancing(range(params["cut_off_trials"]), advance)]
+        state.samples["cut_off"] = []  # filled trial by trial: a failure keeps the others
+        for _ in range(params["cut_off_trials"]):
+            state.samples["cut_off"].append(instance_cut_off(state))
+            advance()
     state.check("after the cut-off instances")
     with ctx.phase("membership: compaction + resync", 1) as advance:
         state.samples["compaction"] = compaction_resync(state)
@@ -725,12 +727,6 @@ def lose_member(state: Run, mode: str, wid: str, member: str, by_endpoint: Mappi
 
 
 # -- an instance cut off from the majority, beside a crashed one --------------------------------
-
-
-def _advancing(items: Any, advance: Callable[[], None]) -> Any:
-    for item in items:
-        yield item
-        advance()
 
 
 def instance_cut_off(state: Run) -> dict[str, Any]:
