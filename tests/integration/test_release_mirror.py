@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import shutil
 import socket
 import time
@@ -66,7 +67,7 @@ def mirror(client, archive, tmp_path_factory):
     served = root / RELEASE.lstrip("/")
     served.parent.mkdir(parents=True)
     shutil.copy(archive[0], served)
-    address = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    address = _bridge_address(client)
     port = _free_port(address)
     _remove_mirror(client)
     container = client.containers.run(
@@ -154,6 +155,16 @@ def _python_image(client: docker.DockerClient) -> str:
         assert done.returncode == 0, done.stdout + done.stderr
         found = client.images.list(filters={"label": HASH_LABEL})
     return found[0].id
+
+
+def _bridge_address(client: docker.DockerClient) -> str:
+    """This machine's address on Docker's default bridge: its IPAM gateway, or, where
+    dockerd leaves that out of the network's description (seen with Debian's docker.io
+    20.10 on a fresh engine), the subnet's first address, which dockerd gives docker0."""
+    config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    if config.get("Gateway"):
+        return config["Gateway"]
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 def _free_port(address: str) -> int:
