@@ -82,20 +82,21 @@ def sweep_rows(sweep: Mapping[str, Any] | None, nodes: int, poll_s: float
                ) -> list[dict[str, str]]:
     """One row per setting: timeout, heartbeat, n, median (exact CI, or the values), p95 or
     largest, split votes with their exact bound, the model's median / p95, the KS p."""
-    rows = []
-    for one in (sweep or {}).get("settings", []):
-        model, test = tested(one, nodes, poll_s)
-        tail = (f"p95 {fmt_seconds(one['p95_s'])}" if one["p95_s"] is not None
-                else f"largest {fmt_seconds(one['max_s'])}")
-        rows.append({
-            "timeout": fmt_ms(one["timeout_ms"]), "heartbeat": fmt_ms(one["heartbeat_ms"]),
-            "source": one["source"], "n": fmt_count(one["n"]),
-            "median": fmt_median(one["elected_values_s"]), "tail": tail,
-            "split": fmt_share(one["split_votes"], one["n"]),
+    return [{"timeout": fmt_ms(one["timeout_ms"]), "heartbeat": fmt_ms(one["heartbeat_ms"]),
+             "source": one["source"], **_measured_row(one, nodes, poll_s)}
+            for one in (sweep or {}).get("settings", [])]
+
+
+def _measured_row(one: Mapping[str, Any], nodes: int, poll_s: float) -> dict[str, str]:
+    """The columns every table of settings shares: n, median, p95 or largest, split votes,
+    the model's median / p95 for ``nodes`` members, the KS p."""
+    model, test = tested(one, nodes, poll_s)
+    tail = (f"p95 {fmt_seconds(one['p95_s'])}" if one["p95_s"] is not None
+            else f"largest {fmt_seconds(one['max_s'])}")
+    return {"n": fmt_count(one["n"]), "median": fmt_median(one["elected_values_s"]),
+            "tail": tail, "split": fmt_share(one["split_votes"], one["n"]),
             "model": f"{fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}",
-            "ks": fmt_p_value(test.p),
-        })
-    return rows
+            "ks": fmt_p_value(test.p)}
 
 
 def sweep_findings(sweep: Mapping[str, Any] | None, nodes: int, poll_s: float
@@ -252,20 +253,10 @@ def summarize_grid(samples: Mapping[str, Any], by_size: Sequence[Mapping[str, An
 
 def grid_rows(sizes: Mapping[str, Any] | None, poll_s: float) -> list[dict[str, str]]:
     """One row per cell of the grid, with the model of its timeout and survivors."""
-    rows = []
-    for one in (sizes or {}).get("grid") or []:
-        model, test = tested(one, one["members"], poll_s)
-        tail = (f"p95 {fmt_seconds(one['p95_s'])}" if one["p95_s"] is not None
-                else f"largest {fmt_seconds(one['max_s'])}")
-        rows.append({
-            "members": fmt_count(one["members"]), "timeout": fmt_ms(one["timeout_ms"]),
-            "heartbeat": fmt_ms(one["heartbeat_ms"]), "n": fmt_count(one["n"]),
-            "median": fmt_median(one["elected_values_s"]), "tail": tail,
-            "split": fmt_share(one["split_votes"], one["n"]),
-            "model": f"{fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}",
-            "ks": fmt_p_value(test.p),
-        })
-    return rows
+    return [{"members": fmt_count(one["members"]), "timeout": fmt_ms(one["timeout_ms"]),
+             "heartbeat": fmt_ms(one["heartbeat_ms"]),
+             **_measured_row(one, one["members"], poll_s)}
+            for one in (sizes or {}).get("grid") or []]
 
 
 def grid_findings(sizes: Mapping[str, Any] | None, poll_s: float) -> list[Finding]:
@@ -324,19 +315,9 @@ def grid_findings(sizes: Mapping[str, Any] | None, poll_s: float) -> list[Findin
 
 def size_rows(sizes: Mapping[str, Any] | None, poll_s: float) -> list[dict[str, str]]:
     """One row per member count, with the model of its survivors."""
-    rows = []
-    for one in (sizes or {}).get("settings", []):
-        model, test = tested(one, one["members"], poll_s)
-        tail = (f"p95 {fmt_seconds(one['p95_s'])}" if one["p95_s"] is not None
-                else f"largest {fmt_seconds(one['max_s'])}")
-        rows.append({
-            "members": fmt_count(one["members"]), "source": one["source"],
-            "n": fmt_count(one["n"]), "median": fmt_median(one["elected_values_s"]),
-            "tail": tail, "split": fmt_share(one["split_votes"], one["n"]),
-            "model": f"{fmt_seconds(model.median_s)} / {fmt_seconds(model.p95_s)}",
-            "ks": fmt_p_value(test.p),
-        })
-    return rows
+    return [{"members": fmt_count(one["members"]), "source": one["source"],
+             **_measured_row(one, one["members"], poll_s)}
+            for one in (sizes or {}).get("settings", [])]
 
 
 def size_findings(sizes: Mapping[str, Any] | None, poll_s: float) -> list[Finding]:

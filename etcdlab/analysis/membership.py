@@ -540,7 +540,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
               if leave["unknown"] else {})}))
 
     lags, n = crash["expiry_lags_s"], crash["attempts"]
-    on_time = [-TIME_TOLERANCE_S <= lag <= LESSOR_CHECK_S + TIME_TOLERANCE_S for lag in lags]
+    on_time = [_on_time(lag) for lag in lags]
     parts.append(claim(
         "crash-seen-at-lease-expiry", None if n == 0 else (crash["n"] == n and all(on_time)),
         "A crashed (SIGKILLed) instance left every watcher's view only when its lease "

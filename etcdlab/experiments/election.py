@@ -103,9 +103,7 @@ def size_series(ctx: Context, rng: random.Random) -> None:
         ctx.samples["sizes"]["skipped"] = "the sizes need container labs (an inventory ran)"
         ctx.log("sizes: skipped on an inventory of hosts (they need container labs)")
         return
-    own = config.etcd_election_timeout_ms
-    grid = ([t for t in parse_numbers(params["sweep_timeouts_ms"]) if t != own]
-            if params["sizes_sweep"] else [])
+    grid = other_timeouts(params, config) if params["sizes_sweep"] else []
     show = playbook_logger(ctx)
     with ctx.phase("election: other cluster sizes",
                    len(counts) * params["size_trials"] * (1 + len(grid))) as advance:
@@ -147,7 +145,7 @@ def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> N
     rolling); the provisioned settings are re-applied at the end, or by the runner's heal."""
     params = ctx.params
     own = ctx.cluster.config.etcd_election_timeout_ms
-    timeouts = [t for t in parse_numbers(params["sweep_timeouts_ms"]) if t != own]
+    timeouts = other_timeouts(params, ctx.cluster.config)
     ctx.samples["sweep"] = {"own_timeout_ms": own,
                             "own_heartbeat_ms": ctx.cluster.config.etcd_heartbeat_interval_ms,
                             "settings": []}
@@ -161,6 +159,12 @@ def timeout_sweep(ctx: Context, rng: random.Random, ids: Mapping[int, str]) -> N
                   advance, ctx.samples["sweep"]["settings"])
         ctx.log("sweep: re-applying the provisioned settings")
         ctx.faults.restore_settings(show)
+
+
+def other_timeouts(params: Mapping[str, Any], config: Any) -> list[int]:
+    """The sweep's timeouts other than the lab's own (which the crash series measures)."""
+    own = config.etcd_election_timeout_ms
+    return [t for t in parse_numbers(params["sweep_timeouts_ms"]) if t != own]
 
 
 def swept(ctx: Context, show: Any, timeout: int, trials: int, series: str, label: str,

@@ -155,27 +155,31 @@ def one_run(
     advance()
     _check(stop)
     faults.stop_chronyd(client)
-    drift = faults.read_driftfile(client)
-    record["driftfile"] = None if drift is None else {"frequency_ppm": drift[0],
-                                                      "skew_ppm": drift[1]}
+    record["driftfile"] = driftfile(ctx, client)
+    parts = []
     if params["holdover_drift_ppm"]:
-        record["holdover_run"] = {"rows": [], "clock": dict(record["clock"]), "iburst": iburst,
-                                  "rate_changes": [], "driftfile_at_start": record["driftfile"]}
-        holdover_run(ctx, client, server, record["holdover_run"], rate, stop)
+        parts.append(("holdover_run", {"iburst": iburst}))
+        if burst_part(params, "iburst" if iburst else "no_iburst"):
+            parts.append(("burst_run", {"iburst": False, "burst": True}))
+    left = record["driftfile"]
+    for index, (key, options) in enumerate(parts):
+        # each part starts from the driftfile the part before it left
+        record[key] = {"rows": [], "clock": dict(record["clock"]), **options,
+                       "rate_changes": [], "driftfile_at_start": left}
+        holdover_run(ctx, client, server, record[key], rate, stop)
         advance()
         faults.stop_chronyd(client)
-        if burst_part(params, "iburst" if iburst else "no_iburst"):
-            drift = faults.read_driftfile(client)
-            record["burst_run"] = {
-                "rows": [], "clock": dict(record["clock"]), "iburst": False, "burst": True,
-                "rate_changes": [], "driftfile_at_start": None if drift is None else {
-                    "frequency_ppm": drift[0], "skew_ppm": drift[1]}}
-            holdover_run(ctx, client, server, record["burst_run"], rate, stop)
-            advance()
-            faults.stop_chronyd(client)
+        if index + 1 < len(parts):
+            left = driftfile(ctx, client)
     _code, log = lab.exec(client, ["sh", "-c", f"tail -c +{int(size.strip() or 0) + 1} "
                                                f"{CHRONY_LOG}"], check=False)
     record["log"] = [line for line in log.splitlines() if line.strip()][-60:]
+
+
+def driftfile(ctx: Context, client: str) -> dict[str, float] | None:
+    """The driftfile chronyd left on ``client`` (it writes it when stopped), or None."""
+    drift = ctx.faults.read_driftfile(client)
+    return None if drift is None else {"frequency_ppm": drift[0], "skew_ppm": drift[1]}
 
 
 def settle(ctx: Context, client: str, rows: list[dict[str, Any]], started: float,

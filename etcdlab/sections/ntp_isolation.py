@@ -63,15 +63,14 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
     length = 0.0
     summary = summarize(result.samples, result.params)
     for mode in RUNS:
-        part = (summary.get(mode) or {}).get("holdover")
-        if part:
-            length = part["length_s"]
-            holdover[LABELS[mode]] = ([c["t"] for c in part["curve"]],
-                                      [c["error_ms"] for c in part["curve"]])
-        part = (summary.get(mode) or {}).get("burst_holdover")
-        if part:
-            holdover[HOLDOVER_LABELS["burst"]] = ([c["t"] for c in part["curve"]],
-                                                  [c["error_ms"] for c in part["curve"]])
+        for key, label in (("holdover", LABELS[mode]),
+                           ("burst_holdover", HOLDOVER_LABELS["burst"])):
+            part = (summary.get(mode) or {}).get(key)
+            if part:
+                if key == "holdover":  # the span drawn is the runs' own cut
+                    length = part["length_s"]
+                holdover[label] = ([c["t"] for c in part["curve"]],
+                                   [c["error_ms"] for c in part["curve"]])
     cut = "seconds since NTP was cut"
     plotted = (
         ("offset", "ntp_isolation_offset.png", samples,
