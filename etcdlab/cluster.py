@@ -205,13 +205,14 @@ class Cluster:
         other = f" other than {exclude}" if exclude else ""
         raise LabError(f"no leader{other} within {timeout:.0f} s")
 
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Block until every member is healthy and there is one leader."""
+    def wait_healthy(self, timeout: float = 60.0, poll: float = 0.1) -> None:
+        """Block until every member is healthy and there is one leader (asked every
+        ``poll`` seconds: a trial that waits here starts as soon as the lab is whole)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all(self.healthy(n) for n in self.names) and self.leader():
                 return
-            time.sleep(0.5)
+            time.sleep(poll)
         raise LabError(f"cluster not healthy after {timeout:.0f} s: see `invoke status`")
 
     def status(self) -> list[NodeStatus]:

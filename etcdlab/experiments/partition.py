@@ -327,15 +327,29 @@ def prevote_trial(ctx: Context, ids: Mapping[int, str], key: str) -> dict[str, A
         time.sleep(params["prevote_isolation_s"])
         _heal_before, healed_at = faults.reconnect()
         leaders, terms = set(), set()
-        watch_until = time.monotonic() + params["prevote_watch_s"]
-        while time.monotonic() < watch_until:
+        # At least prevote_watch_s (a disruption starts with the leader's next heartbeat
+        # to the rejoined member), then until every member names one leader and a write
+        # was acknowledged after the last round in which they did not: a disruption's
+        # write gap is then closed, however long its election took.
+        watched_from = time.monotonic()
+        unsettled_at = healed_at
+        longest = params["prevote_watch_s"] + params["heal_wait_s"]
+        while time.monotonic() - watched_from < longest:
+            named = set()
             for name in cluster.names:
                 view = members[name].leader_view(timeout=0.5)
+                named.add(view[1] if view is not None else None)
                 if view is not None and view[1]:
                     leaders.add(view[1])
                     if name != isolated:
                         terms.add(view[2])
+            if len(named) != 1 or not next(iter(named)):
+                unsettled_at = time.time()
+            elif (time.monotonic() - watched_from >= params["prevote_watch_s"]
+                  and writer.last_ack > unsettled_at):
+                break
             time.sleep(max(interval, 0.05))
+        watched_s = time.time() - healed_at
         after = members[leader].leader_view(timeout=2.0)
     finally:
         writer.stop()
@@ -365,6 +379,7 @@ def prevote_trial(ctx: Context, ids: Mapping[int, str], key: str) -> dict[str, A
         "disrupted": bool(after is None or after[1] != leader_id
                           or (after[2] or 0) > term_before or len(leaders) > 1),
         "isolation_s": params["prevote_isolation_s"],
+        "watched_after_heal_s": round(watched_s, 3),
         "writes": writer.outcomes(cut_after, healed_at),
     }
 
@@ -377,6 +392,7 @@ class SteadyWriter:
         self.member = member(cluster, name, timeout=timeout)
         self.key = key
         self.done: list[tuple[float, str]] = []
+        self.last_ack = 0.0  # when the latest acknowledged write returned (0: none yet)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="steady-writer")
 
@@ -395,8 +411,11 @@ class SteadyWriter:
         while not self._stop.is_set():
             count += 1
             record, _answer = attempt(functools.partial(self.member.put, self.key, str(count)))
-            self.done.append((time.time(), record["outcome"]))
-            if record["outcome"] != "ok":
+            now = time.time()
+            self.done.append((now, record["outcome"]))
+            if record["outcome"] == "ok":
+                self.last_ack = now
+            else:
                 self._stop.wait(0.005)
 
     def outcomes(self, cut_at: float, healed_at: float) -> dict[str, Any]:
@@ -810,8 +829,9 @@ EXPERIMENT = Experiment(
               "in the control; 0 skips it", minimum=0, maximum=50),
         Param("prevote_isolation_s", 5.0, "how long the follower is cut off in the control "
               "(several election timeouts)", unit="s", above=0),
-        Param("prevote_watch_s", 5.0, "how long the cluster is watched after the control's "
-              "heal", unit="s", above=0),
+        Param("prevote_watch_s", 5.0, "how long the cluster is watched at least after the "
+              "control's heal (then until every member names one leader and a write was "
+              "acknowledged since)", unit="s", above=0),
         Param("oneway_trials", 5, "one-way partitions per direction (the leader deaf, then "
               "mute); 0 skips them", minimum=0, maximum=100),
         Param("oneway_watch_s", 6.0, "how long a one-way partition is watched at least "
@@ -831,8 +851,13 @@ EXPERIMENT = Experiment(
               above=0),
         Param("register_seed", 1, "seed of the register workload's choices"),
     ),
-    quick={"trials": 3, "register_s": 5.0, "register_faults": "leader-cut",
-           "prevote_trials": 3, "prevote_isolation_s": 4.0, "prevote_watch_s": 3.0,
+    # Quick: a 1 s deadline for the cut-off member's requests (they time out either way:
+    # the minority has no leader), a 2 s pause before each cut (the lease still ages by
+    # more than the whole seconds its TTL is reported in) and 2 s of watching the
+    # cut-off follower (it loses its leader within one election timeout, 1-2 s).
+    quick={"trials": 3, "op_timeout_s": 1.0, "settle_s": 2.0, "follower_watch_s": 2.0,
+           "register_s": 5.0, "register_faults": "leader-cut",
+           "prevote_trials": 3, "prevote_isolation_s": 4.0, "prevote_watch_s": 1.0,
            "oneway_trials": 3, "oneway_watch_s": 3.0, "oneway_hold_s": 1.0},
     run=run,
     summarize=summarize,
