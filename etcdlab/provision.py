@@ -311,6 +311,9 @@ def _outcome(kind: str, data: Mapping[str, Any]) -> str:
 def _failure_text(data: Mapping[str, Any]) -> str:
     res = data.get("res") or {}
     message = res.get("msg") or res.get("stderr") or res.get("stdout") or "failed"
+    if res.get("stderr") and res["stderr"] != message:
+        # a shell task's msg is only "non-zero return code": what it printed says why
+        message = f"{message}: {res['stderr']}"
     message = " ".join(str(message).split())
     return f"{data.get('host', '?')}: {data.get('task', '?')}: {message[:600]}"
 

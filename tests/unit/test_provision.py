@@ -158,3 +158,17 @@ def test_a_reshape_is_told_apart_from_the_offline_image_fallback():
     assert _differs("image", LabConfig(image="debian:12"), LabConfig())
     assert _differs("subnet", LabConfig(), LabConfig(subnet="10.9.0.0/24"))
     assert not _differs("first_host", LabConfig(), LabConfig())
+
+
+def test_a_failed_shell_task_says_what_it_printed_on_stderr():
+    progress = TaskProgress(lambda _task, _results: None)
+    progress({"event": "runner_on_failed",
+              "event_data": {"host": "node3", "task": "Start chronyd.",
+                             "res": {"msg": "non-zero return code", "rc": 1,
+                                     "stderr": "chronyd: ERROR (spawn error)\n"}}})
+    progress({"event": "runner_on_failed",
+              "event_data": {"host": "node2", "task": "Start etcd.",
+                             "res": {"msg": "", "stderr": "etcd: ERROR (no such file)"}}})
+    assert progress.run.failures == [
+        "node3: Start chronyd.: non-zero return code: chronyd: ERROR (spawn error)",
+        "node2: Start etcd.: etcd: ERROR (no such file)"]
