@@ -116,6 +116,10 @@ def holdover_threshold_ms(extra_ppm: float, length_s: float) -> float:
     return abs(extra_ppm) * 1e-6 * length_s * 1e3 * HOLDOVER_CORRECTED_SHARE
 
 
+CURVE_BEFORE_S = 5.0
+"""How long before the cut the holdover chart starts (when chronyd had settled by then)."""
+
+
 def holdover(run: Mapping[str, Any]) -> dict[str, Any] | None:
     """The rate excursion while cut off (``rate_changes``: away at the cut, back at the
     reconnection): chronyd's true error through it (ms, per reading), its slope while cut
@@ -140,6 +144,10 @@ def holdover(run: Mapping[str, Any]) -> dict[str, Any] | None:
     threshold = holdover_threshold_ms(extra_ppm, back - away)
     corrected = next((t - run["reconnected_at"] for t, e in curve
                       if t > run["reconnected_at"] and abs(e) * 1e3 < threshold), None)
+    # The chart starts up to CURVE_BEFORE_S before the cut, but not before chronyd settled:
+    # until its first clock update its "System time" is 0, so the faked clock's whole lead
+    # would be drawn as its error (seen at 0.5-1 s polls, where it settles within seconds).
+    drawn_from = max(away - CURVE_BEFORE_S, run.get("settled_at") or away - CURVE_BEFORE_S)
     after = [p["t"] - run["reconnected_at"] for p in sample_points(run["rows"])
              if p["t"] > run["reconnected_at"]]
     polls = [r["poll"] for r in run["rows"] if r["t"] <= away and r.get("poll") is not None]
@@ -158,7 +166,7 @@ def holdover(run: Mapping[str, Any]) -> dict[str, Any] | None:
         "corrected_s": corrected,
         "threshold_ms": threshold,
         "curve": [{"t": round(t - away, 3), "error_ms": round(e * 1e3, 6)} for t, e in curve
-                  if t >= away - 5.0],
+                  if t >= drawn_from],
     }
 
 

@@ -164,6 +164,26 @@ def test_the_holdover_part_measures_the_rate_change_and_the_correction():
     assert "did not settle measurably sooner" in found["course-driftfile"].text
 
 
+def test_the_holdover_curve_leaves_out_readings_from_before_chronyd_settled():
+    from etcdlab.analysis.ntp_isolation import holdover
+
+    part = copy.deepcopy(HOLDOVER.samples["runs"]["iburst"]["holdover_run"])
+    away = part["rate_changes"][0]["at"]
+    settled = part["settled_at"]
+    assert away - 5.0 < settled < away  # settled just before the cut, as every run does
+    # before its first clock update chronyd reports a System time of 0: the faked clock's
+    # whole lead (10 s) would be drawn as its error
+    early = {**next(r for r in part["rows"] if r["t"] == settled), "t": settled - 1.0,
+             "system_time_s": 0.0}
+    part["rows"].append(early)
+    part["rows"].sort(key=lambda r: r["t"])
+    curve = holdover(part)["curve"]
+    assert curve[0]["t"] == pytest.approx(settled - away, abs=1e-3)
+    assert max(abs(point["error_ms"]) for point in curve) < 2.0
+    # readings after the settle and through the cut are all drawn
+    assert len(curve) == sum(1 for r in part["rows"] if r["t"] >= settled)
+
+
 HOLDOVER_FLIPS = {
     "holdover-keeps-frequency": lambda s: s["iburst"]["holdover"].update(slope_ppm=0.4),
     "holdover-corrected": lambda s: s["no_iburst"]["holdover"].update(corrected_s=None),
