@@ -364,7 +364,7 @@ EXPERIMENT = Experiment(
         Param("sample_interval_s", 1.0, "time between chronyc samples", unit="s", above=0),
     ),
     # Quick: polls of 0.5-1 s (minpoll -1, maxpoll 0; chrony allows down to -6) read every
-    # 0.5 s, so that the three settles of the series without iburst take about 13-25 s each
+    # 0.5 s, so that the three settles of the series without iburst take about 4-13 s each
     # instead of 25-41 s at minpoll 2 / maxpoll 3 (measured here, 2026-12-06); a looser skew
     # to count as settled (3 ppm is reached about 20 s sooner than 1 ppm), shorter windows;
     # every phase is kept.
