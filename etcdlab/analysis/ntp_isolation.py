@@ -147,7 +147,7 @@ def holdover(run: Mapping[str, Any]) -> dict[str, Any] | None:
     # The chart starts up to CURVE_BEFORE_S before the cut, but not before chronyd settled:
     # until its first clock update its "System time" is 0, so the faked clock's whole lead
     # would be drawn as its error (seen at 0.5-1 s polls, where it settles within seconds).
-    drawn_from = max(away - CURVE_BEFORE_S, run.get("settled_at") or away - CURVE_BEFORE_S)
+    drawn_from = max(away - CURVE_BEFORE_S, run.get("settled_at") or 0.0)
     after = [p["t"] - run["reconnected_at"] for p in sample_points(run["rows"])
              if p["t"] > run["reconnected_at"]]
     polls = [r["poll"] for r in run["rows"] if r["t"] <= away and r.get("poll") is not None]
