@@ -96,6 +96,8 @@ def experiments(c):
 
 RUN_HELP = {
     "quick": "smaller documented parameter set that keeps every phase (CI, first tries)",
+    "verbose": "progress lines with their source location, parameters as a dict, and every "
+               "heal step on its own line",
     "results": "folder for NAME.json results (default results/<UTC timestamp>)",
     "network": CLUSTER_HELP["network"],
     "inventory": CLUSTER_HELP["inventory"],
@@ -110,8 +112,9 @@ RUN_HELP = {
     iterable=["param"],
 )
 def experiment(c, name, quick=False, results=None, trials=None, param=None, network=None,
-               inventory=None):
+               inventory=None, verbose=False):
     """Run one experiment against the provisioned lab and write RESULTS/NAME.json."""
+    cli.set_verbose(verbose)
     cli.experiment(_config(c, network=network, inventory=inventory), name, quick,
                    _path(results), param or [], trials)
 
@@ -120,11 +123,13 @@ def experiment(c, name, quick=False, results=None, trials=None, param=None, netw
     help={**RUN_HELP, "only": "comma-separated experiment names (default: all)",
           "from": "only re-render REPORT.md and REPORT.html from the JSON results in this folder"},
 )
-def report(c, quick=False, only=None, results=None, network=None, inventory=None, from_=None):
+def report(c, quick=False, only=None, results=None, network=None, inventory=None, from_=None,
+           verbose=False):
     """Run the experiments, then render RESULTS/REPORT.md with its PNG charts and REPORT.html.
 
     Ends with each experiment's outcome (ok, failed, interrupted) and wall time, and the total.
     """
+    cli.set_verbose(verbose)
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     cli.report(_config(c, network=network, inventory=inventory), quick, names, _path(results),
                _path(from_))
@@ -132,11 +137,12 @@ def report(c, quick=False, only=None, results=None, network=None, inventory=None
 
 @task(help={**RUN_HELP, **CLUSTER_HELP})
 def lab(c, quick=False, results=None, nodes=None, prefix=None, network=None, subnet=None,
-        image=None, inventory=None):
+        image=None, inventory=None, verbose=False):
     """Provision the lab, then run every experiment and render the report (provision + report).
 
     Ends with the wall time of the provision and of each experiment, and the total.
     """
+    cli.set_verbose(verbose)
     config = _config(c, nodes=nodes, prefix=prefix, network=network, subnet=subnet, image=image,
                      inventory=inventory)
     cli.lab(config, quick, _path(results))

@@ -39,7 +39,8 @@ from etcdlab.state import LabLock
 
 # Piped output (CI logs, tests) gets wide lines instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
-console = Console(highlight=False, width=_WIDTH)
+# log_path: the source file and line of each progress line, only with --verbose.
+console = Console(highlight=False, width=_WIDTH, log_path=False)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 F = TypeVar("F", bound=Callable[..., Any])
 _OUTCOME_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red",
@@ -498,7 +499,9 @@ def _running_cluster(config: LabConfig) -> Cluster:
 def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
              params: dict[str, Any]) -> bool:
     console.rule(f"Q{exp.question} {exp.name}")
-    console.print(f"[dim]{exp.title}; params {params}[/]")
+    console.print(f"[bold]{exp.title}[/]")
+    console.print(str(params) if console.log_path else describe_params(exp, params),
+                  style="dim", markup=False)
     try:
         result = run_experiment(exp, cluster, results_dir, params, console)
     except LabError as exc:
@@ -507,6 +510,22 @@ def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
     console.print(f"[green]ok[/] {exp.name} in {result.metadata['elapsed_s']:.1f} s → "
                   f"{results_dir / (exp.name + '.json')}", soft_wrap=True)
     return True
+
+
+def set_verbose(verbose: bool) -> None:
+    """``--verbose``: progress lines with their source location, parameters as a dict,
+    and every heal step on its own line."""
+    console.log_path = verbose
+
+
+def describe_params(exp: experiments.Experiment, params: dict[str, Any]) -> str:
+    """The parameters of a run in words: each one's meaning, value and unit."""
+    parts = []
+    for param in exp.parameters:
+        value = params.get(param.name, param.default)
+        unit = f" {param.unit}" if param.unit else ""
+        parts.append(f"{param.help or param.name}: {value}{unit}")
+    return "; ".join(parts)
 
 
 @user_errors

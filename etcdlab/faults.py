@@ -14,8 +14,8 @@ experiment runner calls it between ``run`` and ``check`` on every exit, ``invoke
 after a killed run — then sweeps every node for anything left, step by step, carrying on
 past a step that fails.
 
-Clock faults give one process a faked clock with libfaketime (an offset and/or a rate):
-a Python agent on this machine or in a node, or a node's chronyd, whose supervisord
+Clock faults give one process a faked clock with the node's libfaketime (an offset and/or
+a rate): a Python agent in a node, or a node's chronyd, whose supervisord
 program and chrony.conf are backed up inside the node before they change and restored
 by ``heal()``. NTP alone can be cut between a client and its server (UDP 123), leaving
 etcd's traffic alone.
@@ -37,7 +37,8 @@ from typing import Any
 from etcdlab.clocks import continued_offset
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
-from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
+from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Idle, Journal, replay
+from etcdlab.nodes import NodeProcess
 from etcdlab.provision import remove_container_lab
 
 CHAIN = "ETCDLAB"
@@ -53,6 +54,7 @@ CHRONY_CONF = "/etc/chrony/chrony.conf"
 CHRONY_SUPERVISOR_CONF = "/etc/supervisor/conf.d/chronyd.conf"
 CHRONY_DRIFTFILE = "/var/lib/chrony/chrony.drift"
 NTP_PORT = 123
+# In the node (the common role installs Debian's faketime): never needed on this machine.
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 # A faked chronyd reads its clock's spec from this file (FAKETIME_TIMESTAMP_FILE, re-read on
 # every call): its rate can change while it runs (:meth:`Faults.change_chronyd_rate`).
@@ -240,17 +242,24 @@ class Faults:
     # and chronyd. etcd (Go) reads the clock without libc and is never affected, and every
     # container shares this machine's kernel clock, so a clock fault is always one process.
 
-    def spawn_faked(
-        self, argv: list[str], offset_s: float = 0.0, rate: float = 1.0, **popen: Any
-    ) -> subprocess.Popen:
-        """Start a process on this machine whose clock is ``offset_s`` ahead and runs
-        ``rate`` times as fast (``FAKETIME="+offset xrate"``); heal() ends it if still alive.
+    def spawn_in_node(self, node: str, argv: list[str], what: str, offset_s: float = 0.0,
+                      rate: float = 1.0, env: dict[str, str] | None = None) -> NodeProcess:
+        """Start a command in a node, read as it prints; its clock ``offset_s`` ahead and
+        running ``rate`` times as fast through the node's libfaketime (0 and 1: the real
+        clock). Journalled first as a node agent: its argv must carry
+        :data:`NODE_AGENT_MARK`, by which heal() ends it, even after a kill of this process.
         """
-        if not os.path.exists(FAKETIME_LIB):
-            raise LabError(f"{FAKETIME_LIB} is missing: install the Debian package `faketime`")
-        env = {**popen.pop("env", {}), **faketime_env(offset_s, rate)}
-        what = f"local process with a faked clock ({faketime_spec(offset_s, rate)})"
-        return self.spawn(argv, what, env=env, **popen)
+        if NODE_AGENT_MARK not in argv:
+            raise LabError(f"node agents must carry {NODE_AGENT_MARK} in their argv")
+        faked = (offset_s, rate) != (0.0, 1.0)
+        clock = f" with a faked clock ({faketime_spec(offset_s, rate)})" if faked else ""
+        entry = self.journal.begin("node-agent", f"{node}: {what}{clock}", node=node)
+        tag = f"{NODE_AGENT_MARK}-id={entry.id}"  # this one alone, beside others in the node
+        process = self.lab.stream(node, [*argv, tag], {
+            **(env or {}), **(faketime_env(offset_s, rate) if faked else {})})
+        process.kill = lambda: self.lab.exec(node, ["pkill", "-KILL", "-f", "--", tag],
+                                             check=False)
+        return process
 
     def spawn(self, argv: list[str], what: str = "local process", **popen: Any
               ) -> subprocess.Popen:
@@ -456,12 +465,12 @@ class Faults:
 
     def _end_node_agents(self, entry: Entry) -> str:
         node = entry.data["node"]
-        return f"{node}: clock agents ended" if self._end_agents(node) else \
-            f"{node}: no clock agent left"
+        return "ended in its node" if self._end_agents(node) else Idle("had already ended")
 
     def _end_agents(self, node: str) -> bool:
-        """End every clock agent in a node; whether one was running."""
-        code, _ = self.lab.exec(node, ["pkill", "-f", "--", NODE_AGENT_MARK], check=False)
+        """End every lab agent in a node (SIGKILL: a stopped one too); whether one ran."""
+        code, _ = self.lab.exec(node, ["pkill", "-KILL", "-f", "--", NODE_AGENT_MARK],
+                                check=False)
         return code == 0
 
     def _end_local_processes(self, entry: Entry) -> str:
@@ -474,7 +483,7 @@ class Faults:
         for process in self._local_processes:
             if process.pid in ended:
                 process.wait()  # our own child: reap it
-        return f"ended pid {', '.join(map(str, ended))}" if ended else "already exited"
+        return f"ended pid {', '.join(map(str, ended))}" if ended else Idle("had already ended")
 
     def _undo_etcd(self, entry: Entry) -> str:
         return self._ensure_etcd(entry.data["node"])

@@ -48,11 +48,17 @@ class Entry:
 
 @dataclass(frozen=True)
 class HealStep:
-    """What one heal step did: ``ok`` False means it is still broken."""
+    """What one heal step did: ``ok`` False means it is still broken; ``idle`` True that it
+    found nothing left to undo (a process that had already ended)."""
 
     what: str
     ok: bool
     detail: str = ""
+    idle: bool = False
+
+
+class Idle(str):
+    """What an undo handler returns when it found nothing left to undo."""
 
 
 class Journal:
@@ -173,5 +179,5 @@ def replay(journal: Journal, handlers: Mapping[str, Undo],
             steps.append(HealStep(entry.description, False, f"{type(exc).__name__}: {exc}"))
             continue
         journal.done(entry, "healed")
-        steps.append(HealStep(entry.description, True, detail))
+        steps.append(HealStep(entry.description, True, detail, idle=isinstance(detail, Idle)))
     return steps

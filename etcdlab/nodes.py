@@ -92,6 +92,19 @@ class DockerNodes:
         return (code, (stdout or b"").decode(errors="replace"),
                 (stderr or b"").decode(errors="replace"))
 
+    def stream(self, name: str, argv: list[str], env: dict[str, str]) -> NodeProcess:
+        """Start a command in a node and read what it prints as it prints it."""
+        api = self.docker.client.api
+        exec_id = api.exec_create(self.docker.container(name).id, argv, stdout=True,
+                                  stderr=True, environment=env)["Id"]
+        chunks = api.exec_start(exec_id, stream=True)
+
+        def poll() -> int | None:
+            info = api.exec_inspect(exec_id)
+            return None if info["Running"] else info["ExitCode"]
+
+        return NodeProcess(_text_lines(chunks), poll, argv)
+
     def service_running(self, name: str, program: str) -> bool:
         """Whether supervisord reports the program RUNNING."""
         _code, out = self.service(name, "status", program)
@@ -257,6 +270,14 @@ class SshNodes:
                               timeout=3600)
         return done.returncode, done.stdout, done.stderr
 
+    def stream(self, name: str, argv: list[str], env: dict[str, str]) -> NodeProcess:
+        """Start a command on a host and read what it prints as it prints it."""
+        command = ["env", *[f"{k}={v}" for k, v in env.items()], *argv] if env else argv
+        process = subprocess.Popen(self.ssh_command(name, command), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        return NodeProcess(process.stdout, process.poll, argv)
+
     def service_running(self, name: str, program: str) -> bool:
         """Whether the host's service manager reports the service running."""
         if self._manager(name) == "systemd":
@@ -293,6 +314,39 @@ class SshNodes:
     def describe(self) -> str:
         """Where the lab runs (for result metadata)."""
         return f"ssh hosts ({Path(self.config.inventory).name})"
+
+
+class NodeProcess:
+    """A command running in a node, seen from here as a ``Popen`` is: its output lines
+    (``stdout``), ``poll()``, ``wait()`` and ``kill()``. A node process is ended inside its
+    node, so ``kill`` is the starter's to give (see ``Faults.spawn_in_node``)."""
+
+    def __init__(self, lines: Any, poll: Any, argv: list[str]) -> None:
+        self.stdout = lines
+        self.poll = poll
+        self.argv = argv
+        self.kill: Any = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Its exit code, once it has ended; ``TimeoutExpired`` after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.argv, timeout or 0.0)
+            time.sleep(0.05)
+        return code
+
+
+def _text_lines(chunks: Any) -> Any:
+    """Whole text lines from a stream of byte chunks cut anywhere."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode(errors="replace") + "\n"
+    if pending:
+        yield pending.decode(errors="replace")
 
 
 def _ensure_supervisord(nodes: DockerNodes | SshNodes, name: str) -> str:

@@ -373,10 +373,20 @@ def _heal(faults: Faults, console: Console, run_entry: Entry) -> list[HealStep]:
 
     with heal_guard(say):
         steps = faults.heal(extra={"run": finish_run}, keep=(run_entry.id,))
-    for step in steps:
-        style = "dim" if step.ok else "bold red"
-        console.print(f"[{style}]heal: {step.what}: {step.detail or 'ok'}[/]")
+    show_heal(console, steps)
     return steps
+
+
+def show_heal(console: Console, steps: list[HealStep]) -> None:
+    """One line per heal step that did something or failed; the steps that found nothing
+    left to undo in one line (each of them with ``--verbose``)."""
+    idle = [step for step in steps if step.idle]
+    for step in steps:
+        if not step.idle or console.log_path:
+            style = "dim" if step.ok else "bold red"
+            console.print(f"[{style}]heal: {step.what}: {step.detail or 'ok'}[/]")
+    if idle and not console.log_path:
+        console.print(f"[dim]heal: {len(idle)} journalled process(es) had already ended[/]")
 
 
 def finish_run(entry: Entry) -> str:

@@ -216,21 +216,24 @@ def poll_until(check: Callable[[], Any], timeout: float, every: float = POLL_S) 
 
 
 class JsonLinesChild:
-    """A local child process started through ``faults`` (so journalled, and ended by heal)
-    and the JSON lines it prints, each stamped with the real time it arrived (``real``).
+    """A child process started through ``faults`` (so journalled, and ended by heal) and
+    the JSON lines it prints, each stamped with the real time it arrived (``real``): a
+    local process, or with ``node`` a process in that node (its clock ``rate`` times as
+    fast there, through the node's libfaketime; its argv carries ``NODE_AGENT_MARK``).
 
     Lines that are not JSON are kept apart (``other``: errors, tracebacks).
     """
 
-    def __init__(self, faults: Any, argv: list[str], what: str, rate: float | None = None,
-                 stderr: Any = subprocess.STDOUT, env: dict[str, str] | None = None) -> None:
+    def __init__(self, faults: Any, argv: list[str], what: str, node: str | None = None,
+                 rate: float = 1.0, stderr: Any = subprocess.STDOUT,
+                 env: dict[str, str] | None = None) -> None:
         self.events: list[dict[str, Any]] = []
         self.other: list[str] = []
         self.lock = threading.Lock()
-        popen = {"stdout": subprocess.PIPE, "stderr": stderr, "text": True,
-                 "env": {"PYTHONUNBUFFERED": "1", **(env or {})}}
-        self.process = (faults.spawn(argv, what, **popen) if rate is None
-                        else faults.spawn_faked(argv, rate=rate, **popen))
+        env = {"PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process = (
+            faults.spawn(argv, what, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+            if node is None else faults.spawn_in_node(node, argv, what, rate=rate, env=env))
         self.reader = threading.Thread(target=self._read, daemon=True, name=what)
         self.reader.start()
 

@@ -2,8 +2,9 @@
 
 etcd expires a lease on its leader's monotonic clock (etcd is Go: libfaketime cannot
 touch it); the drifting party is the client. Per trial two holder clients run at once,
-each a separate Python process on this machine with a libfaketime rate: ``fast`` (its
-clock gains ``drift_ms_per_min``) and ``slow`` (it loses as much). Each grants a lease
+each a Python process in a lab node (:mod:`etcdlab.lease_client`, talking to that node's
+member) with a libfaketime rate there: ``fast`` (its clock gains ``drift_ms_per_min``)
+and ``slow`` (it loses as much). Each grants a lease
 of ``ttl_s``, takes a lock (a key created with that lease, only if absent: the key's
 create revision is the fencing token), never renews, and acts — writes to a protected
 resource — during the last ``act_window_s`` before its own clock says the lease ends:
@@ -25,36 +26,36 @@ lease is valid, and is stopped (SIGSTOP, sent by this program) before it acts, f
 ``paused_ttl_s + pause_beyond_ttl_s``. etcd revokes the lease meanwhile and a contender
 takes the lock; on SIGCONT the holder does the writes it had checked for without looking
 again, ``paused_writes`` of them, fenced and unfenced alternately. The pause is healed on
-any exit: this program's ``finally`` sends SIGCONT and kills the child; after a SIGKILL of
-this program, heal ends the child through its local-process journal entry (SIGKILL ends a
-stopped process too).
-
-Client processes are this module run as a script (``python -m etcdlab.experiments.
-lease_drift --client ...``).
+any exit: this program's ``finally`` kills the child in its node; after a SIGKILL of this
+program, heal ends it through its node-agent journal entry (SIGKILL ends a stopped process
+too). The stop and the resumption are sent inside the node, so their times are known to
+within one ``docker exec`` (or SSH) round trip.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import os
-import signal
-import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
+import yaml
 
-from etcdlab import clocks
+from etcdlab import clocks, lease_client
 from etcdlab.analysis.lease_drift import HOLDERS, summarize, summarize_holder, summarize_paused
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import JsonLinesChild, PrefixWatch, poll_until
+from etcdlab.faults import NODE_AGENT_MARK
 from etcdlab.params import Param
-from etcdlab.transport import Member, member
+from etcdlab.provision import secrets_file
+from etcdlab.transport import LAB_CERT as LAB_USER
+from etcdlab.transport import member
+
+CLIENT_SOURCE = Path(lease_client.__file__).read_text()
 
 KEY_PREFIX = "/etcdlab/lease-drift/"
 # The paused holder waits this long between its check and its first write: the time this
@@ -63,126 +64,27 @@ KEY_PREFIX = "/etcdlab/lease-drift/"
 PAUSED_ACT_DELAY_S = 1.0
 
 
-# -- the client process (runs with a faked clock) -------------------------------------------
-
-
-def emit(event: str, **fields: Any) -> None:
-    """One JSON line on stdout, flushed: the parent stamps it with the real time."""
-    print(json.dumps({"event": event, "local": time.time(), **fields}), flush=True)
-
-
-def take_lock(args: argparse.Namespace) -> tuple[Member, bool, int, float]:
-    """Grant a lease of ``args.ttl``, take the lock with it (only if absent) and say so:
-    (the connection, whether taken, the fencing token, when the own clock says it ends)."""
-    etcd = Member(args.endpoint, args.tls_dir)
-    believed_start = time.time()  # before the grant: the careful choice
-    lease_id = etcd.grant(args.ttl)
-    believed_end = believed_start + args.ttl
-    taken, token = etcd.put_if_created_at(args.lock, 0, args.lock, args.name, lease_id)
-    emit("acquired", lease=lease_id, taken=taken, token=token, believed_end=believed_end)
-    return etcd, taken, token, believed_end
-
-
-def holder(args: argparse.Namespace) -> None:
-    """Take the lock, never renew, act until the own clock says the lease has ended."""
-    etcd, taken, token, believed_end = take_lock(args)
-    if not taken:
-        return
-    time.sleep(max(0.0, believed_end - args.act_window - time.time()))
-    count = 0
-    while time.time() < believed_end:
-        count += 1
-        write(etcd, args, token, count)
-        time.sleep(max(0.0, min(args.act_interval, believed_end - time.time())))
-    emit("believed_expired")
-    etcd.close()
-
-
-def write(etcd: Member, args: argparse.Namespace, token: int, count: int) -> None:
-    """The ``count``-th write to the protected resource: odd ones fenced (a transaction
-    comparing the lock key's create revision with ``token``), even ones a plain put."""
-    kind = "fenced" if count % 2 else "unfenced"
-    value = f"{args.name}-{count}"
-    try:
-        if kind == "fenced":
-            ok, revision = etcd.put_if_created_at(args.lock, token, args.resource, value)
-        else:
-            ok, revision = True, etcd.put(args.resource + "-unfenced", value)
-        outcome = "ok" if ok else "failed"
-    except grpc.RpcError:
-        ok, revision, outcome = False, None, "unknown"
-    emit("write", kind=kind, ok=ok, revision=revision, outcome=outcome)
-
-
-def paused_holder(args: argparse.Namespace) -> None:
-    """Take the lock, check by the own clock that the lease is valid, then do ``writes``
-    writes without looking again (check, then act). The experiment stops this process
-    between the check and the first write (``act_delay`` leaves it the time)."""
-    etcd, taken, token, believed_end = take_lock(args)
-    if not taken:
-        return
-    emit("checked", valid=time.time() < believed_end, believed_left=believed_end - time.time())
-    time.sleep(args.act_delay)
-    emit("acting", believed_left=believed_end - time.time())  # it does not look at it
-    for count in range(1, args.writes + 1):
-        write(etcd, args, token, count)
-        time.sleep(args.act_interval)
-    emit("done")
-    etcd.close()
-
-
-def keeper(args: argparse.Namespace) -> None:
-    """Hold a lease with keepalives every TTL/3 by the own clock, for ``duration``."""
-    etcd = Member(args.endpoint, args.tls_dir)
-    lease_id = etcd.grant(args.ttl)
-    etcd.put(args.lock, args.name, lease=lease_id)
-    emit("granted", lease=lease_id)
-    end = time.time() + args.duration
-    while time.time() < end:
-        time.sleep(min(args.ttl / 3.0, max(0.0, end - time.time())))
-        try:
-            emit("keepalive", ttl=etcd.keepalive(lease_id))
-        except grpc.RpcError as exc:
-            emit("keepalive", ttl=None, error=str(exc.code()))
-    emit("done")  # the experiment revokes the lease once it has stopped watching it
-    etcd.close()
-
-
-def client_main(argv: list[str]) -> None:
-    """Entry point of a client process."""
-    parser = argparse.ArgumentParser(prog="lease_drift --client")
-    parser.add_argument("--client", choices=tuple(CLIENTS), required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--tls-dir", default="", help="the lab's PKI folder (empty: plain)")
-    parser.add_argument("--ttl", type=int, required=True)
-    parser.add_argument("--lock", required=True)
-    parser.add_argument("--resource", default="")
-    parser.add_argument("--act-window", type=float, default=2.0)
-    parser.add_argument("--act-interval", type=float, default=0.05)
-    parser.add_argument("--duration", type=float, default=0.0)
-    parser.add_argument("--act-delay", type=float, default=1.0)
-    parser.add_argument("--writes", type=int, default=6)
-    args = parser.parse_args(argv)
-    CLIENTS[args.client](args)
-
-
-CLIENTS = {"holder": holder, "keeper": keeper, "paused": paused_holder}
-
-
 # -- the experiment (real clock) --------------------------------------------------------------
 
 
-def client_argv(kind: str, name: str, endpoint: str, tls_dir: str, ttl: int, lock: str,
-                **extra: Any
-                ) -> list[str]:
-    """The command line of one client process."""
-    argv = [sys.executable, "-m", "etcdlab.experiments.lease_drift", "--client", kind,
-            "--name", name, "--endpoint", endpoint, "--ttl", str(ttl), "--lock", lock,
-            "--tls-dir", tls_dir]
+def client_argv(cluster: Cluster, kind: str, name: str, node: str, ttl: int, lock: str,
+                **extra: Any) -> list[str]:
+    """The command line of one client process in ``node``, talking to that node's member."""
+    argv = ["python3", "-c", CLIENT_SOURCE, NODE_AGENT_MARK, "--client", kind, "--name", name,
+            "--endpoint", cluster.endpoint(node), "--ttl", str(ttl), "--lock", lock]
+    if cluster.tls:
+        argv.append("--tls")
     for key, value in extra.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     return argv
+
+
+def client_env(cluster: Cluster) -> dict[str, str]:
+    """With etcd_auth on, the lab user's name and password (the clients log in with them)."""
+    if not cluster.config.etcd_auth:
+        return {}
+    secrets = yaml.safe_load(secrets_file(cluster.config).read_text())
+    return {"ETCDLAB_USER": LAB_USER, "ETCDLAB_PASSWORD": secrets["etcd_lab_password"]}
 
 
 class KeyWatch:
@@ -263,7 +165,7 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
     params, cluster, faults = ctx.params, ctx.cluster, ctx.faults
     names = cluster.names
     ttl = int(params["ttl_s"])
-    tls_dir = cluster.tls_dir or ""
+    env = client_env(cluster)
     prefix = f"{KEY_PREFIX}{time.time_ns()}/"
     watch = KeyWatch(cluster, names[0], prefix)
     rates = ctx.samples["rates"]
@@ -275,19 +177,18 @@ def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
     try:
         for index, name in enumerate(HOLDERS):
             node = names[(index + 1) % len(names)]
-            argv = client_argv("holder", name, cluster.endpoint(node), tls_dir, ttl,
-                               f"{prefix}lock/{name}",
+            argv = client_argv(cluster, "holder", name, node, ttl, f"{prefix}lock/{name}",
                                resource=f"{prefix}resource/{name}",
                                act_window=params["act_window_s"],
                                act_interval=params["act_interval_s"])
-            spawned[name] = JsonLinesChild(faults, argv, f"lock holder {name}",
-                                           rate=rates[name])
+            spawned[name] = JsonLinesChild(faults, argv, f"lock holder {name}", node=node,
+                                           rate=rates[name], env=env)
         if keepalive:
             duration = params["keepalive_ttls"] * ttl
-            argv = client_argv("keeper", "keeper", cluster.endpoint(names[-1]), tls_dir, ttl,
+            argv = client_argv(cluster, "keeper", "keeper", names[-1], ttl,
                                f"{prefix}keepalive", duration=duration)
             spawned["keeper"] = JsonLinesChild(faults, argv, "keepalive client",
-                                               rate=rates["slow"])
+                                               node=names[-1], rate=rates["slow"], env=env)
         for name in HOLDERS:
             acquired = spawned[name].wait_for("acquired", 60)
             if acquired is None or not acquired["taken"]:
@@ -350,37 +251,39 @@ def paused_trial(ctx: Context, trial: int, prefix: str, node: str, watch: KeyWat
                               "act_delay_s": PAUSED_ACT_DELAY_S, "contender": {},
                               "writes": [], "revoked": None}
     ctx.samples["paused"].append(record)
-    argv = client_argv("paused", "paused", cluster.endpoint(node), cluster.tls_dir or "", ttl,
-                       lock, resource=resource, act_delay=PAUSED_ACT_DELAY_S,
-                       act_interval=params["act_interval_s"], writes=params["paused_writes"])
-    child = JsonLinesChild(ctx.faults, argv, "paused lock holder")
-    pid = child.process.pid
+    argv = client_argv(cluster, "paused", "paused", node, ttl, lock, resource=resource,
+                       act_delay=PAUSED_ACT_DELAY_S, act_interval=params["act_interval_s"],
+                       writes=params["paused_writes"])
+    child = JsonLinesChild(ctx.faults, argv, "paused lock holder", node=node,
+                           env=client_env(cluster))
     stop = threading.Event()
     contender: threading.Thread | None = None
     resumed = False
+    pid = 0
     try:
+        started = child.wait_for("started", 60)
         acquired = child.wait_for("acquired", 60)
-        if acquired is None or not acquired["taken"]:
+        if started is None or acquired is None or not acquired["taken"]:
             raise LabError(f"the paused holder could not take its lock: {child.finish(5)}")
-        os.kill(pid, signal.SIGSTOP)
+        pid = started["pid"]  # in its node
+        signal_in_node(cluster, node, pid, "STOP")
         record.update(paused_real=time.time(), acquired_real=acquired["real"],
                       token=acquired["token"], lease=acquired["lease"])
-        record["stopped_seen"] = bool(poll_until(lambda: process_state(pid) == "T", 2.0))
+        record["stopped_seen"] = bool(poll_until(
+            lambda: process_state(cluster, node, pid) == "T", 2.0))
         contender = threading.Thread(target=contend, daemon=True, args=(
             cluster, cluster.names[0], lock, resource, ttl, pause_s + 30, stop,
             record["contender"]), kwargs={"hold": True})
         contender.start()
         time.sleep(max(0.0, record["paused_real"] + pause_s - time.time()))
-        os.kill(pid, signal.SIGCONT)
+        signal_in_node(cluster, node, pid, "CONT")
         record["resumed_real"] = time.time()
         resumed = True
         if child.wait_for("done", 30 + params["paused_writes"] * 5) is None:
             raise LabError(f"the paused holder did not finish its writes: {child.finish(5)}")
     finally:
-        if not resumed:  # interrupted or failed while it was stopped: resume it, then end it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-                child.process.kill()
+        if not resumed:  # interrupted or failed while it was stopped: end it (SIGKILL)
+            child.process.kill()
         stop.set()
         child.finish(10)
         if contender is not None:
@@ -395,13 +298,15 @@ def paused_trial(ctx: Context, trial: int, prefix: str, node: str, watch: KeyWat
         record["revoked"] = watch.deleted(lock)
 
 
-def process_state(pid: int) -> str:
-    """The state letter of a local process (``T``: stopped), "" when it is gone."""
-    try:
-        stat = open(f"/proc/{pid}/stat", encoding="ascii").read()  # noqa: SIM115 - one read
-    except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[0]
+def signal_in_node(cluster: Cluster, node: str, pid: int, name: str) -> None:
+    """Send SIG``name`` to a process of a node (by its pid there)."""
+    cluster.lab.exec(node, ["kill", f"-{name}", str(pid)])
+
+
+def process_state(cluster: Cluster, node: str, pid: int) -> str:
+    """The state letter of a node's process (``T``: stopped), "" when it is gone."""
+    code, stat = cluster.lab.exec(node, ["cat", f"/proc/{pid}/stat"], check=False)
+    return stat.rpartition(")")[2].split()[0] if code == 0 and ")" in stat else ""
 
 
 def watch_keepalive(cluster: Cluster, keeper: JsonLinesChild, node: str, duration: float
@@ -470,6 +375,3 @@ EXPERIMENT = Experiment(
     summarize=summarize,
 )
 
-
-if __name__ == "__main__":
-    client_main(sys.argv[1:])

@@ -5,9 +5,9 @@ For each experiment that injects a fault or changes a setting, ``invoke experime
 before the fault is applied — no fixed sleep), it gets (a) SIGINT, (b) SIGTERM, or (c)
 SIGKILL followed by ``invoke heal``. Afterwards the lab must be exactly as the roles left it:
 healthy with one leader, the provisioned quota and no alarm, no partition rule, chronyd
-without libfaketime and with the role's files, no clock agent in a node and no lab process
-here, nothing open in the journal; and the run's result must exist, marked interrupted,
-with the samples it had taken.
+without libfaketime and with the role's files, no lab agent in a node (the clock agents,
+lease-drift's clients) and no lab process here, nothing open in the journal; and the run's
+result must exist, marked interrupted, with the samples it had taken.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ FAULT_KIND = {
     "partition": "partition",
     "quota": "settings",
     "ntp-isolation": "chronyd",
-    "lease-drift": "local-process",
+    "lease-drift": "node-agent",
     "faulty-clock": "node-agent",
     "membership": "local-process",
 }
