@@ -88,6 +88,19 @@ def image(c, rebuild=False, network=None):
     cli.prepare_node_image(_config(c, network=network), rebuild=rebuild)
 
 
+@task(help={"results": "the results folder to check (default results/)",
+            "network": CLUSTER_HELP["network"], "subnet": CLUSTER_HELP["subnet"],
+            "inventory": CLUSTER_HELP["inventory"]})
+def doctor(c, results=None, network=None, subnet=None, inventory=None):
+    """Check every prerequisite of a run and show them as a table; changes nothing.
+
+    Python, Ansible, the Docker engine, writable folders, free disk, the lab's network and
+    subnet, and whether the base image and the etcd release can be fetched (or the offline
+    fallback can stand in). Exits 1 when something is missing.
+    """
+    cli.doctor(_config(c, network=network, subnet=subnet, inventory=inventory), _path(results))
+
+
 @task
 def experiments(c):
     """List the registered experiments, one line each (question, name, what, --quick)."""

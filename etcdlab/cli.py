@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, MutableMapping
@@ -22,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from etcdlab import bench as benchmark
-from etcdlab import experiments, offline
+from etcdlab import experiments, offline, preflight
 from etcdlab import provision as provisioning
 from etcdlab.cluster import Cluster, NodeStatus
 from etcdlab.config import ENV_PREFIX, MAX_NODES, LabConfig, QuorumWarning
@@ -116,6 +115,7 @@ def show_task(task: str, results: dict[str, str]) -> None:
 @user_errors
 def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
     """``invoke provision``: create/repair the lab and print recap, status and time."""
+    preflight.require(config, provisioning=True)
     with lab_lock(config):
         _provision(config, keep_on_failure)
 
@@ -124,6 +124,7 @@ def provision(config: LabConfig, keep_on_failure: bool = False) -> None:
 def lab(config: LabConfig, quick: bool, results_dir: Path | None) -> None:
     """``invoke lab``: provision, then run every experiment and render the report."""
     results_dir = writable_results_dir(results_dir or default_results_dir())
+    preflight.require(config, results_dir, provisioning=True)
     with lab_lock(config):
         started = time.monotonic()
         config = _provision(config, keep_on_failure=False)
@@ -426,24 +427,11 @@ def default_results_dir() -> Path:
 
 
 def writable_results_dir(folder: Path) -> Path:
-    """``folder`` if results can be written there, checked before any work starts.
-
-    Nothing is created by the check: a temporary file is made and removed in the folder,
-    or, when it does not exist yet, in its nearest existing parent (where ``mkdir`` will
-    create it). Writing a file is the only test that also holds for root and read-only mounts.
-    """
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise LabError(f"results folder {folder}: {existing} is not a folder")
+    """``folder`` if results can be written there, checked before any work starts."""
     try:
-        descriptor, probe = tempfile.mkstemp(dir=existing, prefix=".etcdlab-write-test.")
-    except OSError as exc:
-        raise LabError(f"results folder {folder} is not writable: {exc.strerror}") from None
-    os.close(descriptor)
-    os.unlink(probe)
-    return folder
+        return preflight.writable_folder(folder)
+    except LabError as exc:
+        raise LabError(f"results folder {exc}") from None
 
 
 def parse_params(pairs: list[str], trials: str | None = None) -> dict[str, str]:
@@ -466,6 +454,26 @@ def parse_params(pairs: list[str], trials: str | None = None) -> dict[str, str]:
             )
         params[key] = value
     return params
+
+
+def doctor(config: LabConfig, results_dir: Path | None = None) -> None:
+    """``invoke doctor``: every prerequisite as a table (check, ok/missing, how to fix);
+    changes nothing. Exit 1 when something a run needs is missing."""
+    console.print("[dim]checking (the image and etcd checks ask the network, up to ~20 s)…[/]")
+    found = preflight.checks(config, results_dir or provisioning.ROOT / "results")
+    table = Table(title="etcdlab doctor", title_justify="left")
+    for column in ("check", "status", "found", "how to fix"):
+        table.add_column(column, overflow="fold")
+    marks = {True: "[green]ok[/]", False: "[bold red]missing[/]", None: "[dim]n/a[/]"}
+    for check in found:
+        table.add_row(check.name, marks[check.ok], check.detail, check.fix)
+    console.print(table)
+    missing = [check for check in found if check.ok is False]
+    if missing:
+        err_console.print(f"[bold red]error:[/] {len(missing)} prerequisite(s) missing: "
+                          + ", ".join(check.name for check in missing))
+        sys.exit(1)
+    console.print("[green]ready[/]: `invoke lab --quick` has what it needs")
 
 
 def print_experiments() -> None:
@@ -539,6 +547,7 @@ def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | No
     exp = experiments.get(name)
     params = exp.params_with(quick, parse_params(param_pairs, trials))
     results_dir = writable_results_dir(results_dir or default_results_dir())
+    preflight.require(config, results_dir)
     with lab_lock(config):
         ok = _run_one(_running_cluster(config), exp, results_dir, params)
     if not ok:
@@ -560,6 +569,8 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
             raise LabError(f"cannot read {from_dir}: {exc.strerror}") from None
         _render(from_dir)
         return
+    results_dir = writable_results_dir(results_dir or default_results_dir())
+    preflight.require(config, results_dir)
     with lab_lock(config):
         _report(config, quick, only, results_dir)
 

@@ -179,21 +179,37 @@ def _container_tweaks(rootfs: Path) -> None:
         path.write_text(text)
 
 
-def ensure_base_image(config: LabConfig, client: docker.DockerClient, say: Say) -> str:
-    """Build (once) the local Debian 12 base image with debootstrap + docker import."""
+def fallback_needs() -> list[str]:
+    """What building the offline base image needs that this machine lacks."""
+    missing = []
+    if shutil.which("debootstrap") is None:
+        missing.append("debootstrap (`apt-get install debootstrap`)")
+    if os.geteuid() != 0:
+        missing.append("root (sudo)")
+    return missing
+
+
+def ensure_base_image(config: LabConfig, client: docker.DockerClient, say: Say,
+                      why: str = "") -> str:
+    """Build (once) the local Debian 12 base image with debootstrap + docker import.
+
+    ``why`` (the default image cannot be pulled, and why) is said with the fallback, or
+    leads the one error line when this machine cannot build the image.
+    """
     image = config.offline_image
+    lead = f"{why}; " if why else ""
     if image_available(client, image):
         labels = client.images.get(image).labels or {}
         if labels.get(IMAGE_LABEL) == IMAGE_REVISION:
-            say(f"offline base image ready: {image}")
+            say(f"{lead}offline base image ready: {image}")
             return image
         say(f"offline base image {image} is from an older etcdlab: rebuilding it")
-    if shutil.which("debootstrap") is None:
-        raise LabError(
-            "building the offline base image needs debootstrap: `apt-get install debootstrap`"
-        )
-    if os.geteuid() != 0:
-        raise LabError("building the offline base image with debootstrap needs root (sudo)")
+    missing = fallback_needs()
+    if missing:
+        raise LabError(f"{lead}building the offline base image {image} needs "
+                       f"{' and '.join(missing)}")
+    if why:
+        say(f"{why}; building the offline base image {image} instead")
     say(f"building the offline base image {image} (debootstrap bookworm, about a minute)")
     with tempfile.TemporaryDirectory(prefix="etcdlab-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"

@@ -155,7 +155,7 @@ def resolve_archive(config: LabConfig, say: Say) -> LabConfig:
     not serve the release, that is an error, not a reason to fall back.
     """
     if config.archive_path is None:
-        reason = _release_unreachable(release_url(config))
+        reason = release_unreachable(release_url(config))
         if reason is not None and config.etcd_download_url:
             raise LabError(
                 f"cannot download etcd v{config.etcd_version} from the release mirror "
@@ -205,12 +205,12 @@ def _resolve_image(config: LabConfig, lab: DockerLab, say: Say) -> str:
     if reason is None:
         return config.image
     if config.image == DEFAULT_IMAGE and config.offline_fallback:
-        say(f"{config.image} cannot be pulled ({reason}); using {config.offline_image}")
-        return offline.ensure_base_image(config, lab.client, say)
+        return offline.ensure_base_image(config, lab.client, say,
+                                         why=f"{config.image} cannot be pulled ({reason})")
     raise LabError(f"image {config.image} is not available locally and cannot be pulled: {reason}")
 
 
-def _release_unreachable(url: str) -> str | None:
+def release_unreachable(url: str) -> str | None:
     request = urllib.request.Request(url, method="HEAD")
     try:
         with urllib.request.urlopen(request, timeout=8):

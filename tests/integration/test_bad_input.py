@@ -202,6 +202,22 @@ def test_docker_not_reachable(unchanged):
     assert "apt-get install docker.io" in " ".join(done.stderr.split())
 
 
+def test_doctor_on_this_machine_finds_everything_and_changes_nothing(unchanged):
+    done = run_invoke("doctor", env=bad_lab_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    for check in ("Python 3.11 or newer", "Ansible (ansible-playbook)", "Docker engine",
+                  "free disk for the images", "lab network and subnet", "base image",
+                  "etcd v"):
+        assert check in done.stdout, done.stdout
+    assert "missing" not in done.stdout and "ready" in done.stdout
+
+
+def test_doctor_without_docker_shows_the_fix(unchanged):
+    done = run_invoke("doctor", env=bad_lab_env(DOCKER_HOST="unix:///nonexistent/docker.sock"))
+    one_error_line(done, "prerequisite(s) missing: Docker engine")
+    assert "missing" in done.stdout and "apt-get install docker.io" in done.stdout
+
+
 def test_unknown_image(unchanged):
     one_error_line(
         run_invoke("provision", "--image", "etcdlab/no-such-image:0", env=bad_lab_env()),

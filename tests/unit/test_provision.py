@@ -69,7 +69,7 @@ def test_the_release_url_keeps_githubs_layout_on_a_mirror():
 
 
 def test_an_unreachable_mirror_is_an_error_not_a_fallback(monkeypatch):
-    monkeypatch.setattr("etcdlab.provision._release_unreachable", lambda url: f"HTTP 404 for {url}")
+    monkeypatch.setattr("etcdlab.provision.release_unreachable", lambda url: f"HTTP 404 for {url}")
     config = LabConfig(etcd_version="3.5.1", etcd_download_url="http://mirror:8000")
     with pytest.raises(LabError, match="cannot download etcd v3.5.1 from the release mirror "
                                        "http://mirror:8000: HTTP 404 for http://mirror:8000/etcd-io/"):
