@@ -156,3 +156,17 @@ def test_a_changed_host_key_is_refused_with_how_to_forget_it(inventory, tmp_path
     with pytest.raises(LabError, match=r"vm1: the SSH host key of 192\.0\.2\.11 is not the one "
                                        r"recorded in .*known_hosts: refused.*ssh-keygen -R"):
         nodes.exec("vm1", ["true"])
+
+
+def test_a_node_process_reads_whole_lines_from_chunks_cut_anywhere():
+    from etcdlab.nodes import NodeProcess, _text_lines
+
+    chunks = [b'{"event": "sta', b'rted"}\n{"ev', b'ent": "x"}\n\nhalf', b" a line"]
+    assert list(_text_lines(iter(chunks))) == [
+        '{"event": "started"}\n', '{"event": "x"}\n', "\n", "half a line"]
+    codes = iter([None, None, 0])
+    process = NodeProcess(iter(()), lambda: next(codes), ["python3"])
+    assert process.wait(5) == 0
+    never = NodeProcess(iter(()), lambda: None, ["python3"])
+    with pytest.raises(Exception, match="timed out"):
+        never.wait(0.1)
