@@ -16,22 +16,14 @@ from etcdlab import linearizability as lin
 from etcdlab.linearizability import UNKNOWN, Operation, check, etcd_kv_model, register_model
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "linearizability"
-JEPSEN = SHARED / "jepsen-etcd"
-ABSENT = f"{SHARED} is absent (CI places shared/ beside the repository clone)"
+# Jepsen's etcd histories with their known verdicts, vendored (tests/data/jepsen-etcd/README.md).
+JEPSEN = ROOT / "tests" / "data" / "jepsen-etcd"
 
 
 def _jepsen_verdicts():
-    verdicts = JEPSEN / "verdicts.txt"
-    if not verdicts.is_file():
-        return [pytest.param(None, None, marks=pytest.mark.skip(reason=ABSENT))]
-    rows = [line.split() for line in verdicts.read_text().splitlines() if line.strip()]
+    rows = [line.split() for line in (JEPSEN / "verdicts.txt").read_text().splitlines()
+            if line.strip()]
     return [pytest.param(name, verdict, id=name) for name, verdict in rows]
-
-
-def _skip_without_jepsen():
-    if not JEPSEN.is_dir():
-        pytest.skip(ABSENT)
 
 
 def write(client, value, call, ret, key=None):
@@ -83,7 +75,6 @@ def test_jepsen_history_reproduces_its_known_verdict(name, expected):
 
 
 def test_verdicts_cover_every_jepsen_history():
-    _skip_without_jepsen()
     listed = {line.split()[0] for line in (JEPSEN / "verdicts.txt").read_text().splitlines()}
     assert listed == {path.name for path in JEPSEN.glob("*.log")}
     assert len(listed) == 80
@@ -210,7 +201,6 @@ def test_zero_budget_gives_unknown_never_a_guess():
 
 
 def test_zero_budget_on_a_jepsen_history_gives_unknown():
-    _skip_without_jepsen()
     for name in ("etcd_000.log", "etcd_002.log"):
         operations = lin.parse_jepsen((JEPSEN / name).read_text())
         assert check(operations, register_model, timeout_s=0).verdict == "unknown"
