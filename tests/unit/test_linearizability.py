@@ -80,6 +80,38 @@ def test_verdicts_cover_every_jepsen_history():
     assert len(listed) == 80
 
 
+def _respaced(text: str, separators: list[str], seed: int) -> str:
+    """``text`` with every tab replaced by one of ``separators`` (chosen per tab, seeded)."""
+    pick = random.Random(seed).choice
+    return re.sub("\t", lambda _: pick(separators), text)
+
+
+# Porcupine's parser of these logs takes any whitespace between fields; so does this one.
+@pytest.mark.parametrize("name", ["etcd_000.log", "etcd_002.log", "etcd_025.log"])
+@pytest.mark.parametrize(("separators", "ending"), [
+    ([" "], "\n"),
+    (["   "], "\n"),
+    ([" ", "  ", "\t", " \t ", "\t\t"], "\n"),
+    ([" ", "\t "], "  \r\n"),
+], ids=["one-space", "runs-of-spaces", "mixed", "mixed-trailing-crlf"])
+def test_jepsen_history_with_other_whitespace_gets_the_same_verdict(name, separators, ending):
+    expected = dict(line.split() for line in (JEPSEN / "verdicts.txt").read_text().splitlines())
+    original = (JEPSEN / name).read_text()
+    lines = _respaced(original, separators, seed=len(name)).splitlines()
+    respaced = "".join(line + ending for line in lines)
+    assert respaced != original
+    operations = lin.parse_jepsen(respaced)
+    assert operations == lin.parse_jepsen(original)
+    assert check(operations, register_model, timeout_s=120).verdict == expected[name]
+
+
+def test_invoke_check_history_reads_a_space_separated_jepsen_log(tmp_path, capsys):
+    log = tmp_path / "etcd_000.log"
+    log.write_text((JEPSEN / "etcd_000.log").read_text().replace("\t", "  "))
+    assert history_cli.main([str(log)], format_="jepsen", timeout="60") == 0
+    assert f"{log} not-linearizable " in capsys.readouterr().out
+
+
 def test_parse_jepsen_applies_the_readme_semantics():
     text = "\n".join([
         "INFO  jepsen.core - some log line without an operation",
