@@ -469,7 +469,7 @@ def parse_params(pairs: list[str], trials: str | None = None) -> dict[str, str]:
 
 def print_experiments() -> None:
     """``invoke experiments``: one line each."""
-    table = Table(title="experiments (DESIGN.md questions)", title_justify="left")
+    table = Table(title="experiments (one per question)", title_justify="left")
     for column in ("Q", "name", "what it measures", "--quick changes"):
         table.add_column(column)
     for exp in experiments.registry().values():
