@@ -478,7 +478,7 @@ def doctor(config: LabConfig, results_dir: Path | None = None) -> None:
 
 def print_experiments() -> None:
     """``invoke experiments``: one line each."""
-    table = Table(title="experiments (DESIGN.md questions)", title_justify="left")
+    table = Table(title="experiments (one per question)", title_justify="left")
     for column in ("Q", "name", "what it measures", "--quick changes"):
         table.add_column(column)
     for exp in experiments.registry().values():

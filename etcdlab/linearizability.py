@@ -470,9 +470,11 @@ def check(history: Sequence[Operation], model: Model, timeout_s: float | None = 
 # -- parsers -----------------------------------------------------------------------------
 
 # Only numbered processes are clients; other jepsen.util lines (the nemesis) are skipped.
-_JEPSEN_CLIENT = re.compile(r"^INFO\s+jepsen\.util\s+-\s+(\d+)\t(.*)$")
-_JEPSEN_EVENT = re.compile(r"^:(invoke|ok|fail|info)\t:(read|write|cas)\t(.*)$")
-_JEPSEN_PAIR = re.compile(r"^\[(-?\d+) (-?\d+)\]$")
+# Fields are separated by any run of whitespace (tabs in Jepsen's files, spaces after a copy
+# through a terminal or an editor), as Porcupine's parser of these logs accepts.
+_JEPSEN_CLIENT = re.compile(r"^\s*INFO\s+jepsen\.util\s+-\s+(\d+)\s+(.*?)\s*$")
+_JEPSEN_EVENT = re.compile(r"^:(invoke|ok|fail|info)\s+:(read|write|cas)\s+(.*)$")
+_JEPSEN_PAIR = re.compile(r"^\[\s*(-?\d+)\s+(-?\d+)\s*\]$")
 
 
 def _jepsen_value(text: str, line_no: int) -> int | None:
@@ -485,7 +487,7 @@ def _jepsen_value(text: str, line_no: int) -> int | None:
 
 
 def parse_jepsen(text: str) -> list[Operation]:
-    """Operations of a Jepsen etcd register log (format in shared/linearizability/README.md).
+    """Operations of a Jepsen etcd register log (format in tests/data/jepsen-etcd/README.md).
 
     Times are event indices. ``:info`` writes and cas (and any operation still open at the
     end) have unknown outcomes; reads that failed or timed out, and failed writes, are
@@ -496,7 +498,7 @@ def parse_jepsen(text: str) -> list[Operation]:
     operations: list[Operation] = []
     events = 0
     for line_no, line in enumerate(text.splitlines(), start=1):
-        client = _JEPSEN_CLIENT.match(line.rstrip("\r"))
+        client = _JEPSEN_CLIENT.match(line)
         if client is None:
             continue
         event = _JEPSEN_EVENT.match(client.group(2))
@@ -535,7 +537,7 @@ def parse_jepsen(text: str) -> list[Operation]:
             operations.append(Operation(process, inp, call, False, events))
     if not events:
         raise HistoryError("no Jepsen client events (lines 'INFO  jepsen.util - PROCESS :invoke "
-                           "...' with tabs between the fields)")
+                           ":OP VALUE', fields separated by tabs or spaces)")
     for process, (call, inp) in open_calls.items():
         if inp[0] != "read":
             operations.append(Operation(process, inp, call, UNKNOWN, math.inf))

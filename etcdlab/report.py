@@ -6,7 +6,7 @@ as text (through :mod:`etcdlab.units`); the templates only place it.
 
 Adding an experiment to the report takes two steps:
 
-1. its question is already in :data:`QUESTIONS` (DESIGN.md's table), with the partial
+1. its question is already in :data:`QUESTIONS` (the README's table), with the partial
    ``templates/sections/qNN_NAME.md.j2``;
 2. a module ``etcdlab/sections/NAME.py`` with ``charts(result, out_dir) -> {chart key:
    PNG file name}`` and ``section(result, charts) -> dict``, whose dict the partial reads
@@ -46,7 +46,7 @@ SectionFunction = Callable[[Result, Mapping[str, str]], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Question:
-    """One row of DESIGN.md's question table and the partial that answers it."""
+    """One row of the question table (the README's) and the partial that answers it."""
 
     number: int
     experiment: str

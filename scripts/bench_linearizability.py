@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/bench_linearizability.py [--repeat N] [--profile] [FOLDER]
 
-FOLDER (default: ../shared/linearizability/jepsen-etcd beside the repository) holds the
-etcd_NNN.log files and verdicts.txt. Prints, for the fastest of N rounds, the total time
+FOLDER (default: tests/data/jepsen-etcd, the vendored histories) holds the etcd_NNN.log
+files and verdicts.txt. Prints, for the fastest of N rounds, the total time
 (parsing and checking every file, as Porcupine's own test of these files measures it), the
 slowest file and how many verdicts agree with verdicts.txt. --profile runs one round under
 cProfile and prints where the time went.
@@ -20,8 +20,7 @@ from pathlib import Path
 
 from etcdlab import linearizability as lin
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[1].parent / "shared" / "linearizability" \
-    / "jepsen-etcd"
+DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "tests" / "data" / "jepsen-etcd"
 # Generous: a verdict is what is measured, "unknown" would count as a disagreement.
 TIMEOUT_S = 120.0
 

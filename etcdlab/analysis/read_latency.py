@@ -72,7 +72,7 @@ COURSE_REPORT_QUOTE = (
     "state, but it may return stale data)"
 )
 
-# What the question asks (DESIGN.md: "Read latency: linearizable vs serializable", 1–32
+# What the question asks ("Read latency: linearizable vs serializable", 1–32
 # clients), with the full run's parameters: a quick run reads less per cell.
 ASKED = (
     Asked("concurrency", "1,8,32", "Concurrent clients per cell"),

@@ -1,6 +1,6 @@
 """The registry of experiments: every module of this package that defines ``EXPERIMENT``.
 
-One module per question (DESIGN.md's table); the registry lists them in question order.
+One module per question (the README's table); the registry lists them in question order.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md, checked: the import-linter contracts in pyproject.toml hold.
+"""The layers of docs/design.md, checked: the import-linter contracts in pyproject.toml hold.
 
 The report (html_report, sections, charts, analysis, results, units, stats) imports
 neither the experiments nor anything that talks to a cluster; analysis is pure;
