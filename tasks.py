@@ -209,6 +209,21 @@ def fault(c, kind=None, target=None, from_=None, one_way=None, offset=None, rate
                          rate)
 
 
+@task(help={"json": "print the events as JSON lines instead of the view (for scripts)",
+            "probe": "also write a key every 0.1 s and show when writes stop and resume",
+            "seconds": "stop after this long (default: at q or Ctrl-C)",
+            "network": CLUSTER_HELP["network"]})
+def watch(c, json=False, probe=False, seconds=None, network=None):
+    """The lab live: each member's role, term, indexes, health, DB size, chrony offset and
+    faults, ~10 times a second, above a log of what happened (elections, faults, heals).
+
+    Run it in one terminal and `invoke fault ...` in another. q or Ctrl-C quits.
+    """
+    from etcdlab import playground_cli
+
+    playground_cli.watch(_config(c, network=network), json, probe, seconds)
+
+
 @task(help={"network": CLUSTER_HELP["network"]})
 def faults(c, network=None):
     """List the active faults: id, kind, target, since (typed by hand or left by a run)."""

@@ -55,3 +55,18 @@ def heal_one(config: LabConfig, fault_id: str) -> None:
         raise LabError(f"{len(left)} step(s) of fault {fault_id} could not be healed "
                        "(table above): run `invoke heal` to mend everything")
     console.print(f"[bold green]healed[/] fault {fault_id}")
+
+
+@user_errors
+def watch(config: LabConfig, as_json: bool = False, probe: bool = False,
+          seconds: str | float | None = None) -> None:
+    """``invoke watch``: the live view (or, with ``as_json``, its events as JSON lines)."""
+    from etcdlab import watch as live
+    from etcdlab.cli import WATCH_SECONDS
+    from etcdlab.journal import JOURNAL_FILE
+
+    seconds = WATCH_SECONDS.parse(0.0 if seconds is None else seconds, source="--seconds")
+    cluster = _running_cluster(config)
+    with cluster.tls_environment():
+        live.run(cluster, cluster.config.state_path / JOURNAL_FILE, console, as_json, probe,
+                 seconds)
