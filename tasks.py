@@ -224,6 +224,19 @@ def watch(c, json=False, probe=False, seconds=None, network=None):
     playground_cli.watch(_config(c, network=network), json, probe, seconds)
 
 
+@task(help={"yes": "run every step without asking (for a test or a demonstration)",
+            "only": "comma-separated steps: crash-leader, cut-leader, cut-follower, fill-quota",
+            "network": CLUSTER_HELP["network"]})
+def tour(c, yes=False, only=None, network=None):
+    """A guided walk beside `invoke watch`: crash the leader, cut the leader off, cut a
+    follower off (pre-vote on), fill the quota. Each step says what to look for, asks for
+    a prediction, runs, shows what the lab measured, and heals; any exit heals too.
+    """
+    from etcdlab import playground_cli
+
+    playground_cli.tour(_config(c, network=network), yes, only)
+
+
 @task(help={"network": CLUSTER_HELP["network"]})
 def faults(c, network=None):
     """List the active faults: id, kind, target, since (typed by hand or left by a run)."""

@@ -70,3 +70,22 @@ def watch(config: LabConfig, as_json: bool = False, probe: bool = False,
     with cluster.tls_environment():
         live.run(cluster, cluster.config.state_path / JOURNAL_FILE, console, as_json, probe,
                  seconds)
+
+
+@user_errors
+def tour(config: LabConfig, yes: bool = False, only: str | None = None) -> None:
+    """``invoke tour``: the guided walk (``yes``: no prompts); healed after each step and on
+    any exit."""
+    from etcdlab import tour as guided
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    known = [step.key for step in guided.STEPS]
+    unknown = [n for n in names or [] if n not in known]
+    if unknown or names == []:
+        raise LabError(f"unknown step {', '.join(unknown) or repr(only)}: steps are "
+                       f"{', '.join(known)}")
+    cluster = _running_cluster(config)
+    with lab_lock(config), cluster.tls_environment():
+        done = guided.run(cluster, console, {"run": finish_run}, lambda _task, _hosts: None,
+                          None if yes else console.input, names)
+    console.print(f"[bold green]tour done[/]: {len(done)} step(s), the lab healed after each")
