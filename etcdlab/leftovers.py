@@ -62,7 +62,8 @@ def _alive(pid: int, proc: Path) -> bool:
 def lab_processes(folder: Path | str, proc: Path = Path("/proc"),
                   me: int | None = None) -> list[int]:
     """Pids of live processes marked with this lab's folder, other than ``me`` (this
-    process), its ancestors and its descendants."""
+    process), its ancestors and its descendants (``me=0``: every one, as another process
+    would see them)."""
     me = os.getpid() if me is None else me
     wanted = str(folder)
     found: dict[int, int | None] = {}

@@ -71,13 +71,22 @@ def _valid_kinds() -> str:
     return ", ".join(KINDS)
 
 
-def parse_fault(kind: str | None, target: str | None = None, from_: str | None = None,
-                one_way: str | None = None, offset: str | None = None,
-                rate: str | None = None) -> FaultSpec:
-    """The fault typed, checked without the lab: one LabError naming what is valid."""
+def check_kind(kind: str | None) -> str:
+    """``kind`` if it is one of :data:`KINDS`, else one LabError naming them."""
     if not kind or kind not in KINDS:
         got = f"unknown fault kind {kind!r}" if kind else "no fault kind given"
         raise LabError(f"{got}: valid kinds are {_valid_kinds()}")
+    return kind
+
+
+def parse_fault(kind: str | None, target: str | None = None, from_: str | None = None,
+                one_way: str | None = None, offset: str | None = None,
+                rate: str | None = None, names: list[str] | None = None) -> FaultSpec:
+    """The fault typed, checked without the lab: one LabError naming what is valid
+    (``names``: the lab's members, when known, to name them)."""
+    targets = ", ".join([*(names or []), *TARGET_WORDS]) if names else \
+        "a member's name, leader or follower"
+    kind = check_kind(kind)
     given = {"--from": from_, "--one-way": one_way, "--offset": offset, "--rate": rate}
     allowed = {"partition": {"--from", "--one-way"}, "clock": {"--offset", "--rate"}}
     for option, value in given.items():
@@ -87,10 +96,10 @@ def parse_fault(kind: str | None, target: str | None = None, from_: str | None =
     if kind == "quota":
         return FaultSpec(kind, quota_bytes=parse_bytes(target))
     if kind == "partition" and target is None and from_ is None:
-        raise LabError("partition needs a TARGET (a member, leader or follower) or "
-                       "--from A,B (those members split from the others)")
+        raise LabError(f"partition needs a TARGET ({targets}) or --from A,B (those "
+                       "members split from the others)")
     if kind != "partition" and target is None:
-        raise LabError(f"{kind} needs a TARGET: a member's name, leader or follower")
+        raise LabError(f"{kind} needs a TARGET: valid targets are {targets}")
     peers: tuple[str, ...] = ()
     if from_ is not None:
         peers = tuple(p.strip() for p in from_.split(",") if p.strip())

@@ -23,8 +23,11 @@ def fault(config: LabConfig, kind: str | None, target: str | None = None,
           from_: str | None = None, one_way: str | None = None, offset: str | None = None,
           rate: str | None = None) -> None:
     """``invoke fault KIND [TARGET]``: journal, then apply one fault; it stays until healed."""
-    spec = playground.parse_fault(kind or None, target or None, from_, one_way, offset, rate)
+    # the kind first: a bad one is refused without looking for the lab
+    playground.check_kind(kind or None)
     cluster = _running_cluster(config)
+    spec = playground.parse_fault(kind or None, target or None, from_, one_way, offset, rate,
+                                  cluster.names)
     playground.check_targets(spec, cluster.names)
     with lab_lock(config):
         fault_id = playground.apply(cluster, spec, say, show_task)

@@ -21,7 +21,7 @@ NAMES = ["node1", "node2", "node3"]
 BAD = [
     ((None,), "no fault kind given: valid kinds are crash, stop, pause, restart, partition"),
     (("explode", "node1"), "unknown fault kind 'explode': valid kinds are crash"),
-    (("crash",), "crash needs a TARGET: a member's name, leader or follower"),
+    (("crash",), "crash needs a TARGET: valid targets are a member's name, leader or follower"),
     (("crash", "node9"), "unknown target 'node9': valid targets are node1, node2, node3, "
                          "leader, follower"),
     (("partition",), "partition needs a TARGET"),
@@ -129,6 +129,7 @@ def test_leftover_processes_of_the_lab_are_ended_and_others_kept(tmp_path):
         time.sleep(0.2)
         # our own children are spared (a live run's heal must not end its processes) ...
         assert leftovers.lab_processes(folder) == []
+        assert leftovers.lab_processes(folder, me=0) == [mine.pid]  # as others see them
         # ... but another process (a later `invoke heal`) finds and ends them.
         code = subprocess.run(
             [sys.executable, "-c", "import sys; from etcdlab import leftovers; "
@@ -141,3 +142,9 @@ def test_leftover_processes_of_the_lab_are_ended_and_others_kept(tmp_path):
         for process in (mine, other):
             process.kill()
             process.wait()
+
+
+def test_a_missing_target_names_the_members_when_they_are_known():
+    with pytest.raises(LabError, match="crash needs a TARGET: valid targets are node1, node2, "
+                                       "node3, leader, follower"):
+        playground.parse_fault("crash", None, names=NAMES)
