@@ -267,7 +267,9 @@ def apply(cluster: Cluster, spec: FaultSpec, say: Say, show: Show) -> str:
             raise LabError(f"the {spec.target} is {member}, the lab's time server: nothing "
                            "changed; cut one of its clients")
     fault_id = uuid.uuid4().hex[:6]
-    tag = {"id": fault_id, "fault": spec.kind, "target": spec.target, "member": member}
+    # a split by --from alone is on the members it names
+    on = member or (",".join(spec.peers) if spec.peers else None)
+    tag = {"id": fault_id, "fault": spec.kind, "target": spec.target, "member": on}
     faults = Faults(cluster, TaggedJournal(journal_of(cluster), tag))
     what = _APPLY[spec.kind](faults, spec, member, names, show)
     say(f"fault {fault_id}: {what}")

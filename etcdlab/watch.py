@@ -149,7 +149,7 @@ def fault_members(record: Record, names: Iterable[str]) -> list[str]:
     """The members a fault is on (for the view's faults column)."""
     tag = record.data.get("manual")
     if isinstance(tag, Mapping) and tag.get("member"):
-        return [str(tag["member"])]
+        return str(tag["member"]).split(",")
     if record.data.get("node"):
         return [str(record.data["node"])]
     text = fault_text(record)
@@ -227,6 +227,8 @@ class Detector:
     def _leader_events(self, snapshot: Snapshot) -> list[Event]:
         leader = snapshot.leader()
         now = (leader.name, leader.term or 0) if leader else None
+        if now is None and self.previous is None:
+            return [self._event(snapshot.at, "no-leader", "no leader")]
         if now == self.leader:
             return []
         before, self.leader = self.leader, now

@@ -153,3 +153,19 @@ def test_the_view_fits_80_columns():
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80, text
     assert "crash, clock ch…" in text.splitlines()[2], text
+
+
+def test_watching_a_lab_without_leader_says_so_first():
+    d = Detector()
+    events = d.step(snap(0.0, member("n1", up=False), member("n2", None), member("n3", None)))
+    assert texts(events) == ["no leader"]
+    assert texts(d.step(snap(0.1, member("n1", up=False), member("n2", None),
+                              member("n3", None)))) == []
+
+
+def test_a_split_by_hand_is_shown_on_the_members_it_names():
+    d = Detector()
+    d.history([Record("begin", "s", 0.0, "partition", "partition: n1,n2 | n3",
+                      {"nodes": ["n1", "n2", "n3"],
+                       "manual": {"id": "x", "fault": "partition", "member": "n1,n2"}})])
+    assert d.faults_on(IDS) == {"n1": ["split"], "n2": ["split"], "n3": []}
