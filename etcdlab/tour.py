@@ -22,6 +22,7 @@ from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.faults import Faults
 from etcdlab.journal import Entry, HealStep
+from etcdlab.signals import heal_guard
 
 TOUR_PREFIX = "/etcdlab/tour/"
 QUOTA_BYTES = 8 * 1024**2
@@ -277,5 +278,6 @@ def run(cluster: Cluster, out: Console, heal_extra: Mapping[str, Callable[[Entry
     finally:
         if ctx.active or playground.journal_of(cluster).open_entries():
             out.print("[yellow]healing what the tour left[/]")
-            Faults(cluster).heal(extra=dict(heal_extra))
+            with heal_guard(lambda message: out.print(f"[yellow]{message}[/]")):
+                Faults(cluster).heal(extra=dict(heal_extra))
     return done

@@ -284,3 +284,21 @@ def test_the_tour_runs_to_its_end_and_heals_after_each_step(lab, healed_after):
     assert "elected at term" in out and "database space exceeded" in out, out
     assert "tour done: 4 step(s)" in out
     assert_whole(lab)
+
+
+def test_the_tour_interrupted_mid_step_heals_on_its_way_out(lab, healed_after):
+    lab.invoke("heal")
+    skip = journal_lines(lab)
+    process = subprocess.Popen(
+        [*INVOKE, *lab.profile, "tour", "--yes", "--only", "cut-leader"], cwd=ROOT,
+        env=lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_fault(lab, "partition", skip, process)
+    deadline = time.monotonic() + 30  # journalled first, then applied: wait for its rules
+    while not any("DROP" in text for text in rules(lab).values()):
+        assert time.monotonic() < deadline, "the tour's partition was never applied"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, out + err
+    assert "healing what the tour left" in out, out
+    assert_whole(lab)
