@@ -171,9 +171,12 @@ class Detector:
         self.announced_term: dict[str, int] = {}
 
     def history(self, records: Iterable[Record]) -> None:
-        """The journal as it was when watching began: its open faults, no events."""
+        """The journal as it was when watching began: its open faults and the last fault
+        begun (what the stamps count from), no events."""
         for record in records:
             self._track(record)
+            if record.op == "begin" and record.kind != "run":
+                self.last_fault_at, self.last_fault_word = record.at, fault_word(record)
 
     def _track(self, record: Record) -> None:
         if record.op == "begin":

@@ -302,3 +302,29 @@ def test_the_tour_interrupted_mid_step_heals_on_its_way_out(lab, healed_after):
     assert process.returncode == 130, out + err
     assert "healing what the tour left" in out, out
     assert_whole(lab)
+
+
+def test_watch_json_streams_the_same_events(lab, healed_after):
+    import json
+
+    lab.invoke("heal")
+    process = subprocess.Popen(
+        [*INVOKE, *lab.profile, "watch", "--json", "--seconds", "12"], cwd=ROOT, env=lab.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(process.stdout.readline())  # the leader, once watching
+        assert first["kind"] == "leader", first
+        old = first["member"]
+        lab.invoke("fault", "stop", old)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[:1] == ["fault"] and f"{old} stopped (SIGTERM)" == events[0]["text"], events
+    elected = [e for e in events if e["kind"] == "elected"]
+    assert elected and elected[0]["member"] != old, events
+    assert 0 < elected[0]["since_fault"] < 10 and "after the stop" in elected[0]["text"]
+    assert all(e["wall"] > 0 for e in events)
+    lab.invoke("heal")
+    assert_whole(lab)

@@ -120,11 +120,13 @@ def test_journal_history_gives_the_open_faults_but_no_events(tmp_path):
     d = Detector()
     d.history(tail.read())
     assert d.faults_on(IDS) == {"n1": [], "n2": ["pause"], "n3": []}
+    # the stamps count from the last fault begun, even one begun before watching
+    assert (d.last_fault_at, d.last_fault_word) == (2.0, "cut")
     assert tail.read() == []  # the torn last line is read once it is whole
     with path.open("a") as handle:
         handle.write('gin", "id": "c", "kind": "etcd", "description": "n1: etcd crashed", '
                      '"data": {"node": "n1"}, "monotonic_ns": 5000000000}\n')
-    tail.seen -= 0
+    assert [(r.op, r.id, r.at) for r in tail.read()] == [("begin", "c", 5.0)]
     # a compacted journal (file removed) starts again from its first line
     path.unlink()
     assert tail.read() == []
