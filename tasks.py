@@ -8,11 +8,15 @@ import os
 
 from invoke import task
 
-from etcdlab import cli
+from etcdlab import cli, optional_args
 
 # invoke loads INVOKE_LAB_* after importing this file and casts them by the YAML type of
 # the default ("false" → true); etcdlab takes them out first and checks them itself.
 LAB_ENV = cli.take_lab_env(os.environ)
+# `invoke heal [ID]`, `invoke fault KIND [TARGET]`: a positional left out is "" (the task
+# then says what is missing in its own error line).
+optional_args.allow_missing("heal", "id")
+optional_args.allow_missing("fault", "kind", "target")
 
 CLUSTER_HELP = {
     "nodes": "number of etcd members, 1..9 (default from lab.nodes: 3)",
@@ -179,10 +183,85 @@ def bench(c, sizes="3,5,9", lab=True, results=None, network=None, subnet=None, p
     cli.bench(_config(c), sizes, lab, _path(results), network, subnet, prefix)
 
 
-@task(help={"network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]})
-def heal(c, network=None, inventory=None):
-    """Undo every fault a killed run left (partitions, stopped or paused members); wait healthy."""
-    cli.heal(_config(c, network=network, inventory=inventory))
+@task(help={"id": "undo only this fault (its id from `invoke faults`)",
+            "network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]},
+      positional=["id"])
+def heal(c, id=None, network=None, inventory=None):  # noqa: A002 - the fault's id
+    """Undo every fault a killed run left or typed by hand (or only fault ID); wait healthy.
+
+    Every process a killed run left for the lab (a playbook child too) is ended first.
+    """
+    config = _config(c, network=network, inventory=inventory)
+    if id:
+        from etcdlab import playground_cli
+
+        playground_cli.heal_one(config, id)
+    else:
+        cli.heal(config)
+
+
+# -- the playground: faults by hand, a live view, a guided tour (etcdlab.playground) ------
+
+FAULT_KINDS = "crash, stop, pause, restart, partition, clock, ntp-cut, quota"
+
+
+@task(help={"kind": FAULT_KINDS,
+            "target": "a member's name, leader or follower (resolved when applied); "
+                      "for quota: BYTES (e.g. 16MiB)",
+            "from": "partition: cut TARGET off from these members only (A,B); without "
+                    "TARGET: split A,B from the others",
+            "one-way": "partition: drop only what TARGET receives (in) or sends (out)",
+            "offset": "clock: chronyd's clock this many seconds ahead (negative: behind)",
+            "rate": "clock: chronyd's clock runs this many times as fast (1.0005: +500 ppm)",
+            "network": CLUSTER_HELP["network"]},
+      positional=["kind", "target"])
+def fault(c, kind=None, target=None, from_=None, one_way=None, offset=None, rate=None,
+          network=None):
+    """Break the lab by hand: KIND [TARGET]; journalled first, active until `invoke heal`.
+
+    Kinds: crash (SIGKILL), stop (SIGTERM), pause (SIGSTOP), restart, partition, clock,
+    ntp-cut, quota BYTES. Prints the fault's id (`invoke heal ID` undoes it alone).
+    """
+    from etcdlab import playground_cli
+
+    playground_cli.fault(_config(c, network=network), kind, target, from_, one_way, offset,
+                         rate)
+
+
+@task(help={"json": "print the events as JSON lines instead of the view (for scripts)",
+            "probe": "also write a key every 0.1 s and show when writes stop and resume",
+            "seconds": "stop after this long (default: at q or Ctrl-C)",
+            "network": CLUSTER_HELP["network"]})
+def watch(c, json=False, probe=False, seconds=None, network=None):
+    """The lab live: each member's role, term, indexes, health, DB size, chrony offset and
+    faults, ~10 times a second, above a log of what happened (elections, faults, heals).
+
+    Run it in one terminal and `invoke fault ...` in another. q or Ctrl-C quits.
+    """
+    from etcdlab import playground_cli
+
+    playground_cli.watch(_config(c, network=network), json, probe, seconds)
+
+
+@task(help={"yes": "run every step without asking (for a test or a demonstration)",
+            "only": "comma-separated steps: crash-leader, cut-leader, cut-follower, fill-quota",
+            "network": CLUSTER_HELP["network"]})
+def tour(c, yes=False, only=None, network=None):
+    """A guided walk beside `invoke watch`: crash the leader, cut the leader off, cut a
+    follower off (pre-vote on), fill the quota. Each step says what to look for, asks for
+    a prediction, runs, shows what the lab measured, and heals; any exit heals too.
+    """
+    from etcdlab import playground_cli
+
+    playground_cli.tour(_config(c, network=network), yes, only)
+
+
+@task(help={"network": CLUSTER_HELP["network"]})
+def faults(c, network=None):
+    """List the active faults: id, kind, target, since (typed by hand or left by a run)."""
+    from etcdlab import playground_cli
+
+    playground_cli.list_faults(_config(c, network=network))
 
 
 def _path(value):

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from etcdlab import leftovers
 from etcdlab.clocks import continued_offset
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
@@ -67,7 +68,7 @@ NODE_AGENT_MARK = "--etcdlab-node-agent"
 # that `invoke heal` finds it after the process that started it was killed.
 FAULT_ENV = "ETCDLAB_FAULT"
 # ... and the lab's folder in this one, so that a lab's processes can be told from another's.
-FAULT_LAB_ENV = "ETCDLAB_FAULT_LAB"
+FAULT_LAB_ENV = leftovers.FAULT_LAB_ENV
 
 
 class Faults:
@@ -95,6 +96,11 @@ class Faults:
     def stop(self, name: str) -> float:
         """SIGTERM the member's etcd (graceful: a leader hands over leadership first)."""
         return self._etcd_fault(name, signal.SIGTERM, "stopped (SIGTERM)")
+
+    def pause(self, name: str) -> float:
+        """SIGSTOP the member's etcd (frozen: it holds its connections, answers nothing);
+        heal() resumes it."""
+        return self._etcd_fault(name, signal.SIGSTOP, "paused (SIGSTOP)")
 
     def _etcd_fault(self, name: str, sig: signal.Signals, what: str) -> float:
         self.journal.begin("etcd", f"{name}: etcd {what}", node=name)
@@ -618,8 +624,12 @@ class Faults:
         for interrupted runs); entries whose ids are in ``keep`` stay open. Returns every
         step.
         """
+        # First: no process a killed run left may apply anything after this heal.
+        ended = _step("processes a killed run left here", lambda: leftovers.describe(
+            leftovers.end_lab_processes(self.cluster.config.state_path)))
+        steps = [ended] if ended.detail or not ended.ok else []
         settled = _step("commands the run left in nodes", lambda: "; ".join(self.lab.settle()))
-        steps = [settled] if settled.detail else []
+        steps += [settled] if settled.detail else []
         steps += replay(self.journal, {**self.undo_handlers(), **(extra or {})}, keep)
         steps += self._sweep()
         if wait:

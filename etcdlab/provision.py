@@ -25,6 +25,7 @@ from etcdlab import node_image, offline
 from etcdlab.config import DEFAULT_IMAGE, PROJECT_ROOT, LabConfig
 from etcdlab.docker_cluster import DockerLab, image_available, pull
 from etcdlab.errors import LabError
+from etcdlab.leftovers import RUN_LAB_ENV
 from etcdlab.state import atomic_write_json, read_json
 
 ROOT = PROJECT_ROOT
@@ -415,10 +416,13 @@ def run_in_child(request: Mapping[str, Any], on_event: Callable[[dict], Any]) ->
     own session, so a Ctrl-C meant for the lab does not cut a playbook short by itself: when
     this process is interrupted it stops the child (SIGTERM, then SIGKILL) before raising.
     """
+    # The lab's folder marks the child and all it starts: `invoke heal` ends what a killed
+    # run left (etcdlab.leftovers), which a kill of the run's process group misses.
     child = subprocess.Popen(
         [sys.executable, "-m", "etcdlab.playbook_child"], cwd=str(ROOT),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
+        env={**os.environ, RUN_LAB_ENV: str(request["private_data_dir"])},
     )
     final: dict[str, Any] = {}
     try:
