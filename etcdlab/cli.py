@@ -29,7 +29,7 @@ from etcdlab.docker_cluster import DockerLab, connect
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
-from etcdlab.journal import HealStep
+from etcdlab.journal import JOURNAL_FILE, HealStep, Journal
 from etcdlab.node_image import REPOSITORY as NODE_IMAGE_REPOSITORY
 from etcdlab.params import Param
 from etcdlab.report import HTML_NAME, render_report
@@ -520,6 +520,18 @@ def _run_one(cluster: Cluster, exp: experiments.Experiment, results_dir: Path,
     return True
 
 
+def refuse_faults_by_hand(config: LabConfig) -> None:
+    """An experiment heals every open journal entry when it ends: it does not start while
+    a fault typed by hand (``invoke fault``) is in force."""
+    journal = Journal(config.state_path / JOURNAL_FILE)
+    ids = sorted({str(entry.data["manual"].get("id")) for entry in journal.open_entries()
+                  if isinstance(entry.data.get("manual"), Mapping)})
+    if ids:
+        raise LabError(f"{len(ids)} fault(s) typed by hand are in force ({', '.join(ids)}; "
+                       "`invoke faults` lists them): an experiment would heal them when it "
+                       "ends, so heal them first with `invoke heal`")
+
+
 def set_verbose(verbose: bool) -> None:
     """``--verbose``: progress lines with their source location, parameters as a dict,
     and every heal step on its own line."""
@@ -548,6 +560,7 @@ def experiment(config: LabConfig, name: str, quick: bool, results_dir: Path | No
     params = exp.params_with(quick, parse_params(param_pairs, trials))
     results_dir = writable_results_dir(results_dir or default_results_dir())
     preflight.require(config, results_dir)
+    refuse_faults_by_hand(config)
     with lab_lock(config):
         ok = _run_one(_running_cluster(config), exp, results_dir, params)
     if not ok:
@@ -571,6 +584,7 @@ def report(config: LabConfig, quick: bool, only: list[str] | None, results_dir: 
         return
     results_dir = writable_results_dir(results_dir or default_results_dir())
     preflight.require(config, results_dir)
+    refuse_faults_by_hand(config)
     with lab_lock(config):
         _report(config, quick, only, results_dir)
 

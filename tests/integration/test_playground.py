@@ -174,6 +174,11 @@ def test_a_partition_by_hand_is_listed_and_heal_leaves_no_rule(lab, healed_after
     listed = lab.invoke("faults")
     assert "partition" in listed.stdout and member in listed.stdout, listed.stdout
     assert "DROP" in rules(lab)[member]
+    # an experiment would heal it when it ends: it does not start while it is in force
+    refused = lab.invoke("experiment", "conflicts", "--quick", check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "fault(s) typed by hand are in force" in refused.stderr, refused.stderr
+    assert "DROP" in rules(lab)[member]
     healed = lab.invoke("heal")
     assert "rules removed" in healed.stdout, healed.stdout
     assert all("DROP" not in text for text in rules(lab).values()), rules(lab)
