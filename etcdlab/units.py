@@ -157,14 +157,52 @@ def fmt_whole_seconds(seconds: float | None) -> str:
     8.09 → "8 s (±1 s)", never more precise than the instrument."""
     if seconds is None:
         return MISSING
-    return f"{round(_finite(seconds, 'fmt_whole_seconds')):,} s (±1 s)"
+    return fmt_resolved(_finite(seconds, "fmt_whole_seconds"), 1.0)
+
+
+def fmt_resolution(resolution_s: float) -> str:
+    """An instrument's resolution without trailing zeros: 1.0 → "1 s", 0.005 → "5 ms",
+    1/3 → "333 ms"."""
+    text = fmt_seconds(resolution_s)
+    number, unit = text.split(" ")
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return f"{number} {unit}"
+
+
+def fmt_resolved(seconds: float | None, resolution_s: float) -> str:
+    """A duration measured by an instrument of resolution ``resolution_s`` (a polling
+    interval, a log stamp, a whole-second counter), never shown finer than it: the last
+    digit shown is no smaller than the resolution's leading digit, and never more than
+    three significant digits. 1.234 at 5 ms → "1.23 s (±5 ms)"; 8.3 at 1 s → "8 s (±1 s)";
+    a value below the resolution is only bounded: 0.005 at 100 ms → "< 100 ms"."""
+    if seconds is None:
+        return MISSING
+    number = _finite(seconds, "fmt_resolved")
+    resolution = _finite(resolution_s, "fmt_resolved")
+    if resolution <= 0:
+        return fmt_seconds(number)
+    bound = fmt_resolution(resolution)
+    if abs(number) < resolution:
+        return f"< {bound}" if number >= 0 else f"> -{bound}"
+    step = 10.0 ** math.floor(math.log10(resolution) + 1e-9)
+    factor, unit = _DURATION_UNITS[0]
+    for unit_factor, unit_name in _DURATION_UNITS:
+        if abs(number) >= unit_factor:
+            factor, unit = unit_factor, unit_name
+    rounded = round(number / step) * step
+    by_step = max(0, -math.floor(math.log10(step / factor) + 1e-9))
+    by_digits = max(0, 2 - math.floor(math.log10(abs(rounded) / factor) + 1e-9)) if rounded else 0
+    decimals = min(by_step, by_digits)
+    # Round once: to the resolution's step, or to three digits where they are coarser.
+    value = (rounded if by_step <= by_digits else number) / factor
+    text = f"{value:,.{decimals}f}" if abs(value) >= 1000 else f"{value:.{decimals}f}"
+    return f"{text} {unit} (±{bound})"
 
 
 def fmt_within(seconds: float | None, resolution_s: float) -> str:
-    """A time limited by a polling interval: "1.19 s (±5.00 ms)"."""
-    if seconds is None:
-        return MISSING
-    return f"{fmt_seconds(seconds)} (±{fmt_seconds(resolution_s)})"
+    """A time limited by a polling interval: "1.19 s (±5 ms)" (:func:`fmt_resolved`)."""
+    return fmt_resolved(seconds, resolution_s)
 
 
 def _small_percent(fraction: float) -> str:

@@ -18,6 +18,7 @@ from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings
 from etcdlab.units import (
     fmt_count,
     fmt_median,
+    fmt_resolution,
     fmt_seconds,
     fmt_share,
     fmt_whole_seconds,
@@ -442,14 +443,14 @@ def median_phrase(values: Sequence[float]) -> str:
 
 
 def time_phrase(values: Sequence[float], poll_s: float | None) -> str:
-    """A polled time: one value as "1.22 s (±5.00 ms), n = 1", more as their median."""
+    """A polled time: one value as "1.22 s (±5 ms), n = 1", more as their median."""
     if not values:
         return "not seen"
     if poll_s is None:
         return median_phrase(values)
     if len(values) == 1:
         return f"{fmt_within(values[0], poll_s)}, n = 1"
-    return f"{median_phrase(values)}, each ±{fmt_seconds(poll_s)} (polled)"
+    return f"{median_phrase(values)}, each ±{fmt_resolution(poll_s)} (polled)"
 
 
 def outcome_counts_text(outcomes: Sequence[str]) -> str:

@@ -78,7 +78,7 @@ def test_small_n_shows_the_values_and_larger_n_the_exact_median_interval():
 
 def test_no_figure_is_more_precise_than_its_instrument():
     assert fmt_whole_seconds(8.09) == "8 s (±1 s)"
-    assert fmt_within(1.19, 0.005) == "1.19 s (±5.00 ms)"
+    assert fmt_within(1.19, 0.005) == "1.19 s (±5 ms)"
 
 
 def test_history_verdicts_become_findings_and_unknown_is_no_guess():
