@@ -227,20 +227,62 @@ def _build_section(question: Question, result: Result | None, out_dir: Path,
                    error=None, charts=chart_files, data=data)
 
 
+# The longest reason a failed row of the summary quotes from the error.
+SUMMARY_REASON_CHARS = 150
+
+
+def _reason(error: str | None) -> str:
+    """The first line of an error, shortened for the summary (the section has all of it)."""
+    line = next((text.strip() for text in (error or "").splitlines() if text.strip()),
+                "no error recorded")
+    if len(line) > SUMMARY_REASON_CHARS:
+        line = line[:SUMMARY_REASON_CHARS - 1].rstrip() + "…"
+    return line
+
+
 def _summary_rows(sections: list[Section]) -> list[dict[str, str]]:
-    """The one-screen summary: per presented question its first measured finding (the
-    answer) and the verdicts of its comparisons with the course report."""
+    """The first screen: one row per question, always all of them. A measured one shows its
+    answer (the first measured finding, in a few words) and each course claim named and
+    judged; a failed, interrupted or missing one says so and why."""
     rows = []
     for section in sections:
         items = list(section.data.get("findings", ())) if section.presented else []
         answer = next((f for f in items if f.kind == "measured"), None)
-        if answer is None:
-            continue
-        course = [f.verdict for f in items if f.kind == "course"]
+        course = [f for f in items if f.kind == "course"]
+        if section.presented and answer is not None:
+            outcome = "measured"
+            text = answer.brief
+            judged = "; ".join(f.judgement for f in course) or "no course claim compared"
+        elif section.status == "not run":
+            outcome = "not run"
+            text = f"not run: `invoke experiment {section.experiment}` measures it"
+            judged = "not judged"
+        elif section.status == "failed":
+            outcome = section.status_text
+            text = f"{section.status_text}: {_reason(section.error)}"
+            judged = "not judged"
+        else:
+            outcome = section.status_text
+            text = (f"measured, not presentable: {_reason(section.error)}" if section.error
+                    else section.notice)
+            judged = "not judged"
         rows.append({"number": str(section.number), "experiment": section.experiment,
-                     "answer": _cell(answer.text),
-                     "course": _cell(", ".join(course)) if course else "not compared"})
+                     "outcome": outcome, "answer": _cell(text), "course": _cell(judged)})
     return rows
+
+
+def _run_line(sections: list[Section]) -> str:
+    """What the header says of the run: how many questions were measured, and which were
+    not, by outcome (never that all of them ran)."""
+    measured = [s for s in sections if s.status == "ok"]
+    text = f"{fmt_count(len(measured))} of {fmt_count(len(sections))} questions measured"
+    others: dict[str, list[str]] = {}
+    for section in sections:
+        if section.status != "ok":
+            others.setdefault(section.status_text, []).append(f"Q{section.number}")
+    for outcome, numbers in others.items():
+        text += f"; {outcome}: {', '.join(numbers)}"
+    return text
 
 
 def _environment(template_dir: Path) -> Environment:
@@ -271,8 +313,10 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
     known = {question.experiment for question in QUESTIONS}
     text = _environment(Path(template_dir or TEMPLATE_DIR)).get_template(REPORT_TEMPLATE).render(
         run_name=folder.name,
-        quick=sorted(name for name, result in results.items() if result.metadata.get("quick")),
+        quick=sorted(name for name, result in results.items()
+                     if result.ok and result.metadata.get("quick")),
         summary=_summary_rows(sections),
+        run_line=_run_line(sections),
         results_count=fmt_count(len(results)),
         environment=_environment_rows(results),
         sections=sections,

@@ -248,7 +248,15 @@ def fmt_median_stats(m: Mapping[str, Any] | None,
             f"n = {m['n']:,})")
 
 
+def table_cell(text: Any) -> str:
+    """Text made safe inside a Markdown table cell: one line, pipes escaped."""
+    if text is None:
+        return MISSING
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 FILTERS = {
+    "cell": table_cell,
     "seconds": fmt_seconds,
     "ms": fmt_ms,
     "bytes": fmt_bytes,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings
+from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings, name_all, named
 from etcdlab.units import (
     fmt_count,
     fmt_median,
@@ -475,7 +475,7 @@ def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
     after = ("" if not elected else f" after {fmt_seconds(elected[0])}" if len(elected) == 1
              else f" after a median of {fmt_seconds(statistics.median(elected))} "
                   f"(n = {len(elected)})")
-    return claim(
+    return named(claim(
         "majority-serves", ok,
         f"The majority side kept a leader and accepted writes: with the leader cut off, the "
         f"remaining members named a new leader{after}, and every write sent to the majority "
@@ -483,7 +483,11 @@ def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
         "The majority side did not always keep serving: a new leader or an acknowledged "
         "majority write was missing in some trials.",
         **figures,
-    )
+    ), "majority side",
+        f"With the leader cut off, the majority named a new leader{after} and acknowledged "
+        f"all {fmt_count(d['majority_writes_ok'])} writes sent to it (n = "
+        f"{fmt_count(d['trials'])} trials).",
+        "The majority side did not always keep serving: a new leader or a write was missing.")
 
 
 def _step_down(d: Mapping[str, Any], poll: float | None) -> Finding:
@@ -857,7 +861,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     """The claims of Q3, answer first; ``metadata`` gives the etcd version."""
     d = summary["detail"]
     poll = summary.get("poll_interval_s")
-    return [
+    return name_all([
         _majority(d, poll),
         _step_down(d, poll),
         _stale(d),
@@ -881,7 +885,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
             "course-blank", "course", None, "-", "+",
             "The course report left this question blank (\"3. ?\"), so there is nothing to "
             "compare with."),
-    ]
+    ], COURSE_NAMES)
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -970,3 +974,9 @@ def chart_series(summary: Mapping[str, Any], minimum: int = 3) -> dict[str, list
     d = summary["detail"]
     return {label: d["times_s"][key] for label, _scenarios, key in EVENTS
             if len(d["times_s"][key]) >= minimum}
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course-blank": ("the course's answer", "", "", "the question was left blank"),
+}

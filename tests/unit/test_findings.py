@@ -22,7 +22,7 @@ def test_a_finding_reads_the_sentence_of_its_outcome():
 def test_a_comparison_says_agrees_contradicts_or_cannot_be_tested():
     verdicts = [comparison("c", "course", value, "yes", "no", "cannot fake Go's clock").verdict
                 for value in (True, False, None)]
-    assert verdicts == ["agrees", "contradicts", "cannot be tested here"]
+    assert verdicts == ["agrees", "contradicts", "cannot be tested in this run"]
     assert comparison("p", "raft paper", True, "y", "n").kind == "published"
     assert comparison("p", "course", True, "y", "n").as_dict()["kind"] == "course"
 

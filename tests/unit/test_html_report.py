@@ -177,7 +177,7 @@ def test_the_quick_run_page_opens_with_its_summary_then_the_contents(quick_page)
     ids = set(parsed.ids("h1", "h2", "h3", "h4"))
     assert len(ids) == len(parsed.ids("h1", "h2", "h3", "h4"))
     assert {link.removeprefix("#") for link in parsed.nav_links} == set(parsed.ids("h2", "h3"))
-    assert len(parsed.ids("h2")) == 13  # summary, environment, questions and Q1 to Q10
+    assert len(parsed.ids("h2")) == 12  # summary, environment and Q1 to Q10
 
 
 def test_invoke_report_from_renders_both_files_and_prints_their_paths(tmp_path):

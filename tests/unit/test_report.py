@@ -126,12 +126,12 @@ def test_election_numbers_are_formatted(rendered):
     assert "| Crash (SIGKILL) | 6 | 1.35 s (95 % CI 1.10 s – 1.60 s, n = 6) |" in election
     assert "inside the [1.00 s, 2.00 s) window" in election
     assert "every member reported the same revision and KV hash" in election
-    assert "term rose by one: 6 of 6 (≥ 60.7 % at 95 %)" in election
+    assert "| term rose by one | 6 of 6 (≥ 60.7 % at 95 %) |" in election
     assert "20.0 ms (95 % CI" in election  # elected_s - log_elected_s in the fixture
     assert "Ongaro & Ousterhout" in election and "287 ms" in election
     assert "23:35:44.921" in election  # the course report's observation
-    # 1.78 s is above all six crash trials, yet 0 of 6 does not exclude it (≤ 39.3 %).
-    assert "is a plausible single observation" in election
+    # 1.77 s is above all six crash trials, and 0 of 6 cannot call it rare (≤ 39.3 %).
+    assert "but 6 are too few to call it rare" in election
     assert "0 of 6 (≤ 39.3 % at 95 %)" in election
     assert not re.search(r"\d\.\d{4,}", election), "an unformatted float leaked"
 
@@ -158,7 +158,7 @@ def test_chart_files_exist_and_are_linked(rendered, tmp_path):
 
 def test_environment_table_shows_disagreeing_versions(rendered):
     _, text = rendered
-    environment = text[text.index("## Environment"):text.index("## Questions")]
+    environment = text[text.index("## Environment"):text.index("## Q1.")]
     assert "| etcd version | 3.5.6 (conflicts, election); 3.5.17 (quota) |" in environment
     assert "| Cluster members | 3 |" in environment
     assert "| Election timeout | 1.00 s |" in environment
