@@ -370,13 +370,20 @@ def history_timeline(
 ) -> str:
     """One lane per client; each operation a bar from its invocation to its completion
     (``start``, ``end`` in seconds; ``end`` None: unknown outcome, drawn hatched to the
-    right edge), coloured by ``kind``; ``highlight`` ones outlined in red and labelled with
+    right edge), coloured by ``kind``; ``highlight`` ones (stuck) outlined in red and
+    ``contradicted`` ones (the write a stuck read missed) in blue, each labelled with
     ``label``. ``spans`` shades fault windows."""
     figure, axes = plt.subplots(figsize=(FIGURE_SIZE[0] * 1.3, 0.55 * len(lanes) + 1.8))
     axes.set_title(title)
     right = max([op["end"] if op["end"] is not None else op["start"]
                  for ops in lanes.values() for op in ops] or [1.0])
     colours = {"get": "C0", "put": "C2", "txn": "C1", "delete": "C4"}
+    edge = {"stuck": "red", "contradicted": "blue"}
+
+    def mark(op: Mapping[str, Any]) -> str:
+        return "stuck" if op.get("highlight") else "contradicted" if op.get(
+            "contradicted") else ""
+
     for index, (start, end) in enumerate((spans or {}).values()):
         axes.axvspan(start, end, alpha=0.12, color=f"C{index + 6}")
     for row, ops in enumerate(lanes.values()):
@@ -389,12 +396,16 @@ def history_timeline(
                       left=op["start"], height=0.12 if unknown else 0.5,
                       color=colours.get(op["kind"], "C7"), alpha=0.35 if unknown else 0.9,
                       hatch="//" if unknown else None,
-                      edgecolor="red" if op.get("highlight") else "none",
-                      linewidth=2 if op.get("highlight") else 0)
-            if op.get("highlight") and op.get("label"):
-                axes.annotate(op["label"], (op["start"], row - 0.3), fontsize=8, color="red")
+                      edgecolor=edge.get(mark(op), "none"),
+                      linewidth=2 if mark(op) else 0)
+            if mark(op) and op.get("label"):
+                axes.annotate(op["label"], (op["start"], row - 0.3), fontsize=8,
+                              color=edge[mark(op)])
     handles = [Patch(color=colour, label=kind) for kind, colour in colours.items()]
     handles += [Patch(facecolor="white", edgecolor="red", linewidth=2, label="stuck")]
+    if any(op.get("contradicted") for ops in lanes.values() for op in ops):
+        handles += [Patch(facecolor="white", edgecolor="blue", linewidth=2,
+                          label="the write it contradicts")]
     handles += [Patch(color=f"C{index + 6}", alpha=0.12, label=label)
                 for index, label in enumerate(spans or {})]
     axes.set_yticks(range(len(lanes)), list(lanes))
