@@ -31,7 +31,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from etcdlab.environment import FIELDS, TIME_KEYS, format_value, label
-from etcdlab.html_report import markdown_to_html
+from etcdlab.html_report import markdown_to_html, slug
 from etcdlab.results import Result, load_results
 from etcdlab.units import FILTERS, fmt_count
 
@@ -39,6 +39,10 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 REPORT_TEMPLATE = "report.md.j2"
 REPORT_NAME = "REPORT.md"
 HTML_NAME = "REPORT.html"
+# Each question's appendix (method and full statistics) leaves REPORT.md for this file
+# beside it, so that the report a student reads stays short; REPORT.html keeps it, folded.
+METHOD_NAME = "METHOD.md"
+APPENDIX_HEADING = "### Appendix"
 
 ChartFunction = Callable[[Result, Path], dict[str, str]]
 SectionFunction = Callable[[Result, Mapping[str, str]], dict[str, Any]]
@@ -323,9 +327,42 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
         other_results=sorted(f"{name}.json" for name in results if name not in known),
     )
     target = folder / REPORT_NAME
-    _write_atomically(target, text)
+    short, method = split_method(text, folder.name)
+    _write_atomically(target, short)
+    _write_atomically(folder / METHOD_NAME, method)
     _write_atomically(folder / HTML_NAME, markdown_to_html(text, folder))
     return target
+
+
+def split_method(text: str, run_name: str) -> tuple[str, str]:
+    """The report without its questions' appendices, each replaced by a link, and
+    ``METHOD.md``: the appendices under their questions' headings (one level up)."""
+    short: list[str] = []
+    method = [f"# etcdlab report: method and full statistics\n\nRun `{run_name}`: how each "
+              f"question was measured, with the full statistics; the answers are in "
+              f"[{REPORT_NAME}]({REPORT_NAME}).\n"]
+    heading = ""
+    taken: set[str] = set()
+    in_appendix = fenced = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("~~~") or line.startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("## "):
+            in_appendix = False
+            heading = line
+        elif (not fenced and line.rstrip() == APPENDIX_HEADING
+              and heading.startswith("## Q")):
+            in_appendix = True
+            anchor = slug(heading[3:].strip(), taken)
+            short.append(f"Method and full statistics: [{METHOD_NAME}]"
+                         f"({METHOD_NAME}#{anchor}).\n")
+            method.append(f"\n{heading}")
+            continue
+        if in_appendix:
+            method.append(line[1:] if not fenced and line.startswith("#### ") else line)
+        else:
+            short.append(line)
+    return "".join(short), "".join(method)
 
 
 def _write_atomically(target: Path, text: str) -> None:

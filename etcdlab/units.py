@@ -231,7 +231,7 @@ def fmt_share(k: int | None, n: int | None) -> str:
 def fmt_median(values: Iterable[float], formatter: Callable[[float], str] = fmt_seconds) -> str:
     """The median with its exact order-statistic 95 % interval, or the values themselves
     when there are too few for one (n < 6): "1.19 s (95 % CI 1.12 s – 1.31 s, n = 20)",
-    "1.17 s, 1.40 s (n = 2, too few for an interval)"."""
+    "1.17 s, 1.40 s (n = 2)" (the report's note on reading the figures says why)."""
     return fmt_median_stats(median_stats(list(values)), formatter)
 
 
@@ -243,7 +243,7 @@ def fmt_median_stats(m: Mapping[str, Any] | None,
         return MISSING
     if m.get("low") is None:
         shown = ", ".join(formatter(v) for v in m.get("values") or [m["median"]])
-        return f"{shown} (n = {m['n']}, too few for an interval)"
+        return f"{shown} (n = {m['n']})"
     return (f"{formatter(m['median'])} (95 % CI {formatter(m['low'])} – {formatter(m['high'])}, "
             f"n = {m['n']:,})")
 

@@ -183,14 +183,12 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
 
 def median_phrase(values: Sequence[float]) -> str:
     """"1.19 s (95 % CI 1.06 s – 1.42 s, n = 20)", or with too few values for an interval
-    the median and the values themselves: "1.50 s (n = 5: 952 ms, …; too few for an
-    interval)"."""
+    the median and the values themselves: "1.50 s (n = 5: 952 ms, …)"."""
     data = sorted(values)
     if stats.median_ci(data) is not None:
         return fmt_median(data)
     shown = ", ".join(fmt_seconds(v) for v in data)
-    return (f"{fmt_seconds(stats.percentile(data, 50))} (n = {len(data)}: {shown}; "
-            "too few for an interval)")
+    return f"{fmt_seconds(stats.percentile(data, 50))} (n = {len(data)}: {shown})"
 
 
 # -- the timeout model -------------------------------------------------------------------------

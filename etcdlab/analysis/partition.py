@@ -438,8 +438,7 @@ def median_phrase(values: Sequence[float]) -> str:
     if stats.median_ci(data) is not None:
         return fmt_median(data)
     shown = ", ".join(fmt_seconds(v) for v in data)
-    return (f"{fmt_seconds(statistics.median(data))} (n = {len(data)}: {shown}; "
-            "too few for an interval)")
+    return f"{fmt_seconds(statistics.median(data))} (n = {len(data)}: {shown})"
 
 
 def time_phrase(values: Sequence[float], poll_s: float | None) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from etcdlab import report
 from etcdlab.results import Result, write_result
+from tests.unit.report_helpers import report_text
 
 METADATA = {
     "started_utc": "2025-06-16T23:35:00.000+00:00",
@@ -78,8 +79,7 @@ def failed_quota_fixture() -> Result:
 def rendered(tmp_path):
     for result in (election_fixture(), conflicts_fixture(), failed_quota_fixture()):
         write_result(tmp_path / f"{result.experiment}.json", result)
-    path = report.render_report(tmp_path)
-    return path, path.read_text(encoding="utf-8")
+    return tmp_path / report.REPORT_NAME, report_text(tmp_path)
 
 
 def test_report_is_written_beside_the_results(rendered, tmp_path):
@@ -180,3 +180,17 @@ def test_result_of_unexpected_shape_does_not_break_the_report(tmp_path):
     text = report.render_report(tmp_path).read_text(encoding="utf-8")
     assert "does not have the shape this report expects" in text
     assert "KeyError" in text
+
+
+def test_the_appendices_move_to_method_md_and_the_report_links_them(tmp_path):
+    for result in (election_fixture(), conflicts_fixture()):
+        write_result(tmp_path / f"{result.experiment}.json", result)
+    text = report.render_report(tmp_path).read_text(encoding="utf-8")
+    method = (tmp_path / report.METHOD_NAME).read_text(encoding="utf-8")
+    html = (tmp_path / report.HTML_NAME).read_text(encoding="utf-8")
+    assert "### Appendix" not in text
+    assert "Method and full statistics: [METHOD.md](METHOD.md#q1-how-long-does-etcd-take-to-" \
+           "elect-a-new-leader)" in text
+    assert "## Q1. How long does etcd take to elect a new leader?" in method
+    assert "### Method and full statistics" in method
+    assert 'id="appendix"' in html  # REPORT.html keeps them, folded in their sections
