@@ -18,11 +18,20 @@ from etcdlab.analysis import ntp_isolation as q7
 from etcdlab.analysis import quota as q6
 from etcdlab.analysis import read_latency as q5
 from etcdlab.results import load_results
+from tests.unit.report_helpers import template_section
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 QUICK = load_results(DATA / "quick-run")
 BENCH = load_results(DATA / "bench-quick-lab")
 HOLDOVER = load_results(DATA / "holdover-run")["ntp-isolation"]
+
+
+def assert_rendered(result, before, after, finding_id):
+    """The section rendered with each set of findings shows that one's sentence only."""
+    old = template_section(result, list(before.values()))
+    new = template_section(result, list(after.values()))
+    assert before[finding_id].text in old and before[finding_id].text not in new
+    assert after[finding_id].text in new
 
 
 # --- Q7: iburst cannot matter when both clients already poll at least as often ----------
@@ -45,6 +54,7 @@ def test_iburst_is_not_judged_when_both_clients_poll_as_often_as_iburst():
     assert "polled every 500 ms" in untested["course-iburst"].text
     assert untested["course-iburst"].text != judged["course-iburst"].text
     assert "cannot be tested in this run" in untested["course-iburst"].judgement
+    assert_rendered(result, judged, untested, "course-iburst")
 
 
 def test_iburst_return_counts_the_whole_second_readings():
@@ -93,9 +103,11 @@ def test_the_model_mean_is_not_judged_by_an_interval_that_holds_every_model():
     assert found["published-mean"].holds is True  # 95 % CI 1.17 – 1.57 s at T = 1 s
     wide = copy.deepcopy(summary)
     wide["crash"]["mean_ci_s"] = [0.9, 1.9]
-    untested = by_id(q1.findings(wide, result.params, result.metadata))["published-mean"]
+    flipped = by_id(q1.findings(wide, result.params, result.metadata))
+    untested = flipped["published-mean"]
     assert untested.holds is None
     assert "cannot be tested in this run" in untested.text
+    assert_rendered(result, found, flipped, "published-mean")
 
 
 def test_the_course_election_is_judged_against_the_measured_range():
@@ -124,6 +136,7 @@ def test_the_course_latency_verdict_leaves_out_saturated_cells():
     growing = by_id(q5.findings(_unsaturated(copy.deepcopy(summary)), result.params))
     assert growing["saturation"].holds is False
     assert growing["course_latency"].text != found["course_latency"].text
+    assert_rendered(result, found, growing, "course_latency")
 
 
 def _unsaturated(summary):
@@ -144,15 +157,18 @@ def _unsaturated(summary):
 def test_read_only_is_judged_on_the_delete_not_on_the_reads():
     result = QUICK["quota"]
     summary = q6.summarize(result.samples, result.params)
-    found = by_id(q6.findings(summary, result.params))["course_read_only"]
+    everything = by_id(q6.findings(summary, result.params))
+    found = everything["course_read_only"]
     assert found.holds is False
     assert found.judgement == "read-only under NOSPACE: deletes still accepted ✗"
     refused = copy.deepcopy(summary)
     refused["probes"]["delete"]["outcome"] = "failed"
     refused["probes"]["delete"]["details"] = q6.NOSPACE_TEXT
-    agreed = by_id(q6.findings(refused, result.params))["course_read_only"]
+    flipped = by_id(q6.findings(refused, result.params))
+    agreed = flipped["course_read_only"]
     assert agreed.holds is True
     assert agreed.judgement == "read-only under NOSPACE: reads worked, deletes refused ✓"
+    assert_rendered(result, everything, flipped, "course_read_only")
 
 
 # --- the summary: ten rows whatever happened ---------------------------------------------
@@ -181,3 +197,23 @@ def test_the_summary_keeps_ten_rows_and_says_why_a_question_failed(tmp_path):
         answer, course = row.split(" | ")[2], row.split(" | ")[3]
         assert len(answer) <= 200, answer
         assert course not in ("agrees", "contradicts") and "agrees, " not in course
+
+
+# --- Q4: a property that holds by construction carries no sampling bound -----------------
+
+def test_the_clock_condition_is_counted_not_bounded():
+    from etcdlab.analysis import lamport as q4
+
+    result = QUICK["lamport"]
+    summary = q4.summarize(result.samples, result.params)
+    found = by_id(q4.findings(summary, result.params))
+    condition = found["clock_condition"]
+    assert condition.holds is True
+    assert "at 95 %" not in condition.text and "at 95 %" not in str(condition.figures)
+    assert "by construction" in condition.text
+    broken = copy.deepcopy(summary)
+    broken["clock_condition_violations"] = 2
+    flipped = by_id(q4.findings(broken, result.params))
+    assert flipped["clock_condition"].holds is False
+    assert "2 of 3,802" in flipped["clock_condition"].text
+    assert_rendered(result, found, flipped, "clock_condition")
