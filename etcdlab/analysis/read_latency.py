@@ -973,7 +973,7 @@ def _course(summary: Mapping[str, Any], cells: Sequence[Finding]) -> list[Findin
     slower = sum(1 for _n, o in judged if o == "slower")
     faster = sum(1 for _n, o in judged if o == "faster")
     total = len(judged)
-    left_out = (f" The {_clients(levels[-1])} cells, where the machine was saturated, are "
+    left_out = (f" The cells with {_clients(levels[-1])}, where the machine was saturated, are "
                 "not judged." if saturated else "")
     if not total:
         agrees: bool | None = None

@@ -131,7 +131,8 @@ def test_the_course_latency_verdict_leaves_out_saturated_cells():
     found = by_id(q5.findings(summary, result.params))
     assert found["saturation"].holds is True
     assert found["course_latency"].holds is True
-    assert "where the machine was saturated, are not judged" in found["course_latency"].text
+    assert "The cells with 32 clients, where the machine was saturated, are not judged" in (
+        found["course_latency"].text)
     # With the top level not saturated (throughput kept growing), its cells are judged.
     growing = by_id(q5.findings(_unsaturated(copy.deepcopy(summary)), result.params))
     assert growing["saturation"].holds is False
