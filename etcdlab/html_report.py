@@ -10,9 +10,10 @@ end up in it). On top of the plain rendering:
   be mailed or moved alone; a missing image keeps its reference (the report tests catch it);
 - a small inline stylesheet (no web fonts, no external resources) keeps the text within
   the screen and lets wide tables scroll sideways in their own box;
-- every question's section folds (``<details>``, its heading the summary line), and so
-  does every evidence table (the paragraph "*Evidence:*" and the table after it), so the
-  page opens on the summary and the reader unfolds what they want.
+- every question's section folds (``<details>``, its heading the summary line), and the
+  evidence table after a numbered list of findings (the paragraph "*Evidence:*" and its
+  table, rows numbered like the items) becomes one fold under each item with that item's
+  rows, so the page opens on the summary and the reader unfolds what they want.
 """
 
 from __future__ import annotations
@@ -165,12 +166,43 @@ def _toc_position(tokens: Sequence[Token], toc_after: str | None) -> int | None:
 _EVIDENCE = re.compile(
     r'<p><em>Evidence:</em></p>\n(<div class="table-scroll">\n<table>.*?</table>\n</div>\n)',
     re.S)
+# A numbered list of findings and the evidence table after it.
+_FINDINGS = re.compile(
+    r'<ol>\n((?:(?!</?ol>).)*)</ol>\n<p><em>Evidence:</em></p>\n<div class="table-scroll">\n'
+    r'<table>\n(<thead>.*?</thead>)\n<tbody>\n(.*?)</tbody>\n</table>\n</div>\n', re.S)
+_ROW = re.compile(r"<tr>\n<td>(.*?)</td>\n(.*?)</tr>\n", re.S)
+_ITEM = re.compile(r"<li>(.*?)</li>\n", re.S)
 _SECTION = re.compile(r'(?=<h2 id="q\d+-)')
+
+
+def _evidence_under_items(match: re.Match[str]) -> str:
+    """One list of findings with its evidence table: each finding's rows (numbered like its
+    item) folded into a ``<details>`` at the end of that item; the table itself goes."""
+    items, head, rows = match.group(1), match.group(2), match.group(3)
+    head = head.replace("<th>Finding</th>\n", "")
+    groups: dict[int, list[str]] = {}
+    number = 0
+    for row in _ROW.finditer(rows):
+        first, rest = row.group(1), row.group(2)
+        found = re.match(r"(\d+)\. ", first)
+        if found:
+            number = int(found.group(1))
+        groups.setdefault(number, []).append(f"<tr>\n{rest}</tr>\n")
+    out = []
+    for index, item in enumerate(_ITEM.finditer(items), start=1):
+        text = item.group(1)
+        if index in groups:
+            text += ('\n<details class="evidence"><summary>evidence</summary>\n'
+                     f'<div class="table-scroll">\n<table>\n{head}\n<tbody>\n'
+                     + "".join(groups[index]) + "</tbody>\n</table>\n</div>\n</details>\n")
+        out.append(f"<li>{text}</li>\n")
+    return "<ol>\n" + "".join(out) + "</ol>\n"
 
 
 def _fold(body: str) -> str:
     """Fold every evidence table, then every question's section (from its h2 to the next h2
     or the end), into ``<details>``; the summary's table gets its own compact style."""
+    body = _FINDINGS.sub(_evidence_under_items, body)
     body = _EVIDENCE.sub(lambda m: '<details class="evidence"><summary>Evidence: the figures '
                                    f"behind these findings</summary>\n{m.group(1)}</details>\n",
                          body)

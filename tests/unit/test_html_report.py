@@ -200,6 +200,10 @@ def test_the_quick_run_page_folds_its_sections_and_evidence(quick_page):
     assert quick_page.count('<details class="section"><summary><h2 id="q') == 10
     assert quick_page.count('<details class="evidence">') > 10
     assert "<em>Evidence:</em>" not in quick_page
+    # each finding's figures fold under its own item, in a table without the finding column
+    assert re.search(r'<li>[^<]*\n<details class="evidence"><summary>evidence</summary>\n'
+                     r'<div class="table-scroll">\n<table>\n<thead>\n<tr>\n<th>Figure</th>',
+                     quick_page)
     summary = quick_page.index('id="summary"')
     assert quick_page.index('class="table-scroll summary-table"') > summary
     assert quick_page.index('class="table-scroll summary-table"') < quick_page.index(
