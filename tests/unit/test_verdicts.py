@@ -183,9 +183,12 @@ def test_the_summary_keeps_ten_rows_and_says_why_a_question_failed(tmp_path):
                                        "package faketime\nTraceback …")
     path.write_text(json.dumps(data))
     (folder / "membership.json").unlink()
+    quota = json.loads((folder / "quota.json").read_text())
+    quota.update(status="interrupted", error="interrupted by the user (SIGINT)")
+    (folder / "quota.json").write_text(json.dumps(quota))
     text = report.render_report(folder).read_text()
     head = text[:text.index("## Summary")]
-    assert "8 of 10 questions measured; failed: Q8; not measured: Q10" in head
+    assert "7 of 10 questions measured; interrupted: Q6; failed: Q8; not measured: Q10" in head
     assert "ran" not in head.replace("--quick", "")
     summary = text[text.index("## Summary"):text.index("### How to read the figures")]
     rows = [line for line in summary.splitlines() if line.startswith("| ") and
@@ -194,7 +197,8 @@ def test_the_summary_keeps_ten_rows_and_says_why_a_question_failed(tmp_path):
     assert ("| 8 | `lease-drift` | failed: libfaketime.so.1 is missing: install the Debian "
             "package faketime | not judged |") in rows[7]
     assert "| 10 | `membership` | not run: `invoke experiment membership` measures it" in rows[9]
-    for row in rows[:7]:
+    assert "| 6 | `quota` | interrupted: interrupted by the user (SIGINT) | not judged |" in rows[5]
+    for row in rows[:5] + rows[6:7]:
         answer, course = row.split(" | ")[2], row.split(" | ")[3]
         assert len(answer) <= 200, answer
         assert course not in ("agrees", "contradicts") and "agrees, " not in course
