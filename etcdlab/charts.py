@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from etcdlab.stats import cdf_points  # noqa: E402
 
 DPI = 110
 FIGURE_SIZE = (7.0, 4.2)
+# A series of fewer values than this is drawn as its points: a box plot or a CDF curve of
+# three values suggests a distribution the run did not measure.
+MIN_FOR_SHAPE = 5
 JITTER_SEED = 7  # any fixed value: the same samples must give the same picture
 _JITTER_WIDTH = 0.12
 
@@ -56,7 +62,8 @@ def strip_plot(
     ylabel: str,
     reference_lines: Mapping[str, float] | None = None,
 ) -> str:
-    """Plot each series as jittered points over a box plot, side by side.
+    """Plot each series as jittered points over a box plot (a series of fewer than
+    MIN_FOR_SHAPE values as its points only), side by side.
 
     ``reference_lines`` draws labelled horizontal dashed lines (e.g. the election
     timeout). Empty series keep their place on the axis with no points.
@@ -65,10 +72,11 @@ def strip_plot(
     jitter = random.Random(JITTER_SEED)
     names = list(series)
     filled = [(i + 1, list(series[name])) for i, name in enumerate(names) if series[name]]
-    if filled:
+    boxed = [(position, values) for position, values in filled if len(values) >= MIN_FOR_SHAPE]
+    if boxed:
         axes.boxplot(
-            [values for _, values in filled],
-            positions=[position for position, _ in filled],
+            [values for _, values in boxed],
+            positions=[position for position, _ in boxed],
             widths=0.5,
             showfliers=False,
             medianprops={"color": "black"},
@@ -80,7 +88,15 @@ def strip_plot(
         axes.axhline(value, linestyle="--", linewidth=1, color="grey")
         axes.annotate(label, (0.5, value), xytext=(2, 2), textcoords="offset points",
                       fontsize=8, color="grey")
-    axes.set_xticks(range(1, len(names) + 1), names)
+    # Long names are wrapped, and many of them set smaller and slanted, so that no two
+    # labels overlap (partition's eight event names did).
+    many = len(names) > 3
+    width = 26 if many else 28
+    labels = ["\n".join(textwrap.wrap(" ".join(name.split()), width)) for name in names]
+    axes.set_xticks(range(1, len(names) + 1), labels)
+    if many:
+        axes.tick_params(axis="x", labelsize=7, labelrotation=90)
+        figure.set_figheight(FIGURE_SIZE[1] + 1.5)
     axes.set_xlim(0.4, len(names) + 0.6)
     axes.set_ylabel(ylabel)
     if all(v >= 0 for _, values in filled for v in values):
@@ -120,8 +136,7 @@ def cdf_plot(
     figure, axes = _new_figure(title)
     for name, data in series.items():
         if data:
-            ordered, fractions = cdf_points(data)
-            axes.step(ordered, fractions, where="post", label=name)
+            _cdf_or_points(axes, list(data), name)
     if any(series.values()):
         axes.legend(loc="lower right")
     axes.set_xlabel(xlabel)
@@ -137,11 +152,15 @@ def cdf_with_model(
     title: str,
     xlabel: str,
     marks: Mapping[str, float] | None = None,
+    window: tuple[float, float, str] | None = None,
 ) -> str:
-    """The empirical CDF of each ``measured`` series as a step line, each model's CDF, given
-    as (x values, CDF values), as a smooth dashed line over it, and ``marks`` as labelled
-    vertical dotted lines (e.g. a published figure)."""
+    """The empirical CDF of each ``measured`` series as a step line (fewer than
+    MIN_FOR_SHAPE values as points), each model's CDF, given as (x values, CDF values), as
+    a smooth dashed line over it, ``marks`` as labelled vertical dotted lines (e.g. a
+    published figure) and ``window`` (low, high, label) shaded (e.g. [T, 2T))."""
     figure, axes = _new_figure(title)
+    if window is not None:
+        axes.axvspan(window[0], window[1], color="grey", alpha=0.12, label=window[2])
     for index, (name, (xs, ys)) in enumerate(models.items()):
         if len(xs) != len(ys):
             raise ValueError(f"cdf_with_model: model {name!r} has {len(xs)} x and {len(ys)} "
@@ -149,7 +168,10 @@ def cdf_with_model(
         axes.plot(list(xs), list(ys), linestyle="--", linewidth=1.5, color=f"C{index + 1}",
                   label=name)
     for name, data in measured.items():
-        if data:
+        if data and len(data) < MIN_FOR_SHAPE:
+            ordered, fractions = cdf_points(data)
+            axes.plot(ordered, fractions, "o", color="C0", label=f"{name}, points")
+        elif data:
             ordered, fractions = cdf_points(data)
             # Start the step at 0 left of the first value, so the first jump shows.
             axes.step([ordered[0], *ordered], [0.0, *fractions], where="post", linewidth=2,
@@ -265,23 +287,44 @@ def step_chart(
     return _save(figure, path)
 
 
+def _cdf_or_points(axes: plt.Axes, data: list[float], name: str) -> None:
+    """The empirical CDF as a step line, or with fewer than MIN_FOR_SHAPE values their
+    points alone (each at its cumulative fraction)."""
+    ordered, fractions = cdf_points(data)
+    if len(data) < MIN_FOR_SHAPE:
+        axes.plot(ordered, fractions, "o", label=f"{name} (n = {len(data)}, points)")
+    else:
+        axes.step(ordered, fractions, where="post", label=name)
+
+
+def _readable_log_ticks(axis: Any) -> None:
+    """Label a log axis at 1, 2 and 5 of each decade in plain numbers, no minor labels."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def cdf_plot_log(
     path: str | os.PathLike[str],
     series: Mapping[str, Sequence[float]],
     title: str,
     xlabel: str,
+    window: tuple[float, float, str] | None = None,
 ) -> str:
     """Like :func:`cdf_plot`, on a logarithmic x axis: for latencies whose tail is orders of
-    magnitude above their median, which a linear axis would squash against zero."""
+    magnitude above their median, which a linear axis would squash against zero.
+    ``window`` (low, high, label) shades a model's range, e.g. the election's [T, 2T)."""
     figure, axes = _new_figure(title)
+    if window is not None:
+        axes.axvspan(window[0], window[1], color="grey", alpha=0.12, label=window[2])
     for name, data in series.items():
         positive = [value for value in data if value > 0]
         if positive:
-            ordered, fractions = cdf_points(positive)
-            axes.step(ordered, fractions, where="post", label=name)
+            _cdf_or_points(axes, positive, name)
     if any(series.values()):
-        axes.legend(loc="lower right")
+        axes.legend(loc="lower right", fontsize=8)
         axes.set_xscale("log")
+        _readable_log_ticks(axes.xaxis)
     axes.grid(True, axis="x", which="both", alpha=0.2)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("fraction of samples ≤ x")
@@ -327,13 +370,20 @@ def history_timeline(
 ) -> str:
     """One lane per client; each operation a bar from its invocation to its completion
     (``start``, ``end`` in seconds; ``end`` None: unknown outcome, drawn hatched to the
-    right edge), coloured by ``kind``; ``highlight`` ones outlined in red and labelled with
+    right edge), coloured by ``kind``; ``highlight`` ones (stuck) outlined in red and
+    ``contradicted`` ones (the write a stuck read missed) in blue, each labelled with
     ``label``. ``spans`` shades fault windows."""
     figure, axes = plt.subplots(figsize=(FIGURE_SIZE[0] * 1.3, 0.55 * len(lanes) + 1.8))
     axes.set_title(title)
     right = max([op["end"] if op["end"] is not None else op["start"]
                  for ops in lanes.values() for op in ops] or [1.0])
     colours = {"get": "C0", "put": "C2", "txn": "C1", "delete": "C4"}
+    edge = {"stuck": "red", "contradicted": "blue"}
+
+    def mark(op: Mapping[str, Any]) -> str:
+        return "stuck" if op.get("highlight") else "contradicted" if op.get(
+            "contradicted") else ""
+
     for index, (start, end) in enumerate((spans or {}).values()):
         axes.axvspan(start, end, alpha=0.12, color=f"C{index + 6}")
     for row, ops in enumerate(lanes.values()):
@@ -346,12 +396,16 @@ def history_timeline(
                       left=op["start"], height=0.12 if unknown else 0.5,
                       color=colours.get(op["kind"], "C7"), alpha=0.35 if unknown else 0.9,
                       hatch="//" if unknown else None,
-                      edgecolor="red" if op.get("highlight") else "none",
-                      linewidth=2 if op.get("highlight") else 0)
-            if op.get("highlight") and op.get("label"):
-                axes.annotate(op["label"], (op["start"], row - 0.3), fontsize=8, color="red")
+                      edgecolor=edge.get(mark(op), "none"),
+                      linewidth=2 if mark(op) else 0)
+            if mark(op) and op.get("label"):
+                axes.annotate(op["label"], (op["start"], row - 0.3), fontsize=8,
+                              color=edge[mark(op)])
     handles = [Patch(color=colour, label=kind) for kind, colour in colours.items()]
     handles += [Patch(facecolor="white", edgecolor="red", linewidth=2, label="stuck")]
+    if any(op.get("contradicted") for ops in lanes.values() for op in ops):
+        handles += [Patch(facecolor="white", edgecolor="blue", linewidth=2,
+                          label="the write it contradicts")]
     handles += [Patch(color=f"C{index + 6}", alpha=0.12, label=label)
                 for index, label in enumerate(spans or {})]
     axes.set_yticks(range(len(lanes)), list(lanes))
@@ -405,3 +459,31 @@ def space_time_diagram(
     axes.set_xlabel(xlabel)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8)
     return _save(figure, path)
+
+
+def text_overlaps(figure: Figure) -> list[tuple[str, str]]:
+    """The pairs of text labels the figure draws (tick labels, axis labels, titles,
+    annotations, legend entries) whose boxes overlap by more than a pixel: a chart to fix.
+    Only the texts actually drawn count (a tick outside the view keeps its label object)."""
+    drawn: dict[int, Text] = {}
+    original = Text.draw
+
+    def record(self: Text, renderer: Any) -> Any:
+        if self.get_visible() and self.get_text().strip():
+            drawn[id(self)] = self
+        return original(self, renderer)
+
+    Text.draw = record  # type: ignore[method-assign]
+    try:
+        figure.canvas.draw()
+    finally:
+        Text.draw = original  # type: ignore[method-assign]
+    renderer = figure.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn.values()]
+    found = []
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            if (min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1
+                    and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1):
+                found.append((a, b))
+    return found

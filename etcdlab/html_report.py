@@ -9,7 +9,11 @@ end up in it). On top of the plain rendering:
 - every image found in the report's folder is embedded as a ``data:`` URI, so the file can
   be mailed or moved alone; a missing image keeps its reference (the report tests catch it);
 - a small inline stylesheet (no web fonts, no external resources) keeps the text within
-  the screen and lets wide tables scroll sideways in their own box.
+  the screen and lets wide tables scroll sideways in their own box;
+- every question's section folds (``<details>``, its heading the summary line), and the
+  evidence table after a numbered list of findings (the paragraph "*Evidence:*" and its
+  table, rows numbered like the items) becomes one fold under each item with that item's
+  rows, so the page opens on the summary and the reader unfolds what they want.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 STYLE = """\
-body{margin:0 auto;max-width:52rem;padding:0 1rem 3rem;color:#1d1d1f;background:#fff;
+body{margin:0 auto;max-width:76rem;padding:0 1rem 3rem;color:#1d1d1f;background:#fff;
 font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
 overflow-wrap:break-word}
 h1{font-size:1.6rem;line-height:1.25}h2{font-size:1.35rem;margin-top:2.2rem;
@@ -42,6 +46,12 @@ blockquote{margin:1rem 0;padding:.4rem 1rem;border-left:4px solid #d4a017;backgr
 nav.toc{margin:1.5rem 0;padding:.2rem 1rem;background:#f7f7f7;border:1px solid #e2e2e2}
 nav.toc ul{padding-left:1.2rem}nav.toc li{margin:.2rem 0}
 nav.toc .sub{font-size:.9rem;color:#555}
+details.section{border-bottom:1px solid #ddd}details.section>summary{cursor:pointer}
+details.section>summary>h2{display:inline;border:0;margin:0}
+details.section>summary{margin-top:1.2rem;padding:.3rem 0;font-size:1.35rem}
+details.evidence>summary{cursor:pointer;color:#555;font-size:.9rem}
+.summary-table table{font-size:.78rem;line-height:1.3}
+.summary-table th,.summary-table td{padding:.15rem .35rem}
 @media (max-width:36rem){body{padding:0 .6rem 2rem}table{font-size:.8rem}
 th,td{padding:.25rem .3rem}blockquote{padding:.3rem .7rem}}
 """
@@ -153,6 +163,69 @@ def _toc_position(tokens: Sequence[Token], toc_after: str | None) -> int | None:
     return starts[0]
 
 
+_EVIDENCE = re.compile(
+    r'<p><em>Evidence:</em></p>\n(<div class="table-scroll">\n<table>.*?</table>\n</div>\n)',
+    re.S)
+# A numbered list of findings and the evidence table after it.
+_FINDINGS = re.compile(
+    r'<ol>\n((?:(?!</?ol>).)*)</ol>\n<p><em>Evidence:</em></p>\n<div class="table-scroll">\n'
+    r'<table>\n(<thead>.*?</thead>)\n<tbody>\n(.*?)</tbody>\n</table>\n</div>\n', re.S)
+_ROW = re.compile(r"<tr>\n<td>(.*?)</td>\n(.*?)</tr>\n", re.S)
+_ITEM = re.compile(r"<li>(.*?)</li>\n", re.S)
+_SECTION = re.compile(r'(?=<h2 id="q\d+-)')
+
+
+def _evidence_under_items(match: re.Match[str]) -> str:
+    """One list of findings with its evidence table: each finding's rows (numbered like its
+    item) folded into a ``<details>`` at the end of that item; the table itself goes."""
+    items, head, rows = match.group(1), match.group(2), match.group(3)
+    head = head.replace("<th>Finding</th>\n", "")
+    groups: dict[int, list[str]] = {}
+    number = 0
+    for row in _ROW.finditer(rows):
+        first, rest = row.group(1), row.group(2)
+        found = re.match(r"(\d+)\. ", first)
+        if found:
+            number = int(found.group(1))
+        groups.setdefault(number, []).append(f"<tr>\n{rest}</tr>\n")
+    out = []
+    for index, item in enumerate(_ITEM.finditer(items), start=1):
+        text = item.group(1)
+        if index in groups:
+            text += ('\n<details class="evidence"><summary>evidence</summary>\n'
+                     f'<div class="table-scroll">\n<table>\n{head}\n<tbody>\n'
+                     + "".join(groups[index]) + "</tbody>\n</table>\n</div>\n</details>\n")
+        out.append(f"<li>{text}</li>\n")
+    return "<ol>\n" + "".join(out) + "</ol>\n"
+
+
+def _fold(body: str) -> str:
+    """Fold every evidence table, then every question's section (from its h2 to the next h2
+    or the end), into ``<details>``; the summary's table gets its own compact style."""
+    body = _FINDINGS.sub(_evidence_under_items, body)
+    body = _EVIDENCE.sub(lambda m: '<details class="evidence"><summary>Evidence: the figures '
+                                   f"behind these findings</summary>\n{m.group(1)}</details>\n",
+                         body)
+    start = body.find('<h2 id="summary"')
+    table = body.find('<div class="table-scroll">', start) if start != -1 else -1
+    following = body.find("<h2 ", start + 1) if start != -1 else -1
+    if table != -1 and (following == -1 or table < following):
+        body = (body[:table] + '<div class="table-scroll summary-table">'
+                + body[table + len('<div class="table-scroll">'):])
+    pieces = _SECTION.split(body)
+    folded = [pieces[0]]
+    for piece in pieces[1:]:
+        end = piece.find("<h2 ", 1)
+        end = len(piece) if end == -1 else end
+        nav = piece.find('<nav class="toc"', 1)
+        if nav != -1 and nav < end:
+            end = nav
+        head_end = piece.index("</h2>") + len("</h2>")
+        folded.append(f'<details class="section"><summary>{piece[:head_end]}</summary>\n'
+                      f"{piece[head_end:end]}</details>\n{piece[end:]}")
+    return "".join(folded)
+
+
 def markdown_to_html(markdown: str, image_dir: Path, toc_after: str | None = "summary") -> str:
     """The Markdown report as one HTML page, its images read from ``image_dir`` and embedded.
 
@@ -172,6 +245,7 @@ def markdown_to_html(markdown: str, image_dir: Path, toc_after: str | None = "su
     else:
         body = (parser.renderer.render(tokens[:position], parser.options, {}) + _toc(headings)
                 + parser.renderer.render(tokens[position:], parser.options, {}))
+    body = _fold(body)
     return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>\n{STYLE}</style>\n</head>\n"

@@ -31,7 +31,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from etcdlab.environment import FIELDS, TIME_KEYS, format_value, label
-from etcdlab.html_report import markdown_to_html
+from etcdlab.html_report import markdown_to_html, slug
 from etcdlab.results import Result, load_results
 from etcdlab.units import FILTERS, fmt_count
 
@@ -39,6 +39,10 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 REPORT_TEMPLATE = "report.md.j2"
 REPORT_NAME = "REPORT.md"
 HTML_NAME = "REPORT.html"
+# Each question's appendix (method and full statistics) leaves REPORT.md for this file
+# beside it, so that the report a student reads stays short; REPORT.html keeps it, folded.
+METHOD_NAME = "METHOD.md"
+APPENDIX_HEADING = "### Appendix"
 
 ChartFunction = Callable[[Result, Path], dict[str, str]]
 SectionFunction = Callable[[Result, Mapping[str, str]], dict[str, Any]]
@@ -227,20 +231,62 @@ def _build_section(question: Question, result: Result | None, out_dir: Path,
                    error=None, charts=chart_files, data=data)
 
 
+# The longest reason a failed row of the summary quotes from the error.
+SUMMARY_REASON_CHARS = 150
+
+
+def _reason(error: str | None) -> str:
+    """The first line of an error, shortened for the summary (the section has all of it)."""
+    line = next((text.strip() for text in (error or "").splitlines() if text.strip()),
+                "no error recorded")
+    if len(line) > SUMMARY_REASON_CHARS:
+        line = line[:SUMMARY_REASON_CHARS - 1].rstrip() + "…"
+    return line
+
+
 def _summary_rows(sections: list[Section]) -> list[dict[str, str]]:
-    """The one-screen summary: per presented question its first measured finding (the
-    answer) and the verdicts of its comparisons with the course report."""
+    """The first screen: one row per question, always all of them. A measured one shows its
+    answer (the first measured finding, in a few words) and each course claim named and
+    judged; a failed, interrupted or missing one says so and why."""
     rows = []
     for section in sections:
         items = list(section.data.get("findings", ())) if section.presented else []
         answer = next((f for f in items if f.kind == "measured"), None)
-        if answer is None:
-            continue
-        course = [f.verdict for f in items if f.kind == "course"]
+        course = [f for f in items if f.kind == "course"]
+        if section.presented and answer is not None:
+            outcome = "measured"
+            text = answer.brief
+            judged = "; ".join(f.judgement for f in course) or "no course claim compared"
+        elif section.status == "not run":
+            outcome = "not run"
+            text = f"not run: `invoke experiment {section.experiment}` measures it"
+            judged = "not judged"
+        elif section.status == "failed":
+            outcome = section.status_text
+            text = f"{section.status_text}: {_reason(section.error)}"
+            judged = "not judged"
+        else:
+            outcome = section.status_text
+            text = (f"measured, not presentable: {_reason(section.error)}" if section.error
+                    else section.notice)
+            judged = "not judged"
         rows.append({"number": str(section.number), "experiment": section.experiment,
-                     "answer": _cell(answer.text),
-                     "course": _cell(", ".join(course)) if course else "not compared"})
+                     "outcome": outcome, "answer": _cell(text), "course": _cell(judged)})
     return rows
+
+
+def _run_line(sections: list[Section]) -> str:
+    """What the header says of the run: how many questions were measured, and which were
+    not, by outcome (never that all of them ran)."""
+    measured = [s for s in sections if s.status == "ok"]
+    text = f"{fmt_count(len(measured))} of {fmt_count(len(sections))} questions measured"
+    others: dict[str, list[str]] = {}
+    for section in sections:
+        if section.status != "ok":
+            others.setdefault(section.status_text, []).append(f"Q{section.number}")
+    for outcome, numbers in others.items():
+        text += f"; {outcome}: {', '.join(numbers)}"
+    return text
 
 
 def _environment(template_dir: Path) -> Environment:
@@ -271,17 +317,52 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
     known = {question.experiment for question in QUESTIONS}
     text = _environment(Path(template_dir or TEMPLATE_DIR)).get_template(REPORT_TEMPLATE).render(
         run_name=folder.name,
-        quick=sorted(name for name, result in results.items() if result.metadata.get("quick")),
+        quick=sorted(name for name, result in results.items()
+                     if result.ok and result.metadata.get("quick")),
         summary=_summary_rows(sections),
+        run_line=_run_line(sections),
         results_count=fmt_count(len(results)),
         environment=_environment_rows(results),
         sections=sections,
         other_results=sorted(f"{name}.json" for name in results if name not in known),
     )
     target = folder / REPORT_NAME
-    _write_atomically(target, text)
+    short, method = split_method(text, folder.name)
+    _write_atomically(target, short)
+    _write_atomically(folder / METHOD_NAME, method)
     _write_atomically(folder / HTML_NAME, markdown_to_html(text, folder))
     return target
+
+
+def split_method(text: str, run_name: str) -> tuple[str, str]:
+    """The report without its questions' appendices, each replaced by a link, and
+    ``METHOD.md``: the appendices under their questions' headings (one level up)."""
+    short: list[str] = []
+    method = [f"# etcdlab report: method and full statistics\n\nRun `{run_name}`: how each "
+              f"question was measured, with the full statistics; the answers are in "
+              f"[{REPORT_NAME}]({REPORT_NAME}).\n"]
+    heading = ""
+    taken: set[str] = set()
+    in_appendix = fenced = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("~~~") or line.startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("## "):
+            in_appendix = False
+            heading = line
+        elif (not fenced and line.rstrip() == APPENDIX_HEADING
+              and heading.startswith("## Q")):
+            in_appendix = True
+            anchor = slug(heading[3:].strip(), taken)
+            short.append(f"Method and full statistics: [{METHOD_NAME}]"
+                         f"({METHOD_NAME}#{anchor}).\n")
+            method.append(f"\n{heading}")
+            continue
+        if in_appendix:
+            method.append(line[1:] if not fenced and line.startswith("#### ") else line)
+        else:
+            short.append(line)
+    return "".join(short), "".join(method)
 
 
 def _write_atomically(target: Path, text: str) -> None:

@@ -157,14 +157,52 @@ def fmt_whole_seconds(seconds: float | None) -> str:
     8.09 → "8 s (±1 s)", never more precise than the instrument."""
     if seconds is None:
         return MISSING
-    return f"{round(_finite(seconds, 'fmt_whole_seconds')):,} s (±1 s)"
+    return fmt_resolved(_finite(seconds, "fmt_whole_seconds"), 1.0)
+
+
+def fmt_resolution(resolution_s: float) -> str:
+    """An instrument's resolution without trailing zeros: 1.0 → "1 s", 0.005 → "5 ms",
+    1/3 → "333 ms"."""
+    text = fmt_seconds(resolution_s)
+    number, unit = text.split(" ")
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return f"{number} {unit}"
+
+
+def fmt_resolved(seconds: float | None, resolution_s: float) -> str:
+    """A duration measured by an instrument of resolution ``resolution_s`` (a polling
+    interval, a log stamp, a whole-second counter), never shown finer than it: the last
+    digit shown is no smaller than the resolution's leading digit, and never more than
+    three significant digits. 1.234 at 5 ms → "1.23 s (±5 ms)"; 8.3 at 1 s → "8 s (±1 s)";
+    a value below the resolution is only bounded: 0.005 at 100 ms → "< 100 ms"."""
+    if seconds is None:
+        return MISSING
+    number = _finite(seconds, "fmt_resolved")
+    resolution = _finite(resolution_s, "fmt_resolved")
+    if resolution <= 0:
+        return fmt_seconds(number)
+    bound = fmt_resolution(resolution)
+    if abs(number) < resolution:
+        return f"< {bound}" if number >= 0 else f"> -{bound}"
+    step = 10.0 ** math.floor(math.log10(resolution) + 1e-9)
+    factor, unit = _DURATION_UNITS[0]
+    for unit_factor, unit_name in _DURATION_UNITS:
+        if abs(number) >= unit_factor:
+            factor, unit = unit_factor, unit_name
+    rounded = round(number / step) * step
+    by_step = max(0, -math.floor(math.log10(step / factor) + 1e-9))
+    by_digits = max(0, 2 - math.floor(math.log10(abs(rounded) / factor) + 1e-9)) if rounded else 0
+    decimals = min(by_step, by_digits)
+    # Round once: to the resolution's step, or to three digits where they are coarser.
+    value = (rounded if by_step <= by_digits else number) / factor
+    text = f"{value:,.{decimals}f}" if abs(value) >= 1000 else f"{value:.{decimals}f}"
+    return f"{text} {unit} (±{bound})"
 
 
 def fmt_within(seconds: float | None, resolution_s: float) -> str:
-    """A time limited by a polling interval: "1.19 s (±5.00 ms)"."""
-    if seconds is None:
-        return MISSING
-    return f"{fmt_seconds(seconds)} (±{fmt_seconds(resolution_s)})"
+    """A time limited by a polling interval: "1.19 s (±5 ms)" (:func:`fmt_resolved`)."""
+    return fmt_resolved(seconds, resolution_s)
 
 
 def _small_percent(fraction: float) -> str:
@@ -193,7 +231,7 @@ def fmt_share(k: int | None, n: int | None) -> str:
 def fmt_median(values: Iterable[float], formatter: Callable[[float], str] = fmt_seconds) -> str:
     """The median with its exact order-statistic 95 % interval, or the values themselves
     when there are too few for one (n < 6): "1.19 s (95 % CI 1.12 s – 1.31 s, n = 20)",
-    "1.17 s, 1.40 s (n = 2, too few for an interval)"."""
+    "1.17 s, 1.40 s (n = 2)" (the report's note on reading the figures says why)."""
     return fmt_median_stats(median_stats(list(values)), formatter)
 
 
@@ -205,12 +243,20 @@ def fmt_median_stats(m: Mapping[str, Any] | None,
         return MISSING
     if m.get("low") is None:
         shown = ", ".join(formatter(v) for v in m.get("values") or [m["median"]])
-        return f"{shown} (n = {m['n']}, too few for an interval)"
+        return f"{shown} (n = {m['n']})"
     return (f"{formatter(m['median'])} (95 % CI {formatter(m['low'])} – {formatter(m['high'])}, "
             f"n = {m['n']:,})")
 
 
+def table_cell(text: Any) -> str:
+    """Text made safe inside a Markdown table cell: one line, pipes escaped."""
+    if text is None:
+        return MISSING
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 FILTERS = {
+    "cell": table_cell,
     "seconds": fmt_seconds,
     "ms": fmt_ms,
     "bytes": fmt_bytes,

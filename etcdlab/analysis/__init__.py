@@ -14,7 +14,7 @@ and this package only (the layer contracts in ``pyproject.toml`` check it). It d
 A :class:`Finding` is the only place a conclusion may be written: the report renders the
 sentence that matches ``holds`` and never states one of its own. A comparison with the
 course report or a published figure is a finding too (``kind`` "course" or "published"),
-whose verdict is agrees / contradicts / cannot be tested here.
+whose verdict is agrees / contradicts / cannot be tested in this run.
 
 Why ``summary`` is still stored although the report recomputes it from the samples (as
 pyperf does with its raw values): the JSON stays useful to tools that do not import this
@@ -25,11 +25,13 @@ never trusts the stored copy.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 KINDS = ("measured", "course", "published")
-VERDICTS = {True: "agrees", False: "contradicts", None: "cannot be tested here"}
+VERDICTS = {True: "agrees", False: "contradicts", None: "cannot be tested in this run"}
+# The mark a named verdict ends with in the summary: agrees, contradicts, cannot be tested.
+MARKS = {True: "✓", False: "✗", None: "–"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class Finding:
     why_unknown: str = ""
     figures: Mapping[str, str] = field(default_factory=dict)
     kind: str = "measured"
+    # The claim in a few words ("election 1.77 s") and the verdict in a few words for each
+    # outcome (held, did not, cannot be told): what the summary shows (see :func:`named`).
+    claim: str = ""
+    briefs: tuple[str, str, str] = ("", "", "")
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -65,6 +71,26 @@ class Finding:
         if self.holds is None:
             return self.why_unknown
         return self.when_true if self.holds else self.when_false
+
+    @property
+    def label(self) -> str:
+        """What the evidence table calls this finding: its claim, else its id in words."""
+        return self.claim or self.id.replace("_", " ").replace("-", " ")
+
+    @property
+    def brief(self) -> str:
+        """The few words that match this run (the sentence itself when none were given)."""
+        chosen = self.briefs[{True: 0, False: 1, None: 2}[self.holds]]
+        return chosen or self.text
+
+    @property
+    def judgement(self) -> str:
+        """The claim named and judged in a few words, for the summary: "election 1.77 s:
+        inside the measured range ✓"; an untestable one says so and why."""
+        name = self.claim or self.id
+        if self.holds is None:
+            return f"{name}: cannot be tested in this run ({self.brief}) {MARKS[None]}"
+        return f"{name}: {self.brief} {MARKS[self.holds]}"
 
     @property
     def verdict(self) -> str:
@@ -90,6 +116,20 @@ def comparison(id: str, source: str, agrees: bool | None, yes: str, no: str,
     """A comparison with the course report (``source`` "course") or a published figure."""
     return Finding(id, agrees, yes, no, unknown, figures,
                    kind="course" if source == "course" else "published")
+
+
+def named(finding: Finding, claim: str, yes: str = "", no: str = "",
+          unknown: str = "") -> Finding:
+    """The finding with its claim named in a few words and its verdict in a few words per
+    outcome, for the summary's first screen (the full sentences stay in the section)."""
+    return replace(finding, claim=claim, briefs=(yes, no, unknown))
+
+
+def name_all(items: Sequence[Finding],
+             names: Mapping[str, tuple[str, str, str, str]]) -> list[Finding]:
+    """:func:`named` over a section's findings: ``names`` maps an id to (claim, yes, no,
+    unknown); findings already named and ids not listed are kept as they are."""
+    return [named(f, *names[f.id]) if f.id in names and not f.claim else f for f in items]
 
 
 def untestable(id: str, why: str, source: str = "measured") -> Finding:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from etcdlab.analysis import Asked, Finding, claim, comparison, untestable
+from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, untestable
 from etcdlab.stats import binomial_interval
 from etcdlab.units import fmt_count, fmt_factor, fmt_percent, fmt_rate, fmt_share
 
@@ -29,8 +29,6 @@ ASKED = (
 # etcd's performance docs (etcd 3.2 on GCE, 3 × 8 vCPU): write to the leader, one
 # connection, one client.
 PUBLISHED_WRITE_QPS = 583.0
-# "Same order of magnitude" means within this factor either way.
-ORDER_OF_MAGNITUDE = 10.0
 
 
 def _writes(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,16 +261,20 @@ def _published(naive: Mapping[str, Any], params: Mapping[str, Any]) -> Finding:
     ratio = rate / PUBLISHED_WRITE_QPS
     workers = (f"{fmt_count(params['workers'])} workers" if params.get("workers")
                else "concurrent workers")
-    within = 1 / ORDER_OF_MAGNITUDE <= ratio <= ORDER_OF_MAGNITUDE
+    # Not like for like: the published figure is one client's plain puts on three
+    # dedicated 8-vCPU machines, the naive loop a read and a write per increment by several
+    # workers on the lab's shared machine; a band wide enough to absorb that difference
+    # (a factor of 10 either way) could not fail, so the run does not judge it.
     return comparison(
-        "published_write_qps", "published", within,
-        f"The naive loop's {fmt_rate(rate)} is within a factor of "
-        f"{ORDER_OF_MAGNITUDE:.0f} of the published {PUBLISHED_WRITE_QPS:.0f} QPS: the same "
-        f"order of magnitude, not a like-for-like comparison ({workers}, each increment a "
-        "read and a write, against one client writing on dedicated machines).",
-        f"The naive loop's {fmt_rate(rate)} is more than a factor of "
-        f"{ORDER_OF_MAGNITUDE:.0f} from the published {PUBLISHED_WRITE_QPS:.0f} QPS: not "
-        "even the order of magnitude matches.",
+        "published_write_qps", "published", None,
+        f"The naive loop's {fmt_rate(rate)} matches the published {PUBLISHED_WRITE_QPS:.0f} "
+        "QPS.",
+        f"The naive loop's {fmt_rate(rate)} differs from the published "
+        f"{PUBLISHED_WRITE_QPS:.0f} QPS.",
+        f"The published {PUBLISHED_WRITE_QPS:.0f} QPS cannot be tested in this run: it is "
+        "one client's plain puts on three dedicated 8-vCPU machines, while the naive loop's "
+        f"{fmt_rate(rate)} came from {workers}, each increment a read and a write, on the "
+        "lab's shared machine; no band around it would test the same operation.",
         **{"this run ÷ published": fmt_factor(ratio)})
 
 
@@ -281,7 +283,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     naive, cas = summary["naive"], summary["cas"]
     naive_lost, cas_lost = _naive_lost(naive), _cas_lost_none(cas)
     last = _last_write_wins(naive)
-    return [
+    return name_all([
         naive_lost,
         cas_lost,
         last,
@@ -291,4 +293,16 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         _course_last_write(last),
         _course_ordering(naive, cas, naive_lost, cas_lost),
         _published(naive, params),
-    ]
+    ], COURSE_NAMES)
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course_last_committed_prevails": ("last committed write prevails",
+                                       "the final value was the last applied put's",
+                                       "the final value was not the last put's",
+                                       "no per-write revisions recorded"),
+    "course_ordering_resolves": ("Raft's ordering resolves concurrent updates",
+                                 "no increment lost here", "lost increments: needs a CAS",
+                                 "losses not recorded"),
+}

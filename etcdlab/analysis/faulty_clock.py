@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from etcdlab import clocks, stats
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, name_all
 from etcdlab.units import fmt_count, fmt_ms, fmt_seconds, fmt_share, fmt_within
 
 RUNS = ("offset", "drift", "two_faulty")
@@ -432,7 +432,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
            "largest estimated offset between two correct agents": fmt_ms(largest)}))
 
     items.extend(_comparisons(runs, params, items))
-    return items
+    return name_all(items, COURSE_NAMES)
 
 
 def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any],
@@ -476,3 +476,14 @@ def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
         "every run: the last round's flags differed from the injected clocks.",
         **{"runs flagged exactly": fmt_share(exact, len(runs))}))
     return items
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course-exchange-detects": ("timestamp exchange, 500 ms threshold",
+                                "found the faulty clocks, no correct one",
+                                "missed a faulty clock or blamed a correct one",
+                                "no faulty clock to find"),
+    "course-pairwise-rule": ("pairwise rule", "blamed no correct clock",
+                             "also blames correct clocks", "no pair judged"),
+}

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, name_all
 from etcdlab.clocks import drift_rate, rate_ppm
 from etcdlab.units import (
     fmt_count,
@@ -409,7 +409,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         "No two clients believed they held one lock at once in this run (client trials: "
         f"{fmt_share(overlap_k, overlap_n)}), which neither shows nor refutes that a lease "
         "does not guarantee mutual exclusion."))
-    return items
+    return name_all(items, COURSE_NAMES)
 
 
 def _revisions(values: Sequence[int | None]) -> str:
@@ -537,3 +537,13 @@ def question_prediction() -> dict[str, str]:
 def question_ppm() -> str:
     """The question's drift as a rate error: 500 ms/min ≈ 8,333 ppm."""
     return fmt_ppm(rate_ppm(drift_rate(QUESTION_DRIFT_MS_PER_MIN)))
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course-valid-after-expiry": ("lease believed valid after expiry",
+                                  "seen with the slow client", "not seen",
+                                  "no slow client measured"),
+    "course-premature-expiry": ("premature expiry on the server", "", "",
+                                "etcd's clock cannot be faked in this lab"),
+}

@@ -8,12 +8,13 @@ a fence revision; watchers are compared with it by revision, never by time.
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
 from etcdlab.analysis.lease_drift import fmt_ttl
 from etcdlab.units import (
     fmt_count,
@@ -623,6 +624,14 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         f"Only partly in this run: {'; '.join(failed)} did not hold ({timing}).",
         f"Not fully answered in this run: {'; '.join(untested)} could not be tested "
         f"({timing}).")
+    short = (f"joins seen in {fmt_ms(statistics.median(join['values_ms']))}, crashes in "
+             f"{fmt_seconds(statistics.median(crash['values_s']))} (TTL {fmt_ttl(ttl)})"
+             if join["values_ms"] and crash["values_s"] else timing)
+    answer = named(answer, "membership service",
+                   f"Yes: {watchers} watchers tracked every join, leave and crash and matched "
+                   f"etcd's list; {short}.",
+                   f"Only partly: {'; '.join(failed)} did not hold.",
+                   f"Not fully answered: {'; '.join(untested)} untested.")
 
     resume = summary["resume"]
     if resume["resumes_exercised"]:
@@ -723,4 +732,14 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         f"{fmt_seconds(REAL_TIME_S)}, this report's reading of the course report's 'in real "
         f"time'; joins and graceful leaves that did: {fmt_share(fast, total)}.",
         "No join or graceful leave took place in this run."))
-    return items
+    return name_all(items, COURSE_NAMES)
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course-key-removed-on-failure": ("key removed on failure", "removed at lease expiry",
+                                      "a key stayed", "no crash measured"),
+    "course-real-time-notification": ("watch notifies in real time",
+                                      "every watcher within 1 s", "some later than 1 s",
+                                      "no event measured"),
+}

@@ -15,9 +15,10 @@ readings taken every ``sample_interval_s``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
 from etcdlab.clocks import faked_offset_piecewise
 from etcdlab.units import (
     MISSING,
@@ -291,6 +292,34 @@ def _iburst_comparison(
                  f"with it, {formatter(without)} without.", **figures)
 
 
+def _iburst_return(runs: Mapping[str, Mapping[str, Any]],
+                   params: Mapping[str, Any]) -> Finding:
+    """Whether iburst made the return after the isolation sooner. iburst spaces the first
+    requests IBURST_INTERVAL_S apart or less: when every client already polled that often
+    at the cut, it cannot make the return sooner, and the run does not judge it. A
+    difference counts beyond the slower client's polling interval plus both readings'
+    whole-second resolution."""
+    polls = {mode: poll_interval_s(r, params) for mode, r in runs.items()}
+    slowest = max(polls.values())
+    margin = slowest + 2 * LASTRX_RESOLUTION_S
+    finding = _iburst_comparison("iburst-return", runs, "resync_s",
+                                 "the return after the isolation", margin, fmt_whole_seconds)
+    figures = {**finding.figures, "polling interval at the cut": _per_run(
+        runs, "poll_at_cut", lambda v: fmt_seconds(2.0 ** (params["minpoll"] if v is None
+                                                             else v)))}
+    figures["a difference that counts"] = (
+        f"more than {fmt_seconds(margin)} (the slower polling interval at the cut and two "
+        "whole-second readings; one run each)")
+    if len(polls) == 2 and slowest <= IBURST_INTERVAL_S:
+        return claim(
+            "iburst-return", None, finding.when_true, finding.when_false,
+            f"Whether iburst speeds up the return cannot be tested in this run: both clients "
+            f"already polled every {fmt_seconds(slowest)} or more often at the cut, no slower "
+            f"than iburst's {fmt_seconds(IBURST_INTERVAL_S)} spacing, so iburst could not "
+            "make it sooner.", **figures)
+    return replace(finding, figures=figures)
+
+
 def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Finding]:
     """The claims of Q7, answer first."""
     runs = _runs(summary)
@@ -364,9 +393,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     items.append(_iburst_comparison(
         "iburst-settle", runs, "settle_s", "chronyd settle after start", minpoll_s,
         lambda s: fmt_within(s, resolution)))
-    items.append(_iburst_comparison(
-        "iburst-return", runs, "resync_s", "the return after the isolation", poll_s,
-        fmt_whole_seconds))
+    items.append(_iburst_return(runs, params))
 
     changes = [(r.get("offset_change_over_cut_ms"), r.get("system_time_change_ms"))
                for r in runs.values()]
@@ -423,7 +450,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
 
     items.extend(_holdover(runs, params))
     items.extend(_comparisons(runs, params, items))
-    return items
+    return name_all(items, COURSE_NAMES)
 
 
 # chronyd's error grew at the excursion's rate, to within this share of it (or 2 ppm).
@@ -489,14 +516,34 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
     figures["a difference that counts"] = (f"more than {fmt_seconds(poll)} (one polling "
                                            "interval at maxpoll; one run each)")
     known = [(a, b) for a, b in settles.values() if a is not None and b is not None]
+    sooner = [a - b > poll for a, b in known]
+    # A client that settled within the margin without the driftfile cannot show a gain.
+    can_show = [a > poll for a, _b in known]
+    if not known:
+        holds, why = None, "No restart with the driftfile settled in this run."
+    elif all(sooner):
+        holds, why = True, ""
+    elif not any(sooner) and all(can_show):
+        holds, why = False, ""
+    elif not any(can_show):
+        holds, why = None, (
+            "Whether the driftfile speeds up settling cannot be tested in this run: without "
+            "it every client settled within the margin of one polling interval at maxpoll "
+            f"({fmt_seconds(poll)}), so no gain could count.")
+    else:
+        holds, why = None, (
+            "The clients disagree: " + "; ".join(
+                f"{LABELS[m]} {fmt_seconds(a)} → {fmt_seconds(b)}"
+                for m, (a, b) in settles.items() if a is not None and b is not None)
+            + f", against a margin of {fmt_seconds(poll)} (one polling interval at maxpoll; "
+            "one run each), so the run cannot say whether the driftfile speeds up settling.")
     found.append(claim(
-        "driftfile-settles-sooner",
-        None if not known else all(a - b > poll for a, b in known),
+        "driftfile-settles-sooner", holds,
         "Restarted with the driftfile the first part left, chronyd settled sooner than it "
-        "had without one (to the same offset and skew).",
+        "had without one (to the same offset and skew), on every client.",
         "Restarted with the driftfile the first part left, chronyd did not settle measurably "
-        "sooner than without one (to the same offset and skew).",
-        "No restart with the driftfile settled in this run.", **figures))
+        "sooner than without one (to the same offset and skew) on any client.",
+        why, **figures))
     return found
 
 
@@ -546,13 +593,15 @@ def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
     back = found["iburst-return"]
     start_note = ("; it did make the first selection after start sooner"
                   if start.holds else "")
-    items = [comparison(
+    items = [named(comparison(
         "course-iburst", "course", back.holds,
         "As the course report says, iburst made the return after the isolation sooner.",
-        "iburst did not make the return after the isolation sooner, which the course report "
-        f"credits it with{start_note}.",
-        "Whether iburst speeds up the return cannot be told: a run has no return time.",
-        **back.figures)]
+        "iburst did not make the return after the isolation measurably sooner, which the "
+        f"course report credits it with{start_note}.",
+        back.why_unknown, **back.figures),
+        "iburst speeds the return", "sooner with iburst", "not measurably sooner",
+        "both clients polled as often as iburst" if "polled every" in back.why_unknown
+        else "a run has no return time")]
 
     refused = first["step_refused"]
     offset = first.get("first_offset_after_ms")
@@ -571,19 +620,28 @@ def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
         "Not tested here: " + ("; and ".join(why) or "makestep had no offset over "
                                f"{fmt_seconds(MAKESTEP_THRESHOLD_S)} to act on") + "."))
 
+    # The course credits the driftfile with a faster convergence: the verdict rests on the
+    # restart with it (driftfile-settles-sooner), not on the rate it recorded.
     drift = found["driftfile-rate"]
     restart = found.get("driftfile-settles-sooner")
-    restarted = {True: "restarted with it, chronyd settled sooner than without it",
-                 False: "restarted with it, chronyd did not settle measurably sooner than "
-                        "without it (the finding above)",
-                 None: "no run restarted with it, so its speeding up of a restart is not "
-                       "measured here"}[None if restart is None else restart.holds]
-    items.append(comparison(
-        "course-driftfile", "course", drift.holds,
-        f"As the course report says, the driftfile recorded the clock's drift rate; "
-        f"{restarted}.",
-        "The driftfile did not record the clock's drift rate, which the course report says it "
-        "compensates.", drift.why_unknown, **drift.figures))
+    recorded = ("it recorded the drift rate" if drift.holds else
+                "it did not record the drift rate" if drift.holds is False else
+                "no driftfile was read")
+    holds = None if restart is None else restart.holds
+    unknown = (restart.why_unknown if restart is not None and restart.why_unknown else
+               "No run restarted with the driftfile, so whether it speeds up convergence is "
+               "not measured here")
+    items.append(named(comparison(
+        "course-driftfile", "course", holds,
+        f"As the course report says, restarted with the driftfile chronyd settled sooner than "
+        f"without it ({recorded}).",
+        f"Restarted with the driftfile, chronyd did not settle measurably sooner than without "
+        f"it, which the course report credits it with ({recorded}).",
+        f"{unknown.rstrip('.')} ({recorded}).",
+        **(dict(restart.figures) if restart is not None else {}), **drift.figures),
+        "driftfile speeds convergence", "settled sooner on restart",
+        "not measurably sooner on restart", "not measurable with these settle times"
+        if restart is not None and "margin" in restart.why_unknown else "no restart measured"))
 
     spacing = runs.get("iburst", {}).get("first_samples_interval_s")
     margin = LASTRX_RESOLUTION_S / 3
@@ -607,3 +665,9 @@ def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
         uncorrected.why_unknown, **uncorrected.figures,
         **{"frequency estimate at the cut": _per_run(runs, "frequency_ppm_at_cut", fmt_ppm)}))
     return items
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course-makestep": ("makestep sets the clock", "", "", "chronyd may not step it here"),
+}

@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings
+from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings, name_all, named
 from etcdlab.units import (
     fmt_count,
     fmt_median,
+    fmt_resolution,
     fmt_seconds,
     fmt_share,
     fmt_whole_seconds,
@@ -437,19 +438,18 @@ def median_phrase(values: Sequence[float]) -> str:
     if stats.median_ci(data) is not None:
         return fmt_median(data)
     shown = ", ".join(fmt_seconds(v) for v in data)
-    return (f"{fmt_seconds(statistics.median(data))} (n = {len(data)}: {shown}; "
-            "too few for an interval)")
+    return f"{fmt_seconds(statistics.median(data))} (n = {len(data)}: {shown})"
 
 
 def time_phrase(values: Sequence[float], poll_s: float | None) -> str:
-    """A polled time: one value as "1.22 s (±5.00 ms), n = 1", more as their median."""
+    """A polled time: one value as "1.22 s (±5 ms), n = 1", more as their median."""
     if not values:
         return "not seen"
     if poll_s is None:
         return median_phrase(values)
     if len(values) == 1:
         return f"{fmt_within(values[0], poll_s)}, n = 1"
-    return f"{median_phrase(values)}, each ±{fmt_seconds(poll_s)} (polled)"
+    return f"{median_phrase(values)}, each ±{fmt_resolution(poll_s)} (polled)"
 
 
 def outcome_counts_text(outcomes: Sequence[str]) -> str:
@@ -474,7 +474,7 @@ def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
     after = ("" if not elected else f" after {fmt_seconds(elected[0])}" if len(elected) == 1
              else f" after a median of {fmt_seconds(statistics.median(elected))} "
                   f"(n = {len(elected)})")
-    return claim(
+    return named(claim(
         "majority-serves", ok,
         f"The majority side kept a leader and accepted writes: with the leader cut off, the "
         f"remaining members named a new leader{after}, and every write sent to the majority "
@@ -482,7 +482,11 @@ def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
         "The majority side did not always keep serving: a new leader or an acknowledged "
         "majority write was missing in some trials.",
         **figures,
-    )
+    ), "majority side",
+        f"With the leader cut off, the majority named a new leader{after} and acknowledged "
+        f"all {fmt_count(d['majority_writes_ok'])} writes sent to it (n = "
+        f"{fmt_count(d['trials'])} trials).",
+        "The majority side did not always keep serving: a new leader or a write was missing.")
 
 
 def _step_down(d: Mapping[str, Any], poll: float | None) -> Finding:
@@ -856,7 +860,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     """The claims of Q3, answer first; ``metadata`` gives the etcd version."""
     d = summary["detail"]
     poll = summary.get("poll_interval_s")
-    return [
+    return name_all([
         _majority(d, poll),
         _step_down(d, poll),
         _stale(d),
@@ -880,7 +884,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
             "course-blank", "course", None, "-", "+",
             "The course report left this question blank (\"3. ?\"), so there is nothing to "
             "compare with."),
-    ]
+    ], COURSE_NAMES)
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -969,3 +973,9 @@ def chart_series(summary: Mapping[str, Any], minimum: int = 3) -> dict[str, list
     d = summary["detail"]
     return {label: d["times_s"][key] for label, _scenarios, key in EVENTS
             if len(d["times_s"][key]) >= minimum}
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course-blank": ("the course's answer", "", "", "the question was left blank"),
+}

@@ -14,7 +14,7 @@ from itertools import pairwise
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
 from etcdlab.units import (
     fmt_bytes,
     fmt_count,
@@ -285,13 +285,17 @@ def _refused_at_quota(summary: Mapping[str, Any]) -> Finding:
               f"{fmt_seconds(summary['fill_s'])}")
     is_nospace = bool(refused) and refused["outcome"] == "failed" \
         and NOSPACE_TEXT in (refused.get("details") or "")
-    return claim(
+    short = (f"At the {quota} quota, after {fmt_count(summary['writes_at_alarm'])} writes "
+             f"({fmt_bytes(summary['bytes_written_at_alarm'])}), the next write was refused")
+    return named(claim(
         "refused_at_quota", is_nospace,
         f"With the quota at {quota}, {filled}; the next write was refused with "
         f"{refused.get('code') if refused else ''} \"{(refused or {}).get('details')}\".",
         f"With the quota at {quota}, {filled}; no write was refused for lack of space.",
         **{"DB size at the refusal": sizes_text(summary.get("db_size_at_alarm")),
-           "unknown writes": fmt_count(summary.get("unknown_writes"))})
+           "unknown writes": fmt_count(summary.get("unknown_writes"))}), "refusal at the quota",
+        f"{short} with {refused.get('code') if refused else ''} (NOSPACE).",
+        f"At the {quota} quota no write was refused for lack of space.")
 
 
 def _alarm_listed(summary: Mapping[str, Any]) -> Finding:
@@ -700,16 +704,21 @@ def _course(summary: Mapping[str, Any], parts: Mapping[str, Finding]) -> list[Fi
         read_only_holds = None
     else:
         read_only_holds = reads.holds and not delete.holds
-    read_only = comparison(
+    # "Read-only" is judged on what it forbids (every write, a delete included) and what it
+    # allows (reads): reads that worked agree with it, a delete accepted does not.
+    why_not = ("a delete, a write that frees space, was accepted (reads worked, as "
+               "read-only allows)" if reads.holds and delete.holds else
+               "reads failed as well, so it was not read-only but unavailable to reads"
+               if not reads.holds else "")
+    read_only = named(comparison(
         "course_read_only", "course", read_only_holds,
         "The course report's \"read-only\" matches this run: reads worked and the delete was "
         "refused like the other writes.",
-        "The course report's \"read-only\" mode refusing new operations does not match this "
-        "run: "
-        + ("reads worked, and so did a delete, a write that frees space." if reads.holds
-           and delete.holds else "reads failed, while a delete worked." if delete.holds
-           else "reads failed too."),
-        "Whether reads and deletes worked during the alarm was not measured.")
+        "The course report's \"read-only\" mode does not match this run: " + why_not + ".",
+        "Whether reads and deletes worked during the alarm was not measured."),
+        "read-only under NOSPACE", "reads worked, deletes refused",
+        "deletes still accepted" if reads.holds and delete.holds else "reads failed too",
+        "not measured")
     slow = parts["fill_slowdown"]
     halves = summary.get("write_latency_halves")
     severe = None
@@ -737,4 +746,15 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
                 *_realarm(summary), _defragmentation(summary), *_blocked(summary),
                 _recovered(summary), _slowdown(summary)]
     parts = {f.id: f for f in measured}
-    return [*measured, *_published(summary, parts), *_course(summary, parts)]
+    return name_all([*measured, *_published(summary, parts), *_course(summary, parts)],
+                    COURSE_NAMES)
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course_writes_refused": ("writes refused at the quota", "refused (NOSPACE)",
+                              "a write was accepted", "not measured"),
+    "course_write_performance": ("writes severely slower as it fills",
+                                 "slower in the second half", "not markedly slower",
+                                 "too few writes"),
+}

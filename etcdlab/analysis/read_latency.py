@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Asked, Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
 from etcdlab.analysis.partition import register_verdict
 from etcdlab.units import (
     MISSING,
@@ -463,7 +463,9 @@ def _direction(summary: Mapping[str, Any], cells: Sequence[Finding]) -> Finding:
     total = len(cells)
     names = "; ".join(_cell_name(f) for f in other + unknown)
     holds = False if other else None if unknown else True
-    return claim(
+    brief = (f"; with {_clients(lowest)} {fmt_factor(ratios['leader'])} the serializable "
+             f"median on the leader, {fmt_factor(ratios['follower'])} on a follower")
+    return named(claim(
         "direction", holds,
         f"A linearizable read was measurably slower than a serializable one in {total} of "
         f"{total} cells (95 % intervals of the medians apart); {at_lowest}.",
@@ -471,7 +473,11 @@ def _direction(summary: Mapping[str, Any], cells: Sequence[Finding]) -> Finding:
         f"of {total} cells, not in {len(other)} ({names}); {at_lowest}.",
         f"A linearizable read was measurably slower in {len(slower)} of {total} cells; "
         f"{len(unknown)} had too few reads to compare ({names}); {at_lowest}.",
-        cells=f"{fmt_count(len(levels))} numbers of clients × leader, follower")
+        cells=f"{fmt_count(len(levels))} numbers of clients × leader, follower"),
+        "direction", f"Linearizable reads were measurably slower in all {total} cells{brief}.",
+        f"Linearizable reads were measurably slower in {len(slower)} of {total} cells{brief}.",
+        f"Linearizable reads were measurably slower in {len(slower)} of {total} cells, "
+        f"{len(unknown)} too few to compare{brief}.")
 
 
 def _follower_hop(summary: Mapping[str, Any]) -> Finding:
@@ -956,15 +962,36 @@ def _published(summary: Mapping[str, Any]) -> list[Finding]:
 
 def _course(summary: Mapping[str, Any], cells: Sequence[Finding]) -> list[Finding]:
     outcomes = _outcomes(summary)
-    slower, faster = outcomes.count("slower"), outcomes.count("faster")
-    total = len(cells)
-    latency = comparison(
-        "course_latency", "course", None if not slower and not faster else not faster,
+    levels = summary["levels"]
+    # Cells at a number of clients where the machine was saturated (throughput had stopped
+    # following the clients: the finding "saturation") measure the queue for the shared
+    # CPUs, not the read path, so the course's claim is judged on the others only.
+    saturated = _saturation(summary).holds is True and len(levels) > 1
+    judged = [(n, o) for (n, _t), o in zip(
+        [(n, t) for n in levels for t in TARGETS], outcomes, strict=True)
+        if not (saturated and n == levels[-1])]
+    slower = sum(1 for _n, o in judged if o == "slower")
+    faster = sum(1 for _n, o in judged if o == "faster")
+    total = len(judged)
+    left_out = (f" The cells with {_clients(levels[-1])}, where the machine was saturated, are "
+                "not judged." if saturated else "")
+    if not total:
+        agrees: bool | None = None
+        unknown = ("Every cell was at a saturated number of clients, so the course's claim "
+                   "cannot be judged on the read path.")
+    else:
+        agrees = None if not slower and not faster else not faster
+        unknown = "No unsaturated cell had enough reads to compare the two consistencies."
+    latency = named(comparison(
+        "course_latency", "course", agrees,
         f"The course report's higher latency of linearizable reads holds here: slower in "
-        f"{slower} of {total} cells, measurably faster in none.",
+        f"{slower} of {total} unsaturated cells, measurably faster in none.{left_out}",
         f"The course report's higher latency of linearizable reads does not hold everywhere: "
-        f"measurably faster in {faster} of {total} cells.",
-        "No cell had enough reads to compare the two consistencies.")
+        f"measurably faster in {faster} of {total} unsaturated cells.{left_out}",
+        unknown + left_out),
+        "linearizable reads slower", f"slower in {slower} of {total} unsaturated cells",
+        f"faster in {faster} of {total} unsaturated cells",
+        "all cells saturated" if not total else "too few reads")
     reason = comparison(
         "course_reason", "course", None,
         "The course report's reason (the leader and a quorum check) is what this run shows.",
@@ -995,8 +1022,18 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     the partition run's ``cited_histories`` when the report has one), staleness under load
     (when measured), then the published figures and the course report."""
     cells = _cell_findings(summary)
-    return [_direction(summary, cells), *cells, _follower_hop(summary), _saturation(summary),
+    return name_all([
+            _direction(summary, cells), *cells, _follower_hop(summary), _saturation(summary),
             _harness(summary), _client_cpu(summary), _errors(summary), _leader(summary),
             *_staleness(cited_histories, _load(summary) is not None), *load_findings(summary),
             *_published(summary),
-            *_course(summary, cells)]
+            *_course(summary, cells)], COURSE_NAMES)
+
+
+# The course report's claims, named and judged in a few words for the summary.
+COURSE_NAMES = {
+    "course_reason": ("why: the leader and a quorum check", "", "",
+                      "latencies alone cannot show it"),
+    "course_stale": ("serializable reads may be stale", "stale reads seen under load",
+                     "no stale read", "no certainly stale read measured"),
+}

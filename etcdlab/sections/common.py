@@ -43,10 +43,36 @@ def election_timeout_lines(result: Result) -> dict[str, float]:
     }
 
 
+def _written(record: Mapping[str, Any]) -> Any:
+    """The value a put (or a transaction's put) wrote: its argument, not its result."""
+    return (record.get("args") or {}).get("value")
+
+
+def _contradicted_writes(stuck_ops: Iterable[Mapping[str, Any]],
+                         ops: Iterable[Mapping[str, Any]]) -> set[tuple[str, int]]:
+    """The other side of each stuck read: the last write of its key acknowledged before the
+    read was invoked, when it wrote another value than the read returned (the read should
+    have seen it). (process, invoked_ns) of each."""
+    ops = list(ops)
+    found = set()
+    for read in stuck_ops:
+        if read["op"] != "get":
+            continue
+        earlier = [w for w in ops if w.get("key") == read.get("key")
+                   and w["op"] in ("put", "txn") and w["outcome"] == "ok"
+                   and w["completed_ns"] is not None and w["completed_ns"] < read["invoked_ns"]]
+        if earlier:
+            write = max(earlier, key=lambda w: w["completed_ns"])
+            if _written(write) != read.get("value"):
+                found.add((str(write["process"]), write["invoked_ns"]))
+    return found
+
+
 def history_timelines(result: Result, out_dir: Path, seconds_before: float = 0.2,
                       seconds_after: float = 0.05) -> dict[str, str]:
     """For each recorded history the checker found not linearizable, a timeline of the
-    operations around its counterexample (the stuck ones outlined), fault windows shaded.
+    operations around its counterexample (the stuck ones outlined in red, the write a stuck
+    read contradicts in blue), fault windows shaded.
 
     Reads ``NAME[.label].history.jsonl`` beside the result; a missing file draws nothing."""
     files = {}
@@ -63,19 +89,23 @@ def history_timelines(result: Result, out_dir: Path, seconds_before: float = 0.2
             continue
         keys = {r.get("key") for r in stuck_ops}  # the checker decides per key
         ops = [r for r in ops if r.get("key") in keys]
-        begin = min(r["invoked_ns"] for r in stuck_ops) - seconds_before * 1e9
+        contradicted = _contradicted_writes(stuck_ops, ops)
+        marked = [r for r in ops if (str(r["process"]), r["invoked_ns"]) in contradicted]
+        begin = min(r["invoked_ns"] for r in [*stuck_ops, *marked]) - seconds_before * 1e9
         end = max(r["completed_ns"] or r["invoked_ns"] for r in stuck_ops) + seconds_after * 1e9
         lanes: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(ops, key=lambda r: str(r["process"])):
             if r["invoked_ns"] > end or (r["completed_ns"] or end) < begin:
                 continue
             is_stuck = (str(r["process"]), r["invoked_ns"]) in stuck
+            is_contradicted = (str(r["process"]), r["invoked_ns"]) in contradicted
+            value = "nil" if r["value"] is None else r["value"]
             lanes.setdefault(str(r["process"]), []).append({
                 "start": max(r["invoked_ns"] - begin, 0) / 1e9,
                 "end": None if r["completed_ns"] is None else (r["completed_ns"] - begin) / 1e9,
-                "kind": r["op"], "highlight": is_stuck,
-                "label": f"{r['op']} → {'nil' if r['value'] is None else r['value']}"
-                if is_stuck else ""})
+                "kind": r["op"], "highlight": is_stuck, "contradicted": is_contradicted,
+                "label": f"{r['op']} → {value}" if is_stuck else
+                f"{r['op']} {_written(r)}, acknowledged before it" if is_contradicted else ""})
         spans = {}
         for window in records:
             if window.get("type") == "fault" and window.get("begin_ns") is not None:

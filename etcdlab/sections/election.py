@@ -26,10 +26,14 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
     }
     if not any(series.values()):
         return {}
+    timeout_s = result.metadata["election_timeout_ms"] / 1000
+    window = (timeout_s, 2 * timeout_s,
+              f"[T, 2T) = [{fmt_seconds(timeout_s)}, {fmt_seconds(2 * timeout_s)}): "
+              "etcd's randomised election timeout")
     names = {"times": plots.cdf_plot_log(
         out_dir / "election.png", series,
         "Time from stopping the leader to a new leader and to the first write",
-        "seconds after SIGKILL (crash) / SIGTERM (graceful), log scale",
+        "seconds after SIGKILL (crash) / SIGTERM (graceful), log scale", window,
     )}
     crash = values(result.samples.get("crash", []), "elected_s")
     if crash:
@@ -43,6 +47,7 @@ def charts(result: Result, out_dir: Path) -> dict[str, str]:
             "seconds after SIGKILL",
             {f"course report {fmt_seconds(analysis.COURSE_ELECTION_S)}":
                  analysis.COURSE_ELECTION_S},
+            window,
         )
     return names
 

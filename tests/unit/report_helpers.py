@@ -21,7 +21,25 @@ def rendered_section(tmp_path: Path, record: Mapping[str, Any], name: str = "run
                                                          encoding="utf-8")
     text = report.render_report(folder).read_text(encoding="utf-8")
     number = next(q.number for q in report.QUESTIONS if q.experiment == record["experiment"])
-    start = text.index(f"## Q{number}.")
+    return whole_section(text, (folder / report.METHOD_NAME).read_text(encoding="utf-8"),
+                         number)
+
+
+def whole_section(text: str, method: str, number: int) -> str:
+    """Question ``number``'s section as REPORT.html has it: its part of REPORT.md, then its
+    appendix from METHOD.md under "### Appendix" again (headings one level down)."""
+    appendix = _section(method, number)
+    if not appendix:
+        return _section(text, number)
+    lines = appendix.splitlines(keepends=True)[1:]  # its "## Qn." heading is the report's
+    body = "".join("#" + line if line.startswith("### ") else line for line in lines)
+    return _section(text, number) + "\n### Appendix\n" + body
+
+
+def _section(text: str, number: int) -> str:
+    start = text.find(f"## Q{number}.")
+    if start == -1:
+        return ""
     end = text.find("\n## ", start + 1)
     return text[start:] if end == -1 else text[start:end]
 
@@ -40,3 +58,13 @@ def template_section(result: Result, findings: Sequence[Finding] | None = None) 
         notice="", error=None, result_file=f"{question.experiment}.json", data=data)
     template = report._environment(report.TEMPLATE_DIR).get_template(question.template)
     return template.render(section=section)
+
+
+def report_text(folder: Path) -> str:
+    """Render the report of ``folder``; its text as REPORT.html has it: REPORT.md with each
+    question's appendix back from METHOD.md."""
+    text = report.render_report(Path(folder)).read_text(encoding="utf-8")
+    method = (Path(folder) / report.METHOD_NAME).read_text(encoding="utf-8")
+    head = text[:text.find("\n## Q1.") + 1] if "\n## Q1." in text else text
+    return head + "\n".join(whole_section(text, method, q.number) for q in report.QUESTIONS
+                             if f"## Q{q.number}." in text) + "\n"

@@ -14,6 +14,7 @@ import pytest
 from etcdlab.analysis import by_id
 from etcdlab.analysis import conflicts as analysis
 from etcdlab.experiments import conflicts as experiment
+from etcdlab.results import Result
 from tests.unit.report_helpers import rendered_section
 
 QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run" / "conflicts.json"
@@ -131,10 +132,18 @@ def test_a_faster_cas_flips_the_throughput_finding(tmp_path, record):
     assert_flips(tmp_path, record, changed, "cas_slower", True, False)
 
 
-def test_a_rate_far_from_the_published_one_contradicts_it(tmp_path, record):
-    changed = copy.deepcopy(record)
-    changed["samples"]["naive"]["elapsed_s"] *= 100  # 3.8 ops/s against 583 QPS
-    assert_flips(tmp_path, record, changed, "published_write_qps", True, False)
+def test_the_published_rate_is_not_judged_whatever_the_rate(record):
+    # 583 QPS is one client's plain puts on dedicated machines: a band around it for the
+    # naive loop's read-and-write increments could not fail, so neither rate is judged.
+    for factor in (1, 100):
+        changed = copy.deepcopy(record)
+        changed["samples"]["naive"]["elapsed_s"] *= factor
+        result = Result.from_json_dict(changed)
+        found = {f.id: f for f in analysis.findings(
+            analysis.summarize(result.samples, result.params), result.params)}
+        assert found["published_write_qps"].holds is None
+        assert "cannot be tested in this run" in found["published_write_qps"].text
+        assert "this run ÷ published" in found["published_write_qps"].figures
 
 
 def test_asked_is_the_full_run_of_the_experiment():

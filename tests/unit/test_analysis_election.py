@@ -47,9 +47,13 @@ def test_all_quick_run_findings_hold_and_the_first_is_the_crash_answer():
     assert list(found)[0] == "crash-window"
     # The one contradiction: under the election model only 3.2 % of elections take the
     # course's 1.77 s or longer (checked in test_the_course_figure_under_the_model_…).
-    held = {k: f.holds for k, f in found.items() if k != "course-1.77s-model"}
+    # The course's 1.77 s lies above the 5 quick elections, too few to call it rare.
+    held = {k: f.holds for k, f in found.items()
+            if k not in ("course-1.77s-model", "course-1.77s")}
     assert all(h is True for h in held.values()), held
     assert found["course-1.77s-model"].holds is False
+    assert found["course-1.77s"].holds is None
+    assert "too few to call it rare" in found["course-1.77s"].text
 
 
 def test_a_first_write_is_classified_against_the_log_stamp_then_the_poll():
@@ -192,7 +196,6 @@ FLIPS = [
     ("crash-writes-after-leader", _crash_write_early, False),
     ("one-round", _two_rounds, False),
     ("members-consistent", _diverged, False),
-    ("course-1.77s", _many_fast_crashes, False),
     ("published-transfer", _graceful_waits, False),
     ("published-mean", _crash_mean_far, False),
 ]

@@ -72,7 +72,7 @@ def test_findings_of_the_quick_run_answer_first(record):
     items = analysis.findings(analysis.summarize(record["samples"], record["params"]),
                               record["params"])
     assert items[0].id == "clock_condition" and items[0].kind == "measured"
-    assert "3,802 of 3,802 (≥ 99.9 % at 95 %)" in items[0].text
+    assert "held for all 3,802 causally related pairs" in items[0].text
     kinds = [f.kind for f in items]
     assert kinds.count("course") == 2 and kinds.count("published") == 1
 

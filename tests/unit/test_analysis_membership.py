@@ -171,7 +171,7 @@ def test_quick_run_precision_and_run_vs_question(tmp_path, quick):
     assert "| leave and crash trials (the full run's) | 2 | 10 |" in text
     assert "95 % CI —" not in text
     assert "2 s (±1 s) / 5 s (±1 s)" in text  # etcd reports remaining TTLs in whole seconds
-    assert "1.12 s (±50.0 ms)" in text  # the election is polled every 50 ms
+    assert "1.12 s (±50 ms)" in text  # the election is polled every 50 ms
     assert "1.50 s" not in text  # etcd's minimum TTL is whole seconds
     assert "resume from the last revision it applied after a lost connection" not in text
     body = text[:text.index("### Appendix")]

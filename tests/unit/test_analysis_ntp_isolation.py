@@ -65,7 +65,6 @@ FLIPS = {
     "system-clock-uncorrected": _set(("iburst", "system_time_at_reconnect_s", -1e-5)),
     "driftfile-rate": _both("driftfile_ppm", 40.0),
     "course-iburst": _set(("no_iburst", "resync_s", 12.0)),
-    "course-driftfile": _both("driftfile_ppm", 40.0),
     "published-iburst": _set(("iburst", "first_samples_interval_s", 4.0)),
     "published-x": _set(("iburst", "system_time_at_reconnect_s", -1e-5)),
 }
@@ -73,7 +72,9 @@ FLIPS = {
 
 def test_every_finding_but_makestep_has_a_flip():
     # The holdover part's findings flip on the holdover run (below): the quick run has none.
-    assert set(FLIPS) == set(BASE) - {"course-makestep", "holdover-keeps-frequency"}
+    # course-driftfile rests on the restart with the driftfile (tests/unit/test_verdicts.py).
+    assert set(FLIPS) == set(BASE) - {"course-makestep", "holdover-keeps-frequency",
+                                      "course-driftfile"}
 
 
 @pytest.mark.parametrize("finding_id", sorted(FLIPS))
@@ -159,9 +160,10 @@ def test_the_holdover_part_measures_the_rate_change_and_the_correction():
     found = by_id(findings(HOLDOVER_SUMMARY, HOLDOVER.params))
     assert found["holdover-keeps-frequency"].holds is True
     assert found["holdover-corrected"].holds is True
-    # 36.5 → 32.5 s with iburst is less than one 8 s poll: not measurably sooner
-    assert found["driftfile-settles-sooner"].holds is False
-    assert "did not settle measurably sooner" in found["course-driftfile"].text
+    # 36.5 → 32.5 s with iburst is less than one 8 s poll, 48.6 → 33.5 s without it more:
+    # the clients disagree, so the run cannot say
+    assert found["driftfile-settles-sooner"].holds is None
+    assert "The clients disagree" in found["course-driftfile"].text
 
 
 def test_the_holdover_curve_leaves_out_readings_from_before_chronyd_settled():

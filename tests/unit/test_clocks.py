@@ -5,6 +5,7 @@ import pytest
 
 from etcdlab import clocks, faults
 from etcdlab.experiments import faulty_clock, lamport, lease_drift, ntp_isolation
+from tests.unit.report_helpers import report_text
 
 # -- Lamport clocks ----------------------------------------------------------------------------
 
@@ -359,12 +360,11 @@ def _faulty_fixture():
 
 
 def test_time_sections_render_from_hand_made_results(tmp_path):
-    from etcdlab import report
     from etcdlab.results import write_result
 
     for result in (_lamport_fixture(), _ntp_fixture(), _lease_fixture(), _faulty_fixture()):
         write_result(tmp_path / f"{result.experiment}.json", result)
-    text = report.render_report(tmp_path).read_text(encoding="utf-8")
+    text = report_text(tmp_path)
     for question in ("Q4", "Q7", "Q8", "Q9"):
         section = text.split(f"## {question}.")[1].split("\n## ")[0]
         assert "### Answer" in section, section[:400]

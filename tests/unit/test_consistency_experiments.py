@@ -9,11 +9,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from etcdlab import report, transport
+from etcdlab import transport
 from etcdlab.errors import LabError
 from etcdlab.experiments import partition, quota, read_latency
 from etcdlab.results import Result, write_result
 from etcdlab.transport import attempt, classify, settled
+from tests.unit.report_helpers import report_text
 
 METADATA = {
     "started_utc": "2025-06-16T23:35:00.000+00:00",
@@ -383,7 +384,7 @@ def rendered(tmp_path):
         result = _result(name, params[name], samples[name],
                          module.summarize(samples[name], params[name]))
         write_result(tmp_path / f"{name}.json", result)
-    return tmp_path, report.render_report(tmp_path).read_text()
+    return tmp_path, report_text(tmp_path)
 
 
 def _section(text, number):

@@ -1,6 +1,7 @@
 """Recording histories: the recorder's lines are what the checker reads, errors classified."""
 
 import json
+from pathlib import Path
 
 import grpc
 import pytest
@@ -103,9 +104,27 @@ def test_a_history_that_is_not_linearizable_gets_a_timeline_around_its_counterex
                     metadata={"started_utc": "2026-12-02T00:00:00Z",
                               "finished_utc": "2026-12-02T00:01:00Z"},
                     params={}, summary={}, samples={"histories": verdicts})
-    files = history_timelines(result, tmp_path)
+    from etcdlab import charts
+
+    drawn = {}
+    original = charts.history_timeline
+
+    def keep(path, lanes, title, spans=None):
+        drawn[Path(path).name] = lanes
+        return original(path, lanes, title, spans)
+
+    charts.history_timeline = keep
+    try:
+        files = history_timelines(result, tmp_path)
+    finally:
+        charts.history_timeline = original
     assert list(files) == ["register-serializable"]  # none for the linearizable one
     assert (tmp_path / files["register-serializable"]).read_bytes().startswith(b"\x89PNG")
+    # Both operations of the contradiction are marked: the stale read and the put before it.
+    ops = [op for lane in drawn[files["register-serializable"]].values() for op in lane]
+    assert [op["label"] for op in ops if op["highlight"]] == ["get → nil"]
+    assert [op["label"] for op in ops if op["contradicted"]] == [
+        "put a, acknowledged before it"]
 
 
 def test_check_file_counts_processes_and_unknown_outcomes(tmp_path):

@@ -146,7 +146,7 @@ def test_without_the_named_section_the_contents_come_before_the_first_h2(tmp_pat
 
 
 def test_tables_scroll_in_their_own_box_and_raw_html_is_escaped(page):
-    assert '<div class="table-scroll">\n<table>' in page
+    assert re.search(r'<div class="table-scroll[^"]*">\n<table>', page)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script" not in page
     assert "<title>A report</title>" in page
@@ -177,7 +177,7 @@ def test_the_quick_run_page_opens_with_its_summary_then_the_contents(quick_page)
     ids = set(parsed.ids("h1", "h2", "h3", "h4"))
     assert len(ids) == len(parsed.ids("h1", "h2", "h3", "h4"))
     assert {link.removeprefix("#") for link in parsed.nav_links} == set(parsed.ids("h2", "h3"))
-    assert len(parsed.ids("h2")) == 13  # summary, environment, questions and Q1 to Q10
+    assert len(parsed.ids("h2")) == 12  # summary, environment and Q1 to Q10
 
 
 def test_invoke_report_from_renders_both_files_and_prints_their_paths(tmp_path):
@@ -193,3 +193,18 @@ def test_invoke_report_from_renders_both_files_and_prints_their_paths(tmp_path):
     charts = len(re.findall(r"!\[[^\]]*\]\([^)]+\.png\)",
                             (run / "REPORT.md").read_text(encoding="utf-8")))
     assert (run / HTML_NAME).read_text(encoding="utf-8").count('src="data:image/png') == charts > 0
+
+
+def test_the_quick_run_page_folds_its_sections_and_evidence(quick_page):
+    # The page opens on the summary: each question's section and each evidence table fold.
+    assert quick_page.count('<details class="section"><summary><h2 id="q') == 10
+    assert quick_page.count('<details class="evidence">') > 10
+    assert "<em>Evidence:</em>" not in quick_page
+    # each finding's figures fold under its own item, in a table without the finding column
+    assert re.search(r'<li>[^<]*\n<details class="evidence"><summary>evidence</summary>\n'
+                     r'<div class="table-scroll">\n<table>\n<thead>\n<tr>\n<th>Figure</th>',
+                     quick_page)
+    summary = quick_page.index('id="summary"')
+    assert quick_page.index('class="table-scroll summary-table"') > summary
+    assert quick_page.index('class="table-scroll summary-table"') < quick_page.index(
+        '<details class="section">')

@@ -293,7 +293,7 @@ def test_membership_section_renders_from_a_result(tmp_path):
     assert "Instances lost their registration when the etcd leader was SIGKILLed: 1 of 2" in q10
     assert "(a)" in q10
     # 109.0 - 102.5 = 6.5 s, TTL 5 s + election timeout 1 s (+ expiry check): consistent.
-    assert "probe expired after the election: 6.50 s (±50.0 ms)" in q10
+    assert "| probe expired after the election | 6.50 s (±50 ms) |" in q10
     assert "As etcd's promotion rule predicts" in q10
     assert "| w2 | 3 | 3 | 1 | 1 |" in q10
     assert (tmp_path / "membership_timeline.png").exists()

@@ -10,6 +10,7 @@ import pytest
 
 from etcdlab import report
 from etcdlab.results import Result, write_result
+from tests.unit.report_helpers import report_text
 
 METADATA = {
     "started_utc": "2025-06-16T23:35:00.000+00:00",
@@ -78,8 +79,7 @@ def failed_quota_fixture() -> Result:
 def rendered(tmp_path):
     for result in (election_fixture(), conflicts_fixture(), failed_quota_fixture()):
         write_result(tmp_path / f"{result.experiment}.json", result)
-    path = report.render_report(tmp_path)
-    return path, path.read_text(encoding="utf-8")
+    return tmp_path / report.REPORT_NAME, report_text(tmp_path)
 
 
 def test_report_is_written_beside_the_results(rendered, tmp_path):
@@ -126,12 +126,12 @@ def test_election_numbers_are_formatted(rendered):
     assert "| Crash (SIGKILL) | 6 | 1.35 s (95 % CI 1.10 s – 1.60 s, n = 6) |" in election
     assert "inside the [1.00 s, 2.00 s) window" in election
     assert "every member reported the same revision and KV hash" in election
-    assert "term rose by one: 6 of 6 (≥ 60.7 % at 95 %)" in election
+    assert "| term rose by one | 6 of 6 (≥ 60.7 % at 95 %) |" in election
     assert "20.0 ms (95 % CI" in election  # elected_s - log_elected_s in the fixture
     assert "Ongaro & Ousterhout" in election and "287 ms" in election
     assert "23:35:44.921" in election  # the course report's observation
-    # 1.78 s is above all six crash trials, yet 0 of 6 does not exclude it (≤ 39.3 %).
-    assert "is a plausible single observation" in election
+    # 1.77 s is above all six crash trials, and 0 of 6 cannot call it rare (≤ 39.3 %).
+    assert "but 6 are too few to call it rare" in election
     assert "0 of 6 (≤ 39.3 % at 95 %)" in election
     assert not re.search(r"\d\.\d{4,}", election), "an unformatted float leaked"
 
@@ -158,7 +158,7 @@ def test_chart_files_exist_and_are_linked(rendered, tmp_path):
 
 def test_environment_table_shows_disagreeing_versions(rendered):
     _, text = rendered
-    environment = text[text.index("## Environment"):text.index("## Questions")]
+    environment = text[text.index("## Environment"):text.index("## Q1.")]
     assert "| etcd version | 3.5.6 (conflicts, election); 3.5.17 (quota) |" in environment
     assert "| Cluster members | 3 |" in environment
     assert "| Election timeout | 1.00 s |" in environment
@@ -180,3 +180,17 @@ def test_result_of_unexpected_shape_does_not_break_the_report(tmp_path):
     text = report.render_report(tmp_path).read_text(encoding="utf-8")
     assert "does not have the shape this report expects" in text
     assert "KeyError" in text
+
+
+def test_the_appendices_move_to_method_md_and_the_report_links_them(tmp_path):
+    for result in (election_fixture(), conflicts_fixture()):
+        write_result(tmp_path / f"{result.experiment}.json", result)
+    text = report.render_report(tmp_path).read_text(encoding="utf-8")
+    method = (tmp_path / report.METHOD_NAME).read_text(encoding="utf-8")
+    html = (tmp_path / report.HTML_NAME).read_text(encoding="utf-8")
+    assert "### Appendix" not in text
+    assert "Method and full statistics: [METHOD.md](METHOD.md#q1-how-long-does-etcd-take-to-" \
+           "elect-a-new-leader)" in text
+    assert "## Q1. How long does etcd take to elect a new leader?" in method
+    assert "### Method and full statistics" in method
+    assert 'id="appendix"' in html  # REPORT.html keeps them, folded in their sections

@@ -72,11 +72,15 @@ def test_the_newest_quick_run_renders_the_newest_parts_of_its_sections(tmp_path)
 @pytest.mark.parametrize("source", [SAMPLE, QUICK, BENCH_QUICK],
                          ids=["sample-run", "quick-run", "bench-quick-lab"])
 def test_report_renders_every_section_it_has_results_for(tmp_path, source):
-    _run, text = render(tmp_path, source)
+    run, text = render(tmp_path, source)
+    method = (run / "METHOD.md").read_text()
     expected = source / "REPORT.md.expected"
+    expected_method = source / "METHOD.md.expected"
     if os.environ.get("ETCDLAB_UPDATE_EXPECTED") == "1":
         expected.write_text(text)
+        expected_method.write_text(method)
     assert text == expected.read_text()
+    assert method == expected_method.read_text()
     assert "does not have the shape this report expects" not in text
 
 

@@ -81,3 +81,41 @@ def test_invalid_numbers_are_rejected():
 def test_filters_are_the_formatters():
     assert units.FILTERS["seconds"] is units.fmt_seconds
     assert units.FILTERS["yesno"] is units.fmt_bool
+
+
+def test_a_resolved_figure_is_never_finer_than_its_instrument():
+    from etcdlab.units import fmt_resolution, fmt_resolved
+
+    assert fmt_resolved(1.234, 0.005) == "1.23 s (±5 ms)"
+    assert fmt_resolved(0.829, 0.005) == "829 ms (±5 ms)"
+    assert fmt_resolved(8.3, 1.0) == "8 s (±1 s)"
+    assert fmt_resolved(48.47, 1.0) == "48 s (±1 s)"
+    assert fmt_resolved(6.45, 0.05) == "6.45 s (±50 ms)"
+    assert fmt_resolved(2.0, 1 / 3) == "2.0 s (±333 ms)"
+    # Below the resolution only a bound is known: no "5.00 ms (±100 ms)".
+    assert fmt_resolved(0.005, 0.1) == "< 100 ms"
+    assert fmt_resolved(0.574, 1.0) == "< 1 s"
+    assert fmt_resolved(None, 1.0) == "—"
+    assert fmt_resolution(1.0) == "1 s" and fmt_resolution(0.005) == "5 ms"
+
+
+def test_no_resolved_figure_shows_a_digit_below_its_resolution():
+    import re
+
+    from etcdlab.units import fmt_resolved
+
+    scale = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+    for resolution in (0.001, 0.005, 0.05, 0.1, 1 / 3, 1.0, 2.0):
+        for value in (0.0123, 0.5, 0.987, 1.2345, 7.77, 123.456):
+            text = fmt_resolved(value, resolution)
+            if text.startswith("<"):
+                assert value < resolution
+                continue
+            number, unit = re.match(r"([-\d.,]+) (\S+) \(", text).groups()
+            decimals = len(number.split(".")[1]) if "." in number else 0
+            last_digit = 10.0 ** -decimals * scale[unit]
+            shown = float(number.replace(",", "")) * scale[unit]
+            step = 10 ** math.floor(math.log10(resolution))  # the resolution's leading digit
+            assert (last_digit >= step * 0.999
+                    or math.isclose(shown / step, round(shown / step), abs_tol=1e-6)), text
+            assert abs(shown - value) <= max(resolution, last_digit / 2) * 1.001, text
