@@ -32,7 +32,7 @@ from etcdlab.faults import Faults
 from etcdlab.journal import JOURNAL_FILE, HealStep, Journal
 from etcdlab.node_image import REPOSITORY as NODE_IMAGE_REPOSITORY
 from etcdlab.params import Param
-from etcdlab.report import HTML_NAME, render_report
+from etcdlab.report import HTML_NAME, METHOD_NAME, render_report
 from etcdlab.signals import install_interrupt_handlers
 from etcdlab.state import LabLock
 
@@ -674,6 +674,7 @@ def _render(results_dir: Path) -> None:
     # soft_wrap: a path is printed whole on its line (never folded at the width), to copy.
     console.print(f"[bold green]report[/] {path}", soft_wrap=True)
     console.print(f"[bold green]html[/]   {path.with_name(HTML_NAME)}", soft_wrap=True)
+    console.print(f"[bold green]method[/] {path.with_name(METHOD_NAME)}", soft_wrap=True)
 
 
 @user_errors
