@@ -389,7 +389,7 @@ class Faults:
     def _etcd_clock(self, name: str, *args: str) -> dict[str, Any] | None:
         """The injector's JSON answer (with "error" when it refused or failed and left the
         process as it was), None when it gave none."""
-        _code, out = self.lab.exec(name, ["python3", "-c", _ETCD_CLOCK_SOURCE, "--binary",
+        _code, out = self.lab.exec(name, ["python3", "-c", ETCD_CLOCK_SOURCE, "--binary",
                                           ETCD_BINARY, *args], check=False)
         lines = out.strip().splitlines()
         try:
@@ -760,7 +760,7 @@ def _pids_with_fault(entry_id: str) -> list[int]:
     return pids
 
 
-_ETCD_CLOCK_SOURCE = Path(etcd_clock.__file__).read_text()
+ETCD_CLOCK_SOURCE = Path(etcd_clock.__file__).read_text()
 """The injector's source: run in a node with its own python3 (nothing to install)."""
 
 

@@ -9,7 +9,10 @@ expired after ``ttl / rate`` real seconds, so etcd revokes it ``ttl × (1 − 1/
 early (:func:`predicted_early_s`). etcd's own lateness (its 500 ms expiry check, a Raft
 round) is taken out by measuring the same leases on the same leader before the fault: the
 early expiry is, lease by lease (same place in the check's period), the control lease's
-life minus the faked one's. A new leader refreshes every lease to its full TTL plus an
+life minus the faked one's. (The fast leader also checks ``rate`` times as often, so its
+mean lateness is 0.25 s / rate instead of 0.25 s: the measurement may exceed the
+prediction by up to 0.25 s × (1 − 1/rate), 83 ms at rate 1.5, 2 ms at 500 ms/min, inside
+the tolerance.) A new leader refreshes every lease to its full TTL plus an
 election timeout (``lessor.Promote``) unless lease checkpointing is on: after leadership
 moves to a member with a true clock mid-lease, the prediction is the move's time plus TTL
 plus election timeout (:func:`predicted_moved_s`).
