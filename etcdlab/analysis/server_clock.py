@@ -293,8 +293,10 @@ def findings(part: Mapping[str, Any]) -> list[Finding]:
         "After the early revocation the lock did not behave as fencing predicts: "
         f"contender took it {(fence or {}).get('contender_taken')}, fenced write accepted "
         f"{(fence or {}).get('fenced_ok')}, plain put accepted {(fence or {}).get('plain_ok')}.",
-        why or "The holder no longer believed in its lease when etcd revoked it, so the "
-        "lock's fencing was not tried.",
+        why or ("The holder no longer believed in its lease when etcd revoked it, so the "
+                "lock's fencing was not tried." if fence else
+                "The lock's fencing was not tried in this run: no revocation of the holder's "
+                "lease was seen while it ran."),
         **({"contender's token": str(fence.get("contender_token")),
             "holder's token": str(fence.get("holder_token"))} if tested else {})))
     return items

@@ -111,3 +111,17 @@ def test_q8_findings_get_the_part_and_keep_old_results_as_they_were(record):
     assert ids[:2] == ["something-else", "course-premature-expiry"]
     assert items[1].holds is True and items[1].kind == "course"
     assert "server-clock-premature-expiry" in ids and "server-clock-reached-etcd" in ids
+
+
+def test_a_run_killed_during_the_fault_says_what_it_could_not_measure(record):
+    # As a SIGKILL during the fast phase leaves it: no log read yet, no later phase.
+    del record["log"]
+    record["phases"].pop("moved")
+    record["phases"].pop("faked")
+    record["fencing"] = {}
+    part = server_clock.summarize(record)
+    found = by_id(server_clock.findings(part))
+    assert found["server-clock-reached-etcd"].holds is None
+    assert found["server-clock-premature-expiry"].holds is None
+    assert "not tried in this run" in found["server-clock-fencing"].text
+    assert server_clock.course_finding(part).holds is None
