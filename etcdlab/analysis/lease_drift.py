@@ -69,6 +69,7 @@ ASKED = (
     Asked("ttl_s", FULL_RUN_TTL_S, "lease TTL (the question sets none; the full run's)",
           fmt_ttl),
     Asked("trials", 3, "trials per client (the full run's)", fmt_count),
+    *server_clock.ASKED,
 )
 
 

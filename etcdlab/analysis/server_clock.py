@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from etcdlab import stats
-from etcdlab.analysis import Finding, claim, comparison
+from etcdlab.analysis import Asked, Finding, claim, comparison
 from etcdlab.units import fmt_count, fmt_seconds
 
 # Agreement with a prediction: within 25 % of it or 100 ms, whichever is larger (the
@@ -38,6 +38,18 @@ LOG_STAMP_S = 0.001
 # The lease phases' time stamps (grant, the watch's deletion) are good to a few ms;
 # etcd's lateness is 0 – 500 ms, which the pairing with the control leases takes out.
 PHASES = ("control", "faked", "moved")
+
+
+def _drift(value: float) -> str:
+    return f"{value:,.0f} ms/min fast"
+
+
+ASKED = (
+    Asked("server_drift_ms_per_min", 500.0, "the etcd leader's own clock drifts by", _drift),
+    Asked("server_ttl_s", 60, "lease TTL of the leader-clock part (the full run's)",
+          lambda ttl: f"{ttl:,} s"),
+)
+"""The question's drift for the leader's clock (the course's 500 ms/min), the full run's TTL."""
 
 
 def predicted_early_s(ttl_s: float, rate: float) -> float:
