@@ -249,8 +249,15 @@ class _Tracer:
                 self.stopped[tid] = 0
                 self._wait_stop(tid)
 
-    def _wait_stop(self, tid: int) -> None:
-        _, status = os.waitpid(tid, WALL)
+    def _wait_stop(self, tid: int, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            waited, status = os.waitpid(tid, WALL | os.WNOHANG)
+            if waited:
+                break
+            if time.monotonic() > deadline:  # e.g. stuck in an uninterruptible sleep
+                raise InjectError(f"thread {tid} did not stop within {timeout_s:g} s")
+            time.sleep(0.001)
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             del self.stopped[tid]
             return

@@ -36,7 +36,7 @@ from etcd3 import etcdrpc
 from etcdlab import clocks
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context
-from etcdlab.experiments.common import PrefixWatch
+from etcdlab.experiments.common import PrefixWatch, poll_until
 from etcdlab.params import Param
 from etcdlab.transport import Member, member
 
@@ -166,10 +166,13 @@ def _lease_phase(etcd: Member, phase: str, record: dict[str, Any], deleted: dict
     faked_life = ttl / rate if phase != "control" else ttl
     move_real = first["granted_after"] + MOVE_AT * faked_life
     deadline = first["granted_after"] + ttl * (2 if move else 1) + 30
-    fenced_done = False
-    while time.time() < deadline and not all(x["key"] in deleted for x in leases):
-        now = time.time()
-        if move and "moved_before" not in out and now >= move_real:
+    fenced_done = fence is None
+
+    def fence_due() -> bool:
+        return not fenced_done and first["key"] in deleted
+
+    while time.time() < deadline:
+        if move and "moved_before" not in out and time.time() >= move_real:
             out["moved_before"] = time.time()
             etcd.maintenance.MoveLeader(etcdrpc.MoveLeaderRequest(targetID=move[0]),
                                         timeout=10)
@@ -183,10 +186,13 @@ def _lease_phase(etcd: Member, phase: str, record: dict[str, Any], deleted: dict
                 remaining = ttl_member.time_to_live(first["lease"], timeout=2)
                 record["ttl_polls"].append({"before": before, "after": time.time(),
                                             "ttl": remaining})
-        if fence is not None and not fenced_done and first["key"] in deleted:
+        if fence is not None and fence_due():
             fenced_done = True
             record["fencing"] = _fence(fence, first, ttl, deleted[first["key"]])
-        time.sleep(POLL_S)
+        if fenced_done and all(x["key"] in deleted for x in leases):
+            break
+        # Sleep one poll, but act on the holder's revocation within milliseconds.
+        poll_until(fence_due, POLL_S, every=0.002)
     for lease in leases:
         lease["revoked_real"] = deleted.get(lease["key"])
         lease["revoked_revision"] = revisions.get(lease["key"])
