@@ -23,8 +23,11 @@ vDSO); :meth:`etcdlab.faults.Faults.skew_etcd_clock` journals it first.
 
 Run in the node as root: ``python3 -c <this file> --binary PATH --rate RATE`` (``--check``
 says whether the process's clock is faked).
-The injector takes the target's own user id before it touches it (so the container needs
-no ptrace capability: a process may trace another of its own user's), and refuses any
+
+Without CAP_SYS_PTRACE (a container's root) the injector takes the target's own user id
+before it touches it, so the container needs no added capability: a process may trace
+another of its own user's where kernel.yama.ptrace_scope is 0 or absent; root on a host
+keeps its CAP_SYS_PTRACE, which ptrace_scope 1 requires. It refuses any
 process whose executable is not the member's etcd binary. It prints one JSON line: what it
 did, or ``{"error": ...}`` with a non-zero exit and the process untouched.
 """
@@ -200,11 +203,27 @@ def find_pid(binary: str) -> int:
     return found[0]
 
 
+CAP_SYS_PTRACE = 19
+
+
+def has_capability(bit: int, status_text: str) -> bool:
+    """Whether a /proc/PID/status text's effective capabilities include ``bit``."""
+    for line in status_text.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
 def _take_user_of(pid: int) -> None:
-    """Become the target's user (a process may trace its own user's processes)."""
+    """Become the target's user (a process may trace its own user's processes), unless
+    this process may trace any (CAP_SYS_PTRACE: root on a host; a container's root has
+    not got it)."""
     status = os.stat(f"/proc/{pid}")
     if os.geteuid() == status.st_uid:
         return
+    with open("/proc/self/status") as handle:
+        if has_capability(CAP_SYS_PTRACE, handle.read()):
+            return
     if os.geteuid() != 0:
         raise InjectError(f"process {pid} belongs to uid {status.st_uid}, not to this user")
     os.setgroups([])
@@ -243,7 +262,9 @@ class _Tracer:
                 except OSError as exc:
                     if exc.errno == 3:  # ESRCH: the thread has exited
                         continue
-                    raise InjectError(f"ptrace(SEIZE) of thread {tid}: {exc.strerror}") \
+                    hint = (" (kernel.yama.ptrace_scope forbids it? run as root with "
+                            "CAP_SYS_PTRACE)") if exc.errno == 1 else ""
+                    raise InjectError(f"ptrace(SEIZE) of thread {tid}: {exc.strerror}{hint}") \
                         from exc
                 self._ptrace(PTRACE_INTERRUPT, tid)
                 self.stopped[tid] = 0

@@ -714,6 +714,9 @@ class Faults:
 
     def _sweep_clocks(self, name: str) -> str:
         done = ["clock agents ended"] if self._end_agents(name) else []
+        answer = self._etcd_clock(name, "--check")  # an etcd faked with no entry left
+        if answer is not None and answer.get("faked") is True:
+            done.append(self._restart_true(name))
         return "; ".join(done + self._restore_chronyd(name))
 
     def forget_clock_backups(self) -> None:

@@ -133,6 +133,14 @@ def test_this_process_vdso_has_clock_gettime_and_room_for_the_replacement():
         vdso_layout(b"\0" * 64)
 
 
+def test_the_ptrace_capability_is_read_from_the_effective_set():
+    container_root = "CapPrm:\t00000000a80435fb\nCapEff:\t00000000a80435fb\n"
+    host_root = "CapEff:\t000001ffffffffff\n"
+    assert not etcd_clock.has_capability(etcd_clock.CAP_SYS_PTRACE, container_root)
+    assert etcd_clock.has_capability(etcd_clock.CAP_SYS_PTRACE, host_root)
+    assert not etcd_clock.has_capability(etcd_clock.CAP_SYS_PTRACE, "")
+
+
 def test_check_target_refuses_a_process_that_is_not_etcd(tmp_path):
     with pytest.raises(InjectError, match="refused"):
         etcd_clock.check_target(etcd_clock.os.getpid(), sys.executable)
@@ -198,3 +206,15 @@ def test_an_injector_without_answer_is_undone_by_a_restart(tmp_path):
         faults.skew_etcd_clock("n1", 2.0)
     assert ("n1", ["supervisorctl", "stop", "etcd"]) in nodes.commands
     assert faults.journal.open_entries() == []
+
+
+def test_heal_sweeps_a_faked_etcd_that_no_journal_entry_names(tmp_path):
+    faults, nodes = faults_with(tmp_path, '{"pid": 37, "faked": true}\n')
+    steps = faults.heal()
+    for name in ("n1", "n2", "n3"):
+        assert (name, ["supervisorctl", "stop", "etcd"]) in nodes.commands
+    assert any("etcd restarted with the true clock" in step.detail for step in steps)
+    nodes.answer = '{"pid": 37, "faked": false}\n'
+    nodes.commands.clear()
+    faults.heal()
+    assert not any(command[1][:2] == ["supervisorctl", "stop"] for command in nodes.commands)
