@@ -231,7 +231,14 @@ def _fencing(record: Mapping[str, Any], token: int | None) -> dict[str, Any] | N
 
 # -- findings -------------------------------------------------------------------------------
 def _rate_text(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4f} × real time"
+    """A clock rate: "1.00833 × real time (+500 ms/min)"."""
+    if value is None:
+        return "–"
+    return f"{value:.5f} × real time ({(value - 1) * 60_000:+,.0f} ms/min)"
+
+
+def _resolution_text(value: float | None) -> str:
+    return "–" if value is None else f"± {value * 60_000:,.1f} ms/min"
 
 
 def with_findings(items: list[Finding], summary: Mapping[str, Any]) -> list[Finding]:
@@ -255,21 +262,22 @@ def findings(part: Mapping[str, Any]) -> list[Finding]:
     items = [claim(
         "server-clock-reached-etcd", None if why else part["reached_etcd"],
         f"The clock fault reached etcd itself: the faked member's own log time stamps ran "
-        f"at {_rate_text(log['rate'])} ({rate:g} injected).",
+        f"at {_rate_text(log['rate'])} (injected: {_rate_text(rate)}).",
         f"The clock fault did not reach etcd as injected: the faked member's log time "
-        f"stamps ran at {_rate_text(log['rate'])}, not {rate:g}.",
+        f"stamps ran at {_rate_text(log['rate'])}, not {_rate_text(rate)}.",
         why or "Too few log time stamps were read to measure etcd's clock.",
         **{"log stamps": fmt_count(log["n"]),
-           "resolution": _rate_text(log["resolution"])})]
+           "resolution": _resolution_text(log["resolution"])})]
     items.append(claim(
         "server-clock-ttl-falls-fast", None if why else part["ttl_at_rate"],
         f"A lease's remaining TTL asked of the faked leader (LeaseTimeToLive) fell at "
         f"{_rate_text(ttl_fall['rate'])}, faster than real time, as its clock ran.",
         f"A lease's remaining TTL asked of the faked leader fell at "
-        f"{_rate_text(ttl_fall['rate'])}, not at its clock's {rate:g}.",
+        f"{_rate_text(ttl_fall['rate'])}, not at its clock's {_rate_text(rate)}.",
         why or "Too few changes of the remaining TTL were read to measure its fall.",
         **{"readings": fmt_count(ttl_fall["readings"]),
-           "changes of the whole-second TTL": fmt_count(ttl_fall["edges"])}))
+           "changes of the whole-second TTL": fmt_count(ttl_fall["edges"]),
+           "resolution": _resolution_text(ttl_fall["resolution"])}))
     items.append(claim(
         "server-clock-premature-expiry", None if why else part["early_agrees"],
         f"With {setup}, etcd revoked the leases {fmt_seconds(part['early_expiry_s'])} early "
