@@ -125,3 +125,14 @@ def test_a_run_killed_during_the_fault_says_what_it_could_not_measure(record):
     assert found["server-clock-premature-expiry"].holds is None
     assert "not tried in this run" in found["server-clock-fencing"].text
     assert server_clock.course_finding(part).holds is None
+
+
+def test_the_full_run_at_the_courses_500_ms_per_minute_agrees_with_the_course():
+    record = json.loads((SAMPLES.parent / "full-samples.json").read_text())["server_clock"]
+    part = server_clock.summarize(record)
+    assert part["drift_ms_per_min"] == 500.0 and part["ttl_s"] == 60 and part["early_n"] == 5
+    assert part["log_rate"] == pytest.approx(drift_rate(500), abs=part["log"]["resolution"])
+    assert part["reached_etcd"] is True and part["early_agrees"] is True
+    assert part["predicted_early_expiry_s"] == pytest.approx(0.496, abs=0.001)
+    assert part["fencing"]["believed_valid"] is True and part["fencing"]["fenced_ok"] is False
+    assert server_clock.course_finding(part).holds is True
