@@ -84,7 +84,6 @@ def run(ctx: Context) -> None:
         return
     record.update(faked=leader, true=others[0])
     members = {name: member(cluster, name, timeout=10.0) for name in cluster.names}
-    ids = {name: m.status().header.member_id for name, m in members.items()}
     deleted: dict[str, float] = {}
     revisions: dict[str, int] = {}
 
@@ -94,20 +93,24 @@ def run(ctx: Context) -> None:
             deleted.setdefault(key, real)
             revisions.setdefault(key, event.kv.mod_revision)
 
-    watch = PrefixWatch(cluster, others[0], KEY_PREFIX, on_event)
+    watch: PrefixWatch | None = None
     injected = False
     try:
+        ids = {name: m.status().header.member_id for name, m in members.items()}
+        watch = PrefixWatch(cluster, others[0], KEY_PREFIX, on_event)
         with ctx.phase("lease-drift: the leader's own clock", 3) as advance:
             _probe(members[leader], record)
             record["phases"]["control"] = _lease_phase(members[leader], "control", record,
                                                        deleted, revisions)
             advance()
+            _still_leader(cluster, leader, "the control phase")
             record["injection"] = faults.skew_etcd_clock(leader, record["rate"])
             injected = True
             _probe(members[leader], record)
             record["phases"]["faked"] = _lease_phase(
                 members[leader], "faked", record, deleted, revisions,
                 ttl_member=members[leader], fence=members[others[0]])
+            _still_leader(cluster, leader, "the fast phase")
             _probe(members[leader], record)
             advance()
             record["phases"]["moved"] = _lease_phase(
@@ -120,12 +123,20 @@ def run(ctx: Context) -> None:
         record["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         ctx.log(f"server clock: {record['error']}")
     finally:
-        watch.close()
+        if watch is not None:
+            watch.close()
         if injected:
             faults.heal_etcd_clock(leader)
         for each in members.values():
             each.close()
     ctx.log(_one_line(record))
+
+
+def _still_leader(cluster: Any, leader: str, phase: str) -> None:
+    """The phase measured the leader it meant to (a leader change voids it)."""
+    now = cluster.leader()
+    if now != leader:
+        raise LabError(f"server clock: leadership moved from {leader} to {now} during {phase}")
 
 
 def _probe(etcd: Member, record: dict[str, Any]) -> None:
