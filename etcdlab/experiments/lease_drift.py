@@ -47,6 +47,7 @@ from etcdlab import clocks, lease_client
 from etcdlab.analysis.lease_drift import HOLDERS, summarize, summarize_holder, summarize_paused
 from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
+from etcdlab.experiments import server_clock
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import JsonLinesChild, PrefixWatch, poll_until
 from etcdlab.faults import NODE_AGENT_MARK
@@ -158,6 +159,7 @@ def run(ctx: Context) -> None:
                     f"stale writes: {paused['unfenced_accepted']} plain "
                     f"accepted, {paused['fenced_rejected']} fenced rejected, "
                     f"{paused['fenced_accepted']} fenced accepted")
+    server_clock.run(ctx)
 
 
 def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
@@ -364,13 +366,14 @@ EXPERIMENT = Experiment(
               "stopped (SIGSTOP)", unit="s", above=0),
         Param("paused_writes", 6, "writes the paused holder makes after SIGCONT, fenced and "
               "plain alternately", minimum=2, maximum=1000),
+        *server_clock.PARAMETERS,
     ),
     # The question's drift, 500 ms/min, with the full run's 60 s TTL: by TTL × (1/rate − 1)
     # the slow holder believes its lease ends 504 ms after etcd's deadline, the fast one
     # 496 ms before, just more than etcd's expiry check blurs (it revokes 0 – 500 ms late);
     # a shorter TTL would show it in some runs only. One trial; the keepalive phase lasts
     # one TTL, as long as the holders' own trial.
-    quick={"ttl_s": 60, "trials": 1, "keepalive_ttls": 1.0},
+    quick={"ttl_s": 60, "trials": 1, "keepalive_ttls": 1.0, **server_clock.QUICK},
     run=run,
     summarize=summarize,
 )

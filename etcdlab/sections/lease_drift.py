@@ -12,7 +12,7 @@ from typing import Any
 
 from etcdlab import charts as plots
 from etcdlab.analysis import partition as partition_analysis
-from etcdlab.analysis import run_vs_question
+from etcdlab.analysis import run_vs_question, server_clock
 from etcdlab.analysis.lease_drift import (
     ASKED,
     FULL_RUN_TTL_S,
@@ -165,4 +165,5 @@ def section(result: Result, chart_files: Mapping[str, str],
         "paused_writes": fmt_count(params.get("paused_writes")),
         "paused_act_delay": fmt_seconds(next(
             (r.get("act_delay_s") for r in result.samples.get("paused", [])), None)),
+        "server_clock": server_clock.table(summary["server_clock"]),
     }
