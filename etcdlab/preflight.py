@@ -150,8 +150,11 @@ def docker_disk_check(config: LabConfig) -> Check:
 def network_check(config: LabConfig) -> Check:
     def probe() -> str:
         from etcdlab.docker_cluster import DockerLab
+        from etcdlab.provision import refuse_shape_change
 
-        DockerLab(config).preflight()
+        lab = DockerLab(config)
+        refuse_shape_change(config, lab)  # a running lab's own words first, as provision
+        lab.preflight()
         return f"{config.network} on {config.subnet}: free or already the lab's"
 
     return _attempt("lab network and subnet", "", probe)

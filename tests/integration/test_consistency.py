@@ -183,10 +183,13 @@ def test_the_report_presents_all_three(lab, results):
         pytest.skip("an experiment above did not save its result")
     lab.invoke("report", "--from", str(results))
     text = (results / "REPORT.md").read_text()
+    method = (results / "METHOD.md").read_text()
     for number in (3, 5, 6):
         start = text.index(f"## Q{number}.")
         section = text[start:text.index(f"## Q{number + 1}.", start)]
-        assert "### Answer" in section and "#### Method" in section, section[:400]
+        assert "### Answer" in section and "(METHOD.md#q" in section, section[:400]
+        start = method.index(f"## Q{number}.")
+        assert "### Method" in method[start:method.index(f"## Q{number + 1}.", start)]
 
 
 def test_partition_primitives_drop_exactly_the_chosen_traffic_and_heal(lab):
