@@ -157,7 +157,7 @@ def network_check(config: LabConfig) -> Check:
         lab.preflight()
         return f"{config.network} on {config.subnet}: free or already the lab's"
 
-    return _attempt("lab network and subnet", "", probe)
+    return _attempt("lab network, subnet and shape", "", probe)
 
 
 def ssh_check() -> Check:

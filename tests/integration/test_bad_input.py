@@ -206,7 +206,7 @@ def test_doctor_on_this_machine_finds_everything_and_changes_nothing(unchanged):
     done = run_invoke("doctor", env=bad_lab_env())
     assert done.returncode == 0, done.stdout + done.stderr
     for check in ("Python 3.11 or newer", "Ansible (ansible-playbook)", "Docker engine",
-                  "free disk for the images", "lab network and subnet", "base image",
+                  "free disk for the images", "lab network, subnet and shape", "base image",
                   "etcd v"):
         assert check in done.stdout, done.stdout
     assert "missing" not in done.stdout and "ready" in done.stdout
