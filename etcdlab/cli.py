@@ -20,21 +20,22 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from etcdlab import bench as benchmark
-from etcdlab import experiments, offline, preflight
-from etcdlab import provision as provisioning
-from etcdlab.cluster import Cluster, NodeStatus
-from etcdlab.config import ENV_PREFIX, MAX_NODES, LabConfig, QuorumWarning
-from etcdlab.docker_cluster import DockerLab, connect
+from etcdlab import experiments
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
 from etcdlab.journal import JOURNAL_FILE, HealStep, Journal
-from etcdlab.node_image import REPOSITORY as NODE_IMAGE_REPOSITORY
+from etcdlab.lab import bench as benchmark
+from etcdlab.lab import offline, preflight
+from etcdlab.lab import provision as provisioning
+from etcdlab.lab.cluster import Cluster, NodeStatus
+from etcdlab.lab.config import ENV_PREFIX, MAX_NODES, LabConfig, QuorumWarning
+from etcdlab.lab.docker_cluster import DockerLab, connect
+from etcdlab.lab.node_image import REPOSITORY as NODE_IMAGE_REPOSITORY
+from etcdlab.lab.state import LabLock
 from etcdlab.params import Param
 from etcdlab.report import HTML_NAME, METHOD_NAME, render_report
 from etcdlab.signals import install_interrupt_handlers
-from etcdlab.state import LabLock
 
 # Piped output (CI logs, tests) gets wide lines instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))

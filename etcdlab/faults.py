@@ -1,7 +1,7 @@
 """Faults an experiment injects, and ``heal()`` that undoes every one of them.
 
 Members are crashed and stopped with signals to their etcd process, through the
-lab's node backend (:mod:`etcdlab.nodes`): for containers they are sent from this machine
+lab's node backend (:mod:`etcdlab.lab.nodes`): for containers they are sent from this machine
 (docker top gives the host pid; the time of the signal is known to the microsecond), on
 hosts with ``pkill`` over SSH. Partitions are iptables rules in a chain of the lab's own,
 ``ETCDLAB``, inside each container (``NET_ADMIN``); only traffic between nodes is cut,
@@ -36,11 +36,11 @@ from typing import Any
 
 from etcdlab import leftovers
 from etcdlab.clocks import continued_offset
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Idle, Journal, replay
-from etcdlab.nodes import NodeProcess
-from etcdlab.provision import remove_container_lab
+from etcdlab.lab.cluster import Cluster
+from etcdlab.lab.nodes import NodeProcess
+from etcdlab.lab.provision import remove_container_lab
 
 CHAIN = "ETCDLAB"
 # Appends one DROP rule per (flag, address) pair given as arguments after the chain; all
@@ -554,7 +554,7 @@ class Faults:
         Journalled first: heal() re-applies the provisioned settings (after recovering
         from a NOSPACE alarm, which a small quota may have left). Returns the playbook run.
         """
-        from etcdlab import provision
+        from etcdlab.lab import provision
 
         what = ", ".join(f"{key}={value}" for key, value in sorted(changes.items()))
         entry = self.journal.begin("settings", f"etcd settings changed: {what}",
@@ -568,7 +568,7 @@ class Faults:
 
     def restore_settings(self, show: Show) -> Any:
         """Re-apply the settings the lab was provisioned with; returns the playbook run."""
-        from etcdlab import provision
+        from etcdlab.lab import provision
 
         run = provision.reconfigure(self.cluster.config, show)
         self.cluster.wait_healthy(timeout=120)

@@ -3,7 +3,7 @@
 Every process the lab starts on this machine for one lab carries the lab's folder in its
 environment: a fault's local process in ``$ETCDLAB_FAULT_LAB`` (:meth:`Faults.spawn`), a
 playbook child and everything under it (``ansible-playbook``, its workers, their ``docker
-exec``) in ``$ETCDLAB_RUN_LAB`` (:func:`etcdlab.provision.run_in_child`). A playbook child
+exec``) in ``$ETCDLAB_RUN_LAB`` (:func:`etcdlab.lab.provision.run_in_child`). A playbook child
 runs in a session of its own, so a kill of the run's process group misses it: after
 ``kill -9`` of a run during a settings change, its ``ansible-playbook`` went on for minutes
 and could apply the setting after ``invoke heal`` had restored it. So ``heal`` (and a fault

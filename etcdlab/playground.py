@@ -29,10 +29,10 @@ from typing import Any
 from rich.table import Table
 
 from etcdlab import leftovers
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.faults import Faults
 from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
+from etcdlab.lab.cluster import Cluster
 
 KINDS: dict[str, str] = {
     "crash": "SIGKILL the member's etcd",

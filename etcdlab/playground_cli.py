@@ -13,9 +13,9 @@ from etcdlab.cli import (
     show_task,
     user_errors,
 )
-from etcdlab.config import LabConfig
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import finish_run
+from etcdlab.lab.config import LabConfig
 
 
 @user_errors

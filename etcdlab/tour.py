@@ -18,10 +18,10 @@ from typing import Any
 from rich.console import Console
 
 from etcdlab import playground, transport
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.faults import Faults
 from etcdlab.journal import Entry, HealStep
+from etcdlab.lab.cluster import Cluster
 from etcdlab.signals import heal_guard
 
 TOUR_PREFIX = "/etcdlab/tour/"

@@ -31,7 +31,7 @@ LESSOR_CHECK_S = 0.5
 # Kill, keepalive and sighting times come from processes on one machine, stamped when a
 # line or an event arrives: tens of ms each way.
 TIME_TOLERANCE_S = 0.1
-# The election's end is polled (etcdlab.cluster.Cluster.wait_leader polls every 50 ms and
+# The election's end is polled (etcdlab.lab.cluster.Cluster.wait_leader polls every 50 ms and
 # asks every member, up to 0.5 s): the probe's expiry after it is late by that much.
 LEADER_POLL_S = 0.05
 ELECTION_TOLERANCE_S = 0.3

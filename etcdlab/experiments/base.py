@@ -38,11 +38,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from etcdlab.cluster import Cluster
 from etcdlab.errors import Interrupted, LabError
 from etcdlab.faults import Faults
 from etcdlab.history import HistoryRecorder, check_file
 from etcdlab.journal import Entry, HealStep
+from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param, unknown_name
 from etcdlab.results import (
     Result,

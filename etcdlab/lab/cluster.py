@@ -17,10 +17,10 @@ import etcd3
 import etcd3.etcdrpc as etcdrpc
 import grpc
 
-from etcdlab.config import LabConfig
-from etcdlab.docker_cluster import DockerLab
 from etcdlab.errors import LabError
-from etcdlab.nodes import DockerNodes, nodes_for
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.docker_cluster import DockerLab
+from etcdlab.lab.nodes import DockerNodes, nodes_for
 from etcdlab.transport import CLIENT_CA_FILE, LAB_CERT, ROOT_CERT, TLS_ENV, open_channel
 
 CLIENT_PORT = 2379
@@ -65,7 +65,7 @@ class NodeStatus:
 class Cluster:
     """A provisioned lab: its nodes, their etcd clients and their state.
 
-    ``lab`` is the backend that reaches the nodes (:mod:`etcdlab.nodes`): containers
+    ``lab`` is the backend that reaches the nodes (:mod:`etcdlab.lab.nodes`): containers
     through Docker, or existing hosts over SSH. With TLS on, every client presents the
     lab's client certificate and checks the members' against the lab's CA.
     """

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from etcdlab.config import DEFAULT_IMAGE, LabConfig
 from etcdlab.errors import LabError
+from etcdlab.lab.config import DEFAULT_IMAGE, LabConfig
 
 GIB = 1024**3
 MIB = 1024**2
@@ -102,7 +102,7 @@ def ansible_check() -> Check:
 def docker_check() -> Check:
     """The Docker engine answers (its own error says how to install and start one)."""
     try:
-        from etcdlab.docker_cluster import connect
+        from etcdlab.lab.docker_cluster import connect
 
         version = connect().version().get("Version", "?")
     except LabError as exc:
@@ -135,7 +135,7 @@ def docker_disk_check(config: LabConfig) -> Check:
     try:
         import docker
 
-        from etcdlab.node_image import REPOSITORY
+        from etcdlab.lab.node_image import REPOSITORY
 
         client = docker.from_env(version="auto", timeout=10)
         root = Path(client.info().get("DockerRootDir") or "/var/lib/docker")
@@ -149,7 +149,7 @@ def docker_disk_check(config: LabConfig) -> Check:
 
 def network_check(config: LabConfig) -> Check:
     def probe() -> str:
-        from etcdlab.docker_cluster import DockerLab
+        from etcdlab.lab.docker_cluster import DockerLab
 
         DockerLab(config).preflight()
         return f"{config.network} on {config.subnet}: free or already the lab's"
@@ -167,7 +167,7 @@ def ssh_check() -> Check:
 
 def inventory_check(config: LabConfig) -> Check:
     def probe() -> str:
-        from etcdlab.nodes import inventory_hosts
+        from etcdlab.lab.nodes import inventory_hosts
 
         hosts = inventory_hosts(Path(config.inventory))
         return f"{len(hosts)} host(s) in {config.inventory}"
@@ -205,7 +205,7 @@ def image_check(config: LabConfig) -> Check:
     try:
         import docker
 
-        from etcdlab.docker_cluster import image_available
+        from etcdlab.lab.docker_cluster import image_available
 
         client = docker.from_env(version="auto", timeout=10)
         if image_available(client, config.image):
@@ -223,7 +223,7 @@ def image_check(config: LabConfig) -> Check:
                          "is present and stands in")
     except Exception as exc:  # noqa: BLE001 - the Docker check says why
         return Check(name, None, f"not checked: {str(exc).splitlines()[0][:120]}")
-    from etcdlab.offline import fallback_needs
+    from etcdlab.lab.offline import fallback_needs
 
     missing = fallback_needs()
     if missing:
@@ -236,8 +236,8 @@ def image_check(config: LabConfig) -> Check:
 
 def etcd_check(config: LabConfig) -> Check:
     """Whether the etcd archive is given, downloadable, or the offline one stands in."""
-    from etcdlab import offline
-    from etcdlab.provision import release_unreachable, release_url, verify_archive
+    from etcdlab.lab import offline
+    from etcdlab.lab.provision import release_unreachable, release_url, verify_archive
 
     name = f"etcd v{config.etcd_version} archive"
     if config.archive_path is not None:

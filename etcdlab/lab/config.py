@@ -19,7 +19,7 @@ from typing import Any
 from etcdlab.errors import LabError
 from etcdlab.params import Param, unknown_name
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The project folder: playbooks/, roles/, inventory/, ansible.cfg and .lab/ live there."""
 DEFAULT_IMAGE = "ubuntu:22.04"
 DEFAULT_ETCD_VERSION = "3.5.6"

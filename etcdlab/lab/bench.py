@@ -28,9 +28,9 @@ import docker
 import grpc
 from etcd3 import etcdrpc
 
-from etcdlab.config import LabConfig
-from etcdlab.docker_cluster import LAB_LABEL, NODE_LABEL, DockerLab
 from etcdlab.errors import LabError
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.docker_cluster import LAB_LABEL, NODE_LABEL, DockerLab
 from etcdlab.transport import open_channel
 
 Say = Callable[[str], None]

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from etcdlab.config import LabConfig
 from etcdlab.errors import LabError
+from etcdlab.lab.config import LabConfig
 
 SUPERVISOR_LOGS = {"etcd": "/var/log/etcd/etcd.log", "chronyd": "/var/log/chrony/chronyd.log"}
 """Where the roles' supervisord programs write their output."""
@@ -36,7 +36,7 @@ class DockerNodes:
     kind = "docker"
 
     def __init__(self, config: LabConfig, lab: Any = None) -> None:
-        from etcdlab.docker_cluster import DockerLab
+        from etcdlab.lab.docker_cluster import DockerLab
 
         self.config = config
         self.docker = lab or DockerLab(config)
@@ -362,7 +362,7 @@ def supervisor_config() -> str:
     """The supervisord config file the common role installs (its defaults are the source)."""
     import yaml
 
-    from etcdlab.config import PROJECT_ROOT
+    from etcdlab.lab.config import PROJECT_ROOT
 
     defaults = yaml.safe_load((PROJECT_ROOT / "roles/common/defaults/main.yml").read_text())
     return str(defaults["common_supervisor_config"])

@@ -21,12 +21,12 @@ from typing import Any
 
 import yaml
 
-from etcdlab import node_image, offline
-from etcdlab.config import DEFAULT_IMAGE, PROJECT_ROOT, LabConfig
-from etcdlab.docker_cluster import DockerLab, image_available, pull
 from etcdlab.errors import LabError
+from etcdlab.lab import node_image, offline
+from etcdlab.lab.config import DEFAULT_IMAGE, PROJECT_ROOT, LabConfig
+from etcdlab.lab.docker_cluster import DockerLab, image_available, pull
+from etcdlab.lab.state import atomic_write_json, read_json
 from etcdlab.leftovers import RUN_LAB_ENV
-from etcdlab.state import atomic_write_json, read_json
 
 ROOT = PROJECT_ROOT
 
@@ -331,7 +331,7 @@ def run_playbook(
 
     ``phase`` picks the tasks (:data:`PHASES`); ``hosts`` is an inventory to use instead
     of the lab's (the node image builder; its runner data go to a folder of their own).
-    The child (:mod:`etcdlab.playbook_child`) is started with fork+exec, never forked
+    The child (:mod:`etcdlab.lab.playbook_child`) is started with fork+exec, never forked
     from this process with its gRPC threads; its events stream to ``show`` as they come.
     """
 
@@ -341,7 +341,7 @@ def run_playbook(
     host_keys: dict[str, str] = {}
     if config.hosts_mode:
         inventory = str(Path(config.inventory).expanduser().resolve())
-        from etcdlab.nodes import SshNodes, host_key_options
+        from etcdlab.lab.nodes import SshNodes, host_key_options
 
         nodes = SshNodes(config)
         nodes.trust_hosts()
@@ -410,7 +410,7 @@ def run_playbook(
 
 
 def run_in_child(request: Mapping[str, Any], on_event: Callable[[dict], Any]) -> dict[str, Any]:
-    """Run ansible-runner with ``request`` in :mod:`etcdlab.playbook_child`.
+    """Run ansible-runner with ``request`` in :mod:`etcdlab.lab.playbook_child`.
 
     Every event goes to ``on_event``; returns the child's final status. The child has its
     own session, so a Ctrl-C meant for the lab does not cut a playbook short by itself: when
@@ -419,7 +419,7 @@ def run_in_child(request: Mapping[str, Any], on_event: Callable[[dict], Any]) ->
     # The lab's folder marks the child and all it starts: `invoke heal` ends what a killed
     # run left (etcdlab.leftovers), which a kill of the run's process group misses.
     child = subprocess.Popen(
-        [sys.executable, "-m", "etcdlab.playbook_child"], cwd=str(ROOT),
+        [sys.executable, "-m", "etcdlab.lab.playbook_child"], cwd=str(ROOT),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
         env={**os.environ, RUN_LAB_ENV: str(request["private_data_dir"])},
@@ -690,7 +690,7 @@ def plan_node_image(
     config: LabConfig, lab: DockerLab, base_image: str, say: Say,
     show: Callable[[str, dict[str, str]], None],
 ) -> node_image.ImagePlan:
-    """Decide (:func:`etcdlab.node_image.plan`), building the node image when needed."""
+    """Decide (:func:`etcdlab.lab.node_image.plan`), building the node image when needed."""
     if not config.node_image:
         return node_image.plan(False, base_image, "", False, [], config.nodes)
     digest = node_image_digest(config, lab.client.images.get(base_image).id)

@@ -15,7 +15,7 @@ any of them gives another tag, so the image is built again; a configure-only cha
 (a template, a tuning default, ``configure.yml``) keeps the image.
 
 Everything here is pure: files in, values out. Building and running is in
-:mod:`etcdlab.provision`.
+:mod:`etcdlab.lab.provision`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ INSTALL_TAG = "install"
 HASH_LABEL = "io.etcdlab.node-image"
 """Image label holding the full hash of the install inputs (the tag holds its first 12)."""
 RECIPE_REVISION = "1"
-"""Bumped when the way the image is built (:mod:`etcdlab.provision`) changes."""
+"""Bumped when the way the image is built (:mod:`etcdlab.lab.provision`) changes."""
 
 PATH_ONLY_VARIABLES = frozenset({"etcd_archive_src"})
 """Variables that name a file on the controller: where it lies changes nothing on the

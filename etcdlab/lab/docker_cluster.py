@@ -22,8 +22,8 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from etcdlab.config import LabConfig
 from etcdlab.errors import LabError
+from etcdlab.lab.config import LabConfig
 
 LAB_LABEL = "io.etcdlab.lab"
 NODE_LABEL = "io.etcdlab.node"
