@@ -278,7 +278,7 @@ def _path(value):
             "seconds": "with --watch, stop after this many seconds (default: at Ctrl-C)",
             "network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]})
 def members(c, name, watch=False, seconds=None, network=None, inventory=None):
-    """Show the instances registered for service NAME (etcdlab.registry); --watch follows them."""
+    """Show instances registered for service NAME (etcdlab.etcd.registry); --watch follows them."""
     cli.members(_config(c, network=network, inventory=inventory), name, watch, seconds)
 
 

@@ -827,7 +827,7 @@ def members(config: LabConfig, name: str, watch: bool = False,
 
 
 def _members(cluster: Cluster, name: str, watch: bool, seconds: float) -> None:
-    from etcdlab import registry
+    from etcdlab.etcd import registry
 
     endpoints = [cluster.endpoint(n) for n in cluster.names]
     view = registry.snapshot_view(name, endpoints)

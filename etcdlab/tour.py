@@ -17,8 +17,9 @@ from typing import Any
 
 from rich.console import Console
 
-from etcdlab import playground, transport
+from etcdlab import playground
 from etcdlab.errors import LabError
+from etcdlab.etcd import transport
 from etcdlab.faults import Faults
 from etcdlab.journal import Entry, HealStep
 from etcdlab.lab.cluster import Cluster

@@ -1,7 +1,7 @@
 """``invoke watch``: the real cluster live, and what happens to it as an event log.
 
 Three parts: what is polled (:class:`Snapshot`: each member's own Status answer through the
-one transport, :mod:`etcdlab.transport`; health, chrony and alarms asked less often; the
+one transport, :mod:`etcdlab.etcd.transport`; health, chrony and alarms asked less often; the
 probe writer's last outcome), what the fault journal says (:class:`JournalTail`: the
 records written since the last look), and :class:`Detector`, which turns successive
 snapshots and journal records into events — a pure function of them, unit-tested on
@@ -415,7 +415,7 @@ class Poller:
     thread of their own; with ``probe``, a writer that tries one put every poll."""
 
     def __init__(self, cluster: Any, probe: bool = False) -> None:
-        from etcdlab import transport
+        from etcdlab.etcd import transport
 
         self.cluster = cluster
         self.names = list(cluster.names)

@@ -168,7 +168,7 @@ def by_id(findings: Sequence[Finding]) -> dict[str, Finding]:
 
 
 def history_findings(samples: Mapping[str, Any]) -> list[Finding]:
-    """One finding per recorded client history: the checker's verdict (etcdlab.history).
+    """One finding per recorded client history: the checker's verdict (etcdlab.etcd.history).
 
     "unknown" (the budget ran out) is holds=None with why, never a guess."""
     found = []

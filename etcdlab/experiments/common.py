@@ -15,8 +15,8 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import close_all, open_members
 from etcdlab.lab.cluster import Cluster
-from etcdlab.transport import close_all, open_members
 
 T = TypeVar("T")
 

@@ -21,10 +21,10 @@ from typing import Any
 import grpc
 
 from etcdlab.analysis.conflicts import summarize
+from etcdlab.etcd.transport import Member, member
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import run_together
 from etcdlab.params import Param
-from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/conflicts/"
 

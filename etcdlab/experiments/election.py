@@ -47,6 +47,7 @@ import grpc
 
 from etcdlab.analysis.election import SERIES, summarize
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import Member, close_all, member, open_members
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import (
     current_leader,
@@ -60,7 +61,6 @@ from etcdlab.lab import provision as provisioning
 from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.config import MAX_NODES
 from etcdlab.params import Param
-from etcdlab.transport import Member, close_all, member, open_members
 
 
 def run(ctx: Context) -> None:

@@ -34,11 +34,11 @@ from etcdlab import clocks
 from etcdlab.analysis.lamport import lost_updates as lost_updates  # re-exported
 from etcdlab.analysis.lamport import summarize
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import Member, member
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import PrefixWatch, run_together
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
-from etcdlab.transport import Member, member
 
 KEY_PREFIX = "/etcdlab/lamport/"
 

@@ -46,14 +46,14 @@ import yaml
 from etcdlab import clocks, lease_client
 from etcdlab.analysis.lease_drift import HOLDERS, summarize, summarize_holder, summarize_paused
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import LAB_CERT as LAB_USER
+from etcdlab.etcd.transport import member
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import JsonLinesChild, PrefixWatch, poll_until
 from etcdlab.faults import NODE_AGENT_MARK
 from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.provision import secrets_file
 from etcdlab.params import Param
-from etcdlab.transport import LAB_CERT as LAB_USER
-from etcdlab.transport import member
 
 CLIENT_SOURCE = Path(lease_client.__file__).read_text()
 

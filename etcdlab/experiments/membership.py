@@ -1,9 +1,9 @@
 """Q10 ``membership``: a dynamic membership (naming) service on etcd leases + watch.
 
-The service is :mod:`etcdlab.registry`. R instances run as separate Python processes
-(``python -m etcdlab.registry serve``, each talking first to a different member), so that
+The service is :mod:`etcdlab.etcd.registry`. R instances run as separate Python processes
+(``python -m etcdlab.etcd.registry serve``, each talking first to a different member), so that
 SIGKILL really stops an instance's keepalives; W watchers run as threads of this
-process, each a :class:`~etcdlab.registry.MembershipWatch` starting on a different
+process, each a :class:`~etcdlab.etcd.registry.MembershipWatch` starting on a different
 member. Phases:
 
 1. **joins**: the R instances start one after another; join latency = from the
@@ -58,12 +58,7 @@ from etcd3 import etcdrpc
 
 from etcdlab.analysis.membership import summarize
 from etcdlab.errors import LabError
-from etcdlab.experiments.base import Context, Experiment
-from etcdlab.experiments.common import JsonLinesChild, poll_until
-from etcdlab.faults import Faults
-from etcdlab.lab.cluster import Cluster
-from etcdlab.params import Param
-from etcdlab.registry import (
+from etcdlab.etcd.registry import (
     SERVICES_PREFIX,
     Change,
     Endpoints,
@@ -77,6 +72,11 @@ from etcdlab.registry import (
     range_prefix,
     service_prefix,
 )
+from etcdlab.experiments.base import Context, Experiment
+from etcdlab.experiments.common import JsonLinesChild, poll_until
+from etcdlab.faults import Faults
+from etcdlab.lab.cluster import Cluster
+from etcdlab.params import Param
 
 WAIT_REGISTERED_S = 30.0  # a new Python process imports grpc first: slow on a busy host
 
@@ -184,7 +184,7 @@ class InstanceProcess(JsonLinesChild):
         self.first_etcd = endpoints[start_index % len(endpoints)]
         # Closed in kill_if_alive(), which Run.close() calls for every instance.
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        command = [sys.executable, "-m", "etcdlab.registry", "serve", name, instance_id,
+        command = [sys.executable, "-m", "etcdlab.etcd.registry", "serve", name, instance_id,
                    f"{instance_id}.example:8080", "--etcd", ",".join(endpoints),
                    "--ttl", str(ttl), "--start-index", str(start_index),
                    "--max-seconds", str(max_seconds)]

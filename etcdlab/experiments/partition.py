@@ -34,7 +34,7 @@ member serves the same value, mod revision and store revision of the key
 (d) ``register``: under each fault of ``register_faults`` (the leader cut off, a follower
     cut off, the leader crashed), ``register_clients`` clients read, write and
     compare-and-swap three keys through members picked at random for ``register_s``
-    (:mod:`etcdlab.workloads`), once with linearizable reads and once with serializable
+    (:mod:`etcdlab.etcd.workloads`), once with linearizable reads and once with serializable
     ones; each series' history (``partition.register-FAULT-SERIES.history.jsonl``) is
     recorded and checked for linearizability by the runner.
 
@@ -66,6 +66,8 @@ from etcdlab.analysis.partition import (  # the pure helpers stay importable fro
     write_applied_after_heal,  # noqa: F401
 )
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import Member, attempt, member, open_members, settled
+from etcdlab.etcd.workloads import register_workload
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import (
     current_leader,
@@ -75,8 +77,6 @@ from etcdlab.experiments.common import (
     raft_state_changes,
 )
 from etcdlab.params import Param
-from etcdlab.transport import Member, attempt, member, open_members, settled
-from etcdlab.workloads import register_workload
 
 KEY_PREFIX = "/etcdlab/partition/"
 SETUP_WITHIN_S = 30.0

@@ -10,7 +10,7 @@ holding data), until a write is refused with "database space exceeded". While th
 alarm is raised: each member's alarm list, a refused write through the leader and through
 a follower, reads on both, a delete, a lease grant, a keepalive and a revoke (of a lease
 granted with a key before the fill), and two transactions without a put (a compare and a
-range, a compare and a delete); each outcome as :func:`~etcdlab.transport.attempt`
+range, a compare and a delete); each outcome as :func:`~etcdlab.etcd.transport.attempt`
 records it. Recovery, as the etcd docs say, each step timed with the DB sizes before and
 after: compact to the current revision (the alarm still raised), defragment each member in
 turn, disarm every alarm; then a write must be accepted again. One extra step sits between
@@ -34,14 +34,14 @@ from typing import Any
 
 import grpc
 
-from etcdlab import transport
 from etcdlab.analysis.quota import NOSPACE_TEXT, summarize
 from etcdlab.errors import LabError
+from etcdlab.etcd import transport
+from etcdlab.etcd.transport import Member, attempt, open_members
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import member_names, playbook_logger
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
-from etcdlab.transport import Member, attempt, open_members
 
 KEY_PREFIX = "/etcdlab/quota/"
 LEASED_KEY = f"{KEY_PREFIX}leased"

@@ -47,10 +47,10 @@ from etcdlab.analysis.read_latency import (  # noqa: F401 (the pure part, re-exp
     summarize,
 )
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import Member, classify, member, open_channel, settled
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.lab.cluster import CLIENT_PORT, Cluster
 from etcdlab.params import Param
-from etcdlab.transport import Member, classify, member, open_channel, settled
 
 KEY = "/etcdlab/read-latency/key"
 VALUE = "v" * 16

@@ -29,9 +29,9 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import open_channel
 from etcdlab.lab.config import LabConfig
 from etcdlab.lab.docker_cluster import LAB_LABEL, NODE_LABEL, DockerLab
-from etcdlab.transport import open_channel
 
 Say = Callable[[str], None]
 

@@ -18,10 +18,10 @@ import etcd3.etcdrpc as etcdrpc
 import grpc
 
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import CLIENT_CA_FILE, LAB_CERT, ROOT_CERT, TLS_ENV, open_channel
 from etcdlab.lab.config import LabConfig
 from etcdlab.lab.docker_cluster import DockerLab
 from etcdlab.lab.nodes import DockerNodes, nodes_for
-from etcdlab.transport import CLIENT_CA_FILE, LAB_CERT, ROOT_CERT, TLS_ENV, open_channel
 
 CLIENT_PORT = 2379
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from etcdlab import transport
 from etcdlab.errors import LabError
+from etcdlab.etcd import transport
+from etcdlab.etcd.transport import attempt, classify, settled
 from etcdlab.experiments import partition, quota, read_latency
 from etcdlab.results import Result, write_result
-from etcdlab.transport import attempt, classify, settled
 from tests.unit.report_helpers import report_text
 
 METADATA = {

@@ -6,7 +6,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from etcdlab.history import HistoryRecorder, check_file
+from etcdlab.etcd.history import HistoryRecorder, check_file
 from etcdlab.results import history_file
 
 

@@ -10,13 +10,7 @@ import json
 import pytest
 
 from etcdlab.errors import LabError
-from etcdlab.registry import (
-    Event,
-    MembershipView,
-    instance_key,
-    prefix_end,
-    service_prefix,
-)
+from etcdlab.etcd.registry import Event, MembershipView, instance_key, prefix_end, service_prefix
 
 PREFIX = service_prefix("web")
 

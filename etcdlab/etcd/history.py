@@ -2,12 +2,12 @@
 
 A :class:`HistoryRecorder` writes ``NAME.history.jsonl`` beside an experiment's result
 (named by the rule in :mod:`etcdlab.results`), in the format :mod:`etcdlab.linearizability`
-documents and checks. A :class:`~etcdlab.transport.
+documents and checks. A :class:`~etcdlab.etcd.transport.
 Member` given a recorder (``member.record_into(recorder, process)``) records each ``get``,
 ``put``, ``delete`` and compare-and-swap it sends: the process, the operation and its
 arguments, invocation and completion on this machine's monotonic clock (the clock of the
 fault journal too, and one clock for every process of the machine), the outcome from
-:func:`etcdlab.transport.classify`, and the answer's value and revision. Errors still reach
+:func:`etcdlab.etcd.transport.classify`, and the answer's value and revision. Errors still reach
 the caller: recording changes nothing about the call.
 
 What is not recorded, because the models do not describe it: serializable reads (they may
@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import grpc
 
 from etcdlab import linearizability
-from etcdlab.transport import classify
+from etcdlab.etcd.transport import classify
 
 T = TypeVar("T")
 

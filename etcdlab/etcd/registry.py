@@ -24,7 +24,7 @@ its watcher thread never tells callbacks that the stream broke (its error path c
 ``six``, which python3-etcd3 0.13 does not import). :class:`Endpoints` instead moves to
 the next member after a failure and never blacklists one.
 
-``python -m etcdlab.registry serve NAME ID ENDPOINT --etcd IP:PORT,...`` runs one
+``python -m etcdlab.etcd.registry serve NAME ID ENDPOINT --etcd IP:PORT,...`` runs one
 instance as its own process (the membership experiment SIGKILLs such processes) and
 prints what happens to its registration as JSON lines.
 """
@@ -47,7 +47,7 @@ from etcd3 import etcdrpc
 from etcd3.etcdrpc import kv_pb2
 
 from etcdlab.errors import LabError
-from etcdlab.transport import REQUIRE_LEADER, open_channel
+from etcdlab.etcd.transport import REQUIRE_LEADER, open_channel
 
 SERVICES_PREFIX = "/services/"
 # etcd cancels a watch stream carrying this metadata when its member has no leader, so
@@ -778,12 +778,12 @@ def watch(name: str, etcd_endpoints: Sequence[str], on_change: ChangeHandler | N
 
 
 def serve(argv: Sequence[str] | None = None) -> int:
-    """``python -m etcdlab.registry serve``: register, stay registered, revoke on SIGTERM.
+    """``python -m etcdlab.etcd.registry serve``: register, stay registered, revoke on SIGTERM.
 
     Prints one JSON object per line for each registration event. Ends by itself after
     ``--max-seconds`` so that an orphaned instance never runs for ever.
     """
-    parser = argparse.ArgumentParser(prog="python -m etcdlab.registry serve")
+    parser = argparse.ArgumentParser(prog="python -m etcdlab.etcd.registry serve")
     parser.add_argument("name")
     parser.add_argument("instance_id")
     parser.add_argument("endpoint")
@@ -823,5 +823,5 @@ def serve(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] != "serve":
-        sys.exit("usage: python -m etcdlab.registry serve NAME ID ENDPOINT --etcd IP:PORT,...")
+        sys.exit("usage: python -m etcdlab.etcd.registry serve NAME ID ENDPOINT --etcd IP:PORT,...")
     sys.exit(serve(sys.argv[2:]))

@@ -1,4 +1,4 @@
-"""Client workloads whose histories are recorded and checked (see :mod:`etcdlab.history`).
+"""Client workloads whose histories are recorded and checked (see :mod:`etcdlab.etcd.history`).
 
 :func:`register_workload`: N clients, each a thread with its own channel to every member,
 read, write and compare-and-swap a few keys through members picked at random, for a fixed
@@ -17,8 +17,8 @@ from typing import Any
 
 import grpc
 
-from etcdlab.history import HistoryRecorder
-from etcdlab.transport import ClusterLike, classify, close_all, open_members
+from etcdlab.etcd.history import HistoryRecorder
+from etcdlab.etcd.transport import ClusterLike, classify, close_all, open_members
 
 OPS = (("read", 0.5), ("write", 0.3), ("cas", 0.2))
 

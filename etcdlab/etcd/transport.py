@@ -28,7 +28,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from etcdlab.errors import LabError
 
 if TYPE_CHECKING:
-    from etcdlab.history import HistoryRecorder
+    from etcdlab.etcd.history import HistoryRecorder
 
 T = TypeVar("T")
 
@@ -169,7 +169,7 @@ class Member:
     def record_into(self, history: HistoryRecorder | None, process: Any = None,
                     serializable: bool = False) -> Member:
         """Record this member's KV calls into ``history`` as ``process`` (see
-        :mod:`etcdlab.history`); None stops recording. Serializable reads are recorded
+        :mod:`etcdlab.etcd.history`); None stops recording. Serializable reads are recorded
         only with ``serializable``: a workload that sets out to show what they allow."""
         self.history = history
         self.process = self.name if process is None else process
