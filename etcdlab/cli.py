@@ -24,7 +24,7 @@ from etcdlab import experiments
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
-from etcdlab.journal import JOURNAL_FILE, HealStep, Journal
+from etcdlab.faults.journal import JOURNAL_FILE, HealStep, Journal
 from etcdlab.lab import bench as benchmark
 from etcdlab.lab import offline, preflight
 from etcdlab.lab import provision as provisioning
@@ -170,7 +170,7 @@ def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
 
 def _heal_left_faults(config: LabConfig) -> None:
     """A killed run's faults are undone before the roles are applied again."""
-    from etcdlab.journal import JOURNAL_FILE, Journal
+    from etcdlab.faults.journal import JOURNAL_FILE, Journal
 
     journal = Journal(provisioning.state_dir(config) / JOURNAL_FILE)
     if not journal.open_entries():

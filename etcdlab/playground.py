@@ -14,7 +14,7 @@ is listed under its own id and can be healed by it too.
 
 Parsing is pure (:func:`parse_fault`, :func:`check_targets`): a bad kind, target or option
 is refused before the lab is touched. Before a fault is applied, every process a killed
-run left for the lab is ended (:mod:`etcdlab.leftovers`), as ``invoke heal`` does.
+run left for the lab is ended (:mod:`etcdlab.faults.leftovers`), as ``invoke heal`` does.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from typing import Any
 
 from rich.table import Table
 
-from etcdlab import leftovers
 from etcdlab.errors import LabError
-from etcdlab.faults import Faults
-from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
+from etcdlab.faults import Faults, leftovers
+from etcdlab.faults.journal import JOURNAL_FILE, Entry, HealStep, Journal, replay
 from etcdlab.lab.cluster import Cluster
 
 KINDS: dict[str, str] = {

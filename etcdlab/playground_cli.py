@@ -66,7 +66,7 @@ def watch(config: LabConfig, as_json: bool = False, probe: bool = False,
     """``invoke watch``: the live view (or, with ``as_json``, its events as JSON lines)."""
     from etcdlab import watch as live
     from etcdlab.cli import WATCH_SECONDS
-    from etcdlab.journal import JOURNAL_FILE
+    from etcdlab.faults.journal import JOURNAL_FILE
 
     seconds = WATCH_SECONDS.parse(0.0 if seconds is None else seconds, source="--seconds")
     cluster = _running_cluster(config)

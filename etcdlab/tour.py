@@ -21,7 +21,7 @@ from etcdlab import playground
 from etcdlab.errors import LabError
 from etcdlab.etcd import transport
 from etcdlab.faults import Faults
-from etcdlab.journal import Entry, HealStep
+from etcdlab.faults.journal import Entry, HealStep
 from etcdlab.lab.cluster import Cluster
 from etcdlab.signals import heal_guard
 

@@ -41,7 +41,7 @@ from rich.progress import (
 from etcdlab.errors import Interrupted, LabError
 from etcdlab.etcd.history import HistoryRecorder, check_file
 from etcdlab.faults import Faults
-from etcdlab.journal import Entry, HealStep
+from etcdlab.faults.journal import Entry, HealStep
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param, unknown_name
 from etcdlab.results import (

@@ -22,11 +22,11 @@ from typing import Any
 import yaml
 
 from etcdlab.errors import LabError
+from etcdlab.faults.leftovers import RUN_LAB_ENV
 from etcdlab.lab import node_image, offline
 from etcdlab.lab.config import DEFAULT_IMAGE, PROJECT_ROOT, LabConfig
 from etcdlab.lab.docker_cluster import DockerLab, image_available, pull
 from etcdlab.lab.state import atomic_write_json, read_json
-from etcdlab.leftovers import RUN_LAB_ENV
 
 ROOT = PROJECT_ROOT
 
@@ -417,7 +417,7 @@ def run_in_child(request: Mapping[str, Any], on_event: Callable[[dict], Any]) ->
     this process is interrupted it stops the child (SIGTERM, then SIGKILL) before raising.
     """
     # The lab's folder marks the child and all it starts: `invoke heal` ends what a killed
-    # run left (etcdlab.leftovers), which a kill of the run's process group misses.
+    # run left (etcdlab.faults.leftovers), which a kill of the run's process group misses.
     child = subprocess.Popen(
         [sys.executable, "-m", "etcdlab.lab.playbook_child"], cwd=str(ROOT),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -13,7 +13,7 @@ import pytest
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Experiment, run_experiment
 from etcdlab.faults import CHAIN, Faults
-from etcdlab.journal import Journal, replay
+from etcdlab.faults.journal import Journal, replay
 from etcdlab.results import finish_partial, partial_path, result_path
 
 

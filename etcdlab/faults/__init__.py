@@ -7,7 +7,7 @@ hosts with ``pkill`` over SSH. Partitions are iptables rules in a chain of the l
 ``ETCDLAB``, inside each container (``NET_ADMIN``); only traffic between nodes is cut,
 so that this machine still reaches every side.
 
-Every fault and setting change is written to the lab's journal (:mod:`etcdlab.journal`)
+Every fault and setting change is written to the lab's journal (:mod:`etcdlab.faults.journal`)
 before it is applied, with what undoing it needs; the fault's own undo (a restart, a
 reconnect) marks it done. :meth:`Faults.heal` replays whatever is still open — the
 experiment runner calls it between ``run`` and ``check`` on every exit, ``invoke heal``
@@ -34,10 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from etcdlab import leftovers
 from etcdlab.clocks import continued_offset
 from etcdlab.errors import LabError
-from etcdlab.journal import JOURNAL_FILE, Entry, HealStep, Idle, Journal, replay
+from etcdlab.faults import leftovers
+from etcdlab.faults.journal import JOURNAL_FILE, Entry, HealStep, Idle, Journal, replay
 from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.nodes import NodeProcess
 from etcdlab.lab.provision import remove_container_lab
