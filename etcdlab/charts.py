@@ -24,7 +24,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from etcdlab.stats import cdf_points  # noqa: E402
+from etcdlab.figures.stats import cdf_points  # noqa: E402
 
 DPI = 110
 FIGURE_SIZE = (7.0, 4.2)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from etcdlab.units import MISSING, fmt_bool, fmt_bytes, fmt_ms, fmt_seconds
+from etcdlab.figures.units import MISSING, fmt_bool, fmt_bytes, fmt_ms, fmt_seconds
 
 
 def _plain(value: Any) -> str:

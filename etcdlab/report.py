@@ -2,7 +2,7 @@
 
 The report is a view of the JSON results only: it never talks to a cluster, so
 ``invoke report --from DIR`` re-renders a run anywhere. Python prepares every figure
-as text (through :mod:`etcdlab.units`); the templates only place it.
+as text (through :mod:`etcdlab.figures.units`); the templates only place it.
 
 Adding an experiment to the report takes two steps:
 
@@ -31,9 +31,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from etcdlab.environment import FIELDS, TIME_KEYS, format_value, label
+from etcdlab.figures.units import FILTERS, fmt_count
 from etcdlab.html_report import markdown_to_html, slug
 from etcdlab.results import Result, load_results
-from etcdlab.units import FILTERS, fmt_count
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 REPORT_TEMPLATE = "report.md.j2"

@@ -1,8 +1,9 @@
 """Analysis: pure code that turns one experiment's samples into a summary and findings.
 
 ``etcdlab.analysis.<name>`` (dashes become underscores) is the analysis of one experiment.
-It does no I/O and knows no cluster: it imports :mod:`etcdlab.stats`, :mod:`etcdlab.units`
-and this package only (the layer contracts in ``pyproject.toml`` check it). It defines
+It does no I/O and knows no cluster: it imports :mod:`etcdlab.figures.stats`,
+:mod:`etcdlab.figures.units` and this package only (the layer contracts in
+``pyproject.toml`` check it). It defines
 
 - ``summarize(samples, params) -> dict``: every number the report shows, from the samples
   alone (the runner stores it in the result for other tools; see below);

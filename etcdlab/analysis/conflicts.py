@@ -14,8 +14,8 @@ from itertools import pairwise
 from typing import Any
 
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, untestable
-from etcdlab.stats import binomial_interval
-from etcdlab.units import fmt_count, fmt_factor, fmt_percent, fmt_rate, fmt_share
+from etcdlab.figures.stats import binomial_interval
+from etcdlab.figures.units import fmt_count, fmt_factor, fmt_percent, fmt_rate, fmt_share
 
 METHODS = ("naive", "cas")
 

@@ -16,7 +16,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from etcdlab import stats
 from etcdlab.analysis import (
     Asked,
     Finding,
@@ -35,7 +34,8 @@ from etcdlab.analysis.election_sweep import (
     summarize_sweep,
     sweep_findings,
 )
-from etcdlab.units import (
+from etcdlab.figures import stats
+from etcdlab.figures.units import (
     fmt_count,
     fmt_factor,
     fmt_median,

@@ -21,7 +21,7 @@ blurs the timeout by up to one tick), a survivor still inside its leader lease r
 early pre-vote, and split votes; the test against the measurements is what tells whether
 they matter.
 
-Pure Python like :mod:`etcdlab.stats`: the report re-renders without numpy or scipy.
+Pure Python like :mod:`etcdlab.figures.stats`: the report re-renders without numpy or scipy.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from etcdlab import stats
 from etcdlab.analysis import Finding, claim, comparison, untestable
 from etcdlab.analysis.election_model import ElectionModel, KSTest, ks_test
-from etcdlab.units import fmt_count, fmt_median, fmt_ms, fmt_p_value, fmt_seconds, fmt_share
+from etcdlab.figures import stats
+from etcdlab.figures.units import fmt_count, fmt_median, fmt_ms, fmt_p_value, fmt_seconds, fmt_share
 
 MODEL_TEST_LEVEL = 0.05
 P95_MIN_N = 20

@@ -13,7 +13,7 @@ modelled as started at its first reading less the offset, which ignores the agen
 start-up while a drifting clock already ran fast, so the errors of a drifting clock are
 biased there and are not checked against their bound.
 
-:mod:`etcdlab.clocks` (pure, no I/O) provides the estimate, Marzullo's algorithm and
+:mod:`etcdlab.figures.clocks` (pure, no I/O) provides the estimate, Marzullo's algorithm and
 libfaketime's clock model.
 """
 
@@ -23,9 +23,9 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from etcdlab import clocks, stats
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all
-from etcdlab.units import fmt_count, fmt_ms, fmt_seconds, fmt_share, fmt_within
+from etcdlab.figures import clocks, stats
+from etcdlab.figures.units import fmt_count, fmt_ms, fmt_seconds, fmt_share, fmt_within
 
 RUNS = ("offset", "drift", "two_faulty")
 LABELS = {"offset": "one clock offset", "drift": "one clock drifting",

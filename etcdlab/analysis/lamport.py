@@ -7,7 +7,7 @@ share); ``samples["shared_key"][mode]`` ("naive", "cas") holds the acknowledged 
 the course report's shared "global clock" key (``revision``, ``read_mod_revision``,
 ``clock``), ``unknown``, ``retries`` and the ``final`` value.
 
-The causal checks use the vector clocks of :mod:`etcdlab.clocks` (pure), computed from
+The causal checks use the vector clocks of :mod:`etcdlab.figures.clocks` (pure), computed from
 the log.
 """
 
@@ -18,8 +18,8 @@ from itertools import pairwise
 from typing import Any
 
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named, untestable
-from etcdlab.clocks import happened_before, total_order_ties, vector_clocks
-from etcdlab.units import fmt_count, fmt_share
+from etcdlab.figures.clocks import happened_before, total_order_ties, vector_clocks
+from etcdlab.figures.units import fmt_count, fmt_share
 
 MODES = ("naive", "cas")
 

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all
-from etcdlab.clocks import drift_rate, rate_ppm
-from etcdlab.units import (
+from etcdlab.figures.clocks import drift_rate, rate_ppm
+from etcdlab.figures.units import (
     fmt_count,
     fmt_median,
     fmt_ms,
@@ -52,7 +52,7 @@ def fmt_ttl(seconds: float | None) -> str:
 
     A TTL asked for is exact (etcd expires the lease TTL seconds after its grant on the
     leader's monotonic clock); a TTL etcd *reports* (remaining time to live) is truncated
-    to whole seconds and shown with :func:`etcdlab.units.fmt_whole_seconds` instead.
+    to whole seconds and shown with :func:`etcdlab.figures.units.fmt_whole_seconds` instead.
     """
     if seconds is None:
         return fmt_seconds(None)

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from etcdlab import stats
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
 from etcdlab.analysis.lease_drift import fmt_ttl
-from etcdlab.units import (
+from etcdlab.figures import stats
+from etcdlab.figures.units import (
     fmt_count,
     fmt_median,
     fmt_ms,

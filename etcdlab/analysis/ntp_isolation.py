@@ -19,8 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
-from etcdlab.clocks import faked_offset_piecewise
-from etcdlab.units import (
+from etcdlab.figures.clocks import faked_offset_piecewise
+from etcdlab.figures.units import (
     MISSING,
     fmt_count,
     fmt_ms,

@@ -13,9 +13,9 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from etcdlab import stats
 from etcdlab.analysis import Asked, Finding, claim, comparison, history_findings, name_all, named
-from etcdlab.units import (
+from etcdlab.figures import stats
+from etcdlab.figures.units import (
     fmt_count,
     fmt_median,
     fmt_resolution,

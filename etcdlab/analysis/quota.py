@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from etcdlab import stats
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
-from etcdlab.units import (
+from etcdlab.figures import stats
+from etcdlab.figures.units import (
     fmt_bytes,
     fmt_count,
     fmt_factor,

@@ -26,10 +26,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from etcdlab import stats
 from etcdlab.analysis import Asked, Finding, claim, comparison, name_all, named
 from etcdlab.analysis.partition import register_verdict
-from etcdlab.units import (
+from etcdlab.figures import stats
+from etcdlab.figures.units import (
     MISSING,
     fmt_count,
     fmt_factor,

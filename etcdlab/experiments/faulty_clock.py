@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from etcdlab import clock_agent, clocks
+from etcdlab import clock_agent
 from etcdlab.analysis.faulty_clock import (
     RUNS,
     observer_verdicts,
@@ -41,6 +41,7 @@ from etcdlab.analysis.faulty_clock import (
 from etcdlab.errors import LabError
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.faults import NODE_AGENT_MARK
+from etcdlab.figures import clocks
 from etcdlab.params import Param
 
 __all__ = ["EXPERIMENT", "RUNS", "observer_verdicts", "plan_agents", "summarize",

@@ -4,7 +4,7 @@ P processes (threads of this program, one per node, each with its own etcd clien
 to its own member and its own id 1..P) share nothing but etcd. Each does ``steps``
 events, at random a local event or a send; a send is a put to the receiver's inbox key
 carrying the sender's clock and id, and the receiver learns of it through a watch on its
-inbox prefix. The clock rules are Lamport's (:class:`etcdlab.clocks.LamportClock`): +1 on
+inbox prefix. The clock rules are Lamport's (:class:`etcdlab.figures.clocks.LamportClock`): +1 on
 a local or send event, max(C, received) + 1 on a receive; events are totally ordered by
 (C, id). Every event is logged with its clock; the checks (clock condition over every
 causally related pair, found with vector clocks computed from the log; ties of the
@@ -30,13 +30,13 @@ from typing import Any
 
 import grpc
 
-from etcdlab import clocks
 from etcdlab.analysis.lamport import lost_updates as lost_updates  # re-exported
 from etcdlab.analysis.lamport import summarize
 from etcdlab.errors import LabError
 from etcdlab.etcd.transport import Member, member
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import PrefixWatch, run_together
+from etcdlab.figures import clocks
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 

@@ -43,7 +43,7 @@ from typing import Any
 import grpc
 import yaml
 
-from etcdlab import clocks, lease_client
+from etcdlab import lease_client
 from etcdlab.analysis.lease_drift import HOLDERS, summarize, summarize_holder, summarize_paused
 from etcdlab.errors import LabError
 from etcdlab.etcd.transport import LAB_CERT as LAB_USER
@@ -51,6 +51,7 @@ from etcdlab.etcd.transport import member
 from etcdlab.experiments.base import Context, Experiment
 from etcdlab.experiments.common import JsonLinesChild, PrefixWatch, poll_until
 from etcdlab.faults import NODE_AGENT_MARK
+from etcdlab.figures import clocks
 from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.provision import secrets_file
 from etcdlab.params import Param

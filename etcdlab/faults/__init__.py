@@ -34,10 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from etcdlab.clocks import continued_offset
 from etcdlab.errors import LabError
 from etcdlab.faults import leftovers
 from etcdlab.faults.journal import JOURNAL_FILE, Entry, HealStep, Idle, Journal, replay
+from etcdlab.figures.clocks import continued_offset
 from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.nodes import NodeProcess
 from etcdlab.lab.provision import remove_container_lab
@@ -353,7 +353,7 @@ class Faults:
         """Make a faked chronyd's clock (``offset_s``, ``rate``, its process started at
         ``started``) run at ``new_rate`` from now on, without a step: libfaketime scales the
         whole time since the process started by the rate, so the offset is moved to keep
-        the clock continuous (:func:`etcdlab.clocks.continued_offset`). The spec file is
+        the clock continuous (:func:`etcdlab.figures.clocks.continued_offset`). The spec file is
         replaced atomically; heal() removes it with the rest of the clock fault. Returns
         (the time of the change, the new offset)."""
         at = time.time()

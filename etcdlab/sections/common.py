@@ -9,8 +9,8 @@ from typing import Any
 
 from etcdlab import charts as plots
 from etcdlab.environment import format_value
+from etcdlab.figures.units import MISSING, fmt_ms
 from etcdlab.results import Result
-from etcdlab.units import MISSING, fmt_ms
 
 
 def values(rows: Iterable[Mapping[str, Any]], key: str) -> list[float]:

@@ -9,9 +9,9 @@ from typing import Any
 from etcdlab import charts as plots
 from etcdlab.analysis import election as analysis
 from etcdlab.analysis import run_vs_question
+from etcdlab.figures.units import fmt_count, fmt_ms, fmt_seconds
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text, values
-from etcdlab.units import fmt_count, fmt_ms, fmt_seconds
 
 
 def charts(result: Result, out_dir: Path) -> dict[str, str]:

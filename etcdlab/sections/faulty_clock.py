@@ -17,8 +17,8 @@ from etcdlab.analysis.faulty_clock import (
     observer_verdicts,
     summarize,
 )
+from etcdlab.figures.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_seconds, fmt_within
 from etcdlab.results import Result
-from etcdlab.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_seconds, fmt_within
 
 
 def _estimates_over_time(result: Result, run_name: str) -> dict[str, tuple[list, list]]:

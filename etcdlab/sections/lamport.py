@@ -13,8 +13,8 @@ from typing import Any
 from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.lamport import ASKED, findings, summarize
+from etcdlab.figures.units import fmt_count, fmt_ms, fmt_percent, fmt_seconds
 from etcdlab.results import Result
-from etcdlab.units import fmt_count, fmt_ms, fmt_percent, fmt_seconds
 
 DIAGRAM_EVENTS = 30
 ORDER_EXAMPLE_EVENTS = 12

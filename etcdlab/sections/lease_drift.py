@@ -31,9 +31,9 @@ from etcdlab.analysis.lease_drift import (
     rate_ppm,
     summarize,
 )
+from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
-from etcdlab.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
 
 
 def charts(result: Result, out_dir: Path) -> dict[str, str]:

@@ -20,9 +20,7 @@ from etcdlab.analysis.membership import (
     findings,
     summarize,
 )
-from etcdlab.results import Result
-from etcdlab.sections.common import metadata_text, range_text, values
-from etcdlab.units import (
+from etcdlab.figures.units import (
     MISSING,
     fmt_count,
     fmt_median,
@@ -31,6 +29,8 @@ from etcdlab.units import (
     fmt_whole_seconds,
     fmt_within,
 )
+from etcdlab.results import Result
+from etcdlab.sections.common import metadata_text, range_text, values
 
 
 def timeline(result: Result) -> dict[str, Any] | None:

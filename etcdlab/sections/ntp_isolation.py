@@ -19,8 +19,7 @@ from etcdlab.analysis.ntp_isolation import (
     sample_points,
     summarize,
 )
-from etcdlab.results import Result
-from etcdlab.units import (
+from etcdlab.figures.units import (
     MISSING,
     fmt_bool,
     fmt_ms,
@@ -29,6 +28,7 @@ from etcdlab.units import (
     fmt_whole_seconds,
     fmt_within,
 )
+from etcdlab.results import Result
 
 
 def charts(result: Result, out_dir: Path) -> dict[str, str]:

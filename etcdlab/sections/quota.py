@@ -24,10 +24,8 @@ from etcdlab.analysis.quota import (
     sizes_text,
     summarize,
 )
-from etcdlab.results import Result
-from etcdlab.sections.common import metadata_text
-from etcdlab.stats import percentile
-from etcdlab.units import (
+from etcdlab.figures.stats import percentile
+from etcdlab.figures.units import (
     MISSING,
     fmt_bytes,
     fmt_count,
@@ -36,6 +34,8 @@ from etcdlab.units import (
     fmt_seconds,
     fmt_within,
 )
+from etcdlab.results import Result
+from etcdlab.sections.common import metadata_text
 
 MIB = 1024**2
 # Writes per point of the latency chart: the median of each block smooths single stalls.

@@ -28,9 +28,9 @@ from etcdlab.analysis.read_latency import (
     read_bounds,
     summarize,
 )
+from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_rate, fmt_seconds, fmt_share
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
-from etcdlab.units import MISSING, fmt_count, fmt_ms, fmt_rate, fmt_seconds, fmt_share
 
 
 def _cells(result: Result) -> dict[tuple[int, str, str], dict[str, Any]]:

@@ -21,8 +21,8 @@ from etcdlab.analysis.lease_drift import (
     predicted_error_s,
     summarize,
 )
-from etcdlab.clocks import drift_rate
 from etcdlab.experiments import lease_drift as lease_drift_experiment
+from etcdlab.figures.clocks import drift_rate
 from tests.unit.report_helpers import rendered_section as section_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ import math
 import pytest
 
 from etcdlab.analysis import Asked, by_id, claim, comparison, run_vs_question
-from etcdlab.stats import binomial_interval, binomial_upper
-from etcdlab.units import fmt_median, fmt_ms, fmt_share, fmt_whole_seconds, fmt_within
+from etcdlab.figures.stats import binomial_interval, binomial_upper
+from etcdlab.figures.units import fmt_median, fmt_ms, fmt_share, fmt_whole_seconds, fmt_within
 
 
 def test_a_finding_reads_the_sentence_of_its_outcome():

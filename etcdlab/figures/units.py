@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from etcdlab.stats import binomial_interval, binomial_upper, median_stats
+from etcdlab.figures.stats import binomial_interval, binomial_upper, median_stats
 
 MISSING = "—"
 
@@ -237,7 +237,7 @@ def fmt_median(values: Iterable[float], formatter: Callable[[float], str] = fmt_
 
 def fmt_median_stats(m: Mapping[str, Any] | None,
                      formatter: Callable[[float], str] = fmt_seconds) -> str:
-    """:func:`fmt_median` from a :func:`etcdlab.stats.median_stats` dict (what a summary
+    """:func:`fmt_median` from a :func:`etcdlab.figures.stats.median_stats` dict (what a summary
     keeps instead of thousands of values)."""
     if not m or not m.get("n"):
         return MISSING
