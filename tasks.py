@@ -282,7 +282,7 @@ def members(c, name, watch=False, seconds=None, network=None, inventory=None):
     cli.members(_config(c, network=network, inventory=inventory), name, watch, seconds)
 
 
-# -- linearizability of recorded histories (etcdlab.linearizability) ------------------------
+# -- linearizability of recorded histories (etcdlab.check.linearizability) ------------------------
 
 
 @task(help={"files": "a history file, a folder of them (*.log, *.jsonl) or a quoted glob "
@@ -299,7 +299,7 @@ def check_history(c, files, format_=None, timeout=None):
     """
     from invoke import Exit
 
-    from etcdlab import history_cli
+    from etcdlab.check import cli as history_cli
 
     code = history_cli.main([files], format_, timeout)
     if code:

@@ -1,7 +1,7 @@
 """Recording client histories: every KV call through the transport, one JSON line each.
 
 A :class:`HistoryRecorder` writes ``NAME.history.jsonl`` beside an experiment's result
-(named by the rule in :mod:`etcdlab.results`), in the format :mod:`etcdlab.linearizability`
+(named by the rule in :mod:`etcdlab.results`), in the format :mod:`etcdlab.check.linearizability`
 documents and checks. A :class:`~etcdlab.etcd.transport.
 Member` given a recorder (``member.record_into(recorder, process)``) records each ``get``,
 ``put``, ``delete`` and compare-and-swap it sends: the process, the operation and its
@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from etcdlab import linearizability
+from etcdlab.check import linearizability
 from etcdlab.etcd.transport import classify
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from etcdlab import linearizability as lin
+from etcdlab.check import linearizability as lin
 
 FORMATS = ("jepsen", "etcdlab")
 DEFAULT_TIMEOUT_S = 10.0
