@@ -156,7 +156,7 @@ def summarize(values: Iterable[float]) -> dict[str, float | int | None]:
 def cdf_points(values: Iterable[float]) -> tuple[list[float], list[float]]:
     """Return the empirical CDF as (sorted values, cumulative fractions i/n).
 
-    The shape matches one series of :func:`etcdlab.charts.line_chart`.
+    The shape matches one series of :func:`etcdlab.report.charts.line_chart`.
     """
     data = sorted(_checked(values, "cdf_points"))
     n = len(data)

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
-from etcdlab.environment import format_value
 from etcdlab.figures.units import MISSING, fmt_ms
+from etcdlab.report import charts as plots
+from etcdlab.report.environment import format_value
 from etcdlab.results import Result
 
 

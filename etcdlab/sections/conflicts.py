@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.conflicts import ASKED, findings, summarize
 from etcdlab.figures.units import fmt_count, fmt_rate, fmt_seconds
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 
 LABELS = {"naive": "naive get-then-put", "cas": "CAS on mod_revision"}

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.faulty_clock import (
     ASKED,
@@ -18,6 +17,7 @@ from etcdlab.analysis.faulty_clock import (
     summarize,
 )
 from etcdlab.figures.units import MISSING, fmt_bool, fmt_count, fmt_ms, fmt_seconds, fmt_within
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 
 

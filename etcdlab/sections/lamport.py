@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.lamport import ASKED, findings, summarize
 from etcdlab.figures.units import fmt_count, fmt_ms, fmt_percent, fmt_seconds
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 
 DIAGRAM_EVENTS = 30

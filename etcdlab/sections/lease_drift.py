@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import partition as partition_analysis
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.lease_drift import (
@@ -32,6 +31,7 @@ from etcdlab.analysis.lease_drift import (
     summarize,
 )
 from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
 

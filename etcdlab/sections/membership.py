@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.lease_drift import fmt_ttl, min_lease_ttl_s
 from etcdlab.analysis.membership import (
@@ -29,6 +28,7 @@ from etcdlab.figures.units import (
     fmt_whole_seconds,
     fmt_within,
 )
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text, range_text, values
 

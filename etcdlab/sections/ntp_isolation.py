@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.ntp_isolation import (
     ASKED,
@@ -28,6 +27,7 @@ from etcdlab.figures.units import (
     fmt_whole_seconds,
     fmt_within,
 )
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import partition as analysis
 from etcdlab.analysis import run_vs_question
 from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_seconds
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 from etcdlab.sections.common import election_timeout_lines, history_timelines, metadata_text
 

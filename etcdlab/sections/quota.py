@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.quota import (
     ACCEPTS,
@@ -34,6 +33,7 @@ from etcdlab.figures.units import (
     fmt_seconds,
     fmt_within,
 )
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab import charts as plots
 from etcdlab.analysis import run_vs_question
 from etcdlab.analysis.read_latency import (
     ASKED,
@@ -29,6 +28,7 @@ from etcdlab.analysis.read_latency import (
     summarize,
 )
 from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_rate, fmt_seconds, fmt_share
+from etcdlab.report import charts as plots
 from etcdlab.results import Result
 from etcdlab.sections.common import metadata_text
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab import charts
-from etcdlab.report import QUESTIONS
+from etcdlab.report import QUESTIONS, charts
 from etcdlab.results import load_results
 
 DATA = Path(__file__).resolve().parent.parent / "data"

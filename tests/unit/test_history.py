@@ -104,7 +104,7 @@ def test_a_history_that_is_not_linearizable_gets_a_timeline_around_its_counterex
                     metadata={"started_utc": "2026-12-02T00:00:00Z",
                               "finished_utc": "2026-12-02T00:01:00Z"},
                     params={}, summary={}, samples={"histories": verdicts})
-    from etcdlab import charts
+    from etcdlab.report import charts
 
     drawn = {}
     original = charts.history_timeline

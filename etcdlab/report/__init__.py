@@ -30,12 +30,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from etcdlab.environment import FIELDS, TIME_KEYS, format_value, label
 from etcdlab.figures.units import FILTERS, fmt_count
-from etcdlab.html_report import markdown_to_html, slug
+from etcdlab.report.environment import FIELDS, TIME_KEYS, format_value, label
+from etcdlab.report.html import markdown_to_html, slug
 from etcdlab.results import Result, load_results
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 REPORT_TEMPLATE = "report.md.j2"
 REPORT_NAME = "REPORT.md"
 HTML_NAME = "REPORT.html"
