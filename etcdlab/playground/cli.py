@@ -64,9 +64,9 @@ def heal_one(config: LabConfig, fault_id: str) -> None:
 def watch(config: LabConfig, as_json: bool = False, probe: bool = False,
           seconds: str | float | None = None) -> None:
     """``invoke watch``: the live view (or, with ``as_json``, its events as JSON lines)."""
-    from etcdlab import watch as live
     from etcdlab.cli import WATCH_SECONDS
     from etcdlab.faults.journal import JOURNAL_FILE
+    from etcdlab.playground import watch as live
 
     seconds = WATCH_SECONDS.parse(0.0 if seconds is None else seconds, source="--seconds")
     cluster = _running_cluster(config)
@@ -79,7 +79,7 @@ def watch(config: LabConfig, as_json: bool = False, probe: bool = False,
 def tour(config: LabConfig, yes: bool = False, only: str | None = None) -> None:
     """``invoke tour``: the guided walk (``yes``: no prompts); healed after each step and on
     any exit."""
-    from etcdlab import tour as guided
+    from etcdlab.playground import tour as guided
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     known = [step.key for step in guided.STEPS]
