@@ -20,9 +20,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from etcdlab import experiments
+from etcdlab import questions as experiments
 from etcdlab.errors import LabError
-from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
 from etcdlab.faults.journal import JOURNAL_FILE, HealStep, Journal
 from etcdlab.lab import bench as benchmark
@@ -34,6 +33,7 @@ from etcdlab.lab.docker_cluster import DockerLab, connect
 from etcdlab.lab.node_image import REPOSITORY as NODE_IMAGE_REPOSITORY
 from etcdlab.lab.state import LabLock
 from etcdlab.params import Param
+from etcdlab.questions.runner import finish_run, run_experiment
 from etcdlab.report import HTML_NAME, METHOD_NAME, render_report
 from etcdlab.signals import install_interrupt_handlers
 

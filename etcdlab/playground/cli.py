@@ -14,8 +14,8 @@ from etcdlab.cli import (
     user_errors,
 )
 from etcdlab.errors import LabError
-from etcdlab.experiments.base import finish_run
 from etcdlab.lab.config import LabConfig
+from etcdlab.questions.runner import finish_run
 
 
 @user_errors

@@ -7,10 +7,10 @@ as text (through :mod:`etcdlab.figures.units`); the templates only place it.
 Adding an experiment to the report takes two steps:
 
 1. its question is already in :data:`QUESTIONS` (the README's table), with the partial
-   ``templates/sections/qNN_NAME.md.j2``;
-2. a module ``etcdlab/sections/NAME.py`` with ``charts(result, out_dir) -> {chart key:
-   PNG file name}`` and ``section(result, charts) -> dict``, whose dict the partial reads
-   as ``section.data`` (see :func:`presenter`).
+   ``etcdlab/questions/qNN_NAME/section.md.j2``;
+2. a module ``etcdlab/questions/qNN_NAME/section.py`` with ``charts(result, out_dir) ->
+   {chart key: PNG file name}`` and ``section(result, charts) -> dict``, whose dict the
+   partial reads as ``section.data`` (see :func:`presenter`).
 
 Until step 2 is done the section shows the question, the published figures and a
 notice; charts and sections run only for results whose status is "ok".
@@ -19,6 +19,7 @@ notice; charts and sections run only for results whose status is "ok".
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -28,14 +29,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, FunctionLoader, StrictUndefined
 
 from etcdlab.figures.units import FILTERS, fmt_count
 from etcdlab.report.environment import FIELDS, TIME_KEYS, format_value, label
 from etcdlab.report.html import markdown_to_html, slug
 from etcdlab.results import Result, load_results
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+"""The report's own templates; each question's partial is in its folder (:func:`_environment`)."""
+QUESTIONS_PACKAGE = "etcdlab.questions"
 REPORT_TEMPLATE = "report.md.j2"
 REPORT_NAME = "REPORT.md"
 HTML_NAME = "REPORT.html"
@@ -57,10 +60,14 @@ class Question:
     title: str
 
     @property
+    def package(self) -> str:
+        """The question's folder under ``etcdlab/questions/``: ``qNN_NAME``."""
+        return f"q{self.number:02d}_{self.experiment.replace('-', '_')}"
+
+    @property
     def template(self) -> str:
-        """The partial's path inside the template folder."""
-        slug = self.experiment.replace("-", "_")
-        return f"sections/q{self.number:02d}_{slug}.md.j2"
+        """The partial's name for the loader: ``qNN_NAME/section.md.j2``, in that folder."""
+        return f"{self.package}/section.md.j2"
 
 
 QUESTIONS = (
@@ -162,18 +169,27 @@ def _parse_time(text: str) -> datetime:
 
 # --- registries and rendering -----------------------------------------------------------------
 
+def _question(experiment: str) -> Question | None:
+    """The row of :data:`QUESTIONS` of one experiment."""
+    return next((q for q in QUESTIONS if q.experiment == experiment), None)
+
+
 def presenter(experiment: str) -> ModuleType | None:
-    """The module ``etcdlab.sections.<experiment>`` that presents it, if there is one.
+    """The module ``etcdlab.questions.qNN_NAME.section`` that presents it, if there is one.
 
     It defines ``charts(result, out_dir) -> {key: png}`` and ``section(result, charts)
     -> dict`` (read by the partial as ``section.data``). A section that cites another
     experiment's measurements names it in ``CITES``; its ``section`` then takes
     ``cited={experiment: Result}`` with those of this run that ended ok.
     """
+    question = _question(experiment)
+    if question is None:
+        return None
+    name = f"{QUESTIONS_PACKAGE}.{question.package}.section"
     try:
-        return importlib.import_module(f"etcdlab.sections.{experiment.replace('-', '_')}")
+        return importlib.import_module(name)
     except ModuleNotFoundError as error:
-        if error.name != f"etcdlab.sections.{experiment.replace('-', '_')}":
+        if error.name not in (name, name.rpartition(".")[0]):
             raise
         return None
 
@@ -289,10 +305,34 @@ def _run_line(sections: list[Section]) -> str:
     return text
 
 
+def _question_template(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """A partial ``qNN_NAME/section.md.j2`` read from that question's folder (wherever the
+    package ``etcdlab.questions.qNN_NAME`` is found); None for any other name."""
+    package, _, file_name = name.partition("/")
+    if not package or "/" in file_name or not file_name.endswith(".j2"):
+        return None
+    try:
+        spec = importlib.util.find_spec(f"{QUESTIONS_PACKAGE}.{package}")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = next((found for folder in spec.submodule_search_locations
+                 if (found := Path(folder) / file_name).is_file()), None)
+    if path is None:
+        return None
+    mtime = path.stat().st_mtime
+    return (path.read_text(encoding="utf-8"), str(path),
+            lambda: path.is_file() and path.stat().st_mtime == mtime)
+
+
 def _environment(template_dir: Path) -> Environment:
-    """The jinja environment: strict about undefined names, units filters installed."""
+    """The jinja environment: strict about undefined names, units filters installed. It
+    finds the report's templates in ``template_dir`` and each question's partial in the
+    question's folder."""
     environment = Environment(
-        loader=FileSystemLoader(str(template_dir)),
+        loader=ChoiceLoader([FileSystemLoader(str(template_dir)),
+                             FunctionLoader(_question_template)]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

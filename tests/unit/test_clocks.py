@@ -4,8 +4,11 @@ summaries, on hand-made timestamps and samples."""
 import pytest
 
 from etcdlab import faults
-from etcdlab.experiments import faulty_clock, lamport, lease_drift, ntp_isolation
 from etcdlab.figures import clocks
+from etcdlab.questions.q04_lamport import run as lamport
+from etcdlab.questions.q07_ntp_isolation import run as ntp_isolation
+from etcdlab.questions.q08_lease_drift import run as lease_drift
+from etcdlab.questions.q09_faulty_clock import run as faulty_clock
 from tests.unit.report_helpers import report_text
 
 # -- Lamport clocks ----------------------------------------------------------------------------

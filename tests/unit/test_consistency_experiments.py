@@ -12,7 +12,9 @@ import pytest
 from etcdlab.errors import LabError
 from etcdlab.etcd import transport
 from etcdlab.etcd.transport import attempt, classify, settled
-from etcdlab.experiments import partition, quota, read_latency
+from etcdlab.questions.q03_partition import run as partition
+from etcdlab.questions.q05_read_latency import run as read_latency
+from etcdlab.questions.q06_quota import run as quota
 from etcdlab.results import Result, write_result
 from tests.unit.report_helpers import report_text
 

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from etcdlab.errors import LabError
-from etcdlab.experiments.base import Experiment, run_experiment
 from etcdlab.faults import CHAIN, Faults
 from etcdlab.faults.journal import Journal, replay
+from etcdlab.questions.runner import Experiment, run_experiment
 from etcdlab.results import finish_partial, partial_path, result_path
 
 
