@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab.errors import LabError
-from etcdlab.faults import leftovers
+from etcdlab.faults import etcd_clock, leftovers
 from etcdlab.faults.journal import JOURNAL_FILE, Entry, HealStep, Idle, Journal, replay
 from etcdlab.figures.clocks import continued_offset
 from etcdlab.lab.cluster import Cluster
@@ -69,6 +70,9 @@ NODE_AGENT_MARK = "--etcdlab-node-agent"
 FAULT_ENV = "ETCDLAB_FAULT"
 # ... and the lab's folder in this one, so that a lab's processes can be told from another's.
 FAULT_LAB_ENV = leftovers.FAULT_LAB_ENV
+ETCD_BINARY = "/usr/local/bin/etcd"
+"""Where the etcd role installs the binary (``etcd_bin_dir``): the one process
+:meth:`Faults.skew_etcd_clock` accepts to fake."""
 
 
 class Faults:
@@ -361,6 +365,69 @@ class Faults:
         self._write_atomically(name, CHRONY_FAKETIME_FILE, faketime_spec(new_offset, new_rate))
         return at, new_offset
 
+    # -- etcd's own clock (ptrace: etcdlab.faults.etcd_clock) -----------------------------------
+    def skew_etcd_clock(self, name: str, rate: float) -> dict[str, Any]:
+        """Make the member's etcd read clocks that run ``rate`` times as fast from now on
+        (no step): :mod:`etcdlab.faults.etcd_clock` run in its node. Journalled first; undone by
+        restarting the member (:meth:`heal_etcd_clock`, or heal()). Returns the injector's
+        answer (its ``t0_wall``: the moment the rate starts, on the true clock).
+
+        Raises LabError (one line) when it is refused or fails; the injector leaves the
+        process as it was then, and anything else (no answer) is undone at once."""
+        entry = self.journal.begin("etcd-clock", f"{name}: etcd's clock runs x{rate:g}",
+                                   node=name, rate=rate)
+        answer = self._etcd_clock(name, "--rate", repr(float(rate)))
+        if answer is None or "error" in answer:
+            if answer is None:  # no word from the injector: restart to be sure
+                with contextlib.suppress(LabError):
+                    self._undo_etcd_clock(entry)
+            self.journal.done(entry, "not applied")
+            said = answer["error"] if answer else "the injector gave no answer"
+            raise LabError(f"{name}: etcd clock fault not applied: {said}")
+        return answer
+
+    def etcd_clock_faked(self, name: str) -> bool:
+        """Whether the member's etcd reads a faked clock (its vDSO jumps to a replacement)."""
+        answer = self._etcd_clock(name, "--check")
+        if answer is None or "error" in answer:
+            raise LabError(f"{name}: cannot check etcd's clock: "
+                           f"{(answer or {}).get('error', 'no answer')}")
+        return bool(answer["faked"])
+
+    def heal_etcd_clock(self, name: str) -> str:
+        """Undo :meth:`skew_etcd_clock` now: restart the member; what was done."""
+        detail = self._restart_true(name)
+        self.journal.close("etcd-clock", node=name)
+        return detail
+
+    def _etcd_clock(self, name: str, *args: str) -> dict[str, Any] | None:
+        """The injector's JSON answer (with "error" when it refused or failed and left the
+        process as it was), None when it gave none."""
+        _code, out = self.lab.exec(name, ["python3", "-c", ETCD_CLOCK_SOURCE, "--binary",
+                                          ETCD_BINARY, *args], check=False)
+        lines = out.strip().splitlines()
+        try:
+            answer = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def _undo_etcd_clock(self, entry: Entry) -> str:
+        return self._restart_true(entry.data["node"])
+
+    def _restart_true(self, name: str, timeout: float = 60.0) -> str:
+        """Restart the member's etcd (a new process: a fresh vDSO, the true clock) and
+        wait until it is healthy; a member not running is started."""
+        self._ensure_etcd(name)
+        self._service(name, "stop", ETCD_PROGRAM)
+        self._service(name, "start", ETCD_PROGRAM)
+        deadline = time.monotonic() + timeout
+        while not self.cluster.healthy(name):
+            if time.monotonic() > deadline:
+                raise LabError(f"{name}: not healthy {timeout:.0f} s after restart")
+            time.sleep(0.1)
+        return f"{name}: etcd restarted with the true clock"
+
     def temporary_lab(self, config: Any) -> Entry:
         """Write down a temporary container lab (``config``: its own network and prefix)
         before it is created; its undo removes its containers, network and state, so that
@@ -610,7 +677,7 @@ class Faults:
         return {"partition": self._undo_partition, "ntp-cut": self._undo_ntp_cut,
                 "etcd": self._undo_etcd, "local-process": self._end_local_processes,
                 "node-agent": self._end_node_agents, "chronyd": self._undo_chronyd,
-                "settings": self._undo_settings,
+                "settings": self._undo_settings, "etcd-clock": self._undo_etcd_clock,
                 "temporary-lab": self._undo_temporary_lab}
 
     def heal(self, wait: bool = True, timeout: float = 90.0,
@@ -665,6 +732,9 @@ class Faults:
 
     def _sweep_clocks(self, name: str) -> str:
         done = ["clock agents ended"] if self._end_agents(name) else []
+        answer = self._etcd_clock(name, "--check")  # an etcd faked with no entry left
+        if answer is not None and answer.get("faked") is True:
+            done.append(self._restart_true(name))
         return "; ".join(done + self._restore_chronyd(name))
 
     def forget_clock_backups(self) -> None:
@@ -709,6 +779,10 @@ def _pids_with_fault(entry_id: str) -> list[int]:
         if wanted in environ.split(b"\0"):
             pids.append(int(folder.name))
     return pids
+
+
+ETCD_CLOCK_SOURCE = Path(etcd_clock.__file__).read_text()
+"""The injector's source: run in a node with its own python3 (nothing to install)."""
 
 
 def faketime_spec(offset_s: float, rate: float) -> str:

@@ -24,8 +24,8 @@ from typing import Any
 
 JOURNAL_FILE = "journal.jsonl"
 
-HEAL_ORDER = ("partition", "ntp-cut", "etcd", "local-process", "node-agent", "chronyd",
-              "settings", "run")
+HEAL_ORDER = ("partition", "ntp-cut", "etcd", "etcd-clock", "local-process", "node-agent",
+              "chronyd", "settings", "run")
 """The order replay undoes kinds in: the network first (nothing else can be reached across
 a partition), then processes, clocks, settings (they need a healthy cluster), and last the
 record of an interrupted run, whose result is finalised once the lab is whole again."""

@@ -257,9 +257,11 @@ class JsonLinesChild:
 
         def found() -> dict[str, Any] | None:
             nonlocal ended
+            # Whether it had ended is read before its events: once the process has exited
+            # and the reader is done, no event can follow, so a None here is final.
+            ended = self.process.poll() is not None and not self.reader.is_alive()
             with self.lock:
                 event = next((e for e in self.events if e["event"] in wanted), None)
-            ended = self.process.poll() is not None and not self.reader.is_alive()
             return event
 
         event = poll_until(lambda: found() or ended, timeout)

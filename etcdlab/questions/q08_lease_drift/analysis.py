@@ -31,6 +31,7 @@ from etcdlab.figures.units import (
     fmt_whole_seconds,
 )
 from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all
+from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
 
 HOLDERS = ("fast", "slow")
 LABELS = {"fast": "clock fast", "slow": "clock slow"}
@@ -69,6 +70,7 @@ ASKED = (
     Asked("ttl_s", FULL_RUN_TTL_S, "lease TTL (the question sets none; the full run's)",
           fmt_ttl),
     Asked("trials", 3, "trials per client (the full run's)", fmt_count),
+    *server_clock.ASKED,
 )
 
 
@@ -232,6 +234,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
         }
     if "paused" in samples:
         summary["paused"] = [summarize_paused(record) for record in samples["paused"]]
+    summary["server_clock"] = server_clock.summarize(samples.get("server_clock"))
     return summary
 
 
@@ -409,7 +412,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
         "No two clients believed they held one lock at once in this run (client trials: "
         f"{fmt_share(overlap_k, overlap_n)}), which neither shows nor refutes that a lease "
         "does not guarantee mutual exclusion."))
-    return name_all(items, COURSE_NAMES)
+    return name_all(server_clock.with_findings(items, summary), COURSE_NAMES)
 
 
 def _revisions(values: Sequence[int | None]) -> str:

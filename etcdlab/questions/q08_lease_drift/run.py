@@ -53,6 +53,7 @@ from etcdlab.lab.provision import secrets_file
 from etcdlab.params import Param
 from etcdlab.questions.common import JsonLinesChild, PrefixWatch, poll_until
 from etcdlab.questions.q08_lease_drift import client as lease_client
+from etcdlab.questions.q08_lease_drift import server_clock_run as server_clock
 from etcdlab.questions.q08_lease_drift.analysis import (
     HOLDERS,
     summarize,
@@ -164,6 +165,7 @@ def run(ctx: Context) -> None:
                     f"stale writes: {paused['unfenced_accepted']} plain "
                     f"accepted, {paused['fenced_rejected']} fenced rejected, "
                     f"{paused['fenced_accepted']} fenced accepted")
+    server_clock.run(ctx)
 
 
 def one_trial(ctx: Context, trial: int, keepalive: bool) -> dict[str, Any]:
@@ -370,13 +372,14 @@ EXPERIMENT = Experiment(
               "stopped (SIGSTOP)", unit="s", above=0),
         Param("paused_writes", 6, "writes the paused holder makes after SIGCONT, fenced and "
               "plain alternately", minimum=2, maximum=1000),
+        *server_clock.PARAMETERS,
     ),
     # The question's drift, 500 ms/min, with the full run's 60 s TTL: by TTL × (1/rate − 1)
     # the slow holder believes its lease ends 504 ms after etcd's deadline, the fast one
     # 496 ms before, just more than etcd's expiry check blurs (it revokes 0 – 500 ms late);
     # a shorter TTL would show it in some runs only. One trial; the keepalive phase lasts
     # one TTL, as long as the holders' own trial.
-    quick={"ttl_s": 60, "trials": 1, "keepalive_ttls": 1.0},
+    quick={"ttl_s": 60, "trials": 1, "keepalive_ttls": 1.0, **server_clock.QUICK},
     run=run,
     summarize=summarize,
 )

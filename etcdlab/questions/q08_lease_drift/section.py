@@ -13,6 +13,7 @@ from typing import Any
 from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
 from etcdlab.questions.findings import run_vs_question
 from etcdlab.questions.q03_partition import analysis as partition_analysis
+from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
 from etcdlab.questions.q08_lease_drift.analysis import (
     ASKED,
     FULL_RUN_TTL_S,
@@ -165,4 +166,5 @@ def section(result: Result, chart_files: Mapping[str, str],
         "paused_writes": fmt_count(params.get("paused_writes")),
         "paused_act_delay": fmt_seconds(next(
             (r.get("act_delay_s") for r in result.samples.get("paused", [])), None)),
+        "server_clock": server_clock.table(summary["server_clock"]),
     }
