@@ -12,8 +12,10 @@ from etcdlab.report import QUESTIONS, charts
 from etcdlab.results import load_results
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+# The saved runs: folders of results (a part's bare samples, as in server-clock/, are not).
 RUNS = sorted(p for p in DATA.iterdir()
-              if p.is_dir() and any(p.glob("*.json")) and p.name != "read-latency-staleness")
+              if p.is_dir() and any(p.glob("*.json"))
+              and p.name not in ("read-latency-staleness", "server-clock"))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.report import HTML_NAME, render_report
+from etcdlab.report import HTML_NAME, METHOD_NAME, render_report
 from etcdlab.report.html import markdown_to_html, slug
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,7 +189,8 @@ def test_invoke_report_from_renders_both_files_and_prints_their_paths(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.split() == ["report", str(run / "REPORT.md"),
-                                   "html", str(run / HTML_NAME)]
+                                   "html", str(run / HTML_NAME),
+                                   "method", str(run / METHOD_NAME)]
     charts = len(re.findall(r"!\[[^\]]*\]\([^)]+\.png\)",
                             (run / "REPORT.md").read_text(encoding="utf-8")))
     assert (run / HTML_NAME).read_text(encoding="utf-8").count('src="data:image/png') == charts > 0
