@@ -1,6 +1,6 @@
 """Analysis: pure code that turns one experiment's samples into a summary and findings.
 
-``etcdlab.questions.findings.<name>`` (dashes become underscores) is the analysis of one experiment.
+``etcdlab.questions.qNN_NAME.analysis`` is the analysis of one experiment.
 It does no I/O and knows no cluster: it imports :mod:`etcdlab.figures.stats`,
 :mod:`etcdlab.figures.units` and this package only (the layer contracts in
 ``pyproject.toml`` check it). It defines
