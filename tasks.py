@@ -193,7 +193,7 @@ def heal(c, id=None, network=None, inventory=None):  # noqa: A002 - the fault's 
     """
     config = _config(c, network=network, inventory=inventory)
     if id:
-        from etcdlab import playground_cli
+        from etcdlab.playground import cli as playground_cli
 
         playground_cli.heal_one(config, id)
     else:
@@ -222,7 +222,7 @@ def fault(c, kind=None, target=None, from_=None, one_way=None, offset=None, rate
     Kinds: crash (SIGKILL), stop (SIGTERM), pause (SIGSTOP), restart, partition, clock,
     ntp-cut, quota BYTES. Prints the fault's id (`invoke heal ID` undoes it alone).
     """
-    from etcdlab import playground_cli
+    from etcdlab.playground import cli as playground_cli
 
     playground_cli.fault(_config(c, network=network), kind, target, from_, one_way, offset,
                          rate)
@@ -238,7 +238,7 @@ def watch(c, json=False, probe=False, seconds=None, network=None):
 
     Run it in one terminal and `invoke fault ...` in another. q or Ctrl-C quits.
     """
-    from etcdlab import playground_cli
+    from etcdlab.playground import cli as playground_cli
 
     playground_cli.watch(_config(c, network=network), json, probe, seconds)
 
@@ -251,7 +251,7 @@ def tour(c, yes=False, only=None, network=None):
     follower off (pre-vote on), fill the quota. Each step says what to look for, asks for
     a prediction, runs, shows what the lab measured, and heals; any exit heals too.
     """
-    from etcdlab import playground_cli
+    from etcdlab.playground import cli as playground_cli
 
     playground_cli.tour(_config(c, network=network), yes, only)
 
@@ -259,7 +259,7 @@ def tour(c, yes=False, only=None, network=None):
 @task(help={"network": CLUSTER_HELP["network"]})
 def faults(c, network=None):
     """List the active faults: id, kind, target, since (typed by hand or left by a run)."""
-    from etcdlab import playground_cli
+    from etcdlab.playground import cli as playground_cli
 
     playground_cli.list_faults(_config(c, network=network))
 
@@ -278,11 +278,11 @@ def _path(value):
             "seconds": "with --watch, stop after this many seconds (default: at Ctrl-C)",
             "network": CLUSTER_HELP["network"], "inventory": CLUSTER_HELP["inventory"]})
 def members(c, name, watch=False, seconds=None, network=None, inventory=None):
-    """Show the instances registered for service NAME (etcdlab.registry); --watch follows them."""
+    """Show instances registered for service NAME (etcdlab.etcd.registry); --watch follows them."""
     cli.members(_config(c, network=network, inventory=inventory), name, watch, seconds)
 
 
-# -- linearizability of recorded histories (etcdlab.linearizability) ------------------------
+# -- linearizability of recorded histories (etcdlab.check.linearizability) ------------------------
 
 
 @task(help={"files": "a history file, a folder of them (*.log, *.jsonl) or a quoted glob "
@@ -299,7 +299,7 @@ def check_history(c, files, format_=None, timeout=None):
     """
     from invoke import Exit
 
-    from etcdlab import history_cli
+    from etcdlab.check import cli as history_cli
 
     code = history_cli.main([files], format_, timeout)
     if code:

@@ -20,21 +20,22 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from etcdlab import bench as benchmark
-from etcdlab import experiments, offline, preflight
-from etcdlab import provision as provisioning
-from etcdlab.cluster import Cluster, NodeStatus
-from etcdlab.config import ENV_PREFIX, MAX_NODES, LabConfig, QuorumWarning
-from etcdlab.docker_cluster import DockerLab, connect
+from etcdlab import questions as experiments
 from etcdlab.errors import LabError
-from etcdlab.experiments.base import finish_run, run_experiment
 from etcdlab.faults import Faults
-from etcdlab.journal import JOURNAL_FILE, HealStep, Journal
-from etcdlab.node_image import REPOSITORY as NODE_IMAGE_REPOSITORY
+from etcdlab.faults.journal import JOURNAL_FILE, HealStep, Journal
+from etcdlab.lab import bench as benchmark
+from etcdlab.lab import offline, preflight
+from etcdlab.lab import provision as provisioning
+from etcdlab.lab.cluster import Cluster, NodeStatus
+from etcdlab.lab.config import ENV_PREFIX, MAX_NODES, LabConfig, QuorumWarning
+from etcdlab.lab.docker_cluster import DockerLab, connect
+from etcdlab.lab.node_image import REPOSITORY as NODE_IMAGE_REPOSITORY
+from etcdlab.lab.state import LabLock
 from etcdlab.params import Param
+from etcdlab.questions.runner import finish_run, run_experiment
 from etcdlab.report import HTML_NAME, METHOD_NAME, render_report
 from etcdlab.signals import install_interrupt_handlers
-from etcdlab.state import LabLock
 
 # Piped output (CI logs, tests) gets wide lines instead of rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
@@ -169,7 +170,7 @@ def _provision(config: LabConfig, keep_on_failure: bool) -> LabConfig:
 
 def _heal_left_faults(config: LabConfig) -> None:
     """A killed run's faults are undone before the roles are applied again."""
-    from etcdlab.journal import JOURNAL_FILE, Journal
+    from etcdlab.faults.journal import JOURNAL_FILE, Journal
 
     journal = Journal(provisioning.state_dir(config) / JOURNAL_FILE)
     if not journal.open_entries():
@@ -826,7 +827,7 @@ def members(config: LabConfig, name: str, watch: bool = False,
 
 
 def _members(cluster: Cluster, name: str, watch: bool, seconds: float) -> None:
-    from etcdlab import registry
+    from etcdlab.etcd import registry
 
     endpoints = [cluster.endpoint(n) for n in cluster.names]
     view = registry.snapshot_view(name, endpoints)

@@ -1,6 +1,6 @@
 """Declared values: one type, range or choices, unit and meaning per setting or parameter.
 
-Both the lab's settings (:class:`etcdlab.config.LabConfig`) and every experiment's
+Both the lab's settings (:class:`etcdlab.lab.config.LabConfig`) and every experiment's
 parameters are declared with :class:`Param`. A value from a YAML file keeps its YAML type;
 a value from an environment variable, a flag or ``--param`` arrives as a string and is
 read by the declared type. Anything else — a wrong type, NaN or infinity, a value out of

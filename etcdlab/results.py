@@ -36,7 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from etcdlab.state import atomic_write_text
+from etcdlab.lab.state import atomic_write_text
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "interrupted", "running")

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from etcdlab import linearizability as lin
+from etcdlab.check import linearizability as lin
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "tests" / "data" / "jepsen-etcd"
 # Generous: a verdict is what is measured, "unknown" would count as a disagreement.

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from etcdlab.cli import load_config
-from etcdlab.cluster import Cluster
-from etcdlab.config import LabConfig
+from etcdlab.lab.cluster import Cluster
+from etcdlab.lab.config import LabConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 # ETCDLAB_TEST_LAB="network,subnet,prefix" gives a second checkout a test lab of its own.

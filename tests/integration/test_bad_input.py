@@ -14,8 +14,8 @@ import os
 import docker
 import pytest
 
-from etcdlab.config import LabConfig
-from etcdlab.docker_cluster import LAB_LABEL, DockerLab
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.docker_cluster import LAB_LABEL, DockerLab
 
 from .conftest import ROOT, TEST_LAB, lab_env, one_error_line, run_invoke
 

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from etcdlab.analysis.server_clock import log_rate
 from etcdlab.errors import LabError
-from etcdlab.experiments.server_clock import LOG_MARK
+from etcdlab.etcd.transport import member
 from etcdlab.faults import ETCD_BINARY, ETCD_CLOCK_SOURCE, Faults
-from etcdlab.transport import member
+from etcdlab.questions.q08_lease_drift.server_clock_analysis import log_rate
+from etcdlab.questions.q08_lease_drift.server_clock_run import LOG_MARK
 from tests.integration.conftest import ROOT
 
 RATE = 2.0
@@ -24,7 +24,7 @@ RATE = 2.0
 # Run as a child that injects, then is killed before anything heals (a kill -9 of a run).
 _KILLED_INJECTOR = """
 import json, os, signal, sys
-from etcdlab.cluster import Cluster
+from etcdlab.lab.cluster import Cluster
 from etcdlab.faults import Faults
 from tests.integration.conftest import lab_config, lab_env
 answer = Faults(Cluster(lab_config(lab_env()[1]))).skew_etcd_clock(sys.argv[1], 2.0)

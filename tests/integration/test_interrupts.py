@@ -30,7 +30,7 @@ from etcdlab.faults import (
     FAULT_LAB_ENV,
     NODE_AGENT_MARK,
 )
-from etcdlab.journal import JOURNAL_FILE, Journal
+from etcdlab.faults.journal import JOURNAL_FILE, Journal
 
 from .conftest import INVOKE, ROOT
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab import leftovers
-from etcdlab.faults import CHAIN
-from etcdlab.journal import JOURNAL_FILE
+from etcdlab.faults import CHAIN, leftovers
+from etcdlab.faults.journal import JOURNAL_FILE
 
 from .conftest import INVOKE, ROOT, one_error_line
 from .test_interrupts import journal_lines, wait_for_fault
@@ -59,7 +58,7 @@ def assert_whole(lab) -> None:
 
 
 def _open_entries(lab):
-    from etcdlab.journal import Journal
+    from etcdlab.faults.journal import Journal
 
     return Journal(lab.config.state_path / JOURNAL_FILE).open_entries()
 

@@ -10,8 +10,8 @@ import uuid
 import docker
 import pytest
 
-from etcdlab.docker_cluster import BUILDER_LABEL, LAB_LABEL
-from etcdlab.node_image import HASH_LABEL, REPOSITORY
+from etcdlab.lab.docker_cluster import BUILDER_LABEL, LAB_LABEL
+from etcdlab.lab.node_image import HASH_LABEL, REPOSITORY
 
 
 def test_provision_prints_progress_recap_status_and_elapsed_time(lab):

@@ -29,11 +29,11 @@ import docker
 import pytest
 import yaml
 
-from etcdlab import offline
-from etcdlab.config import LabConfig
-from etcdlab.docker_cluster import LAB_LABEL, NODE_LABEL
-from etcdlab.node_image import HASH_LABEL
-from etcdlab.provision import RELEASE_PATH
+from etcdlab.lab import offline
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.docker_cluster import LAB_LABEL, NODE_LABEL
+from etcdlab.lab.node_image import HASH_LABEL
+from etcdlab.lab.provision import RELEASE_PATH
 
 from .conftest import Lab, lab_config, lab_env, one_error_line, run_invoke
 

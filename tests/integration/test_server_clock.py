@@ -6,11 +6,12 @@ need libfaketime on this machine)."""
 
 from __future__ import annotations
 
-from etcdlab.analysis import by_id, server_clock
-from etcdlab.experiments import lease_drift
-from etcdlab.experiments.base import Context
-from etcdlab.experiments.server_clock import run
 from etcdlab.faults import Faults
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q08_lease_drift import run as lease_drift
+from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
+from etcdlab.questions.q08_lease_drift.server_clock_run import run
+from etcdlab.questions.runner import Context
 
 
 def test_the_fast_leader_clock_expires_leases_early_as_predicted(lab):

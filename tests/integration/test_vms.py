@@ -15,10 +15,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from etcd3 import etcdrpc
 
-from etcdlab.cluster import Cluster
-from etcdlab.config import LabConfig
-from etcdlab.nodes import SshNodes
-from etcdlab.transport import close_all, open_members
+from etcdlab.etcd.transport import close_all, open_members
+from etcdlab.lab.cluster import Cluster
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.nodes import SshNodes
 
 from . import vm_hosts
 from .conftest import lab_env, run_invoke

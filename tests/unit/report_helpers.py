@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab import report
-from etcdlab.analysis import Finding
+from etcdlab.questions.findings import Finding
 from etcdlab.results import Result
 
 
@@ -48,7 +48,7 @@ def template_section(result: Result, findings: Sequence[Finding] | None = None) 
     """The section's Markdown from its template alone (no charts); ``findings`` replaces the
     section's own, to render the findings of a modified summary."""
     question = next(q for q in report.QUESTIONS if q.experiment == result.experiment)
-    module = importlib.import_module(f"etcdlab.sections.{result.experiment.replace('-', '_')}")
+    module = importlib.import_module(f"etcdlab.questions.{question.package}.section")
     data = module.section(result, {})
     if findings is not None:
         data = {**data, "findings": list(findings)}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis import conflicts as analysis
-from etcdlab.experiments import conflicts as experiment
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q02_conflicts import analysis
+from etcdlab.questions.q02_conflicts import run as experiment
 from etcdlab.results import Result
 from tests.unit.report_helpers import rendered_section
 

@@ -1,4 +1,4 @@
-"""Q1's election model (etcdlab.analysis.election_model): its exact CDF against the algebra
+"""Q1's election model (etcdlab.questions.q01_election.model): its exact CDF against the algebra
 and a simulation, and the Kolmogorov–Smirnov p-value against published tables."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from etcdlab.analysis.election_model import (
+from etcdlab.questions.q01_election.model import (
     KS_EXACT_MAX_N,
     ElectionModel,
     kolmogorov_p,

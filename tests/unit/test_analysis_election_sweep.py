@@ -1,8 +1,8 @@
 """Q1's timeout sweep: settings from samples, the model per setting, the findings."""
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis import election as analysis
-from etcdlab.analysis.election_sweep import summarize_sweep, sweep_findings, sweep_rows
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q01_election import analysis
+from etcdlab.questions.q01_election.sweep import summarize_sweep, sweep_findings, sweep_rows
 
 MEMBERS = {"node1": "v", "node2": "v", "node3": "v"}
 
@@ -106,7 +106,7 @@ def sizes_samples(five=(1.02, 1.05, 1.09, 1.12, 1.18), crash=None):
 
 
 def test_cluster_sizes_sit_beside_the_labs_own_with_their_survivors_model():
-    from etcdlab.analysis.election_sweep import size_findings, size_rows, summarize_sizes
+    from etcdlab.questions.q01_election.sweep import size_findings, size_rows, summarize_sizes
     assert summarize_sizes({"crash": [trial(1.2)]}) is None
     assert size_findings(None, 0.005) == []
     sizes = summarize_sizes(sizes_samples())
@@ -139,7 +139,7 @@ def grid_samples(five_at_500=(0.56, 0.60, 0.66, 0.71), rises=None):
 
 
 def test_the_grid_has_a_cell_per_size_and_timeout_and_findings_that_follow_it():
-    from etcdlab.analysis.election_sweep import grid_findings, grid_rows, summarize_sizes
+    from etcdlab.questions.q01_election.sweep import grid_findings, grid_rows, summarize_sizes
     assert "grid" not in summarize_sizes(sizes_samples())  # no temporary lab swept
     assert grid_findings(summarize_sizes(sizes_samples()), 0.005) == []
     sizes = summarize_sizes(grid_samples())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis.faulty_clock import findings, summarize
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q09_faulty_clock.analysis import findings, summarize
 from etcdlab.results import Result, load_results
 from tests.unit.report_helpers import template_section as render_section
 
@@ -155,7 +155,7 @@ def test_measured_ground_truth_is_used_and_checks_every_estimate(tmp_path):
 
 
 def test_the_clock_agent_reads_the_real_clock_past_libfaketime():
-    from etcdlab import clock_agent
+    from etcdlab.questions.q09_faulty_clock import agent as clock_agent
 
     pair = clock_agent.clock_pair()
     if pair["real"] is None:
@@ -165,7 +165,7 @@ def test_the_clock_agent_reads_the_real_clock_past_libfaketime():
 
 
 def test_truth_is_taken_when_each_clock_was_probed_and_a_correct_clock_is_exact():
-    from etcdlab.analysis.faulty_clock import clock_model, observer_verdicts
+    from etcdlab.questions.q09_faulty_clock.analysis import clock_model, observer_verdicts
 
     correct = {"offset_s": 0.0, "rate": 1.0, "clock_started_at": 100.0,
                "clock_at_start": {"faked": 100.0, "real": 100.000001}}  # 1 µs between reads
@@ -195,7 +195,7 @@ def test_truth_is_taken_when_each_clock_was_probed_and_a_correct_clock_is_exact(
 
 
 def test_an_agent_stops_once_every_peer_has_had_its_last_round_answered():
-    from etcdlab.clock_agent import LastRounds
+    from etcdlab.questions.q09_faulty_clock.agent import LastRounds
 
     rounds = LastRounds({"n2", "n3"}, last_round=14)
     rounds.answered("n2/14/n1")
@@ -211,7 +211,7 @@ def test_two_agents_on_loopback_answer_each_others_every_probe():
     import subprocess
     import sys
 
-    from etcdlab import clock_agent
+    from etcdlab.questions.q09_faulty_clock import agent as clock_agent
 
     ports = {"a": 17931, "b": 17932}
     procs = {}
@@ -230,7 +230,7 @@ def test_two_agents_on_loopback_answer_each_others_every_probe():
 
 def test_a_lost_probe_in_a_round_is_left_out_not_fatal():
     # Seen here: a peer that started late missed its first probe (no t4 on a lost one).
-    from etcdlab.analysis.faulty_clock import observer_verdicts
+    from etcdlab.questions.q09_faulty_clock.analysis import observer_verdicts
 
     run = copy.deepcopy(RESULT.samples["runs"]["two_faulty"])
     agent = next(iter(run["agents"].values()))

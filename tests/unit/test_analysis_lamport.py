@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab import clocks
-from etcdlab.analysis import by_id
-from etcdlab.analysis import lamport as analysis
-from etcdlab.experiments import lamport as experiment
+from etcdlab.figures import clocks
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q04_lamport import analysis
+from etcdlab.questions.q04_lamport import run as experiment
 from tests.unit.report_helpers import rendered_section
 
 QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run" / "lamport.json"

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from etcdlab import report
-from etcdlab.analysis import by_id
-from etcdlab.analysis import partition as partition_analysis
-from etcdlab.analysis.lease_drift import (
+from etcdlab.figures.clocks import drift_rate
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q03_partition import analysis as partition_analysis
+from etcdlab.questions.q08_lease_drift import run as lease_drift_experiment
+from etcdlab.questions.q08_lease_drift.analysis import (
     findings,
     lease_reset_finding,
     min_lease_ttl_s,
@@ -21,8 +23,6 @@ from etcdlab.analysis.lease_drift import (
     predicted_error_s,
     summarize,
 )
-from etcdlab.clocks import drift_rate
-from etcdlab.experiments import lease_drift as lease_drift_experiment
 from tests.unit.report_helpers import rendered_section as section_text
 
 ROOT = Path(__file__).resolve().parents[2]

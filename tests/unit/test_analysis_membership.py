@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis.membership import findings, resume_evidence, summarize
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q10_membership.analysis import findings, resume_evidence, summarize
 from tests.unit.report_helpers import rendered_section as section_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis.ntp_isolation import findings, returned, summarize, summarize_run
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q07_ntp_isolation.analysis import (
+    findings,
+    returned,
+    summarize,
+    summarize_run,
+)
 from etcdlab.results import Result, load_results
 from tests.unit.report_helpers import template_section as render_section
 
@@ -167,7 +172,7 @@ def test_the_holdover_part_measures_the_rate_change_and_the_correction():
 
 
 def test_the_holdover_curve_leaves_out_readings_from_before_chronyd_settled():
-    from etcdlab.analysis.ntp_isolation import holdover
+    from etcdlab.questions.q07_ntp_isolation.analysis import holdover
 
     part = copy.deepcopy(HOLDOVER.samples["runs"]["iburst"]["holdover_run"])
     away = part["rate_changes"][0]["at"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis import partition as analysis
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q03_partition import analysis
 from tests.unit.report_helpers import rendered_section as rendered
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis import quota as analysis
-from etcdlab.experiments import quota as experiment
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q06_quota import analysis
+from etcdlab.questions.q06_quota import run as experiment
 from tests.unit.report_helpers import rendered_section as render
 
 ROOT = Path(__file__).resolve().parents[2]

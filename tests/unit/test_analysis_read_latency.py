@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id
-from etcdlab.analysis import read_latency as analysis
-from etcdlab.experiments import read_latency as experiment
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q05_read_latency import analysis
+from etcdlab.questions.q05_read_latency import run as experiment
 from tests.unit.report_helpers import rendered_section as render
 
 ROOT = Path(__file__).resolve().parents[2]

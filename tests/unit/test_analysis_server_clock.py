@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.analysis import by_id, claim, server_clock
-from etcdlab.clocks import drift_rate
+from etcdlab.figures.clocks import drift_rate
+from etcdlab.questions.findings import by_id, claim
+from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "server-clock" / "quick-samples.json"
 

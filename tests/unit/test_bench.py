@@ -2,8 +2,8 @@
 
 import pytest
 
-from etcdlab.bench import GROWTH_GOAL, Bench, Step, growth, growth_line, parse_sizes, rows
 from etcdlab.errors import LabError
+from etcdlab.lab.bench import GROWTH_GOAL, Bench, Step, growth, growth_line, parse_sizes, rows
 
 
 def bench(*steps: Step) -> Bench:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab import charts
-from etcdlab.report import QUESTIONS
+from etcdlab.report import QUESTIONS, charts
 from etcdlab.results import load_results
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -40,8 +39,7 @@ def test_no_two_labels_of_any_chart_overlap(tmp_path, drawn, run):
         result = results.get(question.experiment)
         if result is None or not result.ok:
             continue
-        module = importlib.import_module(
-            f"etcdlab.sections.{question.experiment.replace('-', '_')}")
+        module = importlib.import_module(f"etcdlab.questions.{question.package}.section")
         for history in run.glob(f"{question.experiment}*.history.jsonl"):
             (tmp_path / history.name).write_bytes(history.read_bytes())
         module.charts(result, tmp_path)

@@ -3,8 +3,12 @@ summaries, on hand-made timestamps and samples."""
 
 import pytest
 
-from etcdlab import clocks, faults
-from etcdlab.experiments import faulty_clock, lamport, lease_drift, ntp_isolation
+from etcdlab import faults
+from etcdlab.figures import clocks
+from etcdlab.questions.q04_lamport import run as lamport
+from etcdlab.questions.q07_ntp_isolation import run as ntp_isolation
+from etcdlab.questions.q08_lease_drift import run as lease_drift
+from etcdlab.questions.q09_faulty_clock import run as faulty_clock
 from tests.unit.report_helpers import report_text
 
 # -- Lamport clocks ----------------------------------------------------------------------------
@@ -379,7 +383,7 @@ def test_time_sections_render_from_hand_made_results(tmp_path):
 
 
 def test_a_rate_change_keeps_the_faked_clock_continuous():
-    from etcdlab.clocks import continued_offset, faked_offset, faked_offset_piecewise
+    from etcdlab.figures.clocks import continued_offset, faked_offset, faked_offset_piecewise
     offset, rate, started = 10.0, 1 + 50e-6, 1000.0
     new_rate, at = 1 + 100e-6, 1060.0
     moved = continued_offset(offset, rate, new_rate, started, at)

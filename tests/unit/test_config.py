@@ -6,9 +6,9 @@ import warnings
 import pytest
 import yaml
 
-from etcdlab.config import LabConfig, QuorumWarning
 from etcdlab.errors import LabError
-from etcdlab.provision import ROOT
+from etcdlab.lab.config import LabConfig, QuorumWarning
+from etcdlab.lab.provision import ROOT
 
 
 def project_defaults() -> dict:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from etcdlab import transport
 from etcdlab.errors import LabError
-from etcdlab.experiments import partition, quota, read_latency
+from etcdlab.etcd import transport
+from etcdlab.etcd.transport import attempt, classify, settled
+from etcdlab.questions.q03_partition import run as partition
+from etcdlab.questions.q05_read_latency import run as read_latency
+from etcdlab.questions.q06_quota import run as quota
 from etcdlab.results import Result, write_result
-from etcdlab.transport import attempt, classify, settled
 from tests.unit.report_helpers import report_text
 
 METADATA = {

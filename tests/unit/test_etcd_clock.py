@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab import etcd_clock
 from etcdlab.errors import LabError
-from etcdlab.etcd_clock import (
+from etcdlab.faults import Faults, etcd_clock
+from etcdlab.faults.etcd_clock import (
     CLOCKS,
     CODE,
     InjectError,
@@ -28,7 +28,6 @@ from etcdlab.etcd_clock import (
     tail_offset,
     vdso_layout,
 )
-from etcdlab.faults import Faults
 from tests.unit.test_journal import FakeNodes, fake_cluster
 
 X86_LINUX = platform.machine() == "x86_64" and sys.platform == "linux"

@@ -5,9 +5,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from etcdlab import experiments
+from etcdlab import questions as experiments
 from etcdlab.errors import LabError
-from etcdlab.experiments import conflicts, election
+from etcdlab.questions.q01_election import run as election
+from etcdlab.questions.q02_conflicts import run as conflicts
 from etcdlab.report import QUESTIONS
 
 
@@ -84,7 +85,7 @@ def test_conflicts_summary_counts_lost_updates_and_checks_revision_order():
 
 
 def test_raft_state_changes_are_read_from_etcds_log_within_the_window():
-    from etcdlab.experiments.common import raft_state_changes
+    from etcdlab.questions.common import raft_state_changes
 
     def line(ts, msg):
         return json.dumps({"level": "info", "ts": ts, "logger": "raft", "msg": msg})
@@ -106,7 +107,7 @@ def test_raft_state_changes_are_read_from_etcds_log_within_the_window():
 
 
 def test_poll_until_returns_the_first_answer_or_the_last_after_the_timeout():
-    from etcdlab.experiments.common import poll_until
+    from etcdlab.questions.common import poll_until
 
     answers = iter([None, 0, "ready", "later"])
     assert poll_until(lambda: next(answers), 5.0, every=0.001) == "ready"
@@ -118,7 +119,7 @@ def test_a_json_lines_child_is_waited_for_by_event_and_ends_without_one(tmp_path
     import subprocess
     import sys
 
-    from etcdlab.experiments.common import JsonLinesChild
+    from etcdlab.questions.common import JsonLinesChild
 
     class Spawner:  # faults.spawn without the journal: a plain local child
         def spawn(self, argv, what, **popen):

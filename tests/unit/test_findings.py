@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from etcdlab.analysis import Asked, by_id, claim, comparison, run_vs_question
-from etcdlab.stats import binomial_interval, binomial_upper
-from etcdlab.units import fmt_median, fmt_ms, fmt_share, fmt_whole_seconds, fmt_within
+from etcdlab.figures.stats import binomial_interval, binomial_upper
+from etcdlab.figures.units import fmt_median, fmt_ms, fmt_share, fmt_whole_seconds, fmt_within
+from etcdlab.questions.findings import Asked, by_id, claim, comparison, run_vs_question
 
 
 def test_a_finding_reads_the_sentence_of_its_outcome():
@@ -82,7 +82,7 @@ def test_no_figure_is_more_precise_than_its_instrument():
 
 
 def test_history_verdicts_become_findings_and_unknown_is_no_guess():
-    from etcdlab.analysis import history_findings
+    from etcdlab.questions.findings import history_findings
 
     def found(verdict, **more):
         samples = {"histories": {"main": {"file": "c.history.jsonl", "operations": 10,

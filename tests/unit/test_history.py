@@ -6,7 +6,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from etcdlab.history import HistoryRecorder, check_file
+from etcdlab.etcd.history import HistoryRecorder, check_file
 from etcdlab.results import history_file
 
 
@@ -87,8 +87,8 @@ def test_check_file_gives_the_verdict_of_what_was_recorded(tmp_path):
 
 
 def test_a_history_that_is_not_linearizable_gets_a_timeline_around_its_counterexample(tmp_path):
+    from etcdlab.questions.section import history_timelines
     from etcdlab.results import Result
-    from etcdlab.sections.common import history_timelines
 
     bad = HistoryRecorder(tmp_path / "partition.register-serializable.history.jsonl")
     bad.call("c1", "put", "k", {"value": "a"}, lambda: None, lambda r: (None, 2))
@@ -104,7 +104,7 @@ def test_a_history_that_is_not_linearizable_gets_a_timeline_around_its_counterex
                     metadata={"started_utc": "2026-12-02T00:00:00Z",
                               "finished_utc": "2026-12-02T00:01:00Z"},
                     params={}, summary={}, samples={"histories": verdicts})
-    from etcdlab import charts
+    from etcdlab.report import charts
 
     drawn = {}
     original = charts.history_timeline

@@ -1,4 +1,4 @@
-"""Unit tests for etcdlab.html_report: the Markdown report as one self-contained HTML page."""
+"""Unit tests for etcdlab.report.html: the Markdown report as one self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab.html_report import markdown_to_html, slug
 from etcdlab.report import HTML_NAME, METHOD_NAME, render_report
+from etcdlab.report.html import markdown_to_html, slug
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

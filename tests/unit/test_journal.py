@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from etcdlab.errors import LabError
-from etcdlab.experiments.base import Experiment, run_experiment
 from etcdlab.faults import CHAIN, Faults
-from etcdlab.journal import Journal, replay
+from etcdlab.faults.journal import Journal, replay
+from etcdlab.questions.runner import Experiment, run_experiment
 from etcdlab.results import finish_partial, partial_path, result_path
 
 
@@ -209,7 +209,7 @@ def test_a_crash_is_journalled_before_the_signal_and_closed_by_the_restart(tmp_p
 
 def test_a_settings_change_is_journalled_before_it_is_applied_and_supersedes_an_earlier_one(
         tmp_path, monkeypatch):
-    from etcdlab import provision
+    from etcdlab.lab import provision
 
     faults = Faults(fake_cluster(tmp_path, FakeNodes(["n1", "n2", "n3"])))
     open_when_applied = []
@@ -384,7 +384,7 @@ def test_one_interrupt_during_a_heal_is_announced_and_a_second_stops_it():
 
 
 def test_a_second_task_on_a_lab_is_refused_with_the_holder_and_nothing_is_written(tmp_path):
-    from etcdlab.state import LabLock
+    from etcdlab.lab.state import LabLock
 
     folder = tmp_path / ".lab" / "lab-x"
     with LabLock(folder, "invoke report"), pytest.raises(
@@ -424,8 +424,8 @@ class FakeExecApi:
 def test_settle_waits_for_the_commands_an_interrupt_left_running_in_nodes():
     from types import SimpleNamespace
 
-    from etcdlab.config import LabConfig
-    from etcdlab.docker_cluster import DockerLab
+    from etcdlab.lab.config import LabConfig
+    from etcdlab.lab.docker_cluster import DockerLab
 
     api = FakeExecApi({"a": 3, "b": 0})
     lab = DockerLab(LabConfig(), client=SimpleNamespace(api=api))

@@ -1,4 +1,4 @@
-"""Unit tests for etcdlab.linearizability and `invoke check-history` (etcdlab.history_cli)."""
+"""Unit tests for etcdlab.check.linearizability and `invoke check-history` (etcdlab.check.cli)."""
 
 import itertools
 import json
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from etcdlab import history_cli
-from etcdlab import linearizability as lin
-from etcdlab.linearizability import UNKNOWN, Operation, check, etcd_kv_model, register_model
+from etcdlab.check import cli as history_cli
+from etcdlab.check import linearizability as lin
+from etcdlab.check.linearizability import UNKNOWN, Operation, check, etcd_kv_model, register_model
 
 ROOT = Path(__file__).resolve().parents[2]
 # Jepsen's etcd histories with their known verdicts, vendored (tests/data/jepsen-etcd/README.md).

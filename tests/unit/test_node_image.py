@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etcdlab import node_image
-from etcdlab.config import LabConfig
-from etcdlab.node_image import image_tag, install_inputs, install_tasks, plan
-from etcdlab.provision import ROLES, role_variables
+from etcdlab.lab import node_image
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.node_image import image_tag, install_inputs, install_tasks, plan
+from etcdlab.lab.provision import ROLES, role_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_ID = "sha256:" + "b" * 64
@@ -182,8 +182,8 @@ class FakeLab:
 
 @pytest.mark.parametrize("failure", ["task", "interrupt"])
 def test_a_failed_build_names_the_task_and_always_removes_the_builder(monkeypatch, failure):
-    from etcdlab import provision
     from etcdlab.errors import LabError
+    from etcdlab.lab import provision
 
     def failing_run(config, playbook, show, phase, hosts):
         assert (playbook, phase, list(hosts["all"]["children"]["etcd"]["hosts"])) == (
@@ -208,7 +208,7 @@ def test_a_failed_build_names_the_task_and_always_removes_the_builder(monkeypatc
 
 
 def test_a_build_commits_the_builder_with_its_hash_then_removes_it(monkeypatch):
-    from etcdlab import provision
+    from etcdlab.lab import provision
 
     monkeypatch.setattr(provision, "run_playbook", lambda *args, **kwargs: None)
     lab = FakeLab()

@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from etcdlab.config import LabConfig
 from etcdlab.errors import LabError
-from etcdlab.nodes import SshNodes, inventory_hosts
-from etcdlab.provision import role_variables
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.nodes import SshNodes, inventory_hosts
+from etcdlab.lab.provision import role_variables
 
 INVENTORY = textwrap.dedent("""
     all:
@@ -159,7 +159,7 @@ def test_a_changed_host_key_is_refused_with_how_to_forget_it(inventory, tmp_path
 
 
 def test_a_node_process_reads_whole_lines_from_chunks_cut_anywhere():
-    from etcdlab.nodes import NodeProcess, _text_lines
+    from etcdlab.lab.nodes import NodeProcess, _text_lines
 
     chunks = [b'{"event": "sta', b'rted"}\n{"ev', b'ent": "x"}\n\nhalf', b" a line"]
     assert list(_text_lines(iter(chunks))) == [

@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from etcdlab import offline
 from etcdlab.errors import LabError
+from etcdlab.lab import offline
 
 
 def test_archive_name_matches_the_official_release():
@@ -43,7 +43,7 @@ def pinned_fakes(monkeypatch):
 def test_a_wheel_whose_binaries_differ_from_the_pins_is_refused(tmp_path):
     target = tmp_path / "out.tar.gz"
     with pytest.raises(LabError, match="checksum mismatch for etcd in .*pinned in "
-                                       "etcdlab/offline.py"):
+                                       "etcdlab/lab/offline.py"):
         offline._repack(fake_wheel(tmp_path), target)
     assert list(tmp_path.glob("out.tar.gz*")) == []
 

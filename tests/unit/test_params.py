@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from etcdlab import experiments
+from etcdlab import questions as experiments
 from etcdlab.cli import parse_params
 from etcdlab.errors import LabError
 from etcdlab.params import Param

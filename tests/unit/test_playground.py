@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from etcdlab import leftovers, playground
+from etcdlab import playground
 from etcdlab.errors import LabError
-from etcdlab.journal import Journal, replay
+from etcdlab.faults import leftovers
+from etcdlab.faults.journal import Journal, replay
 
 NAMES = ["node1", "node2", "node3"]
 
@@ -132,7 +133,7 @@ def test_leftover_processes_of_the_lab_are_ended_and_others_kept(tmp_path):
         assert leftovers.lab_processes(folder, me=0) == [mine.pid]  # as others see them
         # ... but another process (a later `invoke heal`) finds and ends them.
         code = subprocess.run(
-            [sys.executable, "-c", "import sys; from etcdlab import leftovers; "
+            [sys.executable, "-c", "import sys; from etcdlab.faults import leftovers; "
              f"print(leftovers.end_lab_processes({folder!r}))"],
             capture_output=True, text=True, check=True)
         assert code.stdout.strip() == f"[{mine.pid}]"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from etcdlab import offline, preflight
-from etcdlab.config import LabConfig
 from etcdlab.errors import LabError
+from etcdlab.lab import offline, preflight
+from etcdlab.lab.config import LabConfig
 
 
 def test_a_check_is_one_line_with_its_fix():

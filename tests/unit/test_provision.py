@@ -2,10 +2,10 @@
 
 import pytest
 
-from etcdlab import offline
-from etcdlab.config import LabConfig
 from etcdlab.errors import LabError
-from etcdlab.provision import (
+from etcdlab.lab import offline
+from etcdlab.lab.config import LabConfig
+from etcdlab.lab.provision import (
     TaskProgress,
     build_inventory,
     expected_sha256,
@@ -69,7 +69,8 @@ def test_the_release_url_keeps_githubs_layout_on_a_mirror():
 
 
 def test_an_unreachable_mirror_is_an_error_not_a_fallback(monkeypatch):
-    monkeypatch.setattr("etcdlab.provision.release_unreachable", lambda url: f"HTTP 404 for {url}")
+    monkeypatch.setattr("etcdlab.lab.provision.release_unreachable",
+                        lambda url: f"HTTP 404 for {url}")
     config = LabConfig(etcd_version="3.5.1", etcd_download_url="http://mirror:8000")
     with pytest.raises(LabError, match="cannot download etcd v3.5.1 from the release mirror "
                                        "http://mirror:8000: HTTP 404 for http://mirror:8000/etcd-io/"):
@@ -143,14 +144,14 @@ def test_a_rescues_failure_replaces_the_failure_it_rescued():
 
 
 def test_the_slowest_tasks_come_first():
-    from etcdlab.provision import PlaybookRun
+    from etcdlab.lab.provision import PlaybookRun
 
     run = PlaybookRun("site.yml", task_times=[("a", 0.5), ("b", 3.0), ("c", 1.0)])
     assert run.slowest(2) == [("b", 3.0), ("c", 1.0)]
 
 
 def test_a_reshape_is_told_apart_from_the_offline_image_fallback():
-    from etcdlab.provision import _differs
+    from etcdlab.lab.provision import _differs
 
     running = LabConfig(image="etcdlab/debian12:offline")
     assert not _differs("image", running, LabConfig())

@@ -10,13 +10,7 @@ import json
 import pytest
 
 from etcdlab.errors import LabError
-from etcdlab.registry import (
-    Event,
-    MembershipView,
-    instance_key,
-    prefix_end,
-    service_prefix,
-)
+from etcdlab.etcd.registry import Event, MembershipView, instance_key, prefix_end, service_prefix
 
 PREFIX = service_prefix("web")
 
@@ -231,7 +225,7 @@ PARAMS = {"instances": 2, "watchers": 2, "ttl_s": 5, "trials": 2, "churn_s": 5.0
 
 
 def test_compare_with_truth_counts_missed_duplicated_and_unexpected():
-    from etcdlab.analysis.membership import compare_with_truth
+    from etcdlab.questions.q10_membership.analysis import compare_with_truth
 
     truth = [[6, "a", "put"], [7, "b", "put"], [8, "a", "delete"]]
     changes = [{"revision": 7, "instance": "b", "kind": "join", "via": "event"},
@@ -248,7 +242,7 @@ def test_compare_with_truth_counts_missed_duplicated_and_unexpected():
 
 
 def test_membership_summary_comes_from_the_samples():
-    from etcdlab.experiments.membership import summarize
+    from etcdlab.questions.q10_membership.run import summarize
 
     summary = summarize(membership_samples(), PARAMS)
     assert summary["ttl_s"] == 5

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from etcdlab.errors import LabError
-from etcdlab.experiments.common import Stopped, run_at_once
-from etcdlab.experiments.ntp_isolation import choose_clients
+from etcdlab.questions.common import Stopped, run_at_once
+from etcdlab.questions.q07_ntp_isolation.run import choose_clients
 
 
 def _waiting(ended: list[str], name: str):

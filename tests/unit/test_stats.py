@@ -1,10 +1,10 @@
-"""Unit tests for etcdlab.stats: percentiles, summaries, confidence intervals, CDF."""
+"""Unit tests for etcdlab.figures.stats: percentiles, summaries, confidence intervals, CDF."""
 
 import math
 
 import pytest
 
-from etcdlab import stats
+from etcdlab.figures import stats
 
 
 def test_percentile_interpolates_linearly_between_ranks():

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from etcdlab.cli import HEALTH_ERROR_CHARS, STATUS_COLUMNS, print_status
-from etcdlab.cluster import NodeStatus
+from etcdlab.lab.cluster import NodeStatus
 
 LONG_ERROR = ("etcd unreachable: DEADLINE_EXCEEDED; alarm NOSPACE on member fd422379fda50e48 "
               "[quota 2 MiB]")

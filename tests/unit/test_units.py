@@ -1,10 +1,10 @@
-"""Unit tests for etcdlab.units, the one place numbers become text."""
+"""Unit tests for etcdlab.figures.units, the one place numbers become text."""
 
 import math
 
 import pytest
 
-from etcdlab import units
+from etcdlab.figures import units
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_filters_are_the_formatters():
 
 
 def test_a_resolved_figure_is_never_finer_than_its_instrument():
-    from etcdlab.units import fmt_resolution, fmt_resolved
+    from etcdlab.figures.units import fmt_resolution, fmt_resolved
 
     assert fmt_resolved(1.234, 0.005) == "1.23 s (±5 ms)"
     assert fmt_resolved(0.829, 0.005) == "829 ms (±5 ms)"
@@ -102,7 +102,7 @@ def test_a_resolved_figure_is_never_finer_than_its_instrument():
 def test_no_resolved_figure_shows_a_digit_below_its_resolution():
     import re
 
-    from etcdlab.units import fmt_resolved
+    from etcdlab.figures.units import fmt_resolved
 
     scale = {"ns": 1e-9, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
     for resolution in (0.001, 0.005, 0.05, 0.1, 1 / 3, 1.0, 2.0):

@@ -12,11 +12,11 @@ import shutil
 from pathlib import Path
 
 from etcdlab import report
-from etcdlab.analysis import by_id
-from etcdlab.analysis import election as q1
-from etcdlab.analysis import ntp_isolation as q7
-from etcdlab.analysis import quota as q6
-from etcdlab.analysis import read_latency as q5
+from etcdlab.questions.findings import by_id
+from etcdlab.questions.q01_election import analysis as q1
+from etcdlab.questions.q05_read_latency import analysis as q5
+from etcdlab.questions.q06_quota import analysis as q6
+from etcdlab.questions.q07_ntp_isolation import analysis as q7
 from etcdlab.results import load_results
 from tests.unit.report_helpers import template_section
 
@@ -207,7 +207,7 @@ def test_the_summary_keeps_ten_rows_and_says_why_a_question_failed(tmp_path):
 # --- Q4: a property that holds by construction carries no sampling bound -----------------
 
 def test_the_clock_condition_is_counted_not_bounded():
-    from etcdlab.analysis import lamport as q4
+    from etcdlab.questions.q04_lamport import analysis as q4
 
     result = QUICK["lamport"]
     summary = q4.summarize(result.samples, result.params)

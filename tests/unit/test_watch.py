@@ -7,7 +7,15 @@ import json
 
 from rich.console import Console
 
-from etcdlab.watch import Detector, Event, JournalTail, MemberState, Record, Snapshot, render
+from etcdlab.playground.watch import (
+    Detector,
+    Event,
+    JournalTail,
+    MemberState,
+    Record,
+    Snapshot,
+    render,
+)
 
 IDS = {"n1": 11, "n2": 12, "n3": 13}
 

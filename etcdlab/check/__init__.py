@@ -1,0 +1,1 @@
+"""The linearizability checker and ``invoke check-history``."""

@@ -1,0 +1,2 @@
+"""etcd: the one transport to a member and its error classifier, history recording, the
+membership (naming) library and the workloads."""

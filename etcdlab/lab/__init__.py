@@ -1,0 +1,1 @@
+"""The lab: settings, provisioning, the node image, offline assets, Docker or SSH hosts, state."""
