@@ -180,6 +180,7 @@ def history_findings(samples: Mapping[str, Any]) -> list[Finding]:
             if verdict.get(key) is not None:  # histories checked before these were counted
                 figures[label_text] = f"{verdict[key]:,}"
         figures["fault windows"] = f"{verdict.get('faults', 0):,}"
+        figures["checked by"] = "Wing & Gong search, etcd KV model"
         if verdict.get("elapsed_s") is not None:
             figures["checked in"] = f"{verdict['elapsed_s']:.2f} s"
         why = verdict.get("why") or (
@@ -187,12 +188,14 @@ def history_findings(samples: Mapping[str, Any]) -> list[Finding]:
             if verdict.get("verdict") == "unknown" else "")
         example = verdict.get("counterexample") or {}
         stuck = "; ".join(example.get("stuck", [])[:3])
+        if stuck:
+            figures["the search got stuck at"] = stuck
         found.append(Finding(
             f"linearizable-{label}",
             {"linearizable": True, "not-linearizable": False}.get(verdict.get("verdict")),
             f"The recorded client history `{name}` is linearizable: one order of its "
-            "operations explains every answer (Wing & Gong search, etcd KV model).",
+            "operations explains every answer.",
             f"The recorded client history `{name}` is NOT linearizable: no order of its "
-            f"operations explains every answer; the search got stuck at: {stuck}.",
+            "operations explains every answer.",
             why or "no verdict", figures))
     return found

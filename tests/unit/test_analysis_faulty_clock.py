@@ -46,6 +46,11 @@ def test_quick_run_findings():
     assert "older agent" in BASE["ground-truth-measured"].text
     assert BASE["course-pairwise-rule"].holds is False
     assert "0 of 105" in BASE["correct-not-flagged"].figures["correct clock × round, flagged"]
+    # what the sentences leave to the evidence: the bound's terms, the vote behind the verdict
+    assert "majority interval's width" in BASE["estimates-within-bound"].figures[
+        "an estimate's error bound"]
+    assert "Marzullo" in BASE["course-exchange-detects"].figures["decided by"]
+    assert "Marzullo" not in BASE["course-exchange-detects"].text
 
 
 def _runs(change):

@@ -62,6 +62,12 @@ def test_summary_of_the_quick_run(quick):
         "plain-stale-writes-accepted", "new-holder-writes", "keepalives-keep-lease"))
     assert found["course-premature-expiry"].holds is None
     assert "libfaketime" in found["course-premature-expiry"].text
+    # the trial counts are figures beside the sentences, not in them
+    assert found["course-valid-after-expiry"].figures[
+        "slow-clock trials that believed it after the revocation"].startswith("1 of 1 ")
+    overlap = found["published-lease-no-mutual-exclusion"]
+    assert overlap.figures["client trials with two holders at once"].startswith("1 of 2 ")
+    assert "trials" not in overlap.text and "trials" not in found["course-valid-after-expiry"].text
 
 
 def test_one_prediction_and_etcds_whole_second_minimum_ttl():

@@ -50,6 +50,17 @@ def test_summary_of_the_quick_run(quick):
     assert found["watch-resume"].holds is None
     assert "not exercised" in found["watch-resume"].text
     assert found["membership-service-works"].holds is True
+    # the sentences keep the key figure; n, intervals and shares are figures beside them
+    answer = found["membership-service-works"]
+    assert "joins seen in a median of" in answer.text and "95 % CI" not in answer.text
+    assert answer.figures["register() → last watcher"].endswith("n = 7)")
+    assert answer.figures["kill → last watcher"].endswith("(n = 2)")
+    assert found["crash-seen-at-lease-expiry"].figures[
+        "crashes seen at the lease's expiry"].startswith("2 of 2 ")
+    assert found["published-crash-window"].figures["crashes inside"].startswith("2 of 2 ")
+    assert found["watchers-match-etcd"].figures["events missed"].startswith("0 of 162 ")
+    assert found["course-real-time-notification"].figures[
+        "joins and graceful leaves within 1.00 s"].startswith("9 of 9 ")
     items = findings(summary, quick["params"], 1000)
     assert items[0].id == "membership-service-works" and items[0].kind == "measured"
 
@@ -267,6 +278,11 @@ def test_an_instance_cut_off_beside_a_crashed_one(tmp_path, quick):
                                      "cut-off-instance-returns")] == [True, True, True]
     assert found["cut-off-instance-expires"].figures["their errors"].startswith(
         "DEADLINE_EXCEEDED")
+    assert found["cut-off-instance-expires"].figures[
+        "trials like a crash, the process alive"].startswith("1 of 1 ")
+    assert found["cut-off-instance-knew-first"].figures[
+        "trials where its deadline passed first"].startswith("1 of 1 ")
+    assert "trials" not in found["cut-off-instance-knew-first"].text
     # each one flips with its own data
     assert judged(_with_cut_off(quick, lag=1.5))["cut-off-instance-expires"].holds is False
     assert judged(_with_cut_off(quick, crash_lag=-0.5))["cut-off-instance-expires"].holds is False

@@ -110,6 +110,11 @@ def test_first_offset_flips_from_the_samples(tmp_path):
 def test_makestep_cannot_be_tested_under_minus_x():
     finding = BASE["course-makestep"]
     assert finding.holds is None and "-x" in finding.why_unknown
+    # the log count and the offset are figures beside the sentence, not in it
+    assert "Could not step" not in finding.why_unknown
+    assert finding.figures['"Could not step system clock" logged at start'].endswith(" times")
+    assert finding.figures["makestep's threshold"] == "1.00 s"
+    assert "first offset after reconnection (local − server)" in finding.figures
 
 
 def test_the_section_states_the_runs_poll_and_isolation():

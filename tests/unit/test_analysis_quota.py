@@ -300,7 +300,12 @@ def test_the_new_findings_as_measured_on_the_lab(tmp_path):
     assert f["published-defrag-blocks"].kind == "published"
     assert f["compaction-frees-in-use"].holds is False
     assert "still reported up to 103 % of the space in use" in f["compaction-frees-in-use"].text
-    assert "3 of 3 members listed NOSPACE again" in f["disarm-before-defrag-realarms"].text
+    realarm = f["disarm-before-defrag-realarms"]
+    assert "3 of 3 members listed NOSPACE again" in realarm.text
+    # how the look that found it was polled is a figure, not the sentence's
+    assert "asked every" not in realarm.text and len(realarm.text) <= 220
+    assert realarm.figures["polled"] == "every member's alarms, every 100 ms"
+    assert realarm.figures["write → NOSPACE listed again"].endswith("(the look that found it)")
     assert f["nospace-accepts-lease-revoke"].figures[
         analysis.PROBE_LABELS["lease_revoke"]] == "accepted, its key deleted"
     # the old findings are untouched by the new samples

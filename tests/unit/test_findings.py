@@ -91,7 +91,7 @@ def test_history_verdicts_become_findings_and_unknown_is_no_guess():
         return history_findings(samples)[0]
     assert found("linearizable").holds is True
     bad = found("not-linearizable", counterexample={"linearized": [], "stuck": ["p1: get"]})
-    assert bad.holds is False and "p1: get" in bad.text
+    assert bad.holds is False and "p1: get" in bad.figures["the search got stuck at"]
     unknown = found("unknown")
     assert unknown.holds is None and "budget of 20 s ran out" in unknown.text
     assert history_findings({}) == []

@@ -52,6 +52,8 @@ def test_iburst_is_not_judged_when_both_clients_poll_as_often_as_iburst():
     assert untested["iburst-return"].holds is None
     assert untested["course-iburst"].holds is None
     assert "polled every 500 ms" in untested["course-iburst"].text
+    assert untested["course-iburst"].figures["iburst's spacing of its first requests"] == (
+        "2.00 s or less")
     assert untested["course-iburst"].text != judged["course-iburst"].text
     assert "cannot be tested in this run" in untested["course-iburst"].judgement
     assert_rendered(result, judged, untested, "course-iburst")
@@ -131,8 +133,8 @@ def test_the_course_latency_verdict_leaves_out_saturated_cells():
     found = by_id(q5.findings(summary, result.params))
     assert found["saturation"].holds is True
     assert found["course_latency"].holds is True
-    assert "The cells with 32 clients, where the machine was saturated, are not judged" in (
-        found["course_latency"].text)
+    assert "The saturated cells (32 clients) are not judged" in found["course_latency"].text
+    assert found["course_latency"].figures["not judged (saturated)"] == "the cells with 32 clients"
     # With the top level not saturated (throughput kept growing), its cells are judged.
     growing = by_id(q5.findings(_unsaturated(copy.deepcopy(summary)), result.params))
     assert growing["saturation"].holds is False

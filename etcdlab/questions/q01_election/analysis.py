@@ -262,7 +262,7 @@ def _crash_window(crash: Mapping[str, Any] | None, summary: Mapping[str, Any],
     values = crash["elected_values_s"]
     side = "below" if median < timeout_s else "above"
     head = (f"After a crash (SIGKILL) of the leader, a majority of the survivors named a new "
-            f"leader after a median of {median_phrase(values)}")
+            f"leader after a median of {fmt_seconds(median)}")
     inside = sum(1 for v in values if timeout_s <= v < 2 * timeout_s)
     brief = (f"After a leader crash a new leader was named in {fmt_seconds(median)} (median, "
              f"n = {len(values)}; {fmt_seconds(crash['min_s'])} – "
@@ -272,6 +272,7 @@ def _crash_window(crash: Mapping[str, Any] | None, summary: Mapping[str, Any],
         f"{head}: inside the {window} window of etcd's randomised election timeout T.",
         f"{head}: {side} the {window} window of etcd's randomised election timeout T.",
         **{"polled": _poll_text(summary),
+           "median": median_phrase(values),
            "range": f"{fmt_seconds(crash['min_s'])} – {fmt_seconds(crash['max_s'])}",
            "trials inside the window": fmt_share(inside, len(values))},
     ), "crash election", f"{brief}inside etcd's {window} timeout window.",
@@ -452,17 +453,18 @@ def _course_percentile(crash: Mapping[str, Any] | None) -> Finding:
         agrees: bool | None = inside
     else:
         agrees = None
+        figures["needed to call it rare"] = (f"{_needed_for_tail(n)} or more elections, none "
+                                             "as slow (rarer than 1 in 20 at 95 %)")
     finding = comparison(
         "course-1.77s", "course", agrees,
         f"The course report's {course} (one election, from the lost connection to \"elected "
-        f"leader\") lies inside the range of this run's crash elections "
-        f"({fmt_seconds(low)} – {fmt_seconds(high)}): a plausible single observation.",
+        f"leader\") lies inside the range of this run's crash elections: a plausible single "
+        "observation.",
         f"The course report's {course} is not typical of this configuration: in this run "
         "elections that slow are rarer than 1 in 20 (at 95 %).",
-        f"The course report's {course} lies outside this run's {n} crash elections "
-        f"({fmt_seconds(low)} – {fmt_seconds(high)}), but {n} are too few to call it rare: "
-        f"only {_needed_for_tail(n)} or more elections, none that slow, would show it is "
-        "rarer than 1 in 20 (at 95 %).",
+        f"The course report's {course} lies outside this run's {n} crash elections, but {n} "
+        f"are too few to call it rare: {_needed_for_tail(n)} or more, none that slow, would be "
+        "needed.",
         **figures,
     )
     return named(finding, f"election {course}",
@@ -482,16 +484,12 @@ def _model_fit(crash: Mapping[str, Any] | None, model: ElectionModel) -> Finding
     p = shown if shown.startswith("<") else f"= {shown}"
     return claim(
         "model-fit", test.p >= MODEL_TEST_LEVEL,
-        f"The measured crash-to-leader times are consistent with the election model "
-        f"(Kolmogorov–Smirnov p {p}, at least {MODEL_TEST_LEVEL}): the earliest survivor's "
-        "randomised timeout from the leader's last heartbeat, the vote rounds and the poll "
-        f"account for them, as far as {test.n} elections can tell (they reject only a misfit "
-        f"of D ≥ {critical:.3f}).",
-        f"The measured crash-to-leader times are not consistent with the election model "
-        f"(Kolmogorov–Smirnov p {p}, below {MODEL_TEST_LEVEL}; n = {test.n}): something beyond "
-        "the earliest survivor's randomised timeout from the leader's last heartbeat, the "
-        "vote rounds and the poll shapes them (largest gap D = "
-        f"{test.d:.3f} at {fmt_seconds(test.at)}).",
+        f"The crash-to-leader times fit the election model as far as {test.n} elections can "
+        "tell: the earliest survivor's randomised timeout after the last heartbeat, the vote "
+        "rounds and the poll account for them.",
+        "The crash-to-leader times do not fit the election model: something beyond the "
+        "earliest survivor's randomised timeout after the last heartbeat, the vote rounds and "
+        "the poll shapes them.",
         **{"Kolmogorov–Smirnov": f"D = {test.d:.3f} at {fmt_seconds(test.at)}, p {p}, "
                                  f"n = {test.n}, p-value {test.method}",
            f"rejected at {fmt_percent(MODEL_TEST_LEVEL, 0)} from":
@@ -526,13 +524,12 @@ def _course_under_model(crash: Mapping[str, Any] | None, metadata: Mapping[str, 
     }
     return comparison(
         "course-1.77s-model", "published", tail >= PLAUSIBLE_TAIL,
-        f"Under the election model of this cluster the course report's {course} is a "
-        f"plausible single election: {fmt_percent(tail)} of elections take that long or "
-        "longer, at least 1 in 20.",
-        f"Under the election model of this cluster the course report's {course} is rarer "
-        f"than 1 in 20 elections: only {fmt_percent(tail)} take that long or longer, so it "
-        "was an unlucky draw or the course's cluster differed from the model (other "
-        "timeouts, a loaded host, a second round).",
+        f"Under this cluster's election model the course report's {course} is a plausible "
+        f"single election: {fmt_percent(tail)} of elections take that long or longer, at "
+        "least 1 in 20.",
+        f"Under this cluster's election model the course report's {course} is rarer than 1 "
+        f"in 20: only {fmt_percent(tail)} of elections take that long, so it was an unlucky "
+        "draw or the course's cluster differed.",
         **figures,
     )
 
@@ -541,9 +538,9 @@ def _course_start_point() -> Finding:
     at_kill = lost_connection_at_kill(COURSE_LOST_CONNECTION_ERROR)
     return named(comparison(
         "course-start-point", "course", at_kill,
-        "The course report's start point is sound: its \"lost TCP streaming connection\" "
-        f"line ends in \"{COURSE_LOST_CONNECTION_ERROR}\", the error of a socket the killed "
-        "process's kernel closed, so it marks the kill, the start point this run uses too.",
+        f"The course report's start point is sound: \"{COURSE_LOST_CONNECTION_ERROR}\" means "
+        "the killed process's kernel closed the socket, so the line marks the kill, as this "
+        "run's does.",
         "The course report's start point is late: its \"lost TCP streaming connection\" line "
         "reports a timeout, found only some time after the leader died.",
         "The course report's \"lost TCP streaming connection\" line does not say how the "
@@ -584,10 +581,8 @@ def _published_mean(crash: Mapping[str, Any] | None, timeout_s: float,
         return comparison(
             "published-mean", "published", None, "-", "+",
             f"The timeout model's mean cannot be tested in this run: the 95 % interval of "
-            f"the crash mean ({fmt_seconds(low)} – {fmt_seconds(high)}, n = "
-            f"{crash['trials']}) holds every model mean from {fmt_seconds(timeout_s)} to "
-            f"{fmt_seconds(1.5 * timeout_s)}, whatever the number of survivors; more trials "
-            "would narrow it.",
+            f"the crash mean holds every model mean from {fmt_seconds(timeout_s)} to "
+            f"{fmt_seconds(1.5 * timeout_s)}, whatever the number of survivors.",
             **{"model": fmt_seconds(expected),
                "this run": f"{fmt_seconds(crash['mean_s'])} (95 % CI {fmt_seconds(low)} – "
                            f"{fmt_seconds(high)}, n = {crash['trials']})"})

@@ -189,11 +189,12 @@ def _raft_paper(settings: Sequence[Mapping[str, Any]]) -> Finding:
     return comparison(
         "raft-paper-figure-16", "published", None,
         "raft-paper-figure-16: agrees", "raft-paper-figure-16: contradicts",
-        "Set beside, not tested: the paper drew its timeouts from 150–155 ms (5 ms of "
-        "randomness) with 5 servers and a ~15 ms broadcast, etcd draws them from [T, 2T) on "
-        "this lab's members a fraction of a millisecond apart, so neither figure predicts "
+        f"Set beside, not tested: the paper drew timeouts from {low}–{high} ms with a ~15 ms "
+        "broadcast, etcd from [T, 2T) with members under 1 ms apart; neither figure predicts "
         "the other.",
         **{"Raft paper §9.3, Figure 16": paper, "this run, closest setting": here,
+           "paper's cluster": f"5 servers, ~15 ms broadcast, timeouts drawn from {low}–{high} "
+                              f"ms ({high - low} ms of randomness)",
            "paper's recommended range": f"{RAFT_PAPER_RECOMMENDED_MS[0]}–"
                                         f"{RAFT_PAPER_RECOMMENDED_MS[1]} ms"},
     )

@@ -298,11 +298,10 @@ def _register(summary: Mapping[str, Any]) -> Finding:
     figures = {f"{series} reads": f"{v.get('operations', 0):,} operations, {v.get('verdict')}"
                for series, v in verdicts.items() if v}
     isolated = ", then ".join(str(run.get("target")) for run in runs.values())
-    yes = (f"With the leader cut off ({isolated or 'not recorded'}), the clients' history with "
-           "linearizable reads "
-           "was linearizable, and the one with serializable reads was not: a serializable "
-           "read on a cut-off member returned a value older than a write that had already "
-           "completed.")
+    figures["leader cut off"] = isolated or "not recorded"
+    yes = ("With the leader cut off, linearizable reads kept the clients' history "
+           "linearizable and serializable reads did not: one on a cut-off member returned a "
+           "value older than a completed write.")
     no = (f"With the leader cut off, the history with linearizable reads was {lin} and the one "
           f"with serializable reads {ser}; the expected pair (linearizable, not linearizable) "
           "did not both occur.")
@@ -480,13 +479,12 @@ def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
                "majority writes acknowledged": fmt_share(d["majority_writes_ok"], d["trials"])}
     elected = d["times_s"]["new_leader_s"]
     after = ("" if not elected else f" after {fmt_seconds(elected[0])}" if len(elected) == 1
-             else f" after a median of {fmt_seconds(statistics.median(elected))} "
-                  f"(n = {len(elected)})")
+             else f" after a median of {fmt_seconds(statistics.median(elected))}")
     return named(claim(
         "majority-serves", ok,
         f"The majority side kept a leader and accepted writes: with the leader cut off, the "
-        f"remaining members named a new leader{after}, and every write sent to the majority "
-        "during the partition was acknowledged.",
+        f"others named a new leader{after} and acknowledged every write sent to them during "
+        "the partition.",
         "The majority side did not always keep serving: a new leader or an acknowledged "
         "majority write was missing in some trials.",
         **figures,
@@ -795,12 +793,12 @@ def _prevote(summary: Mapping[str, Any]) -> list[Finding]:
 
 
 ONE_WAY_YES = {
-    "leader_deaf": "With the leader deaf (it still sends, hears nothing from the followers), "
-                   "one of the followers ended up the only leader, named by a majority, in "
-                   "every trial: the old leader, hearing no acknowledgements, stopped leading.",
+    "leader_deaf": "With the leader deaf (it sends, hears nothing from the followers), "
+                   "a follower ended up the only leader, named by a majority, in every trial: "
+                   "the old leader, hearing no acknowledgements, stopped leading.",
     "leader_mute": "With the leader mute (it still hears the followers, they hear nothing "
-                   "from it), one of the followers ended up the only leader, named by a "
-                   "majority, in every trial.",
+                   "from it), a follower ended up the only leader, named by a majority, in "
+                   "every trial.",
 }
 
 

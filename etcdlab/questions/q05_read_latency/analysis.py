@@ -533,15 +533,16 @@ def _saturation(summary: Mapping[str, Any]) -> Finding:
     best, more = max(gains), top / below
     return claim(
         "saturation", best < SATURATION_SHARE * more,
-        f"From {below} to {top} clients ({fmt_factor(more)} more) the throughput of any cell "
-        f"grew by at most {fmt_factor(best)}, less than half as much: throughput had stopped "
-        "following the number of clients on this machine, whose CPUs the client threads share "
-        "with the three members.",
+        f"From {below} to {top} clients ({fmt_factor(more)} more) no cell's throughput grew by "
+        f"more than {fmt_factor(best)}, less than half as much: it had stopped following the "
+        "clients on this machine, whose CPUs the clients share with the members.",
         f"From {below} to {top} clients ({fmt_factor(more)} more) throughput grew by up to "
         f"{fmt_factor(best)}: at {below} clients the machine was not yet saturated.",
         **{f"best {consistency}, {top} clients": fmt_rate(max(
             (cell(summary, top, t, consistency) or {}).get("throughput_rps") or 0.0
-            for t in TARGETS), "reads/s") for consistency in CONSISTENCIES})
+            for t in TARGETS), "reads/s") for consistency in CONSISTENCIES},
+        **{"largest throughput growth": f"{fmt_factor(best)} for {fmt_factor(more)} the "
+                                        "clients"})
 
 
 def _harness(summary: Mapping[str, Any]) -> Finding:
@@ -578,14 +579,16 @@ def _client_cpu(summary: Mapping[str, Any]) -> Finding:
                      "on the leader.")
     cpu_ms = h["cpu_bare_us"] / 1000.0
     share = cpu_ms / ser["p50_ms"]
-    where = (f"the Python client process spent {fmt_ms(cpu_ms)} of CPU per read through the "
+    where = (f"the Python client spent {fmt_ms(cpu_ms)} of CPU per read through the "
              f"bare stub, {fmt_percent(share)} of the serializable median on the leader with "
-             f"{_clients(levels[0])} ({fmt_ms(ser['p50_ms'])})")
+             f"{_clients(levels[0])}")
     return claim(
         "client_cpu", share > CPU_SHARE_LARGE,
         f"The client is a large part of the smallest latencies: {where}, more than a quarter.",
         f"The client is a small part of the smallest latencies: {where}, at most a quarter.",
-        **{"CPU per read, etcd3 client": fmt_ms(h["cpu_etcd3_us"] / 1000.0)})
+        **{"CPU per read, bare stub": fmt_ms(cpu_ms),
+           "CPU per read, etcd3 client": fmt_ms(h["cpu_etcd3_us"] / 1000.0),
+           f"serializable median, leader, {_clients(levels[0])}": fmt_ms(ser["p50_ms"])})
 
 
 def _errors(summary: Mapping[str, Any]) -> Finding:
@@ -709,7 +712,8 @@ def _load_serializable(load: Mapping[str, Any]) -> Finding:
              f"revisions and {fmt_ms(_pooled(load, 'serializable', 'ms_low'))} behind, at "
              f"most {fmt_revisions(_pooled(load, 'serializable', 'revisions_high'))} and "
              f"{fmt_ms(_pooled(load, 'serializable', 'ms_high'))}")
-    figures = {}
+    figures = {"certainly stale, every rate": share,
+               "stalest read behind the leader": worst}
     for rate in load["rates"]:
         c = load["cells"][rate]["serializable"]
         if c["reads"]:
@@ -726,13 +730,11 @@ def _load_serializable(load: Mapping[str, Any]) -> Finding:
     return claim(
         "load-staleness-serializable", stale > 0,
         f"Under a steady write load a serializable read on the follower ({load['follower']}) "
-        f"can be stale: {share} returned a revision older than one the leader had already "
-        f"applied before the read was sent; the stalest was {worst}.",
+        f"can be stale: {fmt_count(stale)} of {fmt_count(total)} returned a revision older "
+        "than one the leader had already applied before the read was sent.",
         f"No serializable read on the follower ({load['follower']}) was certainly stale under "
-        f"the write load: {share} returned a revision older than one the leader had already "
-        "applied before the read was sent; the "
-        f"bounds still allow up to {fmt_revisions(_pooled(load, 'serializable', 'revisions_high'))}"
-        f" revisions and {fmt_ms(_pooled(load, 'serializable', 'ms_high'))} behind.",
+        f"the write load: {fmt_count(stale)} of {fmt_count(total)} returned a revision older "
+        "than one the leader had already applied before the read was sent.",
         **figures)
 
 
@@ -765,24 +767,27 @@ def _load_bounded(load: Mapping[str, Any]) -> Finding:
         **figures)
 
 
-def _history_phrase(histories: Sequence[Mapping[str, Any]]) -> tuple[str, bool | None]:
+def _history_phrase(histories: Sequence[Mapping[str, Any]]
+                    ) -> tuple[str, bool | None, dict[str, str]]:
     """How the checked histories of the writes and linearizable reads read (one per
-    segment), and their verdict: False if any is not linearizable, True if all are."""
+    segment), their verdict (False if any is not linearizable, True if all are) and the
+    figures behind it (the histories' operations, where the checker got stuck)."""
     if not histories:
-        return "the histories of the writes and linearizable reads were not checked", None
+        return "the histories of the writes and linearizable reads were not checked", None, {}
     operations = sum(h.get("operations", 0) for h in histories)
     verdicts = [h.get("verdict") for h in histories]
-    counted = f"{len(histories)} histories, {operations:,} operations"
+    figures = {"histories checked": f"{len(histories)} histories, {operations:,} operations"}
+    counted = f"{len(histories)} histories"
     bad = [h for h in histories if h.get("verdict") == "not-linearizable"]
     if bad:
         stuck = "; ".join(((bad[0].get("counterexample") or {}).get("stuck") or [])[:2])
-        return (f"the checker finds {len(bad)} of the {counted} NOT linearizable "
-                f"(`{bad[0].get('file')}` stuck at: {stuck})"), False
+        figures["stuck at"] = f"`{bad[0].get('file')}`: {stuck}"
+        return f"the checker finds {len(bad)} of the {counted} NOT linearizable", False, figures
     if all(v == "linearizable" for v in verdicts):
-        return f"the checker finds all {counted} linearizable", True
+        return f"the checker finds all {counted} linearizable", True, figures
     done = verdicts.count("linearizable")
     return (f"the checker finds {done} of the {counted} linearizable and gave no verdict on "
-            "the others (budget spent)"), None
+            "the others (budget spent)"), None, figures
 
 
 def _load_linearizable(load: Mapping[str, Any]) -> Finding:
@@ -790,7 +795,7 @@ def _load_linearizable(load: Mapping[str, Any]) -> Finding:
     the history checker agrees."""
     cells = [load["cells"][r]["linearizable"] for r in load["rates"]]
     stale, total = sum(c["certainly_stale"] for c in cells), sum(c["reads"] for c in cells)
-    phrase, verdict = _history_phrase(load.get("histories") or [])
+    phrase, verdict, checked = _history_phrase(load.get("histories") or [])
     if not total:
         return claim("load-staleness-linearizable-never", None, "No linearizable read was "
                      "stale.", "A linearizable read was stale.",
@@ -801,14 +806,15 @@ def _load_linearizable(load: Mapping[str, Any]) -> Finding:
     for rate in load["rates"]:
         c = load["cells"][rate]["linearizable"]
         figures[f"{_rate_name(rate)}"] = fmt_share(c["certainly_stale"], c["reads"])
+    figures.update(checked)
     return claim(
         "load-staleness-linearizable-never", stale == 0 and verdict is not False,
-        f"No linearizable read on the follower was stale under load: {fmt_share(stale, total)} "
-        f"returned a revision older than one the leader had already applied before the read "
-        f"was sent, and {phrase}.",
-        f"A linearizable read on the follower was stale under load: {fmt_share(stale, total)} "
-        f"returned a revision older than one the leader had already applied before the read "
-        f"was sent, and {phrase}.",
+        f"No linearizable read on the follower was stale under load: {fmt_count(stale)} of "
+        f"{fmt_count(total)} returned a revision older than one the leader had applied "
+        f"before the read was sent; {phrase}.",
+        f"A linearizable read on the follower was stale under load: {fmt_count(stale)} of "
+        f"{fmt_count(total)} returned a revision older than one the leader had applied "
+        f"before the read was sent; {phrase}.",
         **figures)
 
 
@@ -828,6 +834,7 @@ def _load_grows(load: Mapping[str, Any]) -> Finding:
     fast_ci = stats.binomial_interval(fast["certainly_stale"], fast["reads"])
     names = tuple(f"{_rate_name(r)} ({fmt_rate(load['cells'][r]['writes']['rate'], 'writes/s')}"
                   " reached)" for r in (order[0], order[-1]))
+    rates = tuple(_rate_name(r) for r in (order[0], order[-1]))
     figures = {names[0]: fmt_share(slow["certainly_stale"], slow["reads"]),
                names[1]: fmt_share(fast["certainly_stale"], fast["reads"]),
                f"revisions behind at {names[1]}, upper bound": fmt_median_stats(
@@ -835,10 +842,10 @@ def _load_grows(load: Mapping[str, Any]) -> Finding:
     return claim(
         "load-staleness-grows-with-rate", fast_ci[0] > slow_ci[1],
         f"The more writes per second, the more often a serializable read was stale: at "
-        f"{names[1]} a larger share of reads was certainly stale than at {names[0]} (exact "
+        f"{rates[1]} a larger share of reads was certainly stale than at {rates[0]} (exact "
         "95 % intervals apart).",
-        f"A serializable read was not measurably more often stale at {names[1]} than at "
-        f"{names[0]} (the exact 95 % intervals of the two shares overlap, or the faster rate's "
+        f"A serializable read was not measurably more often stale at {rates[1]} than at "
+        f"{rates[0]} (the exact 95 % intervals of the two shares overlap, or the faster rate's "
         "is lower).",
         **figures)
 
@@ -953,10 +960,13 @@ def _published(summary: Mapping[str, Any]) -> list[Finding]:
         "published_absolute", "published", None,
         "Our throughput and latencies match the docs' absolute figures.",
         "Our throughput and latencies differ from the docs' absolute figures.",
-        "The docs' absolute figures cannot be compared with this run's: they come from Go's "
-        "benchmark tool on three dedicated 8-vCPU machines (and 1,000 clients over 100 "
-        "connections for the larger workload), ours from Python threads on one machine that "
-        f"also runs the members, with up to {fmt_count(max(levels, default=0))} clients.")
+        "The docs' absolute figures cannot be compared with this run's: Go's benchmark tool "
+        "on dedicated machines, against Python threads on one machine that also runs the "
+        "members.",
+        **{"the docs": "Go's benchmark tool, three dedicated 8-vCPU machines; 1,000 clients "
+                       "over 100 connections for the larger workload",
+           "this run": "Python threads on one machine that also runs the members, up to "
+                       f"{fmt_count(max(levels, default=0))} clients"})
     return [ratio_finding, absolute]
 
 
@@ -973,8 +983,8 @@ def _course(summary: Mapping[str, Any], cells: Sequence[Finding]) -> list[Findin
     slower = sum(1 for _n, o in judged if o == "slower")
     faster = sum(1 for _n, o in judged if o == "faster")
     total = len(judged)
-    left_out = (f" The cells with {_clients(levels[-1])}, where the machine was saturated, are "
-                "not judged." if saturated else "")
+    left_out = (f" The saturated cells ({_clients(levels[-1])}) are not judged." if saturated
+                else "")
     if not total:
         agrees: bool | None = None
         unknown = ("Every cell was at a saturated number of clients, so the course's claim "
@@ -984,20 +994,24 @@ def _course(summary: Mapping[str, Any], cells: Sequence[Finding]) -> list[Findin
         unknown = "No unsaturated cell had enough reads to compare the two consistencies."
     latency = named(comparison(
         "course_latency", "course", agrees,
-        f"The course report's higher latency of linearizable reads holds here: slower in "
-        f"{slower} of {total} unsaturated cells, measurably faster in none.{left_out}",
-        f"The course report's higher latency of linearizable reads does not hold everywhere: "
-        f"measurably faster in {faster} of {total} unsaturated cells.{left_out}",
-        unknown + left_out),
+        f"Linearizable reads were slower, as the course report says: in {slower} of {total} "
+        f"unsaturated cells, measurably faster in none.{left_out}",
+        f"Linearizable reads were not always slower, against the course report: measurably "
+        f"faster in {faster} of {total} unsaturated cells.{left_out}",
+        unknown + left_out,
+        **{"linearizable slower": f"{slower} of {total} unsaturated cells",
+           "linearizable measurably faster": f"{faster} of {total} unsaturated cells",
+           "not judged (saturated)": (f"the cells with {_clients(levels[-1])}" if saturated
+                                      else "none")}),
         "linearizable reads slower", f"slower in {slower} of {total} unsaturated cells",
         f"faster in {faster} of {total} unsaturated cells",
         "all cells saturated" if not total else "too few reads")
     reason = comparison(
         "course_reason", "course", None,
-        "The course report's reason (the leader and a quorum check) is what this run shows.",
-        "The course report's reason (the leader and a quorum check) is not what this run shows.",
-        "The course report's reason (the leader and a quorum check) is not tested by latencies "
-        "alone; the etcd docs give the mechanism (ReadIndex, under Published figures).")
+        "The course report's reason, the leader and a quorum check, is what this run shows.",
+        "The course report's reason, the leader and a quorum check, is not what this run shows.",
+        "The course report's reason is not tested by latencies alone; the etcd docs give the "
+        "mechanism (ReadIndex, under Published figures).")
     load = _load(summary)
     stale_reads = 0
     if load is not None:

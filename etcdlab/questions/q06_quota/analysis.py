@@ -553,11 +553,13 @@ def _realarm(summary: Mapping[str, Any]) -> list[Finding]:
     refused = write["outcome"] == "failed" and NOSPACE_TEXT in (write.get("details") or "")
     raised = bool(early["raised_for"])
     if refused and raised:
-        return [claim(id_, True, yes + " The write was refused for lack of space, and "
+        figures["write → NOSPACE listed again"] = (
+            f"{fmt_seconds(early['listed_after_s'])} (the look that found it)")
+        figures["polled"] = f"every member's alarms, every {fmt_seconds(ALARM_POLL_S)}"
+        return [claim(id_, True, yes + " The write was refused for lack of space; "
                       f"{sum(early['listed_by'].values())} of {len(early['listed_by'])} members "
-                      f"listed NOSPACE again, by {fmt_seconds(early['listed_after_s'])} after "
-                      f"it (the look that found it; the members are asked every "
-                      f"{fmt_seconds(ALARM_POLL_S)}).", no, **figures)]
+                      f"listed NOSPACE again {fmt_seconds(early['listed_after_s'])} after it.",
+                      no, **figures)]
     return [claim(id_, False, yes, no + f" The write was {_outcome_text(write)}, and "
                   + ("NOSPACE was listed again." if raised else "no alarm was listed after it."),
                   **figures)]

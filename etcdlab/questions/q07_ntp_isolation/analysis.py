@@ -311,12 +311,13 @@ def _iburst_return(runs: Mapping[str, Mapping[str, Any]],
         f"more than {fmt_seconds(margin)} (the slower polling interval at the cut and two "
         "whole-second readings; one run each)")
     if len(polls) == 2 and slowest <= IBURST_INTERVAL_S:
+        figures["iburst's spacing of its first requests"] = (
+            f"{fmt_seconds(IBURST_INTERVAL_S)} or less")
         return claim(
             "iburst-return", None, finding.when_true, finding.when_false,
-            f"Whether iburst speeds up the return cannot be tested in this run: both clients "
-            f"already polled every {fmt_seconds(slowest)} or more often at the cut, no slower "
-            f"than iburst's {fmt_seconds(IBURST_INTERVAL_S)} spacing, so iburst could not "
-            "make it sooner.", **figures)
+            f"Untestable here: both clients already polled every {fmt_seconds(slowest)} or "
+            "faster at the cut, no slower than iburst, so iburst could not speed up the "
+            "return.", **figures)
     return replace(finding, figures=figures)
 
 
@@ -397,8 +398,8 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
 
     changes = [(r.get("offset_change_over_cut_ms"), r.get("system_time_change_ms"))
                for r in runs.values()]
-    figures = {"change of chronyd's offset over the cut": _per_run(
-                   runs, "offset_change_over_cut_ms", fmt_ms),
+    figures = {"change of chronyd's offset over the cut (last sample before it to the "
+               "first after)": _per_run(runs, "offset_change_over_cut_ms", fmt_ms),
                "the faked clock against chronyd's time scale (System time moved)": _per_run(
                    runs, "system_time_change_ms", fmt_ms),
                "frequency estimate at the cut": _per_run(runs, "frequency_ppm_at_cut", fmt_ppm),
@@ -415,7 +416,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
             all(abs(c) < CORRECTED_SHARE * abs(s) for c, s in changes),
             f"Without the server chronyd went on correcting its time scale: the faked clock "
             f"moved {fmt_ms(moved)} against it over the cut, while its offset from the server "
-            f"changed by only {fmt_ms(change)} (last sample before the cut to the first after).",
+            f"changed by only {fmt_ms(change)}.",
             f"Without the server chronyd's time scale moved with the faked clock: its offset "
             f"from the server changed by {fmt_ms(change)} over the cut, against "
             f"{fmt_ms(moved)} of the faked clock.", **figures))
@@ -487,10 +488,9 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
     }
     found = [claim(
         "holdover-keeps-frequency", follows,
-        f"Cut off, chronyd kept the frequency it had learnt: while the clock ran "
-        f"{fmt_ppm(extra)} faster for {fmt_seconds(length)}, chronyd's time drifted from true "
-        f"time at that rate, to about {fmt_ms(any_part['expected_ms'])} by the reconnection "
-        "(holdover: no source, so nothing to notice the change by).",
+        "Cut off, with no source to notice the change, chronyd kept its learnt frequency: as "
+        f"the clock ran {fmt_ppm(extra)} faster for {fmt_seconds(length)}, its error grew at "
+        f"that rate, to about {fmt_ms(any_part['expected_ms'])} by the reconnection.",
         f"While the clock ran {fmt_ppm(extra)} faster, cut off, chronyd's error did not grow "
         f"at that rate (within {fmt_ppm(tolerance)}).", **figures)]
     corrected = {mode: h["corrected_s"] for mode, h in parts.items()}
@@ -606,19 +606,24 @@ def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
     refused = first["step_refused"]
     offset = first.get("first_offset_after_ms")
     why = []
+    step_figures: dict[str, str] = {}
     if refused:
-        why.append(f"chronyd runs with `-x` in the containers and may not step the clock (it "
-                   f"logged \"Could not step system clock\" {fmt_count(refused)} times at start)")
+        why.append("chronyd runs with `-x` and may not step the clock")
+        step_figures['"Could not step system clock" logged at start'] = (
+            f"{fmt_count(refused)} times")
     if offset is not None and abs(offset) < MAKESTEP_THRESHOLD_S * 1e3:
-        why.append(f"the offset after reconnection ({fmt_ms(offset)}) was below makestep's "
-                   f"{fmt_seconds(MAKESTEP_THRESHOLD_S)}, so there was nothing to step")
+        why.append("the offset after reconnection was below makestep's "
+                   f"{fmt_seconds(MAKESTEP_THRESHOLD_S)}")
+        step_figures["first offset after reconnection (local − server)"] = fmt_ms(offset)
+        step_figures["makestep's threshold"] = fmt_seconds(MAKESTEP_THRESHOLD_S)
     items.append(comparison(
         "course-makestep", "course", None,
         "As the course report says, makestep set the clock at once after the isolation.",
         "makestep did not set the clock at once after the isolation, as the course report "
         "says it would.",
-        "Not tested here: " + ("; and ".join(why) or "makestep had no offset over "
-                               f"{fmt_seconds(MAKESTEP_THRESHOLD_S)} to act on") + "."))
+        "Not tested here: " + (", and ".join(why) or "makestep had no offset over "
+                               f"{fmt_seconds(MAKESTEP_THRESHOLD_S)} to act on") + ".",
+        **step_figures))
 
     # The course credits the driftfile with a faster convergence: the verdict rests on the
     # restart with it (driftfile-settles-sooner), not on the rate it recorded.

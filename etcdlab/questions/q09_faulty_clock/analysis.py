@@ -379,14 +379,16 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
                       if r["unchecked_max_error_ms"] is not None), default=None)
         figures["left out (drifting clocks, ground truth modelled)"] = (
             f"{fmt_count(unchecked)}, errors up to {fmt_ms(biased)}")
+    figures["an estimate's error bound"] = (
+        "half the probe's round trip, plus half the majority interval's width when the "
+        "observer was not in it, plus a drifting observer's own drift over the round")
     items.append(claim(
         "estimates-within-bound", None if checked == 0 else within == checked,
-        "Each estimate of a clock's offset from the majority was within its error bound "
-        "(half the probe's round trip, plus half the majority interval's width when the "
-        "observer was not in it, plus a drifting observer's own drift over the round).",
-        "Some estimates of a clock's offset from the majority were outside their error bound "
-        "(half the probe's round trip, plus half the majority interval's width when the "
-        "observer was not in it, plus a drifting observer's own drift over the round).",
+        "Each estimate of a clock's offset from the majority was within its error bound: half "
+        "the probe's round trip, widened for an observer outside the majority or drifting.",
+        "Some estimates of a clock's offset from the majority were outside their error bound: "
+        "half the probe's round trip, widened for an observer outside the majority or "
+        "drifting.",
         "No estimate has an exact ground truth in this run.", **figures))
 
     truths = [r["ground_truth"] for r in runs.values()]
@@ -443,23 +445,25 @@ def _comparisons(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any
     threshold = fmt_ms(params["threshold_ms"])
     items = [comparison(
         "course-exchange-detects", "course", bool(detected.holds and clean.holds),
-        "As the course report proposes, exchanging timestamps and comparing offsets with a "
-        f"{threshold} threshold found the faulty clocks and no correct one (with a majority "
-        "vote over Marzullo intersections, which the report does not describe).",
+        f"As the course report proposes, a {threshold} threshold on exchanged timestamps "
+        "found the faulty clocks and no correct one, via a majority vote it does not "
+        "describe.",
         "Exchanging timestamps and comparing offsets with a threshold, as the course report "
         "proposes, did not separate the faulty clocks from the correct ones here.",
-        **detected.figures, **clean.figures)]
+        **detected.figures, **clean.figures,
+        **{"decided by": "a majority vote over Marzullo intersections, which the course "
+                         "report does not describe"})]
 
     by_correct = _total(runs, "pairwise_by_correct_flagged")
     by_faulty = _total(runs, "pairwise_by_faulty_flagged")
     judged = _total(runs, "pairwise_by_correct") + _total(runs, "pairwise_by_faulty")
     items.append(comparison(
         "course-pairwise-rule", "course", None if judged == 0 else by_correct + by_faulty == 0,
-        "The course report's rule as stated — a node calls a peer faulty when the offset it "
-        "measures exceeds the threshold — blamed no correct clock.",
-        "The course report's rule as stated — a node calls a peer faulty when the offset it "
-        "measures exceeds the threshold — also blamed correct clocks: an offset between two "
-        "nodes does not say which of them is wrong.",
+        "The course report's rule as stated, calling a peer faulty when its measured offset "
+        "exceeds the threshold, blamed no correct clock.",
+        "The course report's rule as stated, calling a peer faulty when its measured offset "
+        "exceeds the threshold, blamed correct clocks too: an offset cannot say which end is "
+        "wrong.",
         "No correct clock was probed in this run.",
         **{"correct peers called faulty, by correct nodes": fmt_share(
                by_correct, _total(runs, "pairwise_by_correct")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from etcdlab.figures import stats
@@ -417,6 +418,12 @@ def _on_time(lag: float | None) -> bool:
     return lag is not None and -TIME_TOLERANCE_S <= lag <= LESSOR_CHECK_S + TIME_TOLERANCE_S
 
 
+def _with(finding: Finding, **figures: str) -> Finding:
+    """``finding`` with ``figures`` after its own: the counts and bounds its sentence leaves
+    to the evidence table."""
+    return replace(finding, figures={**finding.figures, **figures})
+
+
 def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
     """The instance cut off from the majority beside a crashed one: listed gone at its
     lease's expiry like the crashed one though alive; its own deadline before the
@@ -440,11 +447,9 @@ def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
 
     expires = claim(
         "cut-off-instance-expires", len(expired) == n,
-        "An instance that kept running but whose only member was cut off from the majority "
-        "left every watcher's view exactly like an instance SIGKILLed at the same moment: "
-        f"each key was deleted {window}; the cut-off process was alive throughout "
-        f"(trials: {fmt_share(len(expired), n)}). The registry cannot tell a partitioned "
-        "instance from a dead one.",
+        "A running instance whose only member was cut off from the majority left every "
+        "watcher's view like one SIGKILLed at that moment, at its lease's expiry: the registry "
+        "cannot tell it from a dead one.",
         "The cut-off instance and the crashed one were not both listed gone at their leases' "
         f"deadlines with the cut-off one alive (trials that were: {fmt_share(len(expired), n)}).",
         **{"cut → last watcher saw the cut-off instance gone": _s_median(values("gone_s")),
@@ -455,23 +460,29 @@ def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
                values("cut_after_keepalive_s")),
            "keepalives that failed while cut off": fmt_count(
                sum(t["keepalives_failed"] for t in trials)),
-           **({"their errors": "; ".join(errors)} if errors else {})})
+           **({"their errors": "; ".join(errors)} if errors else {}),
+           "trials like a crash, the process alive": fmt_share(len(expired), n),
+           "counted like a crash": f"each key deleted {window}"})
 
     margins = values("margin_s")
     first = [m >= 0 for m in margins]
     knew = claim(
         "cut-off-instance-knew-first", None if not margins else (
             len(margins) == n and all(first)),
-        "The cut-off instance's own deadline (the send time of its last successful refresh + "
-        "the TTL etcd granted) passed before any watcher saw its key deleted (trials: "
-        f"{fmt_share(sum(first), n)}): had it stopped answering as its name at that "
-        "deadline, no watcher would have listed it gone while it still answered.",
+        "The cut-off instance's own deadline passed before any watcher saw its key deleted: "
+        "had it stopped answering as its name then, no watcher would have listed it gone "
+        "while it still answered.",
         "The cut-off instance's own deadline did not always pass before a watcher saw its "
         f"key deleted (trials where it did: {fmt_share(sum(first), n)}).",
         "The cut-off instance's deadline or its deletion was not recorded.",
         **{"its deadline → first watcher saw the deletion": _s_median(margins),
            "it noticed (lease_presumed_lost) after its deadline": _s_median(
                values("noticed_s"))})
+
+    knew = _with(knew, **{
+        "trials where its deadline passed first": fmt_share(sum(first), n),
+        "its own deadline": "the send time of its last successful refresh + the TTL etcd "
+                            "granted"})
 
     rejoined = [t for t in trials if t["rejoin_s"] is not None and t["back_s"] is not None]
     returns = claim(
@@ -546,16 +557,19 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         "crash-seen-at-lease-expiry", None if n == 0 else (crash["n"] == n and all(on_time)),
         "A crashed (SIGKILLed) instance left every watcher's view only when its lease "
         f"expired: its key was deleted within etcd's {fmt_seconds(LESSOR_CHECK_S)} expiry check "
-        f"(± {fmt_seconds(TIME_TOLERANCE_S)}) of the lease's deadline, one TTL after its last "
-        f"keepalive; crashes: {fmt_share(sum(on_time), n)}.",
-        "Crash detection did not follow the lease's expiry: of the crashes, "
-        f"{fmt_share(sum(on_time), n)} were seen within etcd's {fmt_seconds(LESSOR_CHECK_S)} "
-        f"expiry check (± {fmt_seconds(TIME_TOLERANCE_S)}) of the lease's deadline and "
+        "of the lease's deadline, one TTL after its last keepalive.",
+        "Crash detection did not follow the lease's expiry: "
+        f"{fmt_count(sum(on_time))} of {fmt_count(n)} crashes were seen within etcd's "
+        f"{fmt_seconds(LESSOR_CHECK_S)} expiry check of the lease's deadline, "
         f"{fmt_count(crash['not_seen'])} not by every watcher.",
         "No instance was crashed in this run.",
         **{"kill → last watcher": _s_median(crash["values_s"]),
            "kill after the last keepalive": _s_median(crash["since_keepalive_s"]),
            "delete after the lease's deadline": _s_median(lags)}))
+
+    parts[-1] = _with(parts[-1], **{
+        "crashes seen at the lease's expiry": fmt_share(sum(on_time), n),
+        "time stamps' tolerance": f"± {fmt_seconds(TIME_TOLERANCE_S)}"})
 
     if summary.get("events_missed") is None:
         consistent: bool | None = None
@@ -575,15 +589,16 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
                             "not have were applied")
     parts.append(claim(
         "watchers-match-etcd", consistent,
-        f"Through churn and a SIGKILL of the etcd leader the watchers' views ended equal to "
-        f"etcd's and they applied the same sequence of events (events missed: "
-        f"{fmt_share(missed, expected)}; duplicated: {fmt_share(duplicated, expected)}).",
+        "Through churn and a SIGKILL of the etcd leader the watchers' views ended equal to "
+        "etcd's and they applied the same sequence of events, none missed or applied twice.",
         "The watchers did not keep a correct list"
         + (f" ({'; '.join(problems)})" if problems else "")
-        + f": events missed {fmt_share(missed, expected)}, duplicated "
-          f"{fmt_share(duplicated, expected)}.",
+        + f": {fmt_count(missed)} of {fmt_count(expected)} events missed and "
+          f"{fmt_count(duplicated)} applied twice.",
         "The run has no comparison of the watchers with etcd's history.",
-        **({"events in etcd's history": fmt_count(summary["truth_events"])}
+        **({"events missed": fmt_share(missed, expected),
+            "events applied twice": fmt_share(duplicated, expected),
+            "events in etcd's history": fmt_count(summary["truth_events"])}
            if consistent is not None else {})))
 
     lost = failover.get("instances_lost")
@@ -614,16 +629,22 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
 
     holds = _combine(parts)
     failed = [PARTS[p.id] for p in parts if p.holds is False]
+    medians = (f"; joins seen in a median of {fmt_ms(statistics.median(join['values_ms']))}, "
+               f"crashes {fmt_seconds(statistics.median(crash['values_s']))} after the kill"
+               if join["values_ms"] and crash["values_s"] else "")
     untested = [PARTS[p.id] for p in parts if p.holds is None]
     timing = (f"joins seen in {_ms_median(join['values_ms'])}; crashes "
               f"{_s_median(crash['values_s'])} after the kill, TTL {fmt_ttl(ttl)}")
     answer = claim(
         "membership-service-works", holds,
         f"Yes: each of the {watchers} watchers learned of each join and graceful leave, of a "
-        f"crash only when its lease expired, and kept a list equal to etcd's ({timing}).",
-        f"Only partly in this run: {'; '.join(failed)} did not hold ({timing}).",
-        f"Not fully answered in this run: {'; '.join(untested)} could not be tested "
-        f"({timing}).")
+        f"crash only at its lease's expiry, and kept a list equal to etcd's{medians}.",
+        f"Only partly in this run: {'; '.join(failed)} did not hold{medians}.",
+        f"Not fully answered in this run: {'; '.join(untested)} could not be tested"
+        f"{medians}.",
+        **{"register() → last watcher": fmt_median(join["values_ms"], fmt_ms),
+           "kill → last watcher": fmt_median(crash["values_s"], fmt_seconds),
+           "TTL": fmt_ttl(ttl)})
     short = (f"joins seen in {fmt_ms(statistics.median(join['values_ms']))}, crashes in "
              f"{fmt_seconds(statistics.median(crash['values_s']))} (TTL {fmt_ttl(ttl)})"
              if join["values_ms"] and crash["values_s"] else timing)
@@ -668,16 +689,16 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     items.append(comparison(
         "published-crash-window", "published", None if n == 0 else (
             len(values) == n and all(inside)),
-        f"As etcd's lease rules predict (a lease ends one TTL after its last refresh, "
-        f"refreshed every TTL/3, and expiry is checked every {fmt_seconds(LESSOR_CHECK_S)}),"
-        f" crashes were seen ⅔ TTL – TTL + {fmt_seconds(LESSOR_CHECK_S)} after the kill "
-        f"(crashes: {fmt_share(sum(inside), n)}).",
+        "As etcd's lease rules predict (a lease ends one TTL after its last refresh, "
+        f"refreshed every TTL/3, expiry checked every {fmt_seconds(LESSOR_CHECK_S)}), every "
+        f"crash was seen ⅔ TTL – TTL + {fmt_seconds(LESSOR_CHECK_S)} after the kill.",
         f"Crashes were seen outside ⅔ TTL – TTL + {fmt_seconds(LESSOR_CHECK_S)} after the "
-        f"kill, which etcd's lease rules do not predict (crashes inside: "
-        f"{fmt_share(sum(inside), n)}).",
+        "kill, which etcd's lease rules do not predict.",
         "No instance was crashed in this run.",
         **{"window": f"{fmt_seconds(2 * ttl / 3)} – {fmt_seconds(ttl + LESSOR_CHECK_S)}",
            "kill → last watcher": _s_median(values)}))
+
+    items[-1] = _with(items[-1], **{"crashes inside": fmt_share(sum(inside), n)})
 
     after = failover.get("probe_expired_after_election_s")
     if after is None or election_timeout_ms is None:
@@ -694,6 +715,8 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     figures = {}
     if after is not None:
         figures = {"probe expired after the election": fmt_within(after, LEADER_POLL_S),
+                   "predicted": f"{expected_text}, + up to {fmt_seconds(LESSOR_CHECK_S)} "
+                                "(etcd's expiry check)",
                    "past its own deadline": fmt_seconds(failover["probe_outlived_s"]),
                    "remaining before / after the crash":
                        f"{fmt_whole_seconds(failover['probe_remaining_before_s'])} / "
@@ -701,12 +724,10 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     items.append(comparison(
         "published-leader-refreshes-leases", "published", promoted,
         "As etcd's promotion rule predicts, the new leader restarted a lease without "
-        f"keepalives at TTL + election timeout ({expected_text}, + up to "
-        f"{fmt_seconds(LESSOR_CHECK_S)}): an instance that dies around a leader change "
-        "stays listed up to that much longer.",
-        f"The probe lease did not expire TTL + election timeout ({expected_text}, + up to "
-        f"{fmt_seconds(LESSOR_CHECK_S)}) after the election, as etcd's promotion rule "
-        "predicts.",
+        f"keepalives at TTL + election timeout, {expected_text}: an instance dying around a "
+        "leader change stays listed up to that long.",
+        f"The probe lease did not expire TTL + election timeout, {expected_text}, after the "
+        "election, as etcd's promotion rule predicts.",
         why, **figures))
 
     crashed_ok = parts[2]
@@ -724,14 +745,15 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
     total = join["attempts"] + leave["attempts"]
     items.append(comparison(
         "course-real-time-notification", "course", None if total == 0 else fast == total,
-        f"As the course report says, the watch notified every watcher of creations and "
-        f"deletions in real time, taken here as within {fmt_seconds(REAL_TIME_S)} (joins and "
-        f"graceful leaves: {fmt_share(fast, total)}); a crash, though, is a deletion only "
-        "once the lease expires.",
-        f"Not every creation or deletion reached every watcher within "
+        "As the course report says, every watcher heard of each creation and deletion in "
+        f"real time, taken as within {fmt_seconds(REAL_TIME_S)}; a crash, though, is a "
+        "deletion only at lease expiry.",
+        "Not every creation or deletion reached every watcher within "
         f"{fmt_seconds(REAL_TIME_S)}, this report's reading of the course report's 'in real "
-        f"time'; joins and graceful leaves that did: {fmt_share(fast, total)}.",
-        "No join or graceful leave took place in this run."))
+        "time'.",
+        "No join or graceful leave took place in this run.",
+        **{f"joins and graceful leaves within {fmt_seconds(REAL_TIME_S)}":
+           fmt_share(fast, total)}))
     return name_all(items, COURSE_NAMES)
 
 
