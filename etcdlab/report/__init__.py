@@ -33,6 +33,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, FunctionLoader, 
 
 from etcdlab.figures.units import FILTERS, fmt_count
 from etcdlab.report.environment import FIELDS, TIME_KEYS, format_value, label
+from etcdlab.report.evidence import evidence_rows
 from etcdlab.report.html import markdown_to_html, slug
 from etcdlab.results import Result, load_results
 
@@ -46,6 +47,9 @@ HTML_NAME = "REPORT.html"
 # beside it, so that the report a student reads stays short; REPORT.html keeps it, folded.
 METHOD_NAME = "METHOD.md"
 APPENDIX_HEADING = "### Appendix"
+# Sections of the whole report that METHOD.md takes entire (the run's settings).
+MOVED_SECTIONS = {"## Environment": "The run's environment (etcd version, members, timeouts, "
+                                    "host) is in"}
 
 ChartFunction = Callable[[Result, Path], dict[str, str]]
 SectionFunction = Callable[[Result, Mapping[str, str]], dict[str, Any]]
@@ -340,6 +344,7 @@ def _environment(template_dir: Path) -> Environment:
         autoescape=False,  # Markdown, not HTML
     )
     environment.filters.update(FILTERS)
+    environment.filters["evidence_rows"] = evidence_rows
     return environment
 
 
@@ -355,7 +360,8 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
     sections = [_build_section(q, results.get(q.experiment), folder, results)
                 for q in QUESTIONS]
     known = {question.experiment for question in QUESTIONS}
-    text = _environment(Path(template_dir or TEMPLATE_DIR)).get_template(REPORT_TEMPLATE).render(
+    template = _environment(Path(template_dir or TEMPLATE_DIR)).get_template(REPORT_TEMPLATE)
+    values = dict(
         run_name=folder.name,
         quick=sorted(name for name, result in results.items()
                      if result.ok and result.metadata.get("quick")),
@@ -366,17 +372,22 @@ def render_report(results_dir: Path, template_dir: Path | None = None) -> Path:
         sections=sections,
         other_results=sorted(f"{name}.json" for name in results if name not in known),
     )
+    # The Markdown shows one evidence row per finding (every figure goes to METHOD.md); the
+    # HTML page folds every figure of a finding under its item instead.
+    text = template.render(**values, html_page=False)
     target = folder / REPORT_NAME
     short, method = split_method(text, folder.name)
     _write_atomically(target, short)
     _write_atomically(folder / METHOD_NAME, method)
-    _write_atomically(folder / HTML_NAME, markdown_to_html(text, folder))
+    _write_atomically(folder / HTML_NAME,
+                      markdown_to_html(template.render(**values, html_page=True), folder))
     return target
 
 
 def split_method(text: str, run_name: str) -> tuple[str, str]:
-    """The report without its questions' appendices, each replaced by a link, and
-    ``METHOD.md``: the appendices under their questions' headings (one level up)."""
+    """The report without its questions' appendices and its environment, each replaced by
+    a link, and ``METHOD.md``: the environment, then the appendices under their questions'
+    headings (one level up)."""
     short: list[str] = []
     method = [f"# etcdlab report: method and full statistics\n\nRun `{run_name}`: how each "
               f"question was measured, with the full statistics; the answers are in "
@@ -390,19 +401,27 @@ def split_method(text: str, run_name: str) -> tuple[str, str]:
         if not fenced and line.startswith("## "):
             in_appendix = False
             heading = line
+            if line.rstrip() in MOVED_SECTIONS:
+                # Moved whole: a link stays where it was.
+                in_appendix = True
+                anchor = slug(line[3:].strip(), taken)
+                short.append(f"{MOVED_SECTIONS[line.rstrip()]} [{METHOD_NAME}]"
+                             f"({METHOD_NAME}#{anchor}).\n\n")
+                method.append(f"\n{line}")
+                continue
         elif (not fenced and line.rstrip() == APPENDIX_HEADING
               and heading.startswith("## Q")):
             in_appendix = True
             anchor = slug(heading[3:].strip(), taken)
             short.append(f"Method and full statistics: [{METHOD_NAME}]"
-                         f"({METHOD_NAME}#{anchor}).\n")
+                         f"({METHOD_NAME}#{anchor}).\n\n")
             method.append(f"\n{heading}")
             continue
         if in_appendix:
             method.append(line[1:] if not fenced and line.startswith("#### ") else line)
         else:
             short.append(line)
-    return "".join(short), "".join(method)
+    return "".join(short).rstrip("\n") + "\n", "".join(method)
 
 
 def _write_atomically(target: Path, text: str) -> None:

@@ -168,8 +168,9 @@ _EVIDENCE = re.compile(
     re.S)
 # A numbered list of findings and the evidence table after it.
 _FINDINGS = re.compile(
-    r'<ol>\n((?:(?!</?ol>).)*)</ol>\n<p><em>Evidence:</em></p>\n<div class="table-scroll">\n'
-    r'<table>\n(<thead>.*?</thead>)\n<tbody>\n(.*?)</tbody>\n</table>\n</div>\n', re.S)
+    r'<ol( start="\d+")?>\n((?:(?!</?ol[ >]).)*)</ol>\n<p><em>Evidence:</em></p>\n'
+    r'<div class="table-scroll">\n<table>\n(<thead>.*?</thead>)\n<tbody>\n(.*?)</tbody>\n'
+    r'</table>\n</div>\n', re.S)
 _ROW = re.compile(r"<tr>\n<td>(.*?)</td>\n(.*?)</tr>\n", re.S)
 _ITEM = re.compile(r"<li>(.*?)</li>\n", re.S)
 _SECTION = re.compile(r'(?=<h2 id="q\d+-)')
@@ -177,8 +178,11 @@ _SECTION = re.compile(r'(?=<h2 id="q\d+-)')
 
 def _evidence_under_items(match: re.Match[str]) -> str:
     """One list of findings with its evidence table: each finding's rows (numbered like its
-    item) folded into a ``<details>`` at the end of that item; the table itself goes."""
-    items, head, rows = match.group(1), match.group(2), match.group(3)
+    item; a list that numbers on from an earlier one starts there) folded into a
+    ``<details>`` at the end of that item; the table itself goes."""
+    start, items = match.group(1) or "", match.group(2)
+    head, rows = match.group(3), match.group(4)
+    first_item = int(start.split('"')[1]) if start else 1
     head = head.replace("<th>Finding</th>\n", "")
     groups: dict[int, list[str]] = {}
     number = 0
@@ -189,14 +193,14 @@ def _evidence_under_items(match: re.Match[str]) -> str:
             number = int(found.group(1))
         groups.setdefault(number, []).append(f"<tr>\n{rest}</tr>\n")
     out = []
-    for index, item in enumerate(_ITEM.finditer(items), start=1):
+    for index, item in enumerate(_ITEM.finditer(items), start=first_item):
         text = item.group(1)
         if index in groups:
             text += ('\n<details class="evidence"><summary>evidence</summary>\n'
                      f'<div class="table-scroll">\n<table>\n{head}\n<tbody>\n'
                      + "".join(groups[index]) + "</tbody>\n</table>\n</div>\n</details>\n")
         out.append(f"<li>{text}</li>\n")
-    return "<ol>\n" + "".join(out) + "</ol>\n"
+    return f"<ol{start}>\n" + "".join(out) + "</ol>\n"
 
 
 def _fold(body: str) -> str:

@@ -57,7 +57,7 @@ def template_section(result: Result, findings: Sequence[Finding] | None = None) 
         template=question.template, status="ok", status_text="measured", presented=True,
         notice="", error=None, result_file=f"{question.experiment}.json", data=data)
     template = report._environment(report.TEMPLATE_DIR).get_template(question.template)
-    return template.render(section=section)
+    return template.render(section=section, html_page=False)
 
 
 def report_text(folder: Path) -> str:
@@ -66,5 +66,9 @@ def report_text(folder: Path) -> str:
     text = report.render_report(Path(folder)).read_text(encoding="utf-8")
     method = (Path(folder) / report.METHOD_NAME).read_text(encoding="utf-8")
     head = text[:text.find("\n## Q1.") + 1] if "\n## Q1." in text else text
+    if "\n## Environment" in method:  # the run's environment, moved to METHOD.md whole
+        start = method.index("\n## Environment")
+        end = method.find("\n## ", start + 1)
+        head += method[start + 1:end if end != -1 else len(method)]
     return head + "\n".join(whole_section(text, method, q.number) for q in report.QUESTIONS
                              if f"## Q{q.number}." in text) + "\n"

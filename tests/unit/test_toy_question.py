@@ -71,15 +71,14 @@ FILES = {
             return {"findings": findings(summary, result.params), "taken": summary["taken"]}
         ''',
     "section.md.j2": '''
-        {% import "_findings.md.j2" as show %}
-        ## Q{{ section.number }}. {{ section.title }}
-
-        {% if section.presented %}
-        {{ show.findings(section.data.findings, "measured") }}
-        Toy values taken: {{ section.data.taken }}.
-        {% else %}
-        {{ section.notice }}
-        {% endif %}
+        {% extends "_section.md.j2" %}
+        {% block question %}How many values does the toy take?{% endblock %}
+        {% block measurements %}
+        Toy values taken: {{ d.taken }}.
+        {% endblock %}
+        {% block published %}
+        - Nothing is published about the toy.
+        {% endblock %}
         ''',
 }
 
@@ -119,5 +118,7 @@ def test_a_toy_question_is_listed_run_analysed_and_rendered(toy_question, tmp_pa
     text = report.render_report(results).read_text()
     assert "## Q11. Toy: how many values does it take?" in text
     assert "The toy took all 2 values." in text
-    assert "Toy values taken: 2." in text
+    method = (results / report.METHOD_NAME).read_text()
+    assert "## Q11. Toy: how many values does it take?" in method
+    assert "Toy values taken: 2." in method
     assert "Not measured in this run: run `invoke experiment election`." in text
