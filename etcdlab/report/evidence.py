@@ -31,6 +31,8 @@ NONE = "–"
 _INSTRUMENT = re.compile(
     r"^(poll(ed|ing)?|resolution|instrument|measured (to|at|by)|compared with|stamps?|"
     r"sampled|seen by|timed by)\b", re.I)
+# An instrument named by a noun reads "resolution: 1 ms"; by a verb, "polled every 5 ms".
+_NOUN = re.compile(r"^(resolution|instrument|stamps?|polling)\b", re.I)
 _N = re.compile(r"\bn = (\d[\d,]*\d|\d)")
 _OF = re.compile(r"\b(\d[\d,]*) of (\d[\d,]*\d|\d)\b")
 _BOUND = re.compile(r"95 % CI [^);,]+(?:,\d[^);,]*)*|[≤≥<>] ?[\d.,]+ ?% at 95 %|\bp = [\d.]+")
@@ -68,6 +70,7 @@ def _n(values: list[str]) -> str:
 
 
 def _bound(values: list[str]) -> str:
+    """The first 95 % interval or bound, or p-value, of the values."""
     for value in values:
         if found := _BOUND.search(value):
             return found.group(0).strip()
@@ -103,8 +106,8 @@ def evidence_row(figures: Mapping[str, str]) -> EvidenceRow | None:
     if not figures:
         return None
     items = [(str(label), " ".join(str(value).split())) for label, value in figures.items()]
-    instrument = next((f"{label} {value}" for label, value in items
-                       if _INSTRUMENT.search(label)), NONE)
+    instrument = next((f"{label}{': ' if _NOUN.search(label) else ' '}{value}"
+                       for label, value in items if _INSTRUMENT.search(label)), NONE)
     shown = [(label, value) for label, value in items if not _INSTRUMENT.search(label)]
     if shown:
         label, value = shown[0]
@@ -115,7 +118,9 @@ def evidence_row(figures: Mapping[str, str]) -> EvidenceRow | None:
         figure = NONE
     measuring = [value for label, value in items if _INSTRUMENT.search(label)]
     values = [value for _, value in shown] + measuring
-    return EvidenceRow(figure, _n(values), _bound(values), instrument)
+    # A figure labelled as an interval ("95 % CI of the share lost": "73.6 % – 77.8 %").
+    intervals = [f"95 % CI {value}" for label, value in items if label.startswith("95 % CI")]
+    return EvidenceRow(figure, _n(values), _bound(values + intervals), instrument)
 
 
 def evidence_rows(numbered: Sequence[tuple[int, Any]]) -> list[tuple[int, EvidenceRow]]:

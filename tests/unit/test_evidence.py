@@ -43,7 +43,7 @@ def test_share_gives_its_whole_as_n():
 
 def test_only_instruments():
     row = evidence_row({"resolution": "1 ms log stamps"})
-    assert row == EvidenceRow(NONE, NONE, NONE, "resolution 1 ms log stamps")
+    assert row == EvidenceRow(NONE, NONE, NONE, "resolution: 1 ms log stamps")
 
 
 def test_n_of_the_shown_figure_first():
@@ -58,7 +58,7 @@ def test_instrument_named_at_the_label_start_only():
                         "possibly stale (within the bounds' resolution)": "578 of 1,623"})
     assert row.instrument == NONE
     row = evidence_row({"polling interval at the cut": "64 s", "offset": "13 µs"})
-    assert row.instrument == "polling interval at the cut 64 s"
+    assert row.instrument == "polling interval at the cut: 64 s"
 
 
 def test_rows_only_for_findings_that_say_more_than_their_figure():
@@ -77,3 +77,9 @@ def test_resolution_goes_to_the_instrument_column():
     assert row == EvidenceRow("new leader after the cut: 1.06 s", "3", NONE, "±5 ms, polled")
     row = evidence_row({"new leader after": "1.09 s (±50 ms)"})
     assert row == EvidenceRow("new leader after: 1.09 s", NONE, NONE, "±50 ms")
+
+
+def test_a_figure_labelled_as_an_interval_is_the_bound():
+    row = evidence_row({"lost": "1,212 of 1,600",
+                        "95 % CI of the share lost": "73.6 % – 77.8 %"})
+    assert row == EvidenceRow("lost: 1,212 of 1,600", "1,600", "95 % CI 73.6 % – 77.8 %", NONE)

@@ -106,7 +106,8 @@ def _naive_lost(naive: Mapping[str, Any]) -> Finding:
             "count lost.")
     figures = {"timed out (outcome unknown)": fmt_count(naive["unknown"])}
     if lost > 0:
-        figures = {"95 % CI of the share lost": _loss_interval(lost, acknowledged), **figures}
+        figures = {"lost": f"{fmt_count(lost)} of {fmt_count(acknowledged)}",
+                   "95 % CI of the share lost": _loss_interval(lost, acknowledged), **figures}
     return claim(
         "naive_lost_updates", lost > 0,
         f"Naive get-then-put lost {fmt_count(lost)} of {fmt_count(acknowledged)} acknowledged "
