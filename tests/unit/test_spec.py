@@ -1,0 +1,113 @@
+"""The one registry of the questions: every folder's SPEC, found by specs() in order, and
+each mistake a new folder can make named by a ValueError."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import etcdlab.questions
+from etcdlab.questions.spec import QuestionSpec, specs
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    """``make(root, folder, init)`` writes ``root/folder/__init__.py``; the package's
+    ``__path__`` is then only the roots made so (the real folders are left out)."""
+    roots: list[str] = []
+    monkeypatch.setattr(etcdlab.questions, "__path__", roots)
+
+    def make(root: str, folder: str, init: str | None, **files: str) -> Path:
+        path = tmp_path / root / folder
+        path.mkdir(parents=True)
+        if init is not None:
+            (path / "__init__.py").write_text(textwrap.dedent(init).lstrip())
+        for name, text in files.items():
+            (path / name).write_text(text)
+        if str(path.parent) not in roots:
+            roots.append(str(path.parent))
+        importlib.invalidate_caches()
+        return path
+
+    names = set(sys.modules)
+    yield make
+    for name in set(sys.modules) - names:
+        if name.startswith("etcdlab.questions.q"):
+            del sys.modules[name]
+
+
+def init(number: int, name: str, title: str = "A title") -> str:
+    return (f"from etcdlab.questions.spec import QuestionSpec\n"
+            f"SPEC = QuestionSpec({number}, {name!r}, {title!r})\n")
+
+
+def test_specs_are_sorted_by_number_across_folders_of_the_path(folders):
+    folders("b", "q12_late", init(12, "late"))
+    folders("b", "q02_second", init(2, "second"))
+    folders("a", "q11_early", init(11, "early", "Early?"))
+    folders("a", "notes", None)  # not a question folder
+    assert specs() == (QuestionSpec(2, "second", "A title"), QuestionSpec(11, "early", "Early?"),
+                       QuestionSpec(12, "late", "A title"))
+
+
+def test_specs_import_only_the_folders_init(folders):
+    folders("a", "q11_early", init(11, "early"), **{"run.py": "raise RuntimeError('run')\n"})
+    assert [spec.experiment for spec in specs()] == ["early"]
+    assert "etcdlab.questions.q11_early.run" not in sys.modules
+
+
+def test_a_folder_without_spec_is_an_error(folders):
+    folders("a", "q11_early", '"""No SPEC here."""\n')
+    with pytest.raises(ValueError, match=r"q11_early \(q11_early/__init__.py\) defines no SPEC"):
+        specs()
+
+
+def test_a_folder_without_init_is_an_error_not_skipped(folders):
+    folders("a", "q11_early", None, **{"run.py": "\n"})
+    with pytest.raises(ValueError, match="q11_early.* defines no SPEC"):
+        specs()
+
+
+def test_a_spec_that_is_not_a_question_spec_is_an_error(folders):
+    folders("a", "q11_early", "SPEC = (11, 'early', 'Early?')\n")
+    with pytest.raises(ValueError, match="q11_early.* defines no SPEC"):
+        specs()
+
+
+def test_a_spec_numbered_unlike_its_folder_is_an_error(folders):
+    folders("a", "q11_early", init(12, "early"))
+    with pytest.raises(ValueError, match="SPEC.number is 12, but the folder is question 11"):
+        specs()
+
+
+def test_a_spec_named_unlike_its_folder_is_an_error(folders):
+    folders("a", "q11_early", init(11, "soon"))
+    with pytest.raises(ValueError, match="experiment 'soon', whose folder is q11_soon, "
+                                         "not q11_early"):
+        specs()
+
+
+def test_two_questions_with_one_number_are_an_error(folders):
+    folders("a", "q11_early", init(11, "early"))
+    folders("a", "q11_soon", init(11, "soon"))
+    with pytest.raises(ValueError, match="two questions have the number 11: q11_early and "
+                                         "q11_soon"):
+        specs()
+
+
+def test_two_questions_with_one_name_are_an_error(folders):
+    folders("a", "q11_early", init(11, "early"))
+    folders("b", "q12_early", init(12, "early"))
+    with pytest.raises(ValueError, match="two questions have the name 'early': q11_early and "
+                                         "q12_early"):
+        specs()
+
+
+def test_the_first_folder_of_a_name_on_the_path_wins_as_python_imports_it(folders):
+    folders("a", "q11_early", init(11, "early", "First"))
+    folders("b", "q11_early", init(11, "early", "Second"))
+    assert specs() == (QuestionSpec(11, "early", "First"),)
