@@ -4,6 +4,8 @@ each mistake a new folder can make named by a ValueError."""
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -12,6 +14,8 @@ import pytest
 
 import etcdlab.questions
 from etcdlab.questions.spec import QuestionSpec, specs
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -45,6 +49,17 @@ def init(number: int, name: str, title: str = "A title") -> str:
             f"SPEC = QuestionSpec({number}, {name!r}, {title!r})\n")
 
 
+def test_the_ten_questions_in_order_each_from_its_folder():
+    found = specs()
+    assert [spec.number for spec in found] == list(range(1, 11))
+    assert found[0] == QuestionSpec(1, "election",
+                                    "How long does etcd take to elect a new leader?")
+    assert found[4].package == "q05_read_latency"
+    assert found[4].template == "q05_read_latency/section.md.j2"
+    for spec in found:
+        assert importlib.import_module(f"etcdlab.questions.{spec.package}").SPEC is spec
+
+
 def test_specs_are_sorted_by_number_across_folders_of_the_path(folders):
     folders("b", "q12_late", init(12, "late"))
     folders("b", "q02_second", init(2, "second"))
@@ -58,6 +73,17 @@ def test_specs_import_only_the_folders_init(folders):
     folders("a", "q11_early", init(11, "early"), **{"run.py": "raise RuntimeError('run')\n"})
     assert [spec.experiment for spec in specs()] == ["early"]
     assert "etcdlab.questions.q11_early.run" not in sys.modules
+
+
+def test_listing_the_real_questions_loads_no_run_code():
+    code = ("import json, sys; from etcdlab.questions.spec import specs; specs(); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(("
+            "'etcdlab.questions.', 'etcdlab.lab', 'etcdlab.etcd', 'etcd3', 'docker')))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    loaded = json.loads(done.stdout)
+    assert loaded == sorted(["etcdlab.questions.spec",
+                             *(f"etcdlab.questions.{spec.package}" for spec in specs())])
 
 
 def test_a_folder_without_spec_is_an_error(folders):
