@@ -31,6 +31,7 @@ FILES = {
         """Q11 ``toy``: takes ``count`` values (no cluster needed)."""
 
         from etcdlab.params import Param
+        from etcdlab.questions.q11_toy import SPEC
         from etcdlab.questions.q11_toy.analysis import summarize
         from etcdlab.questions.runner import Experiment
 
@@ -40,8 +41,7 @@ FILES = {
 
 
         EXPERIMENT = Experiment(
-            name="toy", question=11, title="Toy: count some values",
-            parameters=(Param("count", 5, "values to take", minimum=1),),
+            spec=SPEC, parameters=(Param("count", 5, "values to take", minimum=1),),
             quick={"count": 2}, run=run, summarize=summarize)
         ''',
     "analysis.py": '''
@@ -110,7 +110,7 @@ def test_a_toy_question_is_listed_run_analysed_and_rendered(toy_question, tmp_pa
 
     cli.print_experiments()
     listed = capsys.readouterr().out
-    assert "toy" in listed and "Toy: count some values" in listed
+    assert "toy" in listed and "Toy: how many values does it take?" in listed
 
     experiment = etcdlab.questions.get("toy")
     results = tmp_path / "results"
