@@ -1,5 +1,5 @@
-"""The one registry of the questions: every folder's SPEC, found by specs() in order, and
-each mistake a new folder can make named by a ValueError."""
+"""The one registry of the questions: every folder's SPEC, found by specs() in order, each
+mistake a new folder can make named by a ValueError, and the experiments built on the SPECs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def folders(tmp_path, monkeypatch):
     """``make(root, folder, init)`` writes ``root/folder/__init__.py``; the package's
     ``__path__`` is then only the roots made so (the real folders are left out)."""
+    importlib.import_module("etcdlab.questions.runner")  # found before the path is narrowed
     roots: list[str] = []
     monkeypatch.setattr(etcdlab.questions, "__path__", roots)
 
@@ -137,3 +138,40 @@ def test_the_first_folder_of_a_name_on_the_path_wins_as_python_imports_it(folder
     folders("a", "q11_early", init(11, "early", "First"))
     folders("b", "q11_early", init(11, "early", "Second"))
     assert specs() == (QuestionSpec(11, "early", "First"),)
+
+
+RUN = '''
+from etcdlab.questions.runner import Experiment
+from etcdlab.questions.spec import QuestionSpec
+from etcdlab.questions.{package} import SPEC
+
+EXPERIMENT = Experiment(spec={spec}, parameters=(), quick={{}}, run=print,
+                        summarize=lambda samples, params: {{}})
+'''
+
+
+def test_the_experiments_are_built_on_the_specs_in_their_order(folders):
+    folders("a", "q12_late", init(12, "late", "Late?"),
+            **{"run.py": RUN.format(package="q12_late", spec="SPEC")})
+    folders("a", "q11_early", init(11, "early"),
+            **{"run.py": RUN.format(package="q11_early", spec="SPEC")})
+    found = etcdlab.questions.registry()
+    assert list(found) == ["early", "late"]
+    assert found["late"].spec == QuestionSpec(12, "late", "Late?")
+    assert (found["late"].question, found["late"].title) == (12, "Late?")
+
+
+def test_a_run_module_without_experiment_is_an_error(folders):
+    folders("a", "q11_early", init(11, "early"), **{"run.py": '"""Not yet."""\n'})
+    with pytest.raises(ValueError, match="q11_early.run defines no EXPERIMENT"):
+        etcdlab.questions.registry()
+
+
+def test_an_experiment_built_on_another_spec_is_an_error(folders):
+    other = "QuestionSpec(11, 'early', 'Another title')"
+    folders("a", "q11_early", init(11, "early"),
+            **{"run.py": RUN.format(package="q11_early", spec=other)})
+    with pytest.raises(ValueError, match="q11_early.run: EXPERIMENT is built on "
+                                         r"QuestionSpec\(.*'Another title'\), not on its "
+                                         "folder's SPEC"):
+        etcdlab.questions.registry()
