@@ -66,8 +66,9 @@ def specs() -> tuple[QuestionSpec, ...]:
 
 def _folders() -> list[str]:
     """The names of the question folders on the package's ``__path__``, the first of each
-    name (as Python imports it). A folder without ``__init__.py`` is listed too, so that
-    it is reported rather than skipped."""
+    name (as Python imports it). A folder of Python files without ``__init__.py`` is a
+    ValueError rather than skipped; one with none (say, only the ``__pycache__`` left by a
+    question of another branch) is skipped."""
     package = importlib.import_module(QUESTIONS_PACKAGE)
     names: list[str] = []
     for entry in package.__path__:
@@ -75,9 +76,15 @@ def _folders() -> list[str]:
         if not root.is_dir():
             continue
         for path in sorted(root.iterdir()):
-            if (QUESTION_FOLDER.fullmatch(path.name) and path.is_dir()
+            if not (QUESTION_FOLDER.fullmatch(path.name) and path.is_dir()
                     and path.name not in names):
-                names.append(path.name)
+                continue
+            if not (path / "__init__.py").is_file():
+                if any(path.glob("*.py")):
+                    raise ValueError(f"{QUESTIONS_PACKAGE}.{path.name}: {path} has no "
+                                     f"__init__.py (with its SPEC = QuestionSpec(...))")
+                continue
+            names.append(path.name)
     return names
 
 

@@ -93,10 +93,16 @@ def test_a_folder_without_spec_is_an_error(folders):
         specs()
 
 
-def test_a_folder_without_init_is_an_error_not_skipped(folders):
+def test_a_folder_of_python_files_without_init_is_an_error_not_skipped(folders):
     folders("a", "q11_early", None, **{"run.py": "\n"})
-    with pytest.raises(ValueError, match="q11_early.* defines no SPEC"):
+    with pytest.raises(ValueError, match=r"q11_early: .*q11_early has no __init__.py"):
         specs()
+
+
+def test_a_folder_left_with_no_python_file_is_skipped(folders):
+    folders("a", "q11_early", init(11, "early"))
+    folders("a", "q12_gone", None).joinpath("__pycache__").mkdir()  # another branch's
+    assert [spec.experiment for spec in specs()] == ["early"]
 
 
 def test_a_spec_that_is_not_a_question_spec_is_an_error(folders):
