@@ -24,8 +24,8 @@ QUESTION_FOLDER = re.compile(r"q(\d\d)_\w+")
 
 @dataclass(frozen=True)
 class QuestionSpec:
-    """One question: its number, its experiment's name and its title (the report's heading
-    ``## QNN. title``, and what ``invoke experiments`` lists)."""
+    """One question: its number, its experiment's name and its title (the heading of its
+    section in the report, and what ``invoke experiments`` lists)."""
 
     number: int
     experiment: str
