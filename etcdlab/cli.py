@@ -480,7 +480,7 @@ def doctor(config: LabConfig, results_dir: Path | None = None) -> None:
 def print_experiments() -> None:
     """``invoke experiments``: one line each."""
     table = Table(title="experiments (one per question)", title_justify="left")
-    for column in ("Q", "name", "what it measures", "--quick changes"):
+    for column in ("Q", "name", "question", "--quick changes"):
         table.add_column(column)
     for exp in experiments.registry().values():
         quick = ", ".join(f"{k}={v}" for k, v in exp.quick.items())

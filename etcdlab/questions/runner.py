@@ -44,6 +44,7 @@ from etcdlab.faults import Faults
 from etcdlab.faults.journal import Entry, HealStep
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param, unknown_name
+from etcdlab.questions.spec import QuestionSpec
 from etcdlab.results import (
     Result,
     finish_partial,
@@ -63,11 +64,12 @@ SummarizeFn = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Experiment:
-    """One question's measurement: declared parameters, the ``--quick`` set, run, summarize."""
+    """One question's measurement: declared parameters, the ``--quick`` set, run, summarize.
 
-    name: str
-    question: int
-    title: str
+    Its number, name and title are its folder's ``SPEC`` (:mod:`etcdlab.questions.spec`).
+    """
+
+    spec: QuestionSpec
     parameters: tuple[Param, ...]
     quick: Mapping[str, Any]
     run: RunFn
@@ -84,6 +86,21 @@ class Experiment:
         # the module, caught when the registry imports it rather than halfway through a run.
         for key, value in self.quick.items():
             self.declared(key).check(value)
+
+    @property
+    def name(self) -> str:
+        """The experiment's name: ``invoke experiment NAME``, its result ``NAME.json``."""
+        return self.spec.experiment
+
+    @property
+    def question(self) -> int:
+        """The number of the question it answers."""
+        return self.spec.number
+
+    @property
+    def title(self) -> str:
+        """The question's title, as the report heads its section."""
+        return self.spec.title
 
     @property
     def defaults(self) -> dict[str, Any]:

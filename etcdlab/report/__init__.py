@@ -6,8 +6,9 @@ as text (through :mod:`etcdlab.figures.units`); the templates only place it.
 
 Adding an experiment to the report takes two steps:
 
-1. its question is already in :data:`QUESTIONS` (the README's table), with the partial
-   ``etcdlab/questions/qNN_NAME/section.md.j2``;
+1. its question folder ``etcdlab/questions/qNN_NAME/`` defines its ``SPEC`` (number, name,
+   title: the one registry, :mod:`etcdlab.questions.spec`; :func:`questions` lists them)
+   and holds the partial ``section.md.j2``;
 2. a module ``etcdlab/questions/qNN_NAME/section.py`` with ``charts(result, out_dir) ->
    {chart key: PNG file name}`` and ``section(result, charts) -> dict``, whose dict the
    partial reads as ``section.data`` (see :func:`presenter`).
@@ -22,7 +23,7 @@ import importlib
 import importlib.util
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, FunctionLoader, StrictUndefined
 
 from etcdlab.figures.units import FILTERS, fmt_count
+from etcdlab.questions.spec import QuestionSpec, specs
 from etcdlab.report.environment import FIELDS, TIME_KEYS, format_value, label
 from etcdlab.report.evidence import evidence_rows
 from etcdlab.report.html import markdown_to_html, slug
@@ -55,37 +57,34 @@ ChartFunction = Callable[[Result, Path], dict[str, str]]
 SectionFunction = Callable[[Result, Mapping[str, str]], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class Question:
-    """One row of the question table (the README's) and the partial that answers it."""
-
-    number: int
-    experiment: str
-    title: str
-
-    @property
-    def package(self) -> str:
-        """The question's folder under ``etcdlab/questions/``: ``qNN_NAME``."""
-        return f"q{self.number:02d}_{self.experiment.replace('-', '_')}"
-
-    @property
-    def template(self) -> str:
-        """The partial's name for the loader: ``qNN_NAME/section.md.j2``, in that folder."""
-        return f"{self.package}/section.md.j2"
+Question = QuestionSpec
+"""One row of the question table: a question folder's ``SPEC`` (the old name, kept)."""
 
 
-QUESTIONS = (
-    Question(1, "election", "How long does etcd take to elect a new leader?"),
-    Question(2, "conflicts", "How does etcd resolve concurrent updates of one key?"),
-    Question(3, "partition", "What happens on each side of a network partition?"),
-    Question(4, "lamport", "Lamport clocks with process ids, carried through etcd"),
-    Question(5, "read-latency", "Read latency: linearizable vs serializable"),
-    Question(6, "quota", "What --quota-backend-bytes does when it is reached, and how to recover"),
-    Question(7, "ntp-isolation", "chrony resynchronisation after 5 minutes of isolation"),
-    Question(8, "lease-drift", "A client clock drifting 500 ms/min against etcd leases and locks"),
-    Question(9, "faulty-clock", "Detecting faulty clocks from node-to-node messages"),
-    Question(10, "membership", "A dynamic membership (naming) service on etcd leases + watch"),
-)
+def questions() -> tuple[Question, ...]:
+    """Every question, in order: the folders' ``SPEC`` (:func:`etcdlab.questions.spec.specs`),
+    read afresh, so that a question folder added since is listed."""
+    return specs()
+
+
+class _Questions(Sequence[Question]):
+    """:data:`QUESTIONS`: :func:`questions` as a sequence, read afresh on each use."""
+
+    def __getitem__(self, index: Any) -> Any:  # an int or a slice, as a tuple's
+        return questions()[index]
+
+    def __len__(self) -> int:
+        return len(questions())
+
+    def __iter__(self) -> Iterator[Question]:
+        return iter(questions())
+
+    def __repr__(self) -> str:
+        return f"QUESTIONS{questions()!r}"
+
+
+QUESTIONS: Sequence[Question] = _Questions()
+"""The questions of the report, in order (what :func:`questions` returns, at each use)."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +173,8 @@ def _parse_time(text: str) -> datetime:
 # --- registries and rendering -----------------------------------------------------------------
 
 def _question(experiment: str) -> Question | None:
-    """The row of :data:`QUESTIONS` of one experiment."""
-    return next((q for q in QUESTIONS if q.experiment == experiment), None)
+    """The question of one experiment (None if no folder's ``SPEC`` names it)."""
+    return next((q for q in questions() if q.experiment == experiment), None)
 
 
 def presenter(experiment: str) -> ModuleType | None:

@@ -9,16 +9,13 @@ from etcdlab import questions as experiments
 from etcdlab.errors import LabError
 from etcdlab.questions.q01_election import run as election
 from etcdlab.questions.q02_conflicts import run as conflicts
-from etcdlab.report import QUESTIONS
+from etcdlab.questions.spec import specs
 
 
-def test_registry_lists_experiments_in_question_order_with_design_names():
+def test_registry_lists_one_experiment_per_question_built_on_its_spec():
     registered = experiments.registry()
-    numbers = [e.question for e in registered.values()]
-    assert numbers == sorted(numbers)
-    design = {q.experiment: q.number for q in QUESTIONS}
-    for name, experiment in registered.items():
-        assert design[name] == experiment.question
+    assert [e.spec for e in registered.values()] == list(specs())
+    assert list(registered) == [spec.experiment for spec in specs()]
 
 
 def test_unknown_experiment_names_the_known_ones():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from etcdlab.questions.spec import specs
 from etcdlab.report import HTML_NAME, METHOD_NAME, render_report
 from etcdlab.report.html import markdown_to_html, slug
 
@@ -198,7 +199,7 @@ def test_invoke_report_from_renders_both_files_and_prints_their_paths(tmp_path):
 
 def test_the_quick_run_page_folds_its_sections_and_evidence(quick_page):
     # The page opens on the summary: each question's section and each evidence table fold.
-    assert quick_page.count('<details class="section"><summary><h2 id="q') == 10
+    assert quick_page.count('<details class="section"><summary><h2 id="q') == len(specs())
     assert quick_page.count('<details class="evidence">') > 10
     assert "<em>Evidence:</em>" not in quick_page
     # each finding's figures fold under its own item, in a table without the finding column

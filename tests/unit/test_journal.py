@@ -14,6 +14,7 @@ from etcdlab.errors import LabError
 from etcdlab.faults import CHAIN, Faults
 from etcdlab.faults.journal import Journal, replay
 from etcdlab.questions.runner import Experiment, run_experiment
+from etcdlab.questions.spec import QuestionSpec
 from etcdlab.results import finish_partial, partial_path, result_path
 
 
@@ -240,7 +241,7 @@ def phased(order, fail_in=None, interrupt=False):
                 raise RuntimeError(f"boom in {name}")
         return run
 
-    return Experiment(name="fake", question=0, title="fake", parameters=(), quick={},
+    return Experiment(spec=QuestionSpec(0, "fake", "fake"), parameters=(), quick={},
                       setup=phase("setup"), run=phase("run"), check=phase("check"),
                       summarize=lambda samples, params: {"n": len(samples["taken"])})
 
@@ -301,7 +302,7 @@ def recording(value, fail=False):
                               send=lambda: None, answer=lambda reply: (value, 1))
         if fail:
             raise RuntimeError("boom in run")
-    return Experiment(name="fake", question=0, title="fake", parameters=(), quick={},
+    return Experiment(spec=QuestionSpec(0, "fake", "fake"), parameters=(), quick={},
                       run=run, summarize=lambda samples, params: {})
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from etcdlab.questions.spec import specs
 from etcdlab.report import render_report
 from etcdlab.results import load_results
 
@@ -14,8 +15,7 @@ SAMPLE = DATA / "sample-run"
 EXPECTED = SAMPLE / "REPORT.md.expected"
 QUICK = DATA / "quick-run"
 BENCH_QUICK = DATA / "bench-quick-lab"
-QUESTIONS = ("election", "conflicts", "partition", "lamport", "read-latency", "quota",
-             "ntp-isolation", "lease-drift", "faulty-clock", "membership")
+QUESTIONS = tuple(spec.experiment for spec in specs())  # the ten experiments' names
 
 
 def render(tmp_path: Path, source: Path = SAMPLE) -> tuple[Path, str]:

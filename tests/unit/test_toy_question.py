@@ -2,9 +2,8 @@
 by the registry (and `invoke experiments`), run against a fake lab, analysed and rendered.
 
 The folder is put on ``etcdlab.questions.__path__``, as if it were
-``etcdlab/questions/q11_toy/``. What it still needs beyond the folder: a row in
-``etcdlab.report.QUESTIONS`` (the report's own list of questions, not yet derived from the
-registry), added here with monkeypatch.
+``etcdlab/questions/q11_toy/``; nothing else is patched: its ``SPEC`` in its ``__init__.py``
+puts it in the report's list of questions (:func:`etcdlab.questions.spec.specs`).
 """
 
 from __future__ import annotations
@@ -21,11 +20,18 @@ from etcdlab.questions.runner import run_experiment
 from tests.unit.test_journal import FakeNodes, fake_cluster
 
 FILES = {
-    "__init__.py": '"""Q11 ``toy``: how many values does a toy run take?"""\n',
+    "__init__.py": '''
+        """Q11 ``toy``: how many values does a toy run take?"""
+
+        from etcdlab.questions.spec import QuestionSpec
+
+        SPEC = QuestionSpec(11, "toy", "Toy: how many values does it take?")
+        ''',
     "run.py": '''
         """Q11 ``toy``: takes ``count`` values (no cluster needed)."""
 
         from etcdlab.params import Param
+        from etcdlab.questions.q11_toy import SPEC
         from etcdlab.questions.q11_toy.analysis import summarize
         from etcdlab.questions.runner import Experiment
 
@@ -35,8 +41,7 @@ FILES = {
 
 
         EXPERIMENT = Experiment(
-            name="toy", question=11, title="Toy: count some values",
-            parameters=(Param("count", 5, "values to take", minimum=1),),
+            spec=SPEC, parameters=(Param("count", 5, "values to take", minimum=1),),
             quick={"count": 2}, run=run, summarize=summarize)
         ''',
     "analysis.py": '''
@@ -92,8 +97,6 @@ def toy_question(tmp_path, monkeypatch):
     for name, text in FILES.items():
         (folder / name).write_text(textwrap.dedent(text).lstrip())
     monkeypatch.setattr(etcdlab.questions, "__path__", [*etcdlab.questions.__path__, str(root)])
-    monkeypatch.setattr(report, "QUESTIONS", (
-        *report.QUESTIONS, report.Question(11, "toy", "Toy: how many values does it take?")))
     yield folder
     for name in [m for m in sys.modules if m.startswith("etcdlab.questions.q11_toy")]:
         del sys.modules[name]
@@ -106,7 +109,7 @@ def test_a_toy_question_is_listed_run_analysed_and_rendered(toy_question, tmp_pa
 
     cli.print_experiments()
     listed = capsys.readouterr().out
-    assert "toy" in listed and "Toy: count some values" in listed
+    assert "toy" in listed and "Toy: how many values does it take?" in listed
 
     experiment = etcdlab.questions.get("toy")
     results = tmp_path / "results"
@@ -115,6 +118,8 @@ def test_a_toy_question_is_listed_run_analysed_and_rendered(toy_question, tmp_pa
     assert result.status == "ok" and result.summary == {"taken": 2}
     assert json.loads((results / "toy.json").read_text())["samples"] == {"values": [0, 1]}
 
+    assert report.QUESTIONS[-1] == report.Question(11, "toy",
+                                                   "Toy: how many values does it take?")
     text = report.render_report(results).read_text()
     assert "## Q11. Toy: how many values does it take?" in text
     assert "The toy took all 2 values." in text

@@ -59,6 +59,7 @@ from etcdlab.questions.common import (
     playbook_logger,
     zap_message,
 )
+from etcdlab.questions.q01_election import SPEC
 from etcdlab.questions.q01_election.analysis import SERIES, summarize
 from etcdlab.questions.runner import Context, Experiment
 
@@ -438,9 +439,7 @@ def parse_elected_line(line: str, term: int) -> float | None:
 
 
 EXPERIMENT = Experiment(
-    name="election",
-    question=1,
-    title="Leader election time: crash (SIGKILL) vs graceful stop (SIGTERM)",
+    spec=SPEC,
     parameters=(
         Param("trials", 20, "elections per series (crash, graceful)", minimum=1),
         Param("poll_interval_ms", 5, "how often the survivors are asked for a leader",

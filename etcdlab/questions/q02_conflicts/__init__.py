@@ -1,2 +1,7 @@
-"""Q2 ``conflicts``: run.py measures it, analysis.py turns its samples into a summary and
-findings, section.py and section.md.j2 present it in the report."""
+"""Q2 ``conflicts``: ``SPEC`` is its number, name and title (the one registry,
+:mod:`etcdlab.questions.spec`); run.py measures it, analysis.py turns its samples into a
+summary and findings, section.py and section.md.j2 present it in the report."""
+
+from etcdlab.questions.spec import QuestionSpec
+
+SPEC = QuestionSpec(2, "conflicts", "How does etcd resolve concurrent updates of one key?")

@@ -23,6 +23,7 @@ import grpc
 from etcdlab.etcd.transport import Member, member
 from etcdlab.params import Param
 from etcdlab.questions.common import run_together
+from etcdlab.questions.q02_conflicts import SPEC
 from etcdlab.questions.q02_conflicts.analysis import summarize
 from etcdlab.questions.runner import Context, Experiment
 
@@ -115,9 +116,7 @@ def cas_increment(client: Member, key: str, times: int) -> dict[str, Any]:
 
 
 EXPERIMENT = Experiment(
-    name="conflicts",
-    question=2,
-    title="Concurrent updates of one key: naive get+put vs compare-and-swap",
+    spec=SPEC,
     parameters=(
         Param("workers", 8, "concurrent workers incrementing the key", minimum=1, maximum=256),
         Param("increments", 200, "increments per worker", minimum=1),

@@ -64,6 +64,7 @@ from etcdlab.questions.common import (
     playbook_logger,
     raft_state_changes,
 )
+from etcdlab.questions.q03_partition import SPEC
 from etcdlab.questions.q03_partition.analysis import (  # the pure helpers stay importable from here
     LAST_SECOND_OPS,
     MINORITY_OPS,
@@ -805,9 +806,7 @@ def _trial_line(scenario: str, sample: Mapping[str, Any]) -> str:
 
 
 EXPERIMENT = Experiment(
-    name="partition",
-    question=3,
-    title="Network partition: what each side does, and how it heals",
+    spec=SPEC,
     parameters=(
         Param("trials", 5, "partitions per side (leader cut off, follower cut off)",
               minimum=1),

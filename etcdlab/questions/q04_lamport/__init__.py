@@ -1,2 +1,7 @@
-"""Q4 ``lamport``: run.py measures it, analysis.py turns its samples into a summary and
-findings, section.py and section.md.j2 present it in the report."""
+"""Q4 ``lamport``: ``SPEC`` is its number, name and title (the one registry,
+:mod:`etcdlab.questions.spec`); run.py measures it, analysis.py turns its samples into a
+summary and findings, section.py and section.md.j2 present it in the report."""
+
+from etcdlab.questions.spec import QuestionSpec
+
+SPEC = QuestionSpec(4, "lamport", "Lamport clocks with process ids, carried through etcd")

@@ -36,6 +36,7 @@ from etcdlab.figures import clocks
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.questions.common import PrefixWatch, run_together
+from etcdlab.questions.q04_lamport import SPEC
 from etcdlab.questions.q04_lamport.analysis import lost_updates as lost_updates  # re-exported
 from etcdlab.questions.q04_lamport.analysis import summarize
 from etcdlab.questions.runner import Context, Experiment
@@ -242,9 +243,7 @@ def shared_clock(cluster: Cluster, params: Mapping[str, Any], key: str, cas: boo
 
 
 EXPERIMENT = Experiment(
-    name="lamport",
-    question=4,
-    title="Lamport clocks with process ids, through etcd",
+    spec=SPEC,
     parameters=(
         Param("processes", 3, "processes exchanging messages", minimum=2, maximum=64),
         Param("steps", 60, "events per process", minimum=1),

@@ -1,2 +1,7 @@
-"""Q5 ``read-latency``: run.py measures it, analysis.py turns its samples into a summary and
-findings, section.py and section.md.j2 present it in the report."""
+"""Q5 ``read-latency``: ``SPEC`` is its number, name and title (the one registry,
+:mod:`etcdlab.questions.spec`); run.py measures it, analysis.py turns its samples into a
+summary and findings, section.py and section.md.j2 present it in the report."""
+
+from etcdlab.questions.spec import QuestionSpec
+
+SPEC = QuestionSpec(5, "read-latency", "Read latency: linearizable vs serializable")

@@ -40,6 +40,7 @@ from etcdlab.errors import LabError
 from etcdlab.etcd.transport import Member, classify, member, open_channel, settled
 from etcdlab.lab.cluster import CLIENT_PORT, Cluster
 from etcdlab.params import Param
+from etcdlab.questions.q05_read_latency import SPEC
 from etcdlab.questions.q05_read_latency.analysis import (  # noqa: F401 (the pure part, re-exported)
     CONSISTENCIES,
     PATHS,
@@ -408,9 +409,7 @@ def _cell_line(cell: Mapping[str, Any]) -> str:
 
 
 EXPERIMENT = Experiment(
-    name="read-latency",
-    question=5,
-    title="Read latency: linearizable vs serializable, leader vs follower, 1–32 clients",
+    spec=SPEC,
     parameters=(
         Param("reads", 5000, "reads per cell", minimum=1),
         Param("warmup", 200, "reads before each cell is timed", minimum=0),

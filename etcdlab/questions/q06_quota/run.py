@@ -40,6 +40,7 @@ from etcdlab.etcd.transport import Member, attempt, open_members
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.questions.common import member_names, playbook_logger
+from etcdlab.questions.q06_quota import SPEC
 from etcdlab.questions.q06_quota.analysis import NOSPACE_TEXT, summarize
 from etcdlab.questions.runner import Context, Experiment
 
@@ -429,9 +430,7 @@ def parse_quota(config_text: str) -> int | None:
 
 
 EXPERIMENT = Experiment(
-    name="quota",
-    question=6,
-    title="--quota-backend-bytes: the NOSPACE alarm and the recovery",
+    spec=SPEC,
     parameters=(
         Param("quota_bytes", 32 * 1024**2, "the quota applied for the experiment", unit="B",
               minimum=1024**2, maximum=8 * 1024**3),

@@ -1,2 +1,7 @@
-"""Q7 ``ntp-isolation``: run.py measures it, analysis.py turns its samples into a summary and
-findings, section.py and section.md.j2 present it in the report."""
+"""Q7 ``ntp-isolation``: ``SPEC`` is its number, name and title (the one registry,
+:mod:`etcdlab.questions.spec`); run.py measures it, analysis.py turns its samples into a
+summary and findings, section.py and section.md.j2 present it in the report."""
+
+from etcdlab.questions.spec import QuestionSpec
+
+SPEC = QuestionSpec(7, "ntp-isolation", "chrony resynchronisation after 5 minutes of isolation")

@@ -43,6 +43,7 @@ from typing import Any
 from etcdlab.errors import LabError
 from etcdlab.params import Param
 from etcdlab.questions.common import Stopped, run_at_once
+from etcdlab.questions.q07_ntp_isolation import SPEC
 from etcdlab.questions.q07_ntp_isolation.analysis import (
     RUNS,
     holdover_threshold_ms,
@@ -332,9 +333,7 @@ def _describe(run: Mapping[str, Any]) -> str:
 
 
 EXPERIMENT = Experiment(
-    name="ntp-isolation",
-    question=7,
-    title="chrony after an isolation from its time server: iburst, makestep, driftfile",
+    spec=SPEC,
     parameters=(
         Param("client", "", "the chrony client of the run with iburst (default: the second "
               "node)", pattern=r"[a-z][a-z0-9-]{0,40}|", pattern_help="a node name or empty"),

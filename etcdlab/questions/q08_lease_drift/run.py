@@ -52,6 +52,7 @@ from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.provision import secrets_file
 from etcdlab.params import Param
 from etcdlab.questions.common import JsonLinesChild, PrefixWatch, poll_until
+from etcdlab.questions.q08_lease_drift import SPEC
 from etcdlab.questions.q08_lease_drift import client as lease_client
 from etcdlab.questions.q08_lease_drift import server_clock_run as server_clock
 from etcdlab.questions.q08_lease_drift.analysis import (
@@ -353,9 +354,7 @@ def _signed(value: float | None) -> str:
 
 
 EXPERIMENT = Experiment(
-    name="lease-drift",
-    question=8,
-    title="Client clocks drifting ±500 ms/min against etcd leases, locks and fencing",
+    spec=SPEC,
     parameters=(
         Param("ttl_s", 60, "lease TTL", unit="s", minimum=2, maximum=3600),
         Param("drift_ms_per_min", 500.0, "how fast (and slow) the clients' clocks run",

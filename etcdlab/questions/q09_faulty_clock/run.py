@@ -33,6 +33,7 @@ from etcdlab.errors import LabError
 from etcdlab.faults import NODE_AGENT_MARK
 from etcdlab.figures import clocks
 from etcdlab.params import Param
+from etcdlab.questions.q09_faulty_clock import SPEC
 from etcdlab.questions.q09_faulty_clock import agent as clock_agent
 from etcdlab.questions.q09_faulty_clock.analysis import (
     RUNS,
@@ -116,9 +117,7 @@ def run_agents(ctx: Context, agents: dict[str, dict[str, Any]]) -> dict[str, Any
 
 
 EXPERIMENT = Experiment(
-    name="faulty-clock",
-    question=9,
-    title="Detecting faulty clocks from node-to-node probes (Marzullo majority)",
+    spec=SPEC,
     parameters=(
         Param("offset_ms", 800.0, "offset given to one agent's clock", unit="ms"),
         Param("drift_ms_per_min", 500.0, "drift given to another agent's clock",

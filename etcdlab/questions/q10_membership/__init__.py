@@ -1,2 +1,8 @@
-"""Q10 ``membership``: run.py measures it, analysis.py turns its samples into a summary and
-findings, section.py and section.md.j2 present it in the report."""
+"""Q10 ``membership``: ``SPEC`` is its number, name and title (the one registry,
+:mod:`etcdlab.questions.spec`); run.py measures it, analysis.py turns its samples into a
+summary and findings, section.py and section.md.j2 present it in the report."""
+
+from etcdlab.questions.spec import QuestionSpec
+
+SPEC = QuestionSpec(
+    10, "membership", "A dynamic membership (naming) service on etcd leases + watch")

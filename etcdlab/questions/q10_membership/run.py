@@ -75,6 +75,7 @@ from etcdlab.faults import Faults
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.questions.common import JsonLinesChild, poll_until
+from etcdlab.questions.q10_membership import SPEC
 from etcdlab.questions.q10_membership.analysis import summarize
 from etcdlab.questions.runner import Context, Experiment
 
@@ -865,9 +866,7 @@ def _latest_ms(seen: Mapping[str, float | None], since: float) -> float | None:
 
 
 EXPERIMENT = Experiment(
-    name="membership",
-    question=10,
-    title="Membership on leases + watch: join, leave, crash detection, churn, leader failover",
+    spec=SPEC,
     parameters=(
         Param("instances", 5, "registered service instances", minimum=1, maximum=100),
         Param("watchers", 3, "clients watching the registry", minimum=1, maximum=50),
