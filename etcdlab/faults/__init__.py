@@ -42,6 +42,7 @@ from etcdlab.figures.clocks import continued_offset
 from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.nodes import NodeProcess
 from etcdlab.lab.provision import remove_container_lab
+from etcdlab.polling import poll_until
 
 CHAIN = "ETCDLAB"
 # Appends one DROP rule per (flag, address) pair given as arguments after the chain; all
@@ -112,11 +113,8 @@ class Faults:
 
     def wait_exited(self, name: str, timeout: float = 30.0) -> None:
         """Block until the member's etcd process is gone."""
-        deadline = time.monotonic() + timeout
-        while self.etcd_pid(name) is not None:
-            if time.monotonic() > deadline:
-                raise LabError(f"{name}: etcd still running {timeout:.0f} s after the signal")
-            time.sleep(0.05)
+        if not poll_until(lambda: self.etcd_pid(name) is None, timeout, every=0.05):
+            raise LabError(f"{name}: etcd still running {timeout:.0f} s after the signal")
 
     def start(self, name: str) -> None:
         """Start the member's etcd again (supervisord or systemd; no-op when running)."""
@@ -126,11 +124,12 @@ class Faults:
     def restart(self, name: str, timeout: float = 60.0) -> None:
         """Start a stopped member and wait until it is healthy again."""
         self.start(name)
-        deadline = time.monotonic() + timeout
-        while not self.cluster.healthy(name):
-            if time.monotonic() > deadline:
-                raise LabError(f"{name}: not healthy {timeout:.0f} s after restart")
-            time.sleep(0.1)
+        self._wait_restarted(name, timeout)
+
+    def _wait_restarted(self, name: str, timeout: float) -> None:
+        """Block until the member just (re)started is healthy."""
+        if not poll_until(lambda: self.cluster.healthy(name), timeout, every=0.1):
+            raise LabError(f"{name}: not healthy {timeout:.0f} s after restart")
 
     # -- network ----------------------------------------------------------------------
     def isolate(self, name: str) -> None:
@@ -421,11 +420,7 @@ class Faults:
         self._ensure_etcd(name)
         self._service(name, "stop", ETCD_PROGRAM)
         self._service(name, "start", ETCD_PROGRAM)
-        deadline = time.monotonic() + timeout
-        while not self.cluster.healthy(name):
-            if time.monotonic() > deadline:
-                raise LabError(f"{name}: not healthy {timeout:.0f} s after restart")
-            time.sleep(0.1)
+        self._wait_restarted(name, timeout)
         return f"{name}: etcd restarted with the true clock"
 
     def temporary_lab(self, config: Any) -> Entry:

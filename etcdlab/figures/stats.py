@@ -59,6 +59,13 @@ def percentile(values: Iterable[float], q: float) -> float:
     return _percentile_sorted(sorted(_checked(values, "percentile")), q)
 
 
+def median_or_none(values: Iterable[float | None]) -> float | None:
+    """The median (the 50th :func:`percentile`) of the values that are not None; None when
+    none are: a summary field for samples some trials did not record."""
+    present = [v for v in values if v is not None]
+    return percentile(present, 50) if present else None
+
+
 def t_quantile_975(df: int) -> float:
     """Return t(0.975, df), the multiplier of a two-sided 95 % Student-t interval."""
     if df < 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from etcdlab.etcd.transport import CLIENT_CA_FILE, LAB_CERT, ROOT_CERT, TLS_ENV,
 from etcdlab.lab.config import LabConfig
 from etcdlab.lab.docker_cluster import DockerLab
 from etcdlab.lab.nodes import DockerNodes, nodes_for
+from etcdlab.polling import poll_until
 
 CLIENT_PORT = 2379
 @dataclass(frozen=True)
@@ -196,23 +196,23 @@ class Cluster:
     def wait_leader(self, timeout: float = 30.0, exclude: str | None = None,
                     poll: float = 0.05) -> str:
         """The leader a majority names (other than ``exclude``), polled until ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def other_leader() -> str | None:
             leader = self.leader(timeout=0.5)
-            if leader is not None and leader != exclude:
-                return leader
-            time.sleep(poll)
+            return leader if leader != exclude else None
+
+        found = poll_until(other_leader, timeout, every=poll)
+        if found:
+            return found
         other = f" other than {exclude}" if exclude else ""
         raise LabError(f"no leader{other} within {timeout:.0f} s")
 
     def wait_healthy(self, timeout: float = 60.0, poll: float = 0.1) -> None:
         """Block until every member is healthy and there is one leader (asked every
         ``poll`` seconds: a trial that waits here starts as soon as the lab is whole)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(self.healthy(n) for n in self.names) and self.leader():
-                return
-            time.sleep(poll)
+        if poll_until(lambda: all(self.healthy(n) for n in self.names) and self.leader(),
+                      timeout, every=poll):
+            return
         raise LabError(f"cluster not healthy after {timeout:.0f} s: see `invoke status`")
 
     def status(self) -> list[NodeStatus]:

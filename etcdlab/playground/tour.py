@@ -23,6 +23,7 @@ from etcdlab.etcd import transport
 from etcdlab.faults import Faults
 from etcdlab.faults.journal import Entry, HealStep
 from etcdlab.lab.cluster import Cluster
+from etcdlab.polling import poll_until
 from etcdlab.signals import heal_guard
 
 TOUR_PREFIX = "/etcdlab/tour/"
@@ -82,12 +83,9 @@ def _status(cluster: Cluster, name: str) -> Any | None:
 
 
 def _wait(what: str, test: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = test()
-        if value:
-            return value
-        time.sleep(POLL_S)
+    value = poll_until(test, timeout, every=POLL_S)
+    if value:
+        return value
     raise LabError(f"{what}: not seen within {timeout:.0f} s")
 
 

@@ -17,6 +17,7 @@ from etcd3 import etcdrpc
 from etcdlab.errors import LabError
 from etcdlab.etcd.transport import close_all, open_members
 from etcdlab.lab.cluster import Cluster
+from etcdlab.polling import poll_until  # also re-exported: the experiments import it from here
 
 T = TypeVar("T")
 
@@ -191,28 +192,6 @@ def member_names(cluster: Cluster) -> dict[int, str]:
     """Member id → node name."""
     with cluster.client(cluster.names[0]) as client:
         return {m.id: m.name for m in client.members}
-
-
-POLL_S = 0.005
-"""How often a main-thread wait looks again (see :func:`poll_until`)."""
-
-
-def poll_until(check: Callable[[], Any], timeout: float, every: float = POLL_S) -> Any:
-    """``check()``'s first truthy answer, asked every ``every`` seconds; after ``timeout``
-    its last answer (falsy).
-
-    The main thread waits here, in ``time.sleep``, rather than in ``Condition.wait``: an
-    interrupt (Ctrl-C, SIGTERM) raised inside ``Condition.wait`` can leave its lock
-    released, and the ``with`` block's exit then raises RuntimeError("cannot release
-    un-acquired lock") in place of the interrupt (seen in CI: the run was recorded as
-    failed instead of interrupted). The events' own times are stamped where they arrive,
-    so the poll adds no error to them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer or time.monotonic() >= deadline:
-            return answer
-        time.sleep(min(every, max(0.0, deadline - time.monotonic())))
 
 
 class JsonLinesChild:

@@ -41,7 +41,8 @@ def test_the_install_phase_is_the_install_tagged_tasks_of_every_role():
     assert "Extract etcd, etcdctl and etcdutl." in names  # through include_tasks' apply
     assert "Create the etcd system user." in names
     assert "Write the etcd configuration file." not in names
-    assert "Start etcd where it is not running." not in names
+    assert "Start where it is not running the supervisord program {{ common_program }}" \
+        not in names
     assert "Write the chrony configuration file." not in names
     assert not any(name.startswith("Gather the facts") for name in names if name)
 
@@ -89,7 +90,7 @@ def test_an_install_input_changes_the_hash(roles, path, old, new):
     ("chrony/templates/chrony.conf.j2", "{{ ansible_managed", "# more\n{{ ansible_managed"),
     ("etcd/defaults/main.yml", "etcd_election_timeout_ms: 1000", "etcd_election_timeout_ms: 900"),
     ("chrony/tasks/install.yml", "---\n", "---\n# A comment changes nothing Ansible runs.\n"),
-    ("etcd/tasks/service-supervisor.yml", "etcd: started", "etcd: up"),
+    ("common/tasks/supervisor-program.yml", "}}: started", "}}: up"),
     ("etcd/handlers/main.yml", "loop_var: etcd_restart_host", "loop_var: etcd_restart_member"),
 ])
 def test_a_configure_only_change_keeps_the_hash(roles, path, old, new):

@@ -25,6 +25,24 @@ def test_percentile_rejects_q_outside_0_to_100(q):
         stats.percentile([1.0, 2.0], q)
 
 
+def test_median_or_none_skips_none_and_is_the_50th_percentile():
+    assert stats.median_or_none([3.0, None, 1.0, 2.0, 4.0]) == pytest.approx(2.5)
+    assert stats.median_or_none(v for v in (5, None, 1, 3)) == 3.0  # any iterable, ints too
+    assert stats.median_or_none([0.25]) == 0.25
+    values = [0.1, 0.7, 0.3, 0.9]
+    assert stats.median_or_none(values) == stats.percentile(values, 50)  # bit for bit
+
+
+@pytest.mark.parametrize("values", [[], [None, None], iter(())])
+def test_median_or_none_is_none_without_values(values):
+    assert stats.median_or_none(values) is None
+
+
+def test_median_or_none_rejects_nan_as_percentile_does():
+    with pytest.raises(ValueError, match="finite"):
+        stats.median_or_none([1.0, math.nan])
+
+
 @pytest.mark.parametrize("function", [stats.summarize, stats.cdf_points, stats.median_ci])
 def test_empty_input_is_rejected(function):
     with pytest.raises(ValueError, match="no values"):

@@ -78,11 +78,6 @@ def _present(values: Iterable[Any]) -> list[float]:
     return [float(v) for v in values if v is not None]
 
 
-def _median_or_none(values: Iterable[Any]) -> float | None:
-    present = _present(values)
-    return stats.percentile(present, 50) if present else None
-
-
 def classify_first_write(trial: Mapping[str, Any]) -> str | None:
     """When a trial's first acknowledged write came, relative to the new leader.
 
@@ -135,8 +130,8 @@ def _series_summary(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "median_ci_s": ([s["median_ci_low"], s["median_ci_high"]]
                         if s["median_ci_low"] is not None else None),
         "mean_ci_s": list(mean_bounds) if mean_bounds else None,
-        "log_median_s": _median_or_none(t.get("log_elected_s") for t in trials),
-        "first_write_median_s": _median_or_none(t.get("first_write_s") for t in trials),
+        "log_median_s": stats.median_or_none(t.get("log_elected_s") for t in trials),
+        "first_write_median_s": stats.median_or_none(t.get("first_write_s") for t in trials),
         "elected_values_s": sorted(float(t["elected_s"]) for t in trials),
         "log_values_s": sorted(_present(t.get("log_elected_s") for t in trials)),
         "first_write_values_s": sorted(_present(t.get("first_write_s") for t in trials)),
@@ -162,7 +157,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     )
     lags = [(t["elected_s"] - t["log_elected_s"]) * 1000.0 for t in crash
             if t.get("log_elected_s") is not None]
-    summary["detection_lag_median_ms"] = stats.percentile(lags, 50) if lags else None
+    summary["detection_lag_median_ms"] = stats.median_or_none(lags)
     checks = samples.get("consistency") or []
     summary["consistency"] = [
         {"series": c["series"], "consistent": bool(c["consistent"]),
@@ -371,22 +366,17 @@ def _graceful_writes(graceful: Mapping[str, Any] | None, params: Mapping[str, An
                "compared with": basis, "resolution": _write_resolution(params)}
     if unresolved:
         figures["within the log's 1 ms"] = fmt_share(len(unresolved), n)
-    after_text = (f"the {len(after)} after it took a median of {fmt_seconds(median(after))}"
-                  if after else "none came after it")
+    after_text = (f"the {len(after)} after it took a median of "
+                  f"{fmt_seconds(stats.median_or_none(after))}" if after else "none came after it")
     return claim(
         "graceful-writes-split", bool(before),
         f"After a graceful stop, {len(before)} of {n} first writes were acknowledged before "
         f"the new leader existed (the old leader committed them before handing over; median "
-        f"{fmt_seconds(median(before)) if before else '-'}); {after_text}.",
+        f"{fmt_seconds(stats.median_or_none(before)) if before else '-'}); {after_text}.",
         f"After a graceful stop, none of {n} first writes was acknowledged before the new "
         f"leader existed; {after_text}.",
         **figures,
     )
-
-
-def median(values: Sequence[float]) -> float | None:
-    """The median of values, None when there are none."""
-    return stats.percentile(values, 50) if values else None
 
 
 def _terms(crash: Mapping[str, Any] | None) -> Finding:

@@ -140,7 +140,7 @@ def harness_summary(harness_samples: Mapping[str, Any]) -> dict[str, Any]:
         "blocks": harness_samples.get("blocks"),
         "bare_p50_ms": stats.percentile(bare, 50) / 1000.0,
         "etcd3_p50_ms": stats.percentile(client, 50) / 1000.0,
-        "ratio": stats.percentile(ratios, 50) if ratios else None,
+        "ratio": stats.median_or_none(ratios),
         "ratio_blocks": len(ratios),
         "ratio_median": stats.median_stats(ratios),
     }
@@ -331,7 +331,7 @@ def _writes_summary(segments: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             unaccounted += segment["final_revision"] - segment["base_revision"] - len(ok)
     return {"acknowledged": acked, "window_s": window_s,
             "rate": acked / window_s if window_s > 0 else None,
-            "latency_p50_ms": stats.percentile(latencies, 50) if latencies else None,
+            "latency_p50_ms": stats.median_or_none(latencies),
             "errors": errors, "unaccounted_revisions": unaccounted}
 
 

@@ -228,7 +228,7 @@ def _blocking(defrag: Mapping[str, Any]) -> dict[str, Any]:
         "longest_read_during_s": max((r["elapsed_s"] for r in during), default=None),
         "answered_after_s": points[-1] - end if len(points) > 1 and points[-1] > end else None,
         "reads_before": len(before),
-        "median_read_before_s": stats.percentile(before, 50) if before else None,
+        "median_read_before_s": stats.median_or_none(before),
         "longest_read_before_s": max(before, default=None),
     }
 

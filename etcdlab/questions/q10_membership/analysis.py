@@ -132,7 +132,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
             "not_seen": sum(1 for s in crashes if s["detect_s"] is None),
             "attempts": len(crashes), "values_s": crash,
             "within_ttl_plus_2s": sum(1 for v in crash if ttl is not None and v <= ttl + 2),
-            "expiry_lag_median_s": _median(lags), "expiry_lags_s": lags,
+            "expiry_lag_median_s": stats.median_or_none(lags), "expiry_lags_s": lags,
             "since_keepalive_s": [s["since_keepalive_s"] for s in crashes
                                   if s.get("since_keepalive_s") is not None],
         },
@@ -270,10 +270,6 @@ def resume_evidence(samples: Mapping[str, Any]) -> dict[str, Any]:
                 gap_events += len(gap)
     return {"reconnects": reconnects, "exercised_by": sorted(set(exercised)),
             "resumes_exercised": len(exercised), "gap_events": gap_events}
-
-
-def _median(values: Sequence[float]) -> float | None:
-    return stats.percentile(values, 50) if values else None
 
 
 def _consistency(samples: Mapping[str, Any]) -> dict[str, Any]:

@@ -138,12 +138,14 @@ class Watchers:
 
     def wait_revision(self, revision: int, timeout: float) -> dict[str, int]:
         """Wait until every view reflects ``revision``; returns each view's revision."""
-        deadline = time.monotonic() + timeout
-        while True:
-            revisions = {wid: watch.revision for wid, watch in self.watches.items()}
-            if all(r >= revision for r in revisions.values()) or time.monotonic() > deadline:
-                return revisions
-            time.sleep(0.05)
+        revisions: dict[str, int] = {}
+
+        def caught_up() -> bool:
+            revisions.update({wid: watch.revision for wid, watch in self.watches.items()})
+            return all(r >= revision for r in revisions.values())
+
+        poll_until(caught_up, timeout, every=0.05)
+        return revisions
 
     def stop(self) -> None:
         """Stop every watcher."""
@@ -596,11 +598,9 @@ def leader_failover(state: Run) -> dict[str, Any]:
         ctx.log(f"leader {leader} crashed; {new_leader} elected after "
                 f"{elected_at - crashed_at:.2f} s; probe lease {before_ttl} s left before, "
                 f"{after_ttl} s after")
-        deadline = time.monotonic() + 2 * ttl + params["settle_timeout_s"]
         observe_until = crashed_at + ttl + params["failover_margin_s"]
-        while time.monotonic() < deadline and (
-                "leave" not in probe_seen or time.time() < observe_until):
-            time.sleep(0.1)
+        poll_until(lambda: "leave" in probe_seen and time.time() >= observe_until,
+                   2 * ttl + params["settle_timeout_s"], every=0.1)
         stop_churn.set()
         churn.join(params["op_timeout_s"] * 3 + 5)
         ctx.faults.restart(leader)
@@ -834,9 +834,8 @@ def compaction_resync(state: Run) -> dict[str, Any]:
     try:
         deadline = time.monotonic() + state.params["settle_timeout_s"]
         entries, revision = range_prefix(state.kv, service_prefix(state.name), 10.0)
-        while time.monotonic() < deadline and (resumed.view.resyncs < 1
-                                               or resumed.revision < revision):
-            time.sleep(0.05)
+        poll_until(lambda: resumed.view.resyncs >= 1 and resumed.revision >= revision,
+                   deadline - time.monotonic(), every=0.05)
         truth = sorted([e.key[len(service_prefix(state.name)):], e.create_revision,
                         e.revision] for e in entries)
         view = sorted([m.instance_id, m.create_revision, m.mod_revision]
