@@ -270,7 +270,6 @@ def test_membership_summary_comes_from_the_samples():
 
 
 def test_membership_section_renders_from_a_result(tmp_path):
-    from etcdlab import report
     from etcdlab.results import Result, write_result
 
     metadata = {"started_utc": "2025-06-16T23:35:00.000+00:00",

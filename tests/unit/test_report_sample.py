@@ -68,7 +68,8 @@ def test_the_newest_quick_run_renders_the_newest_parts_of_its_sections(tmp_path)
     for heading in ("### Staleness under load", "### A holder paused past its TTL"):
         assert heading in text, heading
     method = (run / "METHOD.md").read_text()
-    for heading in ("### The timeout sweep", "| # | Phase | dbSize (the backend file) | dbSizeInUse"):
+    for heading in ("### The timeout sweep",
+                    "| # | Phase | dbSize (the backend file) | dbSizeInUse"):
         assert heading in method, heading
 
 
