@@ -12,7 +12,7 @@ import pytest
 from etcdlab.report import render_report
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-QUICK_RUNS = [DATA / "quick-run", DATA / "bench-quick-lab"]
+QUICK_RUNS = [DATA / "quick-run", DATA / "bench-quick-lab", DATA / "quick-run-1207"]
 
 MAX_WORDS = 9_000
 MEDIAN_SENTENCE = 220

@@ -14,6 +14,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLE = DATA / "sample-run"
 EXPECTED = SAMPLE / "REPORT.md.expected"
 QUICK = DATA / "quick-run"
+QUICK_1207 = DATA / "quick-run-1207"
 BENCH_QUICK = DATA / "bench-quick-lab"
 QUESTIONS = tuple(spec.experiment for spec in specs())  # the ten experiments' names
 
@@ -56,7 +57,8 @@ def test_sample_report_states_the_measured_numbers(tmp_path):
     assert "Not measured in this run: run `invoke experiment partition`" in text
 
 
-@pytest.mark.parametrize("source", [QUICK, BENCH_QUICK], ids=["quick-run", "bench-quick-lab"])
+@pytest.mark.parametrize("source", [QUICK, BENCH_QUICK, QUICK_1207],
+                         ids=["quick-run", "bench-quick-lab", "quick-run-1207"])
 def test_quick_run_holds_all_ten_results_measured_with_quick_parameters(source):
     results = load_results(source)
     assert set(results) == set(QUESTIONS)
@@ -73,8 +75,8 @@ def test_the_newest_quick_run_renders_the_newest_parts_of_its_sections(tmp_path)
         assert heading in method, heading
 
 
-@pytest.mark.parametrize("source", [SAMPLE, QUICK, BENCH_QUICK],
-                         ids=["sample-run", "quick-run", "bench-quick-lab"])
+@pytest.mark.parametrize("source", [SAMPLE, QUICK, BENCH_QUICK, QUICK_1207],
+                         ids=["sample-run", "quick-run", "bench-quick-lab", "quick-run-1207"])
 def test_report_renders_every_section_it_has_results_for(tmp_path, source):
     run, text = render(tmp_path, source)
     method = (run / "METHOD.md").read_text()
