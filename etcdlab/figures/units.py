@@ -160,6 +160,18 @@ def fmt_whole_seconds(seconds: float | None) -> str:
     return fmt_resolved(_finite(seconds, "fmt_whole_seconds"), 1.0)
 
 
+def fmt_ttl(seconds: float | None) -> str:
+    """A lease TTL as etcd takes it, in whole seconds: 15 → "15 s".
+
+    A TTL asked for is exact (etcd expires the lease TTL seconds after its grant on the
+    leader's monotonic clock); a TTL etcd *reports* (remaining time to live) is truncated
+    to whole seconds and shown with :func:`fmt_whole_seconds` instead.
+    """
+    if seconds is None:
+        return fmt_seconds(None)
+    return f"{round(seconds):,} s"
+
+
 def fmt_resolution(resolution_s: float) -> str:
     """An instrument's resolution without trailing zeros: 1.0 → "1 s", 0.005 → "5 ms",
     1/3 → "333 ms"."""

@@ -12,13 +12,13 @@ import pytest
 
 from etcdlab import report
 from etcdlab.figures.clocks import drift_rate
+from etcdlab.figures.leases import min_lease_ttl_s
 from etcdlab.questions.findings import by_id
 from etcdlab.questions.q03_partition import analysis as partition_analysis
 from etcdlab.questions.q08_lease_drift import run as lease_drift_experiment
 from etcdlab.questions.q08_lease_drift.analysis import (
     findings,
     lease_reset_finding,
-    min_lease_ttl_s,
     paused_findings,
     predicted_error_s,
     summarize,

@@ -16,7 +16,6 @@ paused findings. Whether a new leader resets a lease to its full TTL is measured
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from etcdlab.figures.units import (
     fmt_ppm,
     fmt_seconds,
     fmt_share,
+    fmt_ttl,
     fmt_whole_seconds,
 )
 from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all
@@ -48,18 +48,6 @@ QUESTION_DRIFT_MS_PER_MIN = 500.0
 FULL_RUN_TTL_S = 60
 
 
-def fmt_ttl(seconds: float | None) -> str:
-    """A lease TTL as etcd takes it, in whole seconds: 15 → "15 s".
-
-    A TTL asked for is exact (etcd expires the lease TTL seconds after its grant on the
-    leader's monotonic clock); a TTL etcd *reports* (remaining time to live) is truncated
-    to whole seconds and shown with :func:`etcdlab.figures.units.fmt_whole_seconds` instead.
-    """
-    if seconds is None:
-        return fmt_seconds(None)
-    return f"{round(seconds):,} s"
-
-
 def fmt_drift(drift_ms_per_min: float | None) -> str:
     """A clock drift: 3000 → "3.00 s/min"."""
     return f"{fmt_ms(drift_ms_per_min)}/min"
@@ -78,14 +66,6 @@ def predicted_error_s(ttl_s: float, rate: float) -> float:
     """When a client at ``rate`` believes its lease ended, relative to etcd's deadline:
     ``ttl × (1/rate − 1)`` (positive: after it)."""
     return ttl_s * (1.0 / rate - 1.0)
-
-
-def min_lease_ttl_s(election_timeout_ms: float, heartbeat_ms: float) -> int:
-    """etcd's minimum lease TTL: 1.5 election timeouts, in whole ticks, rounded up to whole
-    seconds (etcdserver: ``minTTL = (3 × ElectionTicks / 2) × heartbeat``, then
-    ``math.Ceil``); a shorter TTL is granted as this minimum. 1000/100 ms → 2 s."""
-    ticks = int(election_timeout_ms // heartbeat_ms)
-    return math.ceil((3 * ticks) // 2 * heartbeat_ms / 1000.0)
 
 
 # -- summary ------------------------------------------------------------------------------

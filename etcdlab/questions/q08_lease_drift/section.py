@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds
+from etcdlab.figures.leases import min_lease_ttl_s
+from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds, fmt_ttl
 from etcdlab.questions.findings import run_vs_question
 from etcdlab.questions.q03_partition import analysis as partition_analysis
 from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
@@ -23,9 +24,7 @@ from etcdlab.questions.q08_lease_drift.analysis import (
     QUESTION_DRIFT_MS_PER_MIN,
     findings,
     fmt_drift,
-    fmt_ttl,
     lease_reset_finding,
-    min_lease_ttl_s,
     paused_findings,
     question_ppm,
     question_prediction,

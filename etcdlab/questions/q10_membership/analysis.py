@@ -21,11 +21,11 @@ from etcdlab.figures.units import (
     fmt_ms,
     fmt_seconds,
     fmt_share,
+    fmt_ttl,
     fmt_whole_seconds,
     fmt_within,
 )
 from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all, named
-from etcdlab.questions.q08_lease_drift.analysis import fmt_ttl
 
 # etcd's lessor looks for expired leases every 500 ms (lease/lessor.go, runLoop).
 LESSOR_CHECK_S = 0.5

@@ -10,17 +10,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from etcdlab.figures.leases import min_lease_ttl_s
 from etcdlab.figures.units import (
     MISSING,
     fmt_count,
     fmt_median,
     fmt_ms,
     fmt_seconds,
+    fmt_ttl,
     fmt_whole_seconds,
     fmt_within,
 )
 from etcdlab.questions.findings import run_vs_question
-from etcdlab.questions.q08_lease_drift.analysis import fmt_ttl, min_lease_ttl_s
 from etcdlab.questions.q10_membership.analysis import (
     ASKED,
     LEADER_POLL_S,
