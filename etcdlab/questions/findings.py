@@ -199,3 +199,11 @@ def history_findings(samples: Mapping[str, Any]) -> list[Finding]:
             "operations explains every answer.",
             why or "no verdict", figures))
     return found
+
+
+def register_verdict(histories: Mapping[str, Any], fault: str, series: str
+                     ) -> Mapping[str, Any]:
+    """The checked history of one register series (``register-FAULT-SERIES``; for the
+    leader-cut fault also the older ``register-SERIES``), or {}."""
+    return (histories.get(f"register-{fault}-{series}")
+            or (histories.get(f"register-{series}") if fault == "leader-cut" else None) or {})

@@ -31,6 +31,7 @@ from etcdlab.questions.findings import (
     history_findings,
     name_all,
     named,
+    register_verdict,
 )
 
 SCENARIOS = ("leader_isolated", "follower_isolated")
@@ -278,14 +279,6 @@ def register_runs(samples: Mapping[str, Any]) -> dict[str, dict[str, dict[str, A
                                                   "outcomes": run.get("outcomes") or {},
                                                   "verdict": verdict}
     return runs
-
-
-def register_verdict(histories: Mapping[str, Any], fault: str, series: str
-                     ) -> Mapping[str, Any]:
-    """The checked history of one register series (``register-FAULT-SERIES``; for the
-    leader-cut fault also the older ``register-SERIES``), or {}."""
-    return (histories.get(f"register-{fault}-{series}")
-            or (histories.get(f"register-{series}") if fault == "leader-cut" else None) or {})
 
 
 def _register(summary: Mapping[str, Any]) -> Finding:

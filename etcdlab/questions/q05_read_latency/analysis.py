@@ -38,8 +38,15 @@ from etcdlab.figures.units import (
     fmt_seconds,
     fmt_share,
 )
-from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all, named
-from etcdlab.questions.q03_partition.analysis import register_verdict
+from etcdlab.questions.findings import (
+    Asked,
+    Finding,
+    claim,
+    comparison,
+    name_all,
+    named,
+    register_verdict,
+)
 
 CONSISTENCIES = ("linearizable", "serializable")
 TARGETS = ("leader", "follower")
