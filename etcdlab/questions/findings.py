@@ -207,3 +207,13 @@ def register_verdict(histories: Mapping[str, Any], fault: str, series: str
     leader-cut fault also the older ``register-SERIES``), or {}."""
     return (histories.get(f"register-{fault}-{series}")
             or (histories.get(f"register-{series}") if fault == "leader-cut" else None) or {})
+
+
+def leader_change_leases(samples: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The lease each of Q3's leader-cut trials (``samples["leader_isolated"]``) held across
+    the leader change: its TTL, its age at the cut, and its remaining TTL read from the old
+    leader before the cut (``before_s``) and from the new leader (``after_s``)."""
+    leases = [t["lease"] for t in samples.get("leader_isolated") or [] if t.get("lease")]
+    return [{"ttl_s": lease.get("ttl_s"), "age_at_cut_s": lease.get("age_at_cut_s"),
+             "before_s": lease.get("remaining_before_cut_s"),
+             "after_s": lease.get("remaining_after_new_leader_s")} for lease in leases]

@@ -29,6 +29,7 @@ from etcdlab.questions.findings import (
     claim,
     comparison,
     history_findings,
+    leader_change_leases,
     name_all,
     named,
     register_verdict,
@@ -174,7 +175,7 @@ def summarize(samples: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str
     summary["members_consistent"] = bool(consistency) and consistency["consistent"]
     summary["members_compared"] = bool(consistency)
     summary["consistency_members"] = (consistency or {}).get("members") or []
-    summary["detail"] = _detail(leader, follower)
+    summary["detail"] = _detail(leader, follower, leader_change_leases(samples))
     summary["poll_interval_s"] = (params["poll_interval_ms"] / 1000.0
                                   if params.get("poll_interval_ms") is not None else None)
     summary["op_timeout_s"] = params.get("op_timeout_s")
@@ -388,14 +389,13 @@ def _follower_undisturbed(t: Mapping[str, Any]) -> bool:
             and t["majority_terms_seen"] == [t["term_before"]])
 
 
-def _detail(leader: Sequence[Mapping[str, Any]], follower: Sequence[Mapping[str, Any]]
-            ) -> dict[str, Any]:
+def _detail(leader: Sequence[Mapping[str, Any]], follower: Sequence[Mapping[str, Any]],
+            leases: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-trial counts and value lists the findings and tables rest on."""
     trials = [*leader, *follower]
     stale = [is_stale(t) for t in trials]
     example = next((t for t, s in zip(trials, stale, strict=True) if s), None)
     records = {op: [t["minority"][op] for t in trials] for op in MINORITY_OPS}
-    leases = [t["lease"] for t in leader if t.get("lease")]
     return {
         "times_s": {key: sorted(float(t[key]) for t in trials if t.get(key) is not None)
                     for _, _, key in EVENTS},
@@ -422,9 +422,7 @@ def _detail(leader: Sequence[Mapping[str, Any]], follower: Sequence[Mapping[str,
         "rejoined": _count(trials, lambda t: t.get("rejoin_s") is not None
                            and t.get("converge_s") is not None),
         "old_leader_follows": _count(leader, lambda t: t["leader_after_heal"] == t["new_leader"]),
-        "leases": [{"ttl_s": lease.get("ttl_s"), "age_at_cut_s": lease.get("age_at_cut_s"),
-                    "before_s": lease.get("remaining_before_cut_s"),
-                    "after_s": lease.get("remaining_after_new_leader_s")} for lease in leases],
+        "leases": leases,
     }
 
 
