@@ -13,8 +13,7 @@ import pytest
 from etcdlab import report
 from etcdlab.figures.clocks import drift_rate
 from etcdlab.figures.leases import min_lease_ttl_s
-from etcdlab.questions.findings import by_id
-from etcdlab.questions.q03_partition import analysis as partition_analysis
+from etcdlab.questions.findings import by_id, leader_change_leases
 from etcdlab.questions.q08_lease_drift import run as lease_drift_experiment
 from etcdlab.questions.q08_lease_drift.analysis import (
     findings,
@@ -226,9 +225,8 @@ def paused(quick):
 
 
 @pytest.fixture(scope="module")
-def partition_summary():
-    record = json.loads(PARTITION.read_text())
-    return partition_analysis.summarize(record["samples"], record["params"])
+def partition_leases():
+    return leader_change_leases(json.loads(PARTITION.read_text())["samples"])
 
 
 def paused_judged(record):
@@ -325,8 +323,8 @@ def test_the_paused_section_shows_its_timeline_and_every_write(tmp_path, paused)
             assert line.count("|") - 1 <= 7, line
 
 
-def test_the_lease_reset_is_cited_from_the_partition_run(partition_summary):
-    found = lease_reset_finding(partition_summary)
+def test_the_lease_reset_is_cited_from_the_partition_run(partition_leases):
+    found = lease_reset_finding(partition_leases)
     assert found.id == "lease-reset-on-new-leader"
     # The checked-in quick partition run: 26 s left before the cut, 30 s at the new leader.
     assert found.holds is True
@@ -335,20 +333,20 @@ def test_the_lease_reset_is_cited_from_the_partition_run(partition_summary):
     assert found.figures["left at the new leader"] == "30 s (±1 s)"
 
 
-def test_a_lease_that_kept_its_remaining_ttl_is_not_a_reset(partition_summary):
-    kept = copy.deepcopy(partition_summary)
-    for lease in kept["detail"]["leases"]:
+def test_a_lease_that_kept_its_remaining_ttl_is_not_a_reset(partition_leases):
+    kept = copy.deepcopy(partition_leases)
+    for lease in kept:
         lease["after_s"] = lease["before_s"] - 1
     found = lease_reset_finding(kept)
     assert found.holds is False
     assert "did not go back to its full TTL" in found.text
 
 
-def test_the_lease_reset_cannot_be_told_without_a_partition_run(partition_summary):
+def test_the_lease_reset_cannot_be_told_without_a_partition_run(partition_leases):
     assert lease_reset_finding(None).holds is None
     assert "no completed Q3" in lease_reset_finding(None).text
-    unread = copy.deepcopy(partition_summary)
-    for lease in unread["detail"]["leases"]:
+    unread = copy.deepcopy(partition_leases)
+    for lease in unread:
         lease["after_s"] = None
     assert lease_reset_finding(unread).holds is None
 

@@ -95,3 +95,15 @@ def test_history_verdicts_become_findings_and_unknown_is_no_guess():
     unknown = found("unknown")
     assert unknown.holds is None and "budget of 20 s ran out" in unknown.text
     assert history_findings({}) == []
+
+
+def test_the_leases_of_the_leader_cut_trials_are_read_from_the_samples():
+    from etcdlab.questions.findings import leader_change_leases
+
+    lease = {"ttl_s": 30, "age_at_cut_s": 4.2, "remaining_before_cut_s": 26,
+             "remaining_after_new_leader_s": 30}
+    samples = {"leader_isolated": [{"lease": lease}, {"lease": None}, {}],
+               "follower_isolated": [{"lease": lease}]}
+    assert leader_change_leases(samples) == [
+        {"ttl_s": 30, "age_at_cut_s": 4.2, "before_s": 26, "after_s": 30}]
+    assert leader_change_leases({}) == []

@@ -471,18 +471,19 @@ def paused_findings(summary: Mapping[str, Any]) -> list[Finding]:
     return items
 
 
-def lease_reset_finding(partition_summary: Mapping[str, Any] | None) -> Finding:
+def lease_reset_finding(partition_leases: Sequence[Mapping[str, Any]] | None) -> Finding:
     """Whether a new leader reset a lease to its full TTL, from Q3's leader trials (the
     lease's remaining TTL read from the old leader before the cut and from the new one);
-    etcd does so unless lease checkpointing is on. ``partition_summary`` is Q3's summary
-    (None: no partition result in this run)."""
-    if partition_summary is None:
+    etcd does so unless lease checkpointing is on. ``partition_leases`` are those trials'
+    leases (:func:`etcdlab.questions.findings.leader_change_leases`; None: no partition
+    result in this run)."""
+    if partition_leases is None:
         return claim(
             "lease-reset-on-new-leader", None, "-", "+",
             "This run has no completed Q3 (`partition`) result to cite: Q3's leader trials "
             "read a lease's remaining TTL before the leader is cut off and from the new "
             "leader.")
-    leases = [x for x in (partition_summary.get("detail") or {}).get("leases", [])
+    leases = [x for x in partition_leases
               if x.get("before_s") is not None and x.get("after_s") is not None]
     if not leases:
         return claim("lease-reset-on-new-leader", None, "-", "+",

@@ -12,8 +12,7 @@ from typing import Any
 
 from etcdlab.figures.leases import min_lease_ttl_s
 from etcdlab.figures.units import MISSING, fmt_count, fmt_ms, fmt_ppm, fmt_seconds, fmt_ttl
-from etcdlab.questions.findings import run_vs_question
-from etcdlab.questions.q03_partition import analysis as partition_analysis
+from etcdlab.questions.findings import leader_change_leases, run_vs_question
 from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
 from etcdlab.questions.q08_lease_drift.analysis import (
     ASKED,
@@ -124,8 +123,7 @@ def section(result: Result, chart_files: Mapping[str, str],
     summary = summarize(result.samples, params)
     body, writes = _rows(summary)
     partition = (cited or {}).get("partition")
-    partition_summary = (None if partition is None else
-                         partition_analysis.summarize(partition.samples, partition.params))
+    partition_leases = None if partition is None else leader_change_leases(partition.samples)
     paused_timeline, paused_writes = _paused_rows(summary)
     timeout_ms, heartbeat_ms = metadata.get("election_timeout_ms"), metadata.get("heartbeat_ms")
     min_ttl = (fmt_ttl(min_lease_ttl_s(timeout_ms, heartbeat_ms))
@@ -157,7 +155,7 @@ def section(result: Result, chart_files: Mapping[str, str],
         "keepalive_duration": fmt_seconds(params["keepalive_ttls"] * params["ttl_s"]),
         "paused": "paused" in summary,
         "paused_findings": paused_findings(summary),
-        "leader_change_findings": [lease_reset_finding(partition_summary)],
+        "leader_change_findings": [lease_reset_finding(partition_leases)],
         "paused_rows": paused_timeline,
         "paused_write_rows": paused_writes,
         "paused_ttl": fmt_ttl(params.get("paused_ttl_s")),
