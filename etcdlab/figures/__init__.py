@@ -1,1 +1,1 @@
-"""Pure numbers shared by analysis and report: statistics, units and clock arithmetic."""
+"""Pure numbers shared by analysis and report: statistics, units, clock and lease arithmetic."""
