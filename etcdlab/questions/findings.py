@@ -133,11 +133,12 @@ def name_all(items: Sequence[Finding],
     return [named(f, *names[f.id]) if f.id in names and not f.claim else f for f in items]
 
 
-def untestable(id: str, why: str, source: str = "measured") -> Finding:
-    """A claim this run cannot test, only its reason (its two sentences are never shown)."""
+def untestable(id: str, why: str, /, source: str = "measured", **figures: str) -> Finding:
+    """A claim this run cannot test, only its reason (its two sentences are never shown)
+    and the figures it would rest on, if any were measured."""
     if source == "measured":
-        return claim(id, None, f"{id}: holds", f"{id}: does not hold", why)
-    return comparison(id, source, None, f"{id}: agrees", f"{id}: contradicts", why)
+        return claim(id, None, f"{id}: holds", f"{id}: does not hold", why, **figures)
+    return comparison(id, source, None, f"{id}: agrees", f"{id}: contradicts", why, **figures)
 
 
 @dataclass(frozen=True)

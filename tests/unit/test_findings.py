@@ -6,7 +6,14 @@ import pytest
 
 from etcdlab.figures.stats import binomial_interval, binomial_upper
 from etcdlab.figures.units import fmt_median, fmt_ms, fmt_share, fmt_whole_seconds, fmt_within
-from etcdlab.questions.findings import Asked, by_id, claim, comparison, run_vs_question
+from etcdlab.questions.findings import (
+    Asked,
+    by_id,
+    claim,
+    comparison,
+    run_vs_question,
+    untestable,
+)
 
 
 def test_a_finding_reads_the_sentence_of_its_outcome():
@@ -25,6 +32,21 @@ def test_a_comparison_says_agrees_contradicts_or_cannot_be_tested():
     assert verdicts == ["agrees", "contradicts", "cannot be tested in this run"]
     assert comparison("p", "raft paper", True, "y", "n").kind == "published"
     assert comparison("p", "course", True, "y", "n").as_dict()["kind"] == "course"
+
+
+
+def test_an_untestable_claim_reads_its_reason_and_keeps_its_figures():
+    measured = untestable("crash-window", "No crash trial was measured.")
+    assert (measured.holds, measured.kind, measured.text, measured.verdict) == (
+        None, "measured", "No crash trial was measured.", "not measurable here")
+    assert measured.figures == {}
+    # id and why are positional-only, so a figure may be labelled "why".
+    published = untestable("published-mean", "Too few elections.", source="published",
+                           **{"this run": "3 elections", "why": "the paper"})
+    assert (published.kind, published.verdict) == ("published", "cannot be tested in this run")
+    assert published.figures == {"this run": "3 elections", "why": "the paper"}
+    assert published.as_dict()["figures"] == {"this run": "3 elections", "why": "the paper"}
+    assert untestable("c", "Not in this lab.", source="course").kind == "course"
 
 
 @pytest.mark.parametrize("bad", [
