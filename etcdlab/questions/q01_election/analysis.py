@@ -250,9 +250,9 @@ def _crash_window(crash: Mapping[str, Any] | None, summary: Mapping[str, Any],
                   timeout_s: float) -> Finding:
     window = _window(timeout_s)
     if crash is None:
-        return claim("crash-window", None, "-", "+",
-                     "No crash trial was measured, so this run cannot say how long an "
-                     "election after a crash takes.")
+        return untestable("crash-window",
+                          "No crash trial was measured, so this run cannot say how long an "
+                          "election after a crash takes.")
     median = crash["median_s"]
     values = crash["elected_values_s"]
     side = "below" if median < timeout_s else "above"
@@ -284,8 +284,7 @@ def _write_resolution(params: Mapping[str, Any]) -> str:
 
 def _crash_writes(crash: Mapping[str, Any] | None, params: Mapping[str, Any]) -> Finding:
     if crash is None or not crash["first_write_values_s"]:
-        return claim("crash-writes-after-leader", None, "-", "+",
-                     "No crash trial recorded a first write.")
+        return untestable("crash-writes-after-leader", "No crash trial recorded a first write.")
     split = crash["first_write_split"]
     n = sum(len(split[k]) for k in ("before_s", "after_s", "unresolved_s"))
     before = len(split["before_s"])
@@ -293,9 +292,9 @@ def _crash_writes(crash: Mapping[str, Any] | None, params: Mapping[str, Any]) ->
                "before the new leader": fmt_share(before, n) if n else "not classifiable",
                "resolution": _write_resolution(params)}
     if n == 0:
-        return claim("crash-writes-after-leader", None, "-", "+",
-                     "The crash trials lack the times to compare each first write with the "
-                     "new leader's election.", **figures)
+        return untestable("crash-writes-after-leader",
+                          "The crash trials lack the times to compare each first write with the "
+                          "new leader's election.", **figures)
     return claim(
         "crash-writes-after-leader", before == 0,
         "After a crash, writes resumed only once the new leader existed: no first write was "
@@ -309,8 +308,8 @@ def _crash_writes(crash: Mapping[str, Any] | None, params: Mapping[str, Any]) ->
 def _graceful_faster(crash: Mapping[str, Any] | None,
                      graceful: Mapping[str, Any] | None) -> Finding:
     if crash is None or graceful is None:
-        return claim("graceful-faster", None, "-", "+",
-                     "One of the two series has no trials, so they cannot be compared.")
+        return untestable("graceful-faster",
+                          "One of the two series has no trials, so they cannot be compared.")
     c, g = crash["median_s"], graceful["median_s"]
     faster = sum(1 for v in graceful["elected_values_s"] if v < crash["min_s"])
     figures = {"graceful": median_phrase(graceful["elected_values_s"]),
@@ -330,9 +329,9 @@ def _graceful_faster(crash: Mapping[str, Any] | None,
         basis = (f"the two series do not interleave (chance of that with no real "
                  f"difference: {fmt_percent(chance, 2)})")
     if not apart:
-        return claim("graceful-faster", None, "-", "+",
-                     "This run cannot tell a graceful stop from a crash: their times overlap.",
-                     **figures)
+        return untestable("graceful-faster",
+                          "This run cannot tell a graceful stop from a crash: their times overlap.",
+                          **figures)
     figures["told apart by"] = basis
     factor = fmt_factor(c / g) if g > 0 else "far"
     return claim(
@@ -347,18 +346,17 @@ def _graceful_faster(crash: Mapping[str, Any] | None,
 def _graceful_writes(graceful: Mapping[str, Any] | None, params: Mapping[str, Any]
                      ) -> Finding:
     if graceful is None:
-        return claim("graceful-writes-split", None, "-", "+",
-                     "No graceful trial was measured.")
+        return untestable("graceful-writes-split", "No graceful trial was measured.")
     split = graceful["first_write_split"]
     before, after, unresolved = split["before_s"], split["after_s"], split["unresolved_s"]
     n = len(before) + len(after) + len(unresolved)
     basis = ("etcd's \"elected leader\" log stamp (1 ms resolution)" if split["basis"] == "log"
              else "the polled election time")
     if n == 0 or (split["basis"] == "poll" and not before and not after):
-        return claim("graceful-writes-split", None, "-", "+",
-                     "The graceful samples lack the new leader's log time, so the first "
-                     "writes cannot be split into those the old leader committed before "
-                     "handing over and those after the handover.")
+        return untestable("graceful-writes-split",
+                          "The graceful samples lack the new leader's log time, so the first "
+                          "writes cannot be split into those the old leader committed before "
+                          "handing over and those after the handover.")
     figures = {"before the new leader": fmt_share(len(before), n),
                "median before": median_phrase(before) if before else "none",
                "after the new leader": fmt_share(len(after), n),
@@ -382,8 +380,8 @@ def _graceful_writes(graceful: Mapping[str, Any] | None, params: Mapping[str, An
 def _terms(crash: Mapping[str, Any] | None) -> Finding:
     jumps = crash["term_jumps"] if crash else []
     if not jumps:
-        return claim("one-round", None, "-", "+",
-                     "The Raft terms were not recorded, so the election rounds are unknown.")
+        return untestable("one-round",
+                          "The Raft terms were not recorded, so the election rounds are unknown.")
     single = sum(1 for j in jumps if j == 1)
     return claim(
         "one-round", single == len(jumps),
@@ -397,8 +395,8 @@ def _terms(crash: Mapping[str, Any] | None) -> Finding:
 def _consistency(summary: Mapping[str, Any]) -> Finding:
     checks = summary.get("consistency") or []
     if not checks:
-        return claim("members-consistent", None, "-", "+",
-                     "The members' data was not compared after the series.")
+        return untestable("members-consistent",
+                          "The members' data was not compared after the series.")
     diverged = [c for c in checks if not c["consistent"]]
     details = "; ".join(f"after {c['series']}: {', '.join(c['members'])}" for c in diverged)
     return claim(
@@ -420,9 +418,9 @@ def _needed_for_tail(n: int) -> int:
 def _course_percentile(crash: Mapping[str, Any] | None) -> Finding:
     course = fmt_seconds(COURSE_ELECTION_S)
     if crash is None:
-        return named(comparison("course-1.77s", "course", None, "-", "+",
-                                f"This run has no crash trials to place the course's {course} "
-                                "in."), f"election {course}", unknown="no crash trials")
+        return named(untestable("course-1.77s", "This run has no crash trials to place the "
+                                f"course's {course} in.", source="course"),
+                     f"election {course}", unknown="no crash trials")
     uses_log = len(crash["log_values_s"]) == crash["trials"]
     values = crash["log_values_s"] if uses_log else crash["elected_values_s"]
     n = len(values)
@@ -543,8 +541,8 @@ def _course_start_point() -> Finding:
 
 def _published_transfer(graceful: Mapping[str, Any] | None, timeout_s: float) -> Finding:
     if graceful is None:
-        return comparison("published-transfer", "published", None, "-", "+",
-                          "No graceful trial was measured.")
+        return untestable("published-transfer",
+                          "No graceful trial was measured.", source="published")
     below = sum(1 for v in graceful["elected_values_s"] if v < timeout_s)
     return comparison(
         "published-transfer", "published", below == graceful["trials"],
@@ -561,18 +559,19 @@ def _published_mean(crash: Mapping[str, Any] | None, timeout_s: float,
                     survivors: int) -> Finding:
     expected = model_mean(timeout_s, survivors)
     if crash is None or not crash["mean_ci_s"]:
-        return comparison("published-mean", "published", None, "-", "+",
-                          "Too few crash trials for an interval of the mean.")
+        return untestable("published-mean",
+                          "Too few crash trials for an interval of the mean.", source="published")
     low, high = crash["mean_ci_s"]
     if low <= timeout_s and high >= 1.5 * timeout_s:
         # The mean of the earliest of k timeouts uniform in [T, 2T) is T + T/(k + 1): from
         # 1.5T (one survivor) down towards T. An interval holding all of [T, 1.5T] agrees
         # with every size's model, so it tests none.
-        return comparison(
-            "published-mean", "published", None, "-", "+",
+        return untestable(
+            "published-mean",
             f"The timeout model's mean cannot be tested in this run: the 95 % interval of "
             f"the crash mean holds every model mean from {fmt_seconds(timeout_s)} to "
             f"{fmt_seconds(1.5 * timeout_s)}, whatever the number of survivors.",
+            source="published",
             **{"model": fmt_seconds(expected),
                "this run": f"{fmt_seconds(crash['mean_s'])} (95 % CI {fmt_seconds(low)} – "
                            f"{fmt_seconds(high)}, n = {crash['trials']})"})
