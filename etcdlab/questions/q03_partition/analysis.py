@@ -33,6 +33,7 @@ from etcdlab.questions.findings import (
     name_all,
     named,
     register_verdict,
+    untestable,
 )
 
 SCENARIOS = ("leader_isolated", "follower_isolated")
@@ -338,10 +339,10 @@ def _last_second(d: Mapping[str, Any]) -> list[Finding]:
     """The cut-off leader between the cut and its step-down: no linearizable read or write
     succeeds there; its serializable reads return the value it had."""
     if not d["trials"]:
-        return [_unknown("last-second-refused", "No leader trial probed the cut-off leader's "
-                         "linearizable reads and writes until it stepped down."),
-                _unknown("last-second-serializable", "No leader trial probed the cut-off "
-                         "leader's serializable reads until it stepped down.")]
+        return [untestable("last-second-refused", "No leader trial probed the cut-off leader's "
+                           "linearizable reads and writes until it stepped down."),
+                untestable("last-second-serializable", "No leader trial probed the cut-off "
+                           "leader's serializable reads until it stepped down.")]
     done = d["outcomes"]
     lin, write, ser = done["linearizable_read"], done["write"], done["serializable_read"]
     window = median_phrase(d["windows_s"])
@@ -458,13 +459,9 @@ def outcome_counts_text(outcomes: Sequence[str]) -> str:
 
 # -- findings ------------------------------------------------------------------------------------
 
-def _unknown(id: str, why: str) -> Finding:
-    return claim(id, None, "-", "+", why)
-
-
 def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
     if not d["trials"]:
-        return _unknown("majority-serves", "No partition trial was measured.")
+        return untestable("majority-serves", "No partition trial was measured.")
     ok = d["majority_writes_ok"] == d["trials"] and d["new_leader_found"] == d["leader_trials"]
     figures = {"new leader after the cut": time_phrase(d["times_s"]["new_leader_s"], poll),
                "majority writes acknowledged": fmt_share(d["majority_writes_ok"], d["trials"])}
@@ -488,7 +485,7 @@ def _majority(d: Mapping[str, Any], poll: float | None) -> Finding:
 
 def _step_down(d: Mapping[str, Any], poll: float | None) -> Finding:
     if not d["leader_trials"]:
-        return _unknown("old-leader-steps-down", "No trial cut the leader off.")
+        return untestable("old-leader-steps-down", "No trial cut the leader off.")
     figures = {"stopped naming itself leader after": time_phrase(
         d["times_s"]["step_down_s"], poll),
         "stepped down": fmt_share(d["stepped_down"], d["leader_trials"])}
@@ -504,9 +501,9 @@ def _step_down(d: Mapping[str, Any], poll: float | None) -> Finding:
 
 def _stale(d: Mapping[str, Any]) -> Finding:
     if not d["stale_known"]:
-        return _unknown("minority-serializable-stale",
-                        "No trial had both a serializable read on the cut-off member and a "
-                        "read on the majority that answered, so staleness is unknown.")
+        return untestable("minority-serializable-stale",
+                          "No trial had both a serializable read on the cut-off member and a "
+                          "read on the majority that answered, so staleness is unknown.")
     figures = {"stale": fmt_share(d["stale"], d["stale_known"]),
                "answered after": median_phrase(d["elapsed_s"]["serializable_read"])}
     example = d["stale_example"]
@@ -528,7 +525,7 @@ def _stale(d: Mapping[str, Any]) -> Finding:
 def _default_client(d: Mapping[str, Any], timeout: Any) -> Finding:
     outcomes = [o for op in DEFAULT_OPS for o in d["outcomes"][op]]
     if not outcomes:
-        return _unknown("minority-default-unknown", "No operation reached the cut-off member.")
+        return untestable("minority-default-unknown", "No operation reached the cut-off member.")
     unknown = outcomes.count("unknown")
     return claim(
         "minority-default-unknown", unknown == len(outcomes),
@@ -545,8 +542,8 @@ def _default_client(d: Mapping[str, Any], timeout: Any) -> Finding:
 def _require_leader(d: Mapping[str, Any]) -> Finding:
     outcomes = [o for op in REQUIRE_LEADER_OPS for o in d["outcomes"][op]]
     if not outcomes:
-        return _unknown("minority-require-leader-refused",
-                        "No operation reached the cut-off member.")
+        return untestable("minority-require-leader-refused",
+                          "No operation reached the cut-off member.")
     failed = outcomes.count("failed")
     elapsed = sorted(e for op in REQUIRE_LEADER_OPS for e in d["elapsed_s"][op])
     details = sorted({x for op in REQUIRE_LEADER_OPS for x in d["details"][op]})
@@ -563,7 +560,7 @@ def _require_leader(d: Mapping[str, Any]) -> Finding:
 
 def _not_applied(d: Mapping[str, Any]) -> Finding:
     if not d["trials"]:
-        return _unknown("minority-write-not-applied", "No partition trial was measured.")
+        return untestable("minority-write-not-applied", "No partition trial was measured.")
     applied = d["applied_after_heal"]
     return claim(
         "minority-write-not-applied", applied == 0,
@@ -577,7 +574,7 @@ def _not_applied(d: Mapping[str, Any]) -> Finding:
 
 def _follower(d: Mapping[str, Any]) -> Finding:
     if not d["follower_trials"]:
-        return _unknown("follower-cut-undisturbed", "No trial cut a follower off.")
+        return untestable("follower-cut-undisturbed", "No trial cut a follower off.")
     n = d["follower_trials"]
     return claim(
         "follower-cut-undisturbed", d["undisturbed"] == n,
@@ -590,7 +587,7 @@ def _follower(d: Mapping[str, Any]) -> Finding:
 
 def _heal(d: Mapping[str, Any], poll: float | None) -> Finding:
     if not d["trials"]:
-        return _unknown("heal-converges", "No partition trial was measured.")
+        return untestable("heal-converges", "No partition trial was measured.")
     ok = d["rejoined"] == d["trials"] and d["old_leader_follows"] == d["leader_trials"]
     return claim(
         "heal-converges", ok,
@@ -604,7 +601,7 @@ def _heal(d: Mapping[str, Any], poll: float | None) -> Finding:
 
 def _consistent(summary: Mapping[str, Any]) -> Finding:
     if not summary.get("members_compared"):
-        return _unknown("members-consistent", "The members' KV hashes were not compared.")
+        return untestable("members-consistent", "The members' KV hashes were not compared.")
     members = summary.get("consistency_members") or []
     figures = {str(m.get("name")): f"revision {m.get('current_revision', m.get('revision'))}, "
                                    f"hash {m.get('hash')}" for m in members}
@@ -665,8 +662,9 @@ def _crash_divergence(summary: Mapping[str, Any], metadata: Mapping[str, Any] | 
 def _lease(d: Mapping[str, Any]) -> Finding:
     leases = [x for x in d["leases"] if x["before_s"] is not None and x["after_s"] is not None]
     if not leases:
-        return comparison("published-lease-refresh", "published", None, "-", "+",
-                          "No lease was read both before the cut and from the new leader.")
+        return untestable("published-lease-refresh",
+                          "No lease was read both before the cut and from the new leader.",
+                          source="published")
     # TTLs are whole seconds: "full" is within 1 s of the granted TTL.
     refreshed = sum(1 for x in leases if x["after_s"] > x["before_s"]
                     and x["ttl_s"] is not None and x["after_s"] >= x["ttl_s"] - 1)
@@ -688,9 +686,9 @@ def _lease(d: Mapping[str, Any]) -> Finding:
 def _reads(d: Mapping[str, Any]) -> Finding:
     linear = d["outcomes"]["linearizable_read"] + d["outcomes"]["linearizable_read_require_leader"]
     if not d["stale_known"] or not linear:
-        return comparison("published-read-semantics", "published", None, "-", "+",
+        return untestable("published-read-semantics",
                           "The reads on the cut-off member did not answer, so the published "
-                          "read semantics cannot be checked.")
+                          "read semantics cannot be checked.", source="published")
     answered = linear.count("ok")
     agrees = d["stale"] > 0 and answered == 0
     return comparison(
@@ -747,7 +745,7 @@ def _prevote(summary: Mapping[str, Any]) -> list[Finding]:
         return out
 
     if on is None:
-        quiet = _unknown("prevote-on-quiet", "This run had no pre-vote control.")
+        quiet = untestable("prevote-on-quiet", "This run had no pre-vote control.")
     else:
         quiet = claim(
             "prevote-on-quiet",
@@ -758,7 +756,7 @@ def _prevote(summary: Mapping[str, Any]) -> list[Finding]:
             "With pre-vote on, the cut-off follower still raised its term or disrupted the "
             "leader on rejoin.", **figures(on))
     if off is None:
-        loud = _unknown("prevote-off-disrupts", "This run had no control with pre-vote off.")
+        loud = untestable("prevote-off-disrupts", "This run had no control with pre-vote off.")
     else:
         loud = claim(
             "prevote-off-disrupts", all(off["campaigns"]) and off["disrupted"] > 0,
@@ -797,14 +795,14 @@ def _one_way(summary: Mapping[str, Any]) -> list[Finding]:
     """Per direction: the followers' side elects; across both: no two claimants at once."""
     data = summary["one_way"]
     if not data:
-        return [_unknown("oneway-no-two-leaders", "This run had no one-way partitions.")]
+        return [untestable("oneway-no-two-leaders", "This run had no one-way partitions.")]
     found = []
     for direction in ONE_WAY:
         d = data.get(direction)
         fid = f"oneway-{direction.split('_')[1]}-followers-lead"
         if d is None:
-            found.append(_unknown(fid, f"This run had no one-way partition with the "
-                                       f"{ONE_WAY_LABELS[direction]}."))
+            found.append(untestable(fid, f"This run had no one-way partition with the "
+                                         f"{ONE_WAY_LABELS[direction]}."))
             continue
         figures = {"trials": fmt_count(d["trials"]),
                    "a follower alone led": fmt_share(d["follower_led"], d["trials"]),
@@ -844,11 +842,11 @@ def _one_way(summary: Mapping[str, Any]) -> list[Finding]:
 
 def _causes() -> list[Finding]:
     return [
-        comparison(
-            "cause-check-quorum", "published", None, "-", "+",
+        untestable(
+            "cause-check-quorum",
             "Whether check-quorum is what made the cut-off leader step down cannot be "
             "attributed: etcd 3.5 always runs check-quorum, so this run has no control "
-            "without it."),
+            "without it.", source="published"),
     ]
 
 
@@ -877,10 +875,10 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         *_prevote(summary),
         *_one_way(summary),
         *_causes(),
-        comparison(
-            "course-blank", "course", None, "-", "+",
+        untestable(
+            "course-blank",
             "The course report left this question blank (\"3. ?\"), so there is nothing to "
-            "compare with."),
+            "compare with.", source="course"),
     ], COURSE_NAMES)
 
 
