@@ -30,7 +30,7 @@ from etcdlab.figures.units import (
     fmt_ttl,
     fmt_whole_seconds,
 )
-from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all
+from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all, untestable
 from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
 
 HOLDERS = ("fast", "slow")
@@ -478,17 +478,17 @@ def lease_reset_finding(partition_leases: Sequence[Mapping[str, Any]] | None) ->
     leases (:func:`etcdlab.questions.findings.leader_change_leases`; None: no partition
     result in this run)."""
     if partition_leases is None:
-        return claim(
-            "lease-reset-on-new-leader", None, "-", "+",
+        return untestable(
+            "lease-reset-on-new-leader",
             "This run has no completed Q3 (`partition`) result to cite: Q3's leader trials "
             "read a lease's remaining TTL before the leader is cut off and from the new "
             "leader.")
     leases = [x for x in partition_leases
               if x.get("before_s") is not None and x.get("after_s") is not None]
     if not leases:
-        return claim("lease-reset-on-new-leader", None, "-", "+",
-                     "Q3's partition run read no lease both before the cut and from the new "
-                     "leader.")
+        return untestable("lease-reset-on-new-leader",
+                          "Q3's partition run read no lease both before the cut and from the "
+                          "new leader.")
     # TTLs are whole seconds: "full" is within 1 s of the granted TTL, and more than before.
     reset = sum(1 for x in leases if x["ttl_s"] is not None and x["after_s"] > x["before_s"]
                 and x["after_s"] >= x["ttl_s"] - 1)
