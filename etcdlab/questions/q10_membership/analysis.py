@@ -25,7 +25,15 @@ from etcdlab.figures.units import (
     fmt_whole_seconds,
     fmt_within,
 )
-from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all, named
+from etcdlab.questions.findings import (
+    Asked,
+    Finding,
+    claim,
+    comparison,
+    name_all,
+    named,
+    untestable,
+)
 
 # etcd's lessor looks for expired leases every 500 ms (lease/lessor.go, runLoop).
 LESSOR_CHECK_S = 0.5
@@ -381,9 +389,9 @@ def _member_lost_finding(summary: Mapping[str, Any]) -> Finding:
     cases = lost["cases"]
     if not cases:
         why = "; ".join(f"{s['mode']}: {s['why']}" for s in lost["skipped"])
-        return claim("watcher-leaves-a-lost-member", None, "-", "+",
-                     "No watcher's member was crashed or cut off in this run"
-                     + (f" ({why})." if why else "."))
+        return untestable("watcher-leaves-a-lost-member",
+                          "No watcher's member was crashed or cut off in this run"
+                          + (f" ({why})." if why else "."))
     moved = [c for c in cases if c["reconnect_s"] is not None and c["moved_to"]
              and c["moved_to"] != c["member"] and c["caught_up_s"] is not None]
     clean = summary.get("events_missed") == 0 and summary.get("events_duplicated") == 0
@@ -428,7 +436,7 @@ def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
     why = ("No instance was cut off in this run"
            + (f" ({'; '.join(cut['skipped'])})." if cut["skipped"] else "."))
     if not trials:
-        return [claim(i, None, "-", "+", why) for i in (
+        return [untestable(i, why) for i in (
             "cut-off-instance-expires", "cut-off-instance-knew-first",
             "cut-off-instance-returns")]
     n = len(trials)
