@@ -28,7 +28,15 @@ from etcdlab.figures.units import (
     fmt_whole_seconds,
     fmt_within,
 )
-from etcdlab.questions.findings import Asked, Finding, claim, comparison, name_all, named
+from etcdlab.questions.findings import (
+    Asked,
+    Finding,
+    claim,
+    comparison,
+    name_all,
+    named,
+    untestable,
+)
 
 RUNS = ("iburst", "no_iburst")
 LABELS = {"iburst": "with iburst", "no_iburst": "without iburst"}
@@ -282,9 +290,8 @@ def _iburst_comparison(
                "a difference that counts": f"more than {fmt_seconds(threshold_s)} "
                                            "(one polling interval; one run each)"}
     if with_burst is None or without is None:
-        return claim(id, None, f"iburst made {what} sooner.", f"iburst did not make {what} "
-                     "sooner.", f"Whether iburst made {what} sooner cannot be told: "
-                     "one of the runs has no such time.", **figures)
+        return untestable(id, f"Whether iburst made {what} sooner cannot be told: one of the "
+                          "runs has no such time.", **figures)
     return claim(id, without - with_burst > threshold_s,
                  f"iburst made {what} sooner: {formatter(with_burst)} with it, "
                  f"{formatter(without)} without.",
@@ -325,8 +332,7 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     """The claims of Q7, answer first."""
     runs = _runs(summary)
     if not runs:
-        return [claim("first-offset", None, "chronyd came back.", "chronyd did not come back.",
-                      "The result holds no run to analyse.")]
+        return [untestable("first-offset", "The result holds no run to analyse.")]
     mode = "iburst" if "iburst" in runs else next(iter(runs))
     first = runs[mode]
     resolution = params["sample_interval_s"]
@@ -405,10 +411,9 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
                "frequency estimate at the cut": _per_run(runs, "frequency_ppm_at_cut", fmt_ppm),
                "injected": drift}
     if any(c is None or s is None for c, s in changes):
-        items.append(claim("corrected-during-cut", None, "chronyd kept correcting.",
-                           "chronyd did not keep correcting.", "Whether chronyd kept "
-                           "correcting its time scale over the cut cannot be told: a run has "
-                           "no sample before the cut or no System time.", **figures))
+        items.append(untestable("corrected-during-cut", "Whether chronyd kept correcting its "
+                                "time scale over the cut cannot be told: a run has no sample "
+                                "before the cut or no System time.", **figures))
     else:
         change, moved = changes[0]
         items.append(claim(
@@ -425,9 +430,8 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[Find
     figures = {"System time at reconnection": MISSING if system is None else _ahead(system),
                '"Could not step system clock" in the log': fmt_count(first["step_refused"])}
     if system is None:
-        items.append(claim("system-clock-uncorrected", None, "The system clock stayed off.",
-                           "The system clock was corrected.", "chronyc tracking gave no "
-                           "System time at reconnection.", **figures))
+        items.append(untestable("system-clock-uncorrected", "chronyc tracking gave no System "
+                                "time at reconnection.", **figures))
     else:
         items.append(claim(
             "system-clock-uncorrected", abs(system) > MAKESTEP_THRESHOLD_S,
@@ -468,8 +472,8 @@ def _holdover(runs: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]
     if burst:
         parts["burst"] = burst
     if not parts:
-        return [claim("holdover-keeps-frequency", None, "-", "+",
-                      "This run had no second part (a rate change while cut off).")]
+        return [untestable("holdover-keeps-frequency",
+                           "This run had no second part (a rate change while cut off).")]
     any_part = next(iter(parts.values()))
     extra, length = any_part["extra_ppm"], any_part["length_s"]
     slopes = {mode: h["slope_ppm"] for mode, h in parts.items()}
