@@ -46,6 +46,7 @@ from etcdlab.questions.findings import (
     name_all,
     named,
     register_verdict,
+    untestable,
 )
 
 CONSISTENCIES = ("linearizable", "serializable")
@@ -456,8 +457,7 @@ def _direction(summary: Mapping[str, Any], cells: Sequence[Finding]) -> Finding:
     the fewest clients."""
     levels = summary["levels"]
     if not levels:
-        return claim("direction", None, "Linearizable reads were slower.",
-                     "Linearizable reads were not slower.", "The run recorded no read cells.")
+        return untestable("direction", "The run recorded no read cells.")
     lowest = levels[0]
     ratios = {t: _ratio(cell(summary, lowest, t, "linearizable"),
                         cell(summary, lowest, t, "serializable")) for t in TARGETS}
@@ -497,10 +497,8 @@ def _follower_hop(summary: Mapping[str, Any]) -> Finding:
         ser = cell(summary, levels[0], target, "serializable") if levels else None
         if not lin or not ser or lin["median"].get("low") is None \
                 or ser["median"].get("low") is None:
-            return claim("follower_hop", None, "The follower's extra hop showed.",
-                         "The follower's extra hop did not show.",
-                         unknown if not (lin and ser) else
-                         "Too few reads for intervals of the medians.")
+            return untestable("follower_hop", unknown if not (lin and ser) else
+                              "Too few reads for intervals of the medians.")
         a, b = lin["median"], ser["median"]
         # A conservative interval of the difference of two medians from their intervals.
         extras[target] = (a["median"] - b["median"], a["low"] - b["high"], a["high"] - b["low"])
@@ -605,8 +603,7 @@ def _errors(summary: Mapping[str, Any]) -> Finding:
     failed = sum(c["errors"] for c in cells)
     total = failed + sum(c["reads"] for c in cells)
     if not total:
-        return claim("errors", None, "No read failed.", "Some reads failed.",
-                     "The run recorded no reads.")
+        return untestable("errors", "The run recorded no reads.")
     return claim(
         "errors", failed == 0,
         f"No read failed or timed out: {fmt_share(0, total)}.",
@@ -618,8 +615,8 @@ def _errors(summary: Mapping[str, Any]) -> Finding:
 def _leader(summary: Mapping[str, Any]) -> Finding:
     before, after = summary.get("leader_before"), summary.get("leader_after")
     if before is None or after is None:
-        return claim("leader_stable", None, "The leader stayed the same.",
-                     "The leader changed.", "The run did not record the leader before and after.")
+        return untestable("leader_stable",
+                          "The run did not record the leader before and after.")
     return claim(
         "leader_stable", before == after,
         f"The leader was {before} before the first cell and after the last.",
@@ -731,9 +728,8 @@ def _load_serializable(load: Mapping[str, Any]) -> Finding:
             figures[f"{_rate_name(rate)}, p95 time behind"] = fmt_bounds(
                 c["ms_low"]["p95"], c["ms_high"]["p95"], fmt_ms)
     if not total:
-        return claim("load-staleness-serializable", None, "A serializable read was stale.",
-                     "No serializable read was stale.",
-                     "The staleness measurement recorded no serializable read.")
+        return untestable("load-staleness-serializable",
+                          "The staleness measurement recorded no serializable read.")
     return claim(
         "load-staleness-serializable", stale > 0,
         f"Under a steady write load a serializable read on the follower ({load['follower']}) "
@@ -804,9 +800,8 @@ def _load_linearizable(load: Mapping[str, Any]) -> Finding:
     stale, total = sum(c["certainly_stale"] for c in cells), sum(c["reads"] for c in cells)
     phrase, verdict, checked = _history_phrase(load.get("histories") or [])
     if not total:
-        return claim("load-staleness-linearizable-never", None, "No linearizable read was "
-                     "stale.", "A linearizable read was stale.",
-                     "The staleness measurement recorded no linearizable read.")
+        return untestable("load-staleness-linearizable-never",
+                          "The staleness measurement recorded no linearizable read.")
     figures = {"certainly stale": fmt_share(stale, total),
                "possibly stale (within the bounds' resolution)": fmt_share(
                    sum(c["possibly_stale"] for c in cells), total)}
