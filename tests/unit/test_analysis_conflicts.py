@@ -7,7 +7,6 @@ that the section's sentence changes with it.
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,10 +14,11 @@ from etcdlab.questions.findings import by_id
 from etcdlab.questions.q02_conflicts import analysis
 from etcdlab.questions.q02_conflicts import run as experiment
 from etcdlab.results import Result
+from tests import DATA, ROOT
 from tests.unit.report_helpers import rendered_section
 
-QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run" / "conflicts.json"
-PACKAGE = Path(__file__).resolve().parents[2] / "etcdlab"
+QUICK = DATA / "quick-run" / "conflicts.json"
+PACKAGE = ROOT / "etcdlab"
 SECTIONS = PACKAGE / "sections" / "conflicts.py"
 ANALYSIS = PACKAGE / "analysis" / "conflicts.py"
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from etcdlab.questions.findings import by_id
 from etcdlab.questions.q01_election import analysis
+from tests import ROOT
 from tests.unit.report_helpers import rendered_section as rendered
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run" / "election.json"
 
 

@@ -2,16 +2,16 @@
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from etcdlab.questions.findings import by_id
 from etcdlab.questions.q09_faulty_clock.analysis import findings, summarize
 from etcdlab.results import Result, load_results
+from tests import DATA
 from tests.unit.report_helpers import template_section as render_section
 
-QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run"
+QUICK = DATA / "quick-run"
 
 
 def quick_result(name: str) -> Result:

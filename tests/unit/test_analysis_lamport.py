@@ -7,7 +7,6 @@ changed result to check that the section's sentence changes with it.
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,10 +14,11 @@ from etcdlab.figures import clocks
 from etcdlab.questions.findings import by_id
 from etcdlab.questions.q04_lamport import analysis
 from etcdlab.questions.q04_lamport import run as experiment
+from tests import DATA, ROOT
 from tests.unit.report_helpers import rendered_section
 
-QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run" / "lamport.json"
-PACKAGE = Path(__file__).resolve().parents[2] / "etcdlab"
+QUICK = DATA / "quick-run" / "lamport.json"
+PACKAGE = ROOT / "etcdlab"
 SECTIONS = PACKAGE / "sections" / "lamport.py"
 ANALYSIS = PACKAGE / "analysis" / "lamport.py"
 

@@ -6,7 +6,6 @@ that the finding's ``holds`` flips and that the rendered section says something 
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +21,9 @@ from etcdlab.questions.q08_lease_drift.analysis import (
     predicted_error_s,
     summarize,
 )
+from tests import ROOT
 from tests.unit.report_helpers import rendered_section as section_text
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run" / "lease-drift.json"
 
 

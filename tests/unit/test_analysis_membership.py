@@ -6,15 +6,14 @@ that the finding's ``holds`` flips and that the rendered section says something 
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from etcdlab.questions.findings import by_id
 from etcdlab.questions.q10_membership.analysis import findings, resume_evidence, summarize
+from tests import ROOT
 from tests.unit.report_helpers import rendered_section as section_text
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run" / "membership.json"
 
 

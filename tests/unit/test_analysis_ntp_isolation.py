@@ -2,7 +2,6 @@
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,10 @@ from etcdlab.questions.q07_ntp_isolation.analysis import (
     summarize_run,
 )
 from etcdlab.results import Result, load_results
+from tests import DATA
 from tests.unit.report_helpers import template_section as render_section
 
-QUICK = Path(__file__).resolve().parents[1] / "data" / "quick-run"
+QUICK = DATA / "quick-run"
 
 
 def quick_result(name: str) -> Result:

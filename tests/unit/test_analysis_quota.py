@@ -4,16 +4,15 @@ opposite outcome (its ``holds`` flips and the rendered section says something el
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from etcdlab.questions.findings import by_id
 from etcdlab.questions.q06_quota import analysis
 from etcdlab.questions.q06_quota import run as experiment
+from tests import ROOT
 from tests.unit.report_helpers import rendered_section as render
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run"
 ACCEPTED = {"code": "OK", "details": "", "elapsed_s": 0.003, "outcome": "ok"}
 

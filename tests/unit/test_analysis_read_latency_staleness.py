@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from etcdlab.questions.findings import by_id
 from etcdlab.questions.q05_read_latency import analysis
 from etcdlab.questions.q05_read_latency import run as experiment
+from tests import ROOT
 from tests.unit.report_helpers import rendered_section as render
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "tests" / "data" / "quick-run"
 LOADED = ROOT / "tests" / "data" / "read-latency-staleness" / "quick.json"
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from etcdlab.figures.clocks import drift_rate
 from etcdlab.questions.findings import by_id, claim
 from etcdlab.questions.q08_lease_drift import server_clock_analysis as server_clock
+from tests import DATA
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "server-clock" / "quick-samples.json"
+SAMPLES = DATA / "server-clock" / "quick-samples.json"
 
 
 @pytest.fixture
