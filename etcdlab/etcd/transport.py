@@ -162,6 +162,7 @@ class Member:
         self.lease = etcdrpc.LeaseStub(self.channel)
         self.maintenance = etcdrpc.MaintenanceStub(self.channel)
         self.watch = etcdrpc.WatchStub(self.channel)
+        self.cluster = etcdrpc.ClusterStub(self.channel)
         self.history: HistoryRecorder | None = None
         self.process: Any = self.name
         self.record_serializable = False
@@ -218,6 +219,13 @@ class Member:
                        if field.field_number == DB_SIZE_IN_USE_FIELD and field.wire_type == 0),
                       None)
         return answer.dbSize, in_use
+
+    def member_names(self, timeout: float | None = None) -> dict[int, str]:
+        """Member id → name, as this member's MemberList answers (a member not started
+        yet has the name "")."""
+        answer = self.cluster.MemberList(etcdrpc.MemberListRequest(),
+                                         **self._options(timeout, False))
+        return {each.ID: each.name for each in answer.members}
 
     def _as_root(self) -> Any:
         """Maintenance as root (see ``ROOT_CERT``), on a channel of its own opened on first

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdlab.errors import LabError
+from etcdlab.etcd.transport import member
 from etcdlab.faults import etcd_clock, leftovers
 from etcdlab.faults.journal import JOURNAL_FILE, Entry, HealStep, Idle, Journal, replay
 from etcdlab.figures.clocks import continued_offset
@@ -651,19 +652,19 @@ class Faults:
         reachable = [n for n in self.cluster.names if self.etcd_pid(n) is not None]
         if not reachable:
             return ""
-        with self.cluster.client(reachable[0], timeout=30) as client:
-            alarms = list(client.list_alarms())
+        with member(self.cluster, reachable[0], timeout=30) as first:
+            alarms = first.alarms(timeout=30)
             if not alarms:
                 return ""
             revision = self.cluster.raw_status(reachable[0]).header.revision
             with contextlib.suppress(Exception):  # already compacted to it: fine
-                client.compact(revision, physical=True)
+                first.compact(revision, timeout=30)
         for name in reachable:
-            with self.cluster.client(name, timeout=60, as_root=True) as member:
-                member.defragment()  # root's alone in etcd 3.5
-        with self.cluster.client(reachable[0], timeout=30) as client:
-            for alarm in alarms:
-                client.disarm_alarm(alarm.member_id)
+            with member(self.cluster, name, timeout=60) as each:
+                each.defragment(timeout=60)  # as root: root's alone in etcd 3.5
+        with member(self.cluster, reachable[0], timeout=30) as first:
+            for member_id, _alarm in alarms:
+                first.disarm(member_id, timeout=30)
         return f"{len(alarms)} NOSPACE alarm(s): compacted to {revision}, defragmented, disarmed"
 
     # -- healing ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Talking to a running lab: endpoints, leader, health, etcd3 clients, chrony state."""
+"""Talking to a running lab: endpoints, leader, health, chrony state (and an etcd3 client
+for the integration tests)."""
 
 from __future__ import annotations
 
@@ -142,12 +143,14 @@ class Cluster:
                 os.environ[TLS_ENV] = previous
 
     @contextmanager
-    def client(self, name: str, timeout: float = 5.0, as_root: bool = False
-               ) -> Iterator[etcd3.Etcd3Client]:
-        """An etcd3 client bound to one member (closed afterwards): the lab user's, or
-        root's (``as_root``, for what only root may do; see ``ROOT_CERT``)."""
+    def client(self, name: str, timeout: float = 5.0) -> Iterator[etcd3.Etcd3Client]:
+        """A python3-etcd3 client bound to one member, as the lab user (closed afterwards).
+
+        Not for experiments: they reach etcd through :mod:`etcdlab.etcd.transport`. This
+        one is a second, independent client for the integration tests' checks of a lab.
+        """
         client = etcd3.client(host=self.ips[name], port=CLIENT_PORT, timeout=timeout,
-                              **self.etcd3_tls(ROOT_CERT if as_root else LAB_CERT))
+                              **self.etcd3_tls())
         try:
             yield client
         finally:

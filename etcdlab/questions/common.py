@@ -15,7 +15,7 @@ import grpc
 from etcd3 import etcdrpc
 
 from etcdlab.errors import LabError
-from etcdlab.etcd.transport import close_all, open_members
+from etcdlab.etcd.transport import close_all, member, open_members
 from etcdlab.lab.cluster import Cluster
 from etcdlab.polling import poll_until  # also re-exported: the experiments import it from here
 
@@ -28,8 +28,8 @@ def member_hashes(cluster: Cluster, timeout: float = 30.0) -> list[dict[str, Any
     Asks for the hash at the leader's current revision, retrying while a member has not
     applied it yet, so equal hashes mean equal data up to that revision.
     """
-    with cluster.client(cluster.names[0]) as client:
-        client.put("/etcdlab/hashkv/marker", str(time.time()))
+    with member(cluster, cluster.names[0], timeout=5.0) as first:
+        first.put("/etcdlab/hashkv/marker", str(time.time()))
     leader = cluster.leader()
     if leader is None:
         raise LabError("no leader to take the reference revision from")
@@ -190,8 +190,8 @@ def current_leader(cluster: Cluster) -> tuple[str, int, int]:
 
 def member_names(cluster: Cluster) -> dict[int, str]:
     """Member id → node name."""
-    with cluster.client(cluster.names[0]) as client:
-        return {m.id: m.name for m in client.members}
+    with member(cluster, cluster.names[0], timeout=5.0) as first:
+        return first.member_names()
 
 
 class JsonLinesChild:

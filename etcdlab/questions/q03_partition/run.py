@@ -51,7 +51,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
-from etcd3 import etcdrpc
 
 from etcdlab.errors import LabError
 from etcdlab.etcd.transport import Member, attempt, member, open_members, settled
@@ -492,8 +491,7 @@ def leader_trial(ctx: Context, trial: int, ids: Mapping[int, str], key: str) -> 
                                params["poll_interval_ms"] / 1000.0, params["heal_wait_s"])
         after = members[new].leader_view(timeout=2.0)
         with contextlib.suppress(grpc.RpcError):  # it expires anyway; this only tidies up
-            members[new].lease.LeaseRevoke(etcdrpc.LeaseRevokeRequest(ID=lease_id),
-                                           timeout=timeout)
+            members[new].revoke(lease_id, timeout)
     finally:
         for member in members.values():
             member.close()
@@ -776,11 +774,9 @@ def wait_rejoined(
 def _lease_ttl(member: Member, lease_id: int, timeout: float) -> int | None:
     """The lease's remaining TTL in whole seconds, as the member answers it."""
     try:
-        answer = member.lease.LeaseTimeToLive(etcdrpc.LeaseTimeToLiveRequest(ID=lease_id),
-                                              timeout=timeout)
+        return member.time_to_live(lease_id, timeout)
     except grpc.RpcError:
         return None
-    return answer.TTL
 
 
 def _read_record(member: Member, key: str, timeout: float) -> dict[str, Any]:

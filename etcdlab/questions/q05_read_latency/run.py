@@ -76,8 +76,8 @@ def run(ctx: Context) -> None:
     levels = parse_concurrency(params["concurrency"])
     leader, follower = leader_and_follower(cluster, "no leader to measure against")
     targets = {"leader": leader, "follower": follower}
-    with cluster.client(leader) as client:
-        client.put(KEY, VALUE)
+    with member(cluster, leader, timeout=5.0) as one:
+        one.put(KEY, VALUE)
     ctx.samples["leader_before"] = leader
     ctx.samples["cells"] = []
     cells = len(levels) * len(TARGETS) * len(CONSISTENCIES)
