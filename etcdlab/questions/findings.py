@@ -151,6 +151,12 @@ class Asked:
     formatter: Callable[[Any], str] = str
 
 
+def asked_values(asked: Sequence[Asked]) -> dict[str, Any]:
+    """What the question asks, by parameter: the full run's values, which run.py declares
+    as its parameters' defaults (so that they are written once, here in the analysis)."""
+    return {item.param: item.value for item in asked}
+
+
 def run_vs_question(params: Mapping[str, Any], asked: Sequence[Asked]) -> list[dict[str, str]]:
     """Rows "what, this run, the question" wherever the run's parameters differ from it."""
     rows = []

@@ -1,5 +1,6 @@
 """The experiment registry and the pure parts of Q1 / Q2 (log parsing, summaries)."""
 
+import importlib
 import json
 from datetime import datetime, timezone
 
@@ -16,6 +17,20 @@ def test_registry_lists_one_experiment_per_question_built_on_its_spec():
     registered = experiments.registry()
     assert [e.spec for e in registered.values()] == list(specs())
     assert list(registered) == [spec.experiment for spec in specs()]
+
+
+@pytest.mark.parametrize("name", list(experiments.registry()))
+def test_what_the_question_asks_is_the_default_of_a_declared_parameter(name):
+    # ASKED (the analysis) names the full run's values; a full run is the defaults, so each
+    # asked value must be the default of a parameter the experiment declares, type included.
+    experiment = experiments.get(name)
+    analysis = importlib.import_module(f"etcdlab.questions.{experiment.spec.package}.analysis")
+    assert analysis.ASKED, f"{name}: its analysis asks nothing"
+    for item in analysis.ASKED:
+        param = experiment.declared(item.param)
+        assert (param.default, type(param.default)) == (item.value, type(item.value)), (
+            f"{name}: the question asks {item.param}={item.value!r}, "
+            f"the parameter's default is {param.default!r}")
 
 
 def test_unknown_experiment_names_the_known_ones():

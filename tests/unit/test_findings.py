@@ -8,6 +8,7 @@ from etcdlab.figures.stats import binomial_interval, binomial_upper
 from etcdlab.figures.units import fmt_median, fmt_ms, fmt_share, fmt_whole_seconds, fmt_within
 from etcdlab.questions.findings import (
     Asked,
+    asked_values,
     by_id,
     claim,
     comparison,
@@ -71,6 +72,11 @@ def test_run_vs_question_lists_only_what_differs():
     assert run_vs_question({"isolation_s": 30, "trials": 20}, asked) == [
         {"what": "isolation", "run": "30 s", "question": "300 s"}]
     assert run_vs_question({"isolation_s": 300, "trials": 20}, asked) == []
+
+
+def test_asked_values_are_the_full_runs_values_by_parameter():
+    asked = (Asked("isolation_s", 300.0, "isolation"), Asked("trials", 20, "trials"))
+    assert asked_values(asked) == {"isolation_s": 300.0, "trials": 20}
 
 
 def test_clopper_pearson_bounds_match_the_closed_forms():
