@@ -59,8 +59,9 @@ from etcdlab.questions.common import (
     playbook_logger,
     zap_message,
 )
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q01_election import SPEC
-from etcdlab.questions.q01_election.analysis import SERIES, summarize
+from etcdlab.questions.q01_election.analysis import ASKED, SERIES, summarize
 from etcdlab.questions.runner import Context, Experiment
 
 
@@ -438,10 +439,13 @@ def parse_elected_line(line: str, term: int) -> float | None:
     return when
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
-        Param("trials", 20, "elections per series (crash, graceful)", minimum=1),
+        Param("trials", FULL_RUN["trials"], "elections per series (crash, graceful)", minimum=1),
         Param("poll_interval_ms", 5, "how often the survivors are asked for a leader",
               unit="ms", minimum=1, maximum=1000),
         Param("write_timeout_s", 0.1, "timeout of each probe write", unit="s", above=0),
