@@ -23,8 +23,9 @@ import grpc
 from etcdlab.etcd.transport import Member, member
 from etcdlab.params import Param
 from etcdlab.questions.common import run_together
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q02_conflicts import SPEC
-from etcdlab.questions.q02_conflicts.analysis import summarize
+from etcdlab.questions.q02_conflicts.analysis import ASKED, summarize
 from etcdlab.questions.runner import Context, Experiment
 
 KEY_PREFIX = "/etcdlab/conflicts/"
@@ -115,11 +116,15 @@ def cas_increment(client: Member, key: str, times: int) -> dict[str, Any]:
     return outcome
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
-        Param("workers", 8, "concurrent workers incrementing the key", minimum=1, maximum=256),
-        Param("increments", 200, "increments per worker", minimum=1),
+        Param("workers", FULL_RUN["workers"], "concurrent workers incrementing the key", minimum=1,
+              maximum=256),
+        Param("increments", FULL_RUN["increments"], "increments per worker", minimum=1),
         Param("op_timeout_s", 5.0, "timeout of one etcd request", unit="s", above=0),
     ),
     quick={"increments": 50},
