@@ -63,8 +63,10 @@ from etcdlab.questions.common import (
     playbook_logger,
     raft_state_changes,
 )
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q03_partition import SPEC
 from etcdlab.questions.q03_partition.analysis import (  # the pure helpers stay importable from here
+    ASKED,
     LAST_SECOND_OPS,
     MINORITY_OPS,
     ONE_WAY,
@@ -801,11 +803,14 @@ def _trial_line(scenario: str, sample: Mapping[str, Any]) -> str:
             f"{outcomes}; converged {sample['converge_s']} s after healing")
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
-        Param("trials", 5, "partitions per side (leader cut off, follower cut off)",
-              minimum=1),
+        Param("trials", FULL_RUN["trials"],
+              "partitions per side (leader cut off, follower cut off)", minimum=1),
         Param("settle_s", 3.0, "pause before each cut", unit="s", minimum=0),
         Param("poll_interval_ms", 5, "how often the majority is asked for a leader",
               unit="ms", minimum=1, maximum=1000),
@@ -820,15 +825,17 @@ EXPERIMENT = Experiment(
               minimum=2, maximum=3600),
         Param("last_second_timeout_s", 0.1, "timeout of each probe of the cut-off leader "
               "until it steps down", unit="s", above=0, maximum=5),
-        Param("prevote_trials", 5, "follower isolations per pre-vote setting (on, then off) "
-              "in the control; 0 skips it", minimum=0, maximum=50),
+        Param("prevote_trials", FULL_RUN["prevote_trials"],
+              "follower isolations per pre-vote setting (on, then off) in the control; 0 skips it",
+              minimum=0, maximum=50),
         Param("prevote_isolation_s", 5.0, "how long the follower is cut off in the control "
               "(several election timeouts)", unit="s", above=0),
         Param("prevote_watch_s", 5.0, "how long the cluster is watched at least after the "
               "control's heal (then until every member names one leader and a write was "
               "acknowledged since)", unit="s", above=0),
-        Param("oneway_trials", 5, "one-way partitions per direction (the leader deaf, then "
-              "mute); 0 skips them", minimum=0, maximum=100),
+        Param("oneway_trials", FULL_RUN["oneway_trials"],
+              "one-way partitions per direction (the leader deaf, then mute); 0 skips them",
+              minimum=0, maximum=100),
         Param("oneway_watch_s", 6.0, "how long a one-way partition is watched at least "
               "(several election timeouts)", unit="s", minimum=0),
         Param("oneway_hold_s", 2.0, "how long one leader must then have held, alone and "
