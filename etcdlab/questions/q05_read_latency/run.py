@@ -40,8 +40,10 @@ from etcdlab.errors import LabError
 from etcdlab.etcd.transport import Member, classify, member, open_channel, settled
 from etcdlab.lab.cluster import CLIENT_PORT, Cluster
 from etcdlab.params import Param
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q05_read_latency import SPEC
 from etcdlab.questions.q05_read_latency.analysis import (  # noqa: F401 (the pure part, re-exported)
+    ASKED,
     CONSISTENCIES,
     PATHS,
     RATES_PATTERN,
@@ -408,25 +410,31 @@ def _cell_line(cell: Mapping[str, Any]) -> str:
             f"errors {cell['errors'] or 'none'}")
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
-        Param("reads", 5000, "reads per cell", minimum=1),
-        Param("warmup", 200, "reads before each cell is timed", minimum=0),
-        Param("concurrency", "1,8,32", "numbers of concurrent clients",
+        Param("reads", FULL_RUN["reads"], "reads per cell", minimum=1),
+        Param("warmup", FULL_RUN["warmup"], "reads before each cell is timed", minimum=0),
+        Param("concurrency", FULL_RUN["concurrency"], "numbers of concurrent clients",
               pattern=r"[1-9][0-9]{0,3}(,[1-9][0-9]{0,3})*",
               pattern_help="comma-separated numbers of clients ≥ 1, like 1,8,32"),
         Param("op_timeout_s", 5.0, "timeout of one read", unit="s", above=0),
-        Param("harness_reads", 4000, "reads of the harness comparison", minimum=1),
-        Param("harness_blocks", 40, "blocks the harness reads are split into", minimum=1),
-        Param("staleness_rates", "100,500,max",
+        Param("harness_reads", FULL_RUN["harness_reads"], "reads of the harness comparison",
+              minimum=1),
+        Param("harness_blocks", FULL_RUN["harness_blocks"],
+              "blocks the harness reads are split into", minimum=1),
+        Param("staleness_rates", FULL_RUN["staleness_rates"],
               "write rates of the staleness measurement (max: as fast as the writers go)",
               unit="writes/s", pattern=RATES_PATTERN,
               pattern_help="comma-separated writes per second or max, like 100,500,max"),
-        Param("staleness_s", 24.0, "time under load per rate (0: no staleness measurement)",
-              unit="s", minimum=0, maximum=3600),
-        Param("staleness_rounds", 4, "rounds the rates take turns in", minimum=1,
-              maximum=100),
+        Param("staleness_s", FULL_RUN["staleness_s"],
+              "time under load per rate (0: no staleness measurement)", unit="s", minimum=0,
+              maximum=3600),
+        Param("staleness_rounds", FULL_RUN["staleness_rounds"], "rounds the rates take turns in",
+              minimum=1, maximum=100),
         Param("staleness_block_s", 0.25,
               "length of one block of serializable or linearizable reads", unit="s",
               above=0, maximum=60),
