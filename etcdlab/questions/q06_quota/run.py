@@ -40,8 +40,9 @@ from etcdlab.etcd.transport import Member, attempt, open_members
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.questions.common import member_names, playbook_logger
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q06_quota import SPEC
-from etcdlab.questions.q06_quota.analysis import NOSPACE_TEXT, summarize
+from etcdlab.questions.q06_quota.analysis import ASKED, NOSPACE_TEXT, summarize
 from etcdlab.questions.runner import Context, Experiment
 
 KEY_PREFIX = "/etcdlab/quota/"
@@ -429,11 +430,14 @@ def parse_quota(config_text: str) -> int | None:
     return None
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
-        Param("quota_bytes", 32 * 1024**2, "the quota applied for the experiment", unit="B",
-              minimum=1024**2, maximum=8 * 1024**3),
+        Param("quota_bytes", FULL_RUN["quota_bytes"], "the quota applied for the experiment",
+              unit="B", minimum=1024**2, maximum=8 * 1024**3),
         # etcd refuses requests over 1.5 MiB (--max-request-bytes).
         Param("value_bytes", 32 * 1024, "size of each value written", unit="B", minimum=1,
               maximum=1024**2),
