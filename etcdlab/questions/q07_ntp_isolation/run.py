@@ -43,8 +43,10 @@ from typing import Any
 from etcdlab.errors import LabError
 from etcdlab.params import Param
 from etcdlab.questions.common import Stopped, run_at_once
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q07_ntp_isolation import SPEC
 from etcdlab.questions.q07_ntp_isolation.analysis import (
+    ASKED,
     RUNS,
     holdover_threshold_ms,
     returned,
@@ -332,6 +334,9 @@ def _describe(run: Mapping[str, Any]) -> str:
             f"{figures['driftfile_ppm']} ppm")
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
@@ -343,7 +348,7 @@ EXPERIMENT = Experiment(
         Param("drift_ppm", 50.0, "libfaketime drift of the client's chronyd", unit="ppm",
               minimum=-500, maximum=500),
         Param("clock_offset_s", 10.0, "libfaketime offset of the client's chronyd", unit="s"),
-        Param("isolation_s", 300.0, "how long UDP 123 is cut", unit="s", above=0),
+        Param("isolation_s", FULL_RUN["isolation_s"], "how long UDP 123 is cut", unit="s", above=0),
         Param("holdover_drift_ppm", 20.0, "second part (chronyd restarted with its "
               "driftfile): how much faster the clock runs while NTP is cut; 0 skips the part",
               unit="ppm", minimum=-500, maximum=500),
