@@ -52,10 +52,12 @@ from etcdlab.lab.cluster import Cluster
 from etcdlab.lab.provision import secrets_file
 from etcdlab.params import Param
 from etcdlab.questions.common import JsonLinesChild, PrefixWatch, poll_until
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q08_lease_drift import SPEC
 from etcdlab.questions.q08_lease_drift import client as lease_client
 from etcdlab.questions.q08_lease_drift import server_clock_run as server_clock
 from etcdlab.questions.q08_lease_drift.analysis import (
+    ASKED,
     HOLDERS,
     summarize,
     summarize_holder,
@@ -353,13 +355,17 @@ def _signed(value: float | None) -> str:
     return "?" if value is None else f"{value:+.3f}"
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
-        Param("ttl_s", 60, "lease TTL", unit="s", minimum=2, maximum=3600),
-        Param("drift_ms_per_min", 500.0, "how fast (and slow) the clients' clocks run",
-              unit="ms/min", minimum=0, maximum=30000),
-        Param("trials", 3, "trials per client", minimum=1),
+        Param("ttl_s", FULL_RUN["ttl_s"], "lease TTL", unit="s", minimum=2, maximum=3600),
+        Param("drift_ms_per_min", FULL_RUN["drift_ms_per_min"],
+              "how fast (and slow) the clients' clocks run", unit="ms/min", minimum=0,
+              maximum=30000),
+        Param("trials", FULL_RUN["trials"], "trials per client", minimum=1),
         Param("act_window_s", 2.0, "how long each holder acts around its believed expiry",
               unit="s", above=0),
         Param("act_interval_s", 0.05, "time between a holder's fenced writes", unit="s",
