@@ -33,9 +33,11 @@ from etcdlab.errors import LabError
 from etcdlab.faults import NODE_AGENT_MARK
 from etcdlab.figures import clocks
 from etcdlab.params import Param
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q09_faulty_clock import SPEC
 from etcdlab.questions.q09_faulty_clock import agent as clock_agent
 from etcdlab.questions.q09_faulty_clock.analysis import (
+    ASKED,
     RUNS,
     observer_verdicts,
     summarize,
@@ -116,15 +118,18 @@ def run_agents(ctx: Context, agents: dict[str, dict[str, Any]]) -> dict[str, Any
     return {"started_at": started, "agents": results}
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
         Param("offset_ms", 800.0, "offset given to one agent's clock", unit="ms"),
-        Param("drift_ms_per_min", 500.0, "drift given to another agent's clock",
-              unit="ms/min"),
+        Param("drift_ms_per_min", FULL_RUN["drift_ms_per_min"],
+              "drift given to another agent's clock", unit="ms/min"),
         Param("threshold_ms", 500.0, "a clock further than this from the majority is faulty",
               unit="ms", above=0),
-        Param("rounds", 60, "probe rounds", minimum=1),
+        Param("rounds", FULL_RUN["rounds"], "probe rounds", minimum=1),
         Param("interval_s", 2.0, "time between rounds", unit="s", above=0),
         Param("probe_timeout_s", 0.5, "timeout of one probe", unit="s", above=0),
         Param("port", 7931, "UDP port of the agents", minimum=1024, maximum=65535),
