@@ -75,8 +75,9 @@ from etcdlab.faults import Faults
 from etcdlab.lab.cluster import Cluster
 from etcdlab.params import Param
 from etcdlab.questions.common import JsonLinesChild, poll_until
+from etcdlab.questions.findings import asked_values
 from etcdlab.questions.q10_membership import SPEC
-from etcdlab.questions.q10_membership.analysis import summarize
+from etcdlab.questions.q10_membership.analysis import ASKED, summarize
 from etcdlab.questions.runner import Context, Experiment
 
 WAIT_REGISTERED_S = 30.0  # a new Python process imports grpc first: slow on a busy host
@@ -864,14 +865,20 @@ def _latest_ms(seen: Mapping[str, float | None], since: float) -> float | None:
     return _ms(max(seen.values()) - since)  # type: ignore[type-var]
 
 
+# What the question asks (ASKED, in its analysis) is what a full run does: the defaults.
+FULL_RUN = asked_values(ASKED)
+
 EXPERIMENT = Experiment(
     spec=SPEC,
     parameters=(
-        Param("instances", 5, "registered service instances", minimum=1, maximum=100),
-        Param("watchers", 3, "clients watching the registry", minimum=1, maximum=50),
-        Param("ttl_s", 5, "instance lease TTL", unit="s", minimum=2, maximum=3600),
-        Param("trials", 10, "trials per join / leave / crash measurement", minimum=1),
-        Param("churn_s", 20.0, "length of the churn phase", unit="s", above=0),
+        Param("instances", FULL_RUN["instances"], "registered service instances", minimum=1,
+              maximum=100),
+        Param("watchers", FULL_RUN["watchers"], "clients watching the registry", minimum=1,
+              maximum=50),
+        Param("ttl_s", FULL_RUN["ttl_s"], "instance lease TTL", unit="s", minimum=2, maximum=3600),
+        Param("trials", FULL_RUN["trials"], "trials per join / leave / crash measurement",
+              minimum=1),
+        Param("churn_s", FULL_RUN["churn_s"], "length of the churn phase", unit="s", above=0),
         Param("churn_rate", 4.0, "joins and leaves per second during churn", unit="1/s",
               above=0),
         Param("churn_max_active", 6, "most instances alive at once during churn", minimum=1),
@@ -882,8 +889,9 @@ EXPERIMENT = Experiment(
               minimum=0),
         Param("lost_wait_s", 30.0, "time allowed for a watcher to leave a lost member",
               unit="s", above=0),
-        Param("cut_off_trials", 3, "trials of an instance cut off from the majority beside "
-              "a crashed one", minimum=0, maximum=20),
+        Param("cut_off_trials", FULL_RUN["cut_off_trials"],
+              "trials of an instance cut off from the majority beside a crashed one", minimum=0,
+              maximum=20),
         Param("cut_off_hold_s", 2.0, "how long the cut lasts past the instance's TTL",
               unit="s", minimum=0),
         Param("compaction_ops", 6, "writes before the compaction check", minimum=1),
