@@ -220,6 +220,11 @@ class Member:
                       None)
         return answer.dbSize, in_use
 
+    def move_leader(self, target_id: int, timeout: float | None = None) -> None:
+        """Ask this member, the leader, to hand leadership to member ``target_id``."""
+        self.maintenance.MoveLeader(etcdrpc.MoveLeaderRequest(targetID=target_id),
+                                    **self._options(timeout, False))
+
     def member_names(self, timeout: float | None = None) -> dict[int, str]:
         """Member id → name, as this member's MemberList answers (a member not started
         yet has the name "")."""

@@ -47,3 +47,14 @@ def test_time_to_live_and_revoke_send_the_lease_id_with_the_given_timeout():
         calls = one.lease.calls
     assert [(name, request.ID, options["timeout"]) for name, request, options in calls] == [
         ("LeaseTimeToLive", 42, 3.0), ("LeaseRevoke", 42, 3.0)]
+
+
+def test_move_leader_and_status_ask_maintenance_with_the_given_timeout():
+    with Member("127.0.0.1:1", "", timeout=2.0) as one:
+        one.maintenance = RecordingStub(SimpleNamespace(leader=0x2B))
+        one.move_leader(0x2B, timeout=10)
+        assert one.status(timeout=0.3).leader == 0x2B
+        calls = one.maintenance.calls
+    assert [(name, options["timeout"]) for name, _, options in calls] == [
+        ("MoveLeader", 10), ("Status", 0.3)]
+    assert calls[0][1] == etcdrpc.MoveLeaderRequest(targetID=0x2B)

@@ -31,7 +31,6 @@ import time
 from typing import Any
 
 import grpc
-from etcd3 import etcdrpc
 
 from etcdlab.errors import LabError
 from etcdlab.etcd.transport import Member, member
@@ -190,8 +189,7 @@ def _lease_phase(etcd: Member, phase: str, record: dict[str, Any], deleted: dict
     while time.time() < deadline:
         if move and "moved_before" not in out and time.time() >= move_real:
             out["moved_before"] = time.time()
-            etcd.maintenance.MoveLeader(etcdrpc.MoveLeaderRequest(targetID=move[0]),
-                                        timeout=10)
+            etcd.move_leader(move[0], timeout=10)
             out["moved_after"] = time.time()
             view = new_leader_member.leader_view(2.0) if new_leader_member else None
             out["new_leader_is_target"] = bool(view and view[0] == view[1] == move[0])
