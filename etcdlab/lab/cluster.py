@@ -18,7 +18,14 @@ import etcd3.etcdrpc as etcdrpc
 import grpc
 
 from etcdlab.errors import LabError
-from etcdlab.etcd.transport import CLIENT_CA_FILE, LAB_CERT, ROOT_CERT, TLS_ENV, open_channel
+from etcdlab.etcd.transport import (
+    CLIENT_CA_FILE,
+    LAB_CERT,
+    ROOT_CERT,
+    TLS_ENV,
+    member,
+    open_channel,
+)
 from etcdlab.lab.config import LabConfig
 from etcdlab.lab.docker_cluster import DockerLab
 from etcdlab.lab.nodes import DockerNodes, nodes_for
@@ -157,13 +164,10 @@ class Cluster:
             client.close()
 
     def raw_status(self, name: str, timeout: float = 2.0) -> etcdrpc.StatusResponse:
-        """The member's own Maintenance.Status answer (raises grpc.RpcError when down)."""
-        channel = self.channel(name)
-        try:
-            stub = etcdrpc.MaintenanceStub(channel)
-            return stub.Status(etcdrpc.StatusRequest(), timeout=timeout)
-        finally:
-            channel.close()
+        """The member's own Maintenance.Status answer, through the transport (raises
+        grpc.RpcError when down)."""
+        with member(self, name, timeout) as etcd:
+            return etcd.status(timeout)
 
     def healthy(self, name: str, timeout: float = 2.0) -> bool:
         """etcd's own ``/health`` verdict for a member (needs a leader and quorum)."""
