@@ -32,7 +32,7 @@ def docker_and_state(client: docker.DockerClient) -> dict[str, object]:
     """This checkout's test containers and networks (by name) and every file under .lab/."""
     mine = (TEST_LAB["network"], TEST_LAB["prefix"])
     containers = sorted(
-        (c.name, c.id, c.status) for c in client.containers.list(all=True)
+        (c.name, c.id, c.status) for c in client.containers.list(all=True, ignore_removed=True)
         if any(part in c.name for part in mine)
     )
     networks = sorted(

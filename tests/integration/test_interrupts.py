@@ -183,7 +183,9 @@ def test_a_killed_run_leaves_no_temporary_lab_behind(lab, role_state, tmp_path, 
     network = f"{lab.config.network}-sizes"
 
     def temporary() -> list[str]:
-        return [c.name for c in client.containers.list(all=True)
+        # A container removed between Docker's list and its inspect (any on this machine)
+        # is skipped, not an error.
+        return [c.name for c in client.containers.list(all=True, ignore_removed=True)
                 if network in (c.attrs["NetworkSettings"]["Networks"] or {})]
 
     skip = journal_lines(lab)
