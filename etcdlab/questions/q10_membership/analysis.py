@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from etcdlab.figures import stats
@@ -422,12 +421,6 @@ def _on_time(lag: float | None) -> bool:
     return lag is not None and -TIME_TOLERANCE_S <= lag <= LESSOR_CHECK_S + TIME_TOLERANCE_S
 
 
-def _with(finding: Finding, **figures: str) -> Finding:
-    """``finding`` with ``figures`` after its own: the counts and bounds its sentence leaves
-    to the evidence table."""
-    return replace(finding, figures={**finding.figures, **figures})
-
-
 def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
     """The instance cut off from the majority beside a crashed one: listed gone at its
     lease's expiry like the crashed one though alive; its own deadline before the
@@ -481,12 +474,10 @@ def cut_off_findings(cut: Mapping[str, Any], ttl: float) -> list[Finding]:
         "The cut-off instance's deadline or its deletion was not recorded.",
         **{"its deadline → first watcher saw the deletion": _s_median(margins),
            "it noticed (lease_presumed_lost) after its deadline": _s_median(
-               values("noticed_s"))})
-
-    knew = _with(knew, **{
-        "trials where its deadline passed first": fmt_share(sum(first), n),
-        "its own deadline": "the send time of its last successful refresh + the TTL etcd "
-                            "granted"})
+               values("noticed_s")),
+           "trials where its deadline passed first": fmt_share(sum(first), n),
+           "its own deadline": "the send time of its last successful refresh + the TTL etcd "
+                               "granted"})
 
     rejoined = [t for t in trials if t["rejoin_s"] is not None and t["back_s"] is not None]
     returns = claim(
@@ -569,11 +560,9 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         "No instance was crashed in this run.",
         **{"kill → last watcher": _s_median(crash["values_s"]),
            "kill after the last keepalive": _s_median(crash["since_keepalive_s"]),
-           "delete after the lease's deadline": _s_median(lags)}))
-
-    parts[-1] = _with(parts[-1], **{
-        "crashes seen at the lease's expiry": fmt_share(sum(on_time), n),
-        "time stamps' tolerance": f"± {fmt_seconds(TIME_TOLERANCE_S)}"})
+           "delete after the lease's deadline": _s_median(lags),
+           "crashes seen at the lease's expiry": fmt_share(sum(on_time), n),
+           "time stamps' tolerance": f"± {fmt_seconds(TIME_TOLERANCE_S)}"}))
 
     if summary.get("events_missed") is None:
         consistent: bool | None = None
@@ -700,9 +689,8 @@ def findings(summary: Mapping[str, Any], params: Mapping[str, Any],
         "kill, which etcd's lease rules do not predict.",
         "No instance was crashed in this run.",
         **{"window": f"{fmt_seconds(2 * ttl / 3)} – {fmt_seconds(ttl + LESSOR_CHECK_S)}",
-           "kill → last watcher": _s_median(values)}))
-
-    items[-1] = _with(items[-1], **{"crashes inside": fmt_share(sum(inside), n)})
+           "kill → last watcher": _s_median(values),
+           "crashes inside": fmt_share(sum(inside), n)}))
 
     after = failover.get("probe_expired_after_election_s")
     if after is None or election_timeout_ms is None:
